@@ -1,0 +1,128 @@
+//! Seed §3, capabilities: drop all, add back only what the workload needs.
+//!
+//! The bounding set is cut first (while the child still holds CAP_SETPCAP), the user switched with
+//! keep-caps, then effective/permitted/inheritable set exactly and ambient raised.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability as Cap};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+use crate::error::{config_err, Error, Result};
+
+pub fn name(c: &oci_spec::runtime::Capability) -> String {
+    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn convert(set: &Option<Capabilities>) -> HashSet<Cap> {
+    set.iter()
+        .flatten()
+        .filter_map(|c| Cap::from_str(&name(c)).ok())
+        .collect()
+}
+
+/// The five sets of a spec, as `caps` sets (bounding, effective, permitted, inheritable, ambient).
+pub struct Sets {
+    pub bounding: HashSet<Cap>,
+    pub effective: HashSet<Cap>,
+    pub permitted: HashSet<Cap>,
+    pub inheritable: HashSet<Cap>,
+    pub ambient: HashSet<Cap>,
+}
+
+impl Sets {
+    pub fn from_spec(c: Option<&LinuxCapabilities>) -> Sets {
+        match c {
+            None => Sets {
+                bounding: HashSet::new(),
+                effective: HashSet::new(),
+                permitted: HashSet::new(),
+                inheritable: HashSet::new(),
+                ambient: HashSet::new(),
+            },
+            Some(c) => Sets {
+                bounding: convert(c.bounding()),
+                effective: convert(c.effective()),
+                permitted: convert(c.permitted()),
+                inheritable: convert(c.inheritable()),
+                ambient: convert(c.ambient()),
+            },
+        }
+    }
+}
+
+/// Without a new user namespace the container can only get capabilities the runtime itself has
+/// in its bounding set; say which are missing instead of failing later with a bare EPERM.
+pub fn check_obtainable(c: Option<&LinuxCapabilities>, new_userns: bool, file: &Path) -> Result<()> {
+    if new_userns {
+        return Ok(());
+    }
+    let own = caps::read(None, CapSet::Bounding).map_err(|e| Error::Other(format!("read own bounding set: {e}")))?;
+    let sets = Sets::from_spec(c);
+    let mut missing: Vec<String> = sets
+        .bounding
+        .iter()
+        .chain(&sets.permitted)
+        .chain(&sets.effective)
+        .filter(|c| !own.contains(c))
+        .map(|c| c.to_string())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    missing.sort();
+    if !missing.is_empty() {
+        return Err(config_err(
+            file,
+            "process.capabilities",
+            format!(
+                "{} not in the runtime's own bounding set, so no process it starts can hold {}; \
+                 remove {} or run with a user namespace",
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 1, as (namespace) root: shrink the bounding set.
+pub fn drop_bounding(s: &Sets) -> Result<()> {
+    let supported = caps::runtime::thread_all_supported();
+    for c in supported {
+        if !s.bounding.contains(&c) {
+            caps::drop(None, CapSet::Bounding, c).map_err(|e| Error::Other(format!("drop {c} from bounding set: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2, after the uid switch (with keep-caps): set the remaining sets exactly.
+pub fn apply(s: &Sets) -> Result<()> {
+    let supported = caps::runtime::thread_all_supported();
+    let only = |set: &HashSet<Cap>| set.intersection(&supported).copied().collect::<HashSet<_>>();
+    // Order matters: inheritable may only grow within permitted, and effective must stay within
+    // permitted, so narrow inheritable and effective before permitted.
+    caps::set(None, CapSet::Inheritable, &only(&s.inheritable)).map_err(|e| Error::Other(format!("set inheritable capabilities: {e}")))?;
+    caps::set(None, CapSet::Effective, &only(&s.effective)).map_err(|e| Error::Other(format!("set effective capabilities: {e}")))?;
+    caps::set(None, CapSet::Permitted, &only(&s.permitted))
+        .map_err(|e| Error::Other(format!("set permitted capabilities (effective must be a subset of permitted): {e}")))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
+    for c in only(&s.ambient) {
+        caps::raise(None, CapSet::Ambient, c).map_err(|e| Error::Other(format!("raise ambient {c} (it must also be permitted and inheritable): {e}")))?;
+    }
+    Ok(())
+}
+
+/// Decode a `Cap*:` hex mask from /proc/PID/status into names (used by probe and audit).
+pub fn decode_mask(mask: u64) -> Vec<String> {
+    caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}

@@ -1,0 +1,429 @@
+//! The engine: one OCI spec in, one isolated process out. Every front end (`run` of a bundle,
+//! `sandbox`, the OCI lifecycle commands) ends in [`run`]. Read it top to bottom: the runtime's
+//! half first, then [`child`], the container's half, in the order the kernel needs.
+//!
+//! ```text
+//! runtime                                   child (clone3 into new user/pid/mnt/uts/ipc/net ns)
+//! validate spec, compile seccomp
+//! state dir, cgroup (limits set)
+//! clone3 ───────────────────────────────▶   wait for "go"
+//! write uid/gid maps, join cgroup
+//! open rootfs + binds as (idmapped) trees
+//! send "go" + trees ────────────────────▶   join/unshare cgroup, time ns
+//!                                           mounts, devices, pivot_root, masks, read-only paths
+//!                                           hostname, sysctls, keyring, rlimits
+//!                                           bounding set, user, caps, no_new_privs, seccomp
+//! wait: error text, or EOF = exec'd  ◀────  execve
+//! forward signals, wait, clean up
+//! ```
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::socket::{self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::capabilities;
+use crate::cgroups::{Cgroup, Layout};
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use crate::process;
+use crate::rootfs;
+use crate::spec;
+use crate::state::{State, StateDir};
+
+/// How the runtime was asked to run the container.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub root: PathBuf,
+    /// File named in configuration errors (the bundle's config.json, or "sandbox flags").
+    pub config_file: PathBuf,
+    /// Descriptors 3..3+N passed through to the container.
+    pub preserve_fds: u32,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// Signals `stockade run` forwards to the container's init.
+const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+
+/// Run a container to completion: returns its exit code (128+N if killed by signal N).
+pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i32> {
+    // 1. Everything that can be refused is refused before anything is created.
+    crate::state::check_id(id)?;
+    spec::validate(spec, bundle, &opts.config_file)?;
+    let ns = namespaces::Plan::from_spec(spec);
+    if !ns.new_mount && !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+        return Err(crate::error::config_err(&opts.config_file, "linux.namespaces", "stockade needs a mount namespace"));
+    }
+    let process = spec.process().as_ref().expect("validated");
+    capabilities::check_obtainable(process.capabilities().as_ref(), ns.new_user, &opts.config_file)?;
+    if process.terminal() == Some(true) {
+        return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket (create/run -d); set terminal to false to run in the foreground"));
+    }
+    let filter = crate::seccomp::compile(spec, &opts.config_file, opts.quiet)?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    let rootfs_dir = spec::rootfs_path(spec, bundle);
+
+    // 2. State, then the cgroup; both guards undo themselves if anything below fails.
+    let mut state_dir = StateDir::create(&opts.root, id)?;
+    let rootfs_dir = if spec::tmpfs_root(spec) {
+        let d = state_dir.dir.join("rootfs");
+        std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
+        d
+    } else {
+        rootfs_dir
+    };
+    let cgroup = CgroupGuard::create(spec, id, rootless, opts.quiet)?;
+
+    // 3. The child, blocked until we say go.
+    let (ours, theirs) = socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(*s);
+    }
+    forwarded.add(Signal::SIGCHLD);
+    let old_mask = forwarded.thread_swap_mask(SigmaskHow::SIG_BLOCK).ctx(|| "block signals")?;
+    if let Some(p) = &ns.join_pid {
+        namespaces::join(LinuxNamespaceType::Pid, p)?;
+    }
+    let pid = crate::sys::clone3(ns.clone_flags.bits() as u64, None).ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
+    if pid == 0 {
+        drop(ours);
+        let _ = old_mask.thread_set_mask();
+        let err = child(spec, &ns, &rootfs_dir, &theirs, filter.as_ref(), opts.preserve_fds, rootless);
+        let msg = format!("E{err}");
+        let _ = socket::send(theirs.as_raw_fd(), msg.as_bytes(), MsgFlags::empty());
+        // SAFETY: _exit is always safe; it skips atexit handlers that belong to the runtime.
+        unsafe { libc::_exit(1) }
+    }
+    drop(theirs);
+    let child_pid = Pid::from_raw(pid);
+
+    // 4. The runtime's half of the setup.
+    let setup = (|| -> Result<Option<OwnedFd>> {
+        let linux = spec.linux().as_ref();
+        if ns.new_user {
+            let uids = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+            let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+            namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
+        }
+        if let Some(cg) = &cgroup.cgroup {
+            cg.add(pid)?;
+        }
+        if let Some(adj) = process.oom_score_adj() {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx(|| format!("process.oomScoreAdj {adj}"))?;
+        }
+        let userns = if ns.new_user && !rootless {
+            Some(std::fs::File::open(format!("/proc/{pid}/ns/user")).ctx(|| "open child's user namespace")?)
+        } else {
+            None
+        };
+        let devices_by_bind = ns.new_user || rootless;
+        let prepared = rootfs::prepare(spec, &rootfs_dir, bundle, userns.as_ref(), devices_by_bind)?;
+        if !opts.quiet {
+            for w in &prepared.warnings {
+                eprintln!("stockade: warning: {w}");
+            }
+        }
+        send_go(&ours, &prepared)?;
+        // The child reports an error, or the socket closes when execve succeeds (CLOEXEC).
+        let mut listener = None;
+        loop {
+            let mut buf = vec![0u8; 8192];
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let msg = socket::recvmsg::<()>(ours.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .ctx(|| "wait for container setup")?;
+            let n = msg.bytes;
+            for c in msg.cmsgs().ctx(|| "control message")? {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
+                    listener = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+                }
+            }
+            if n == 0 {
+                return Ok(listener);
+            }
+            if buf[0] == b'E' {
+                return Err(Error::Child(String::from_utf8_lossy(&buf[1..n]).into_owned()));
+            }
+        }
+    })();
+    let listener = match setup {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(child_pid, Signal::SIGKILL);
+            let _ = waitpid(child_pid, None);
+            let _ = old_mask.thread_set_mask();
+            return Err(e);
+        }
+    };
+
+    // 5. Running: record it, forward signals, wait.
+    let st = State {
+        oci_version: "1.2.0".into(),
+        id: id.into(),
+        status: "running".into(),
+        pid,
+        bundle: bundle.to_path_buf(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: cgroup.cgroup.clone(),
+        created: now_rfc3339(),
+        pid_start: crate::state::pid_start_time(pid),
+    };
+    state_dir.save(&st)?;
+    if let Some(fd) = listener {
+        if let Err(e) = crate::seccomp::send_listener(spec, &st, &fd) {
+            let _ = nix::sys::signal::kill(child_pid, Signal::SIGKILL);
+            let _ = waitpid(child_pid, None);
+            let _ = old_mask.thread_set_mask();
+            return Err(e);
+        }
+    }
+    let code = wait_forwarding(child_pid, &forwarded);
+    let _ = old_mask.thread_set_mask();
+    drop(cgroup);
+    state_dir.keep();
+    state_dir.remove()?;
+    code
+}
+
+fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
+    loop {
+        let sig = set.wait().ctx(|| "sigwait")?;
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(child, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == child => return Ok(code),
+                Ok(WaitStatus::Signaled(p, s, _)) if p == child => return Ok(128 + s as i32),
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue,
+                Err(nix::Error::ECHILD) => return Err(Error::Other("container process vanished".into())),
+                Err(e) => return Err(e).ctx(|| "waitpid"),
+            }
+        }
+    }
+}
+
+/// "go", then the prepared trees as SCM_RIGHTS (rootfs first, then binds, then devices).
+fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
+    let fds: Vec<RawFd> = p
+        .rootfs
+        .iter()
+        .chain(p.binds.iter().map(|(_, f)| f))
+        .chain(p.devices.iter().map(|(_, f)| f))
+        .map(|f| f.as_raw_fd())
+        .collect();
+    let header = format!("G{}", fds.len());
+    socket::send(sock.as_raw_fd(), header.as_bytes(), MsgFlags::empty()).ctx(|| "send go")?;
+    for chunk in fds.chunks(200) {
+        let iov = [IoSlice::new(b"F")];
+        let cmsg = [ControlMessage::ScmRights(chunk)];
+        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).ctx(|| "send mount trees")?;
+    }
+    Ok(())
+}
+
+fn recv_go(sock: &OwnedFd) -> Result<Vec<OwnedFd>> {
+    let mut buf = [0u8; 64];
+    let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for go")?;
+    if n == 0 || buf[0] != b'G' {
+        return Err(Error::Other("runtime went away before setup".into()));
+    }
+    let count: usize = std::str::from_utf8(&buf[1..n]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut fds = Vec::with_capacity(count);
+    while fds.len() < count {
+        let mut b = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut b)];
+        let mut space = nix::cmsg_space!([RawFd; 200]);
+        let msg = socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx(|| "receive mount trees")?;
+        for c in msg.cmsgs().ctx(|| "control message")? {
+            if let ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY: SCM_RIGHTS gave us these new descriptors; nothing else owns them.
+                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+    }
+    Ok(fds)
+}
+
+/// The container's half. Returns only on failure (the error is sent to the runtime).
+fn child(
+    spec: &Spec,
+    ns: &namespaces::Plan,
+    rootfs_dir: &Path,
+    sock: &OwnedFd,
+    filter: Option<&stockade_seccomp::Filter>,
+    preserve_fds: u32,
+    rootless: bool,
+) -> Error {
+    match child_setup(spec, ns, rootfs_dir, sock, filter, preserve_fds, rootless) {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+fn child_setup(
+    spec: &Spec,
+    ns: &namespaces::Plan,
+    rootfs_dir: &Path,
+    sock: &OwnedFd,
+    filter: Option<&stockade_seccomp::Filter>,
+    preserve_fds: u32,
+    rootless: bool,
+) -> Result<Error> {
+    let process = spec.process().as_ref().expect("validated");
+    // Die with the runtime during setup; nobody may read our memory or /proc/PID/exe (which is
+    // the runtime binary until execve: CVE-2019-5736).
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
+    nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
+
+    let fds = recv_go(sock)?;
+    if ns.new_user {
+        // Our host credentials are unmapped in the new namespace: become its root (mapped now).
+        if !rootless {
+            nix::unistd::setgroups(&[]).ctx(|| "drop host supplementary groups")?;
+        }
+        let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+        nix::unistd::setresgid(g, g, g).ctx(|| "become root of the user namespace (gid 0 unmapped?)")?;
+        nix::unistd::setresuid(u, u, u).ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
+    }
+    let mut it = fds.into_iter();
+    let mut prepared = rootfs::Prepared::default();
+    if !spec::tmpfs_root(spec) {
+        prepared.rootfs = it.next();
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if rootfs::mount_opts(m).bind.is_some() {
+            prepared.binds.push((i, it.next().ok_or_else(|| Error::Other("bind tree missing".into()))?));
+        }
+    }
+    let in_userns = ns.new_user || rootless;
+    if in_userns {
+        let extra = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+        let paths = rootfs::DEFAULT_DEVICES.iter().map(|(p, _, _)| PathBuf::from(p)).chain(extra.iter().map(|d| d.path().clone()));
+        for p in paths {
+            prepared.devices.push((p, it.next().ok_or_else(|| Error::Other("device tree missing".into()))?));
+        }
+    }
+
+    // Namespaces: join by path, then the ones made after the cgroup move.
+    for (t, p) in &ns.join {
+        namespaces::join(*t, p)?;
+    }
+    let time = nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    namespaces::unshare(ns.unshare_flags & !time)?;
+    if ns.unshare_flags.contains(time) {
+        namespaces::unshare(time)?;
+        namespaces::write_time_offsets(spec)?;
+    }
+
+    // Filesystem.
+    rootfs::setup(spec, rootfs_dir, &mut prepared, in_userns)?;
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).ctx(|| format!("hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        // SAFETY: d points to d.len() valid bytes for the duration of the call.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| format!("domainname {d:?}"));
+        }
+    }
+    namespaces::write_sysctls(spec)?;
+    rootfs::finish(spec)?;
+
+    // Resources namespaces do not cover, then privileges, narrowest last.
+    process::fresh_keyring()?;
+    process::set_rlimits(process)?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let mut listener = None;
+    if let (Some(f), false) = (filter, nnp) {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
+        listener = f.load().ctx(|| "load seccomp filter")?;
+    }
+    let sets = capabilities::Sets::from_spec(process.capabilities().as_ref());
+    capabilities::drop_bounding(&sets)?;
+    process::switch_user(process, !rootless)?;
+    capabilities::apply(&sets)?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd {}", cwd.display()))?;
+    let env = process.env().clone().unwrap_or_default();
+    let arg0 = process.args().as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();
+    let program = process::find_program(&arg0, &env)?;
+    process::close_fds(preserve_fds)?;
+    if let (Some(f), true) = (filter, nnp) {
+        listener = f.load().ctx(|| "load seccomp filter")?;
+    }
+    if let Some(fd) = listener {
+        // The agent's socket is a host path: the runtime delivers the descriptor.
+        let iov = [IoSlice::new(b"L")];
+        let fds = [fd.as_raw_fd()];
+        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+            .ctx(|| "pass seccomp listener to the runtime")?;
+    }
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
+    Ok(process::exec(&program, process))
+}
+
+/// The container's cgroup, removed (with anything still in it) when dropped.
+struct CgroupGuard {
+    cgroup: Option<Cgroup>,
+}
+
+impl CgroupGuard {
+    fn create(spec: &Spec, id: &str, rootless: bool, quiet: bool) -> Result<CgroupGuard> {
+        let linux = spec.linux().as_ref();
+        let layout = Layout::detect()?;
+        let cg = Cgroup::locate(&layout, linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        if rootless {
+            if !quiet {
+                eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
+            }
+            return Ok(CgroupGuard { cgroup: None });
+        }
+        cg.create()?;
+        let guard = CgroupGuard { cgroup: Some(cg) };
+        if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+            guard.cgroup.as_ref().unwrap().apply(r)?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                eprintln!("stockade: warning: {e}");
+            }
+        }
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem % 3600 / 60, rem % 60, now.subsec_nanos())
+}

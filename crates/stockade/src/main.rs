@@ -1,0 +1,240 @@
+//! The `stockade` command: runc's CLI shape plus `sandbox` and the seccomp tools.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use stockade::container::{self, RunOptions};
+use stockade::sandbox::SandboxArgs;
+use stockade::spec;
+
+#[derive(Parser)]
+#[command(name = "stockade", version, about = "A container sandbox runtime: every isolation layer on by default")]
+struct Cli {
+    /// Directory for container state
+    #[arg(long, global = true, default_value = stockade::state::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Print only errors
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create and run a container from a bundle, in the foreground; exits with its exit code
+    Run {
+        /// Bundle directory (holds config.json)
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// Pass descriptors 3..3+N to the container
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        id: String,
+    },
+    /// Write a hardened default config.json into the bundle directory
+    Spec {
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// For running as a normal user: map only the caller, no cgroup limits
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Run a host command in a sandbox (no image needed)
+    Sandbox(SandboxArgs),
+    /// Inspect seccomp profiles
+    #[command(subcommand)]
+    Seccomp(SeccompCmd),
+}
+
+#[derive(Subcommand)]
+enum SeccompCmd {
+    /// Compile a profile (built-in name or JSON file) and show it
+    Compile {
+        profile: String,
+        #[arg(long)]
+        arch: Option<String>,
+        /// Capabilities in the bounding set (for Docker's includes/excludes)
+        #[arg(long = "cap")]
+        caps: Vec<String>,
+        /// Kernel version X.Y to resolve minKernel against
+        #[arg(long)]
+        kernel: Option<String>,
+        #[arg(long, default_value = "asm", value_parser = ["asm", "bpf", "json"])]
+        format: String,
+    },
+    /// Which rule decides a syscall, and the action
+    Explain {
+        profile: String,
+        syscall: String,
+        args: Vec<String>,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long = "cap")]
+        caps: Vec<String>,
+    },
+    /// Syscalls whose action differs between two profiles
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long = "cap")]
+        caps: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("stockade: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Run { bundle, preserve_fds, id } => {
+            let bundle = std::fs::canonicalize(&bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+            let file = bundle.join("config.json");
+            let spec = spec::load(&file)?;
+            let opts = RunOptions { root: cli.root, config_file: file, preserve_fds, quiet: cli.quiet };
+            Ok(container::run(&id, &bundle, &spec, &opts)?)
+        }
+        Cmd::Spec { bundle, rootless } => {
+            let file = bundle.join("config.json");
+            if file.exists() {
+                bail!("{} exists already; remove it first", file.display());
+            }
+            let v = spec::hardened_default(rootless);
+            std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("write {}", file.display()))?;
+            Ok(0)
+        }
+        Cmd::Sandbox(args) => {
+            let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
+            let spec = stockade::sandbox::build(&args, &exe)?;
+            if args.print_spec {
+                println!("{}", serde_json::to_string_pretty(&spec)?);
+                return Ok(0);
+            }
+            let id = args.id.clone().unwrap_or_else(|| format!("sandbox-{}", std::process::id()));
+            let opts = RunOptions { root: cli.root, config_file: PathBuf::from("sandbox flags"), preserve_fds: 0, quiet: cli.quiet };
+            Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
+        }
+        Cmd::Seccomp(c) => seccomp_cmd(c),
+    }
+}
+
+fn load_profile(arg: &str) -> Result<stockade_seccomp::Profile> {
+    if let Some(p) = stockade_seccomp::builtin(arg) {
+        return Ok(p);
+    }
+    let text = std::fs::read_to_string(arg).with_context(|| format!("{arg}: not a built-in profile (default, docker, unconfined) nor a readable file"))?;
+    // An OCI config.json holds the profile at linux.seccomp.
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{arg}: invalid JSON"))?;
+    let v = v.pointer("/linux/seccomp").cloned().unwrap_or(v);
+    stockade_seccomp::Profile::from_value(&v).with_context(|| format!("{arg}"))
+}
+
+fn context(arch: Option<&str>, caps: &[String], kernel: Option<&str>) -> Result<stockade_seccomp::Context> {
+    let mut ctx = stockade_seccomp::Context::host(caps.iter().map(|c| stockade::sandbox::cap_name(c)));
+    if let Some(a) = arch {
+        ctx.arch = stockade_seccomp::Arch::parse(a).with_context(|| format!("--arch {a}: unknown (x86_64, x86, x32, aarch64, arm)"))?;
+    }
+    if let Some(k) = kernel {
+        ctx.kernel = stockade_seccomp::resolve::parse_kernel(k).with_context(|| format!("--kernel {k}: use X.Y"))?;
+    }
+    Ok(ctx)
+}
+
+fn parse_num(s: &str) -> Result<u64> {
+    let r = if let Some(h) = s.strip_prefix("0x") { u64::from_str_radix(h, 16) } else if let Some(n) = s.strip_prefix('-') { n.parse::<u64>().map(|v| v.wrapping_neg()) } else { s.parse() };
+    r.with_context(|| format!("{s:?} is not a number"))
+}
+
+fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
+    use stockade_seccomp::bpf::ret_name;
+    match c {
+        SeccompCmd::Compile { profile, arch, caps, kernel, format } => {
+            let p = load_profile(&profile)?;
+            let ctx = context(arch.as_deref(), &caps, kernel.as_deref())?;
+            let r = p.resolve(&ctx);
+            let f = stockade_seccomp::compile(&r)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&r.oci.to_oci_value())?),
+                "bpf" => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    for i in &f.program {
+                        out.write_all(&i.code.to_ne_bytes())?;
+                        out.write_all(&[i.jt, i.jf])?;
+                        out.write_all(&i.k.to_ne_bytes())?;
+                    }
+                }
+                _ => print!("{}", stockade_seccomp::bpf::disassemble(&f.program)),
+            }
+            eprintln!(
+                "{} instructions; worst-case path {} instructions; architectures {}",
+                f.program.len(),
+                f.longest_path(),
+                r.arches.iter().map(|a| a.scmp_name()).collect::<Vec<_>>().join(", ")
+            );
+            if !f.unknown.is_empty() {
+                eprintln!("warning: unknown syscalls ignored: {}", f.unknown.join(", "));
+            }
+            Ok(0)
+        }
+        SeccompCmd::Explain { profile, syscall, args, arch, caps } => {
+            let p = load_profile(&profile)?;
+            let ctx = context(arch.as_deref(), &caps, None)?;
+            let nr = match ctx.arch.syscall(&syscall) {
+                Some(n) => n,
+                None => parse_num(&syscall).ok().map(|n| n as u32).with_context(|| format!("{syscall}: unknown on {}", ctx.arch.scmp_name()))?,
+            };
+            let mut a = [0u64; 6];
+            for (i, s) in args.iter().take(6).enumerate() {
+                a[i] = parse_num(s)?;
+            }
+            let r = p.resolve(&ctx);
+            let f = stockade_seccomp::compile(&r)?;
+            let (ret, steps) = f.eval(ctx.arch, nr, a);
+            let want = r.evaluate(ctx.arch, nr, &a);
+            let rule = r.rules.iter().position(|(names, _, _)| names.iter().any(|n| ctx.arch.syscall(n) == Some(nr)));
+            println!("{} ({} on {}): {}", syscall, nr, ctx.arch.scmp_name(), ret_name(ret));
+            match rule {
+                Some(i) => println!("named by rule {} of the resolved profile: {:?}", i, r.oci.syscalls[i]),
+                None if ret == r.default_ret => println!("no rule names it: the default action"),
+                None => println!("no rule names it and it is newer than every named syscall: ENOSYS so libc falls back"),
+            }
+            println!("{steps} BPF instructions executed");
+            if ret != want {
+                bail!("internal error: filter says {} but the profile says {}", ret_name(ret), ret_name(want));
+            }
+            Ok(0)
+        }
+        SeccompCmd::Diff { a, b, arch, caps } => {
+            let ctx = context(arch.as_deref(), &caps, None)?;
+            let ra = load_profile(&a)?.resolve(&ctx);
+            let rb = load_profile(&b)?.resolve(&ctx);
+            let mut n = 0;
+            for nr in ctx.arch.all_numbers() {
+                let (x, y) = (ra.evaluate(ctx.arch, nr, &[0; 6]), rb.evaluate(ctx.arch, nr, &[0; 6]));
+                let conditional = |r: &stockade_seccomp::Resolved| r.decisions(ctx.arch).get(&nr).is_some_and(|d| !d.conditional.is_empty());
+                if x != y || conditional(&ra) != conditional(&rb) {
+                    let name = ctx.arch.name_of(nr).unwrap_or("?");
+                    let tag = |r: &stockade_seccomp::Resolved, v: u32| if conditional(r) { format!("{} (argument-dependent)", ret_name(v)) } else { ret_name(v) };
+                    println!("{name:24} {:28} {}", tag(&ra, x), tag(&rb, y));
+                    n += 1;
+                }
+            }
+            eprintln!("{n} syscalls differ");
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Seed §1, namespaces: PID, mount, UTS, IPC, network, user, plus cgroup and time.
+//!
+//! The child is cloned straight into new user, PID, mount, UTS, IPC and network namespaces (the
+//! kernel makes the user namespace first, so the others are owned by it). The cgroup namespace is
+//! unshared only after the runtime has moved the child into its cgroup, so the container sees its
+//! own cgroup as `/`; the time namespace likewise, so its clock offsets can be written before
+//! `execve` enters it. Namespaces given by `path` are joined with `setns`.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use crate::error::{Context, Error, Result};
+
+/// What to do for each namespace type, in the order it must happen.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Flags given to clone3.
+    pub clone_flags: CloneFlags,
+    /// Namespaces to unshare in the child after the parent's setup (cgroup, time, and everything
+    /// when the user namespace is joined rather than created).
+    pub unshare_flags: CloneFlags,
+    /// (type, path) to join, user namespace first.
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    pub new_user: bool,
+    pub new_pid: bool,
+    pub new_net: bool,
+    pub new_mount: bool,
+    /// A PID namespace to join: entered by the runtime before cloning.
+    pub join_pid: Option<PathBuf>,
+}
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+impl Plan {
+    pub fn from_spec(spec: &Spec) -> Plan {
+        let mut plan = Plan {
+            clone_flags: CloneFlags::empty(),
+            unshare_flags: CloneFlags::empty(),
+            join: vec![],
+            new_user: false,
+            new_pid: false,
+            new_net: false,
+            new_mount: false,
+            join_pid: None,
+        };
+        let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+        let user_joined = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+        let mut order = nss.clone();
+        // The user namespace is joined first, so the others are joined with its privileges.
+        order.sort_by_key(|n| n.typ() != LinuxNamespaceType::User);
+        for ns in &order {
+            let t = ns.typ();
+            match (t, ns.path()) {
+                (LinuxNamespaceType::Pid, Some(p)) => plan.join_pid = Some(p.clone()),
+                (_, Some(p)) => plan.join.push((t, p.clone())),
+                (LinuxNamespaceType::User, None) => {
+                    plan.new_user = true;
+                    plan.clone_flags |= flag(t);
+                }
+                (LinuxNamespaceType::Pid, None) => {
+                    plan.new_pid = true;
+                    plan.clone_flags |= flag(t);
+                }
+                (LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time, None) => plan.unshare_flags |= flag(t),
+                (_, None) => {
+                    if user_joined {
+                        plan.unshare_flags |= flag(t);
+                    } else {
+                        plan.clone_flags |= flag(t);
+                    }
+                }
+            }
+            if ns.path().is_none() {
+                match t {
+                    LinuxNamespaceType::Network => plan.new_net = true,
+                    LinuxNamespaceType::Mount => plan.new_mount = true,
+                    _ => {}
+                }
+            }
+        }
+        plan
+    }
+}
+
+/// Validate one uidMappings/gidMappings list: non-empty ranges, no overflow, no overlap inside or
+/// outside, at most 340 lines (the kernel's limit).
+pub fn check_id_maps(maps: &[LinuxIdMapping]) -> std::result::Result<(), String> {
+    if maps.len() > 340 {
+        return Err(format!("{} mappings; the kernel accepts at most 340", maps.len()));
+    }
+    for (i, m) in maps.iter().enumerate() {
+        if m.size() == 0 {
+            return Err(format!("[{i}]: size is 0"));
+        }
+        if m.container_id().checked_add(m.size()).is_none() || m.host_id().checked_add(m.size()).is_none() {
+            return Err(format!("[{i}]: range overflows 32 bits"));
+        }
+        for (j, o) in maps.iter().enumerate().skip(i + 1) {
+            let overlap = |a: u32, b: u32| a < b + o.size() && b < a + m.size();
+            if overlap(m.container_id(), o.container_id()) || overlap(m.host_id(), o.host_id()) {
+                return Err(format!("[{i}] and [{j}] overlap"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write `/proc/PID/{uid_map,gid_map}` (and `setgroups` = deny when unprivileged, as the kernel requires).
+pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping], rootless: bool) -> Result<()> {
+    let fmt = |maps: &[LinuxIdMapping]| {
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    if rootless {
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx(|| format!("write /proc/{pid}/setgroups"))?;
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids)).ctx(|| format!("write /proc/{pid}/uid_map ({})", fmt(uids).trim()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids)).ctx(|| format!("write /proc/{pid}/gid_map ({})", fmt(gids).trim()))?;
+    Ok(())
+}
+
+/// Map a container id to the host id through `maps` (None if unmapped).
+pub fn to_host(maps: &[LinuxIdMapping], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.container_id() && id - m.container_id() < m.size())
+        .map(|m| m.host_id() + (id - m.container_id()))
+}
+
+/// Enter a namespace by path.
+pub fn join(t: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
+    let f = File::open(path).ctx(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
+    nix::sched::setns(f, flag(t)).ctx(|| format!("setns {} namespace {}", proc_name(t), path.display()))
+}
+
+pub fn unshare(flags: CloneFlags) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(flags).ctx(|| format!("unshare {flags:?}"))
+}
+
+/// Clock offsets of a new time namespace: written after `unshare(CLONE_NEWTIME)` and before the
+/// first process enters it (our `execve`).
+pub fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        let id = match clock.as_str() {
+            "monotonic" => "monotonic",
+            "boottime" => "boottime",
+            other => return Err(Error::Other(format!("linux.timeOffsets.{other}: only monotonic and boottime can be offset"))),
+        };
+        text.push_str(&format!("{id} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets")
+}
+
+/// Sysctls a container may set: only those its own namespaces isolate (runc's list).
+pub fn check_sysctl(key: &str, netns: bool, ipcns: bool, utsns: bool) -> std::result::Result<(), String> {
+    const IPC: &[&str] = &["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        return if ipcns { Ok(()) } else { Err("needs a new IPC namespace".into()) };
+    }
+    if key.starts_with("net.") {
+        return if netns { Ok(()) } else { Err("needs a network namespace (not the host's)".into()) };
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        return if utsns { Ok(()) } else { Err("needs a new UTS namespace".into()) };
+    }
+    Err("is not namespaced: setting it would change the host for everyone".into())
+}
+
+pub fn write_sysctls(spec: &Spec) -> Result<()> {
+    for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).ctx(|| format!("linux.sysctl.{k}: write {path}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The container's process: rlimits, user and groups, umask, cwd, environment, the kernel keyring
+//! (seed §2: keys are not namespaced, so the process gets a fresh anonymous session keyring),
+//! no_new_privs (seed §3: setuid binaries gain nothing), no leaked descriptors, and `execve`.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+pub fn set_rlimits(p: &Process) -> Result<()> {
+    for r in p.rlimits().iter().flatten() {
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        // SAFETY: lim is a valid rlimit struct for the duration of the call.
+        if unsafe { libc::setrlimit(rlimit_resource(r.typ()), &lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                " (raising a hard limit needs CAP_SYS_RESOURCE on the host)"
+            } else {
+                ""
+            };
+            return Err(Error::Other(format!("process.rlimits {:?} soft={} hard={}: {e}{hint}", r.typ(), r.soft(), r.hard())));
+        }
+    }
+    Ok(())
+}
+
+/// Join a fresh anonymous session keyring: the container cannot reach the keys of the host's (or
+/// another container's) session keyring.
+pub fn fresh_keyring() -> Result<()> {
+    match sys::keyctl_join_anonymous_session() {
+        Ok(_) => Ok(()),
+        // A host that blocks keyctl (ENOSYS, or EPERM under an outer seccomp filter) has no keyring
+        // to share either.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES)) => Ok(()),
+        Err(e) => Err(e).ctx(|| "join a new session keyring"),
+    }
+}
+
+/// Switch to the spec's user: supplementary groups, gid, uid; capabilities survive (keep-caps) so
+/// the caller can set them exactly afterwards.
+pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
+    let u = p.user();
+    nix::sys::prctl::set_keepcaps(true).ctx(|| "PR_SET_KEEPCAPS")?;
+    let groups: Vec<Gid> = u.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    if setgroups_allowed {
+        nix::unistd::setgroups(&groups).ctx(|| format!("process.user.additionalGids {groups:?}: setgroups"))?;
+    } else if !groups.is_empty() {
+        return Err(Error::Other("process.user.additionalGids: setgroups is denied in an unprivileged user namespace".into()));
+    }
+    let gid = Gid::from_raw(u.gid());
+    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("process.user.gid {}: setresgid (is it mapped?)", u.gid()))?;
+    let uid = Uid::from_raw(u.uid());
+    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("process.user.uid {}: setresuid (is it mapped?)", u.uid()))?;
+    nix::sys::prctl::set_keepcaps(false).ctx(|| "PR_SET_KEEPCAPS off")?;
+    if let Some(m) = u.umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+    } else {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    }
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().ctx(|| "PR_SET_NO_NEW_PRIVS")
+}
+
+/// Find the program: a path with '/' is used as is; otherwise the `PATH` of the process's
+/// environment is searched (inside the container).
+pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    if arg0.contains('/') {
+        return Ok(PathBuf::from(arg0));
+    }
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let cand = Path::new(dir).join(arg0);
+        if let Ok(md) = std::fs::metadata(&cand) {
+            use std::os::unix::fs::PermissionsExt;
+            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(Error::Other(format!("process.args[0]: {arg0:?} not found in PATH {path:?} inside the container")))
+}
+
+/// Mark every descriptor but stdio and the `preserve` ones after it close-on-exec.
+pub fn close_fds(preserve: u32) -> Result<()> {
+    sys::cloexec_from(3 + preserve).ctx(|| "close_range")
+}
+
+fn cstrings<'a>(it: impl Iterator<Item = &'a str>) -> Result<Vec<CString>> {
+    it.map(|s| CString::new(s).map_err(|_| Error::Other(format!("NUL byte in {s:?}")))).collect()
+}
+
+/// `execve` the process; only returns on failure.
+pub fn exec(program: &Path, p: &Process) -> Error {
+    let args = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    let prog = match CString::new(program.as_os_str().as_bytes()) {
+        Ok(c) => c,
+        Err(_) => return Error::Other("NUL in program path".into()),
+    };
+    let (argv, envp) = match (cstrings(args.iter().map(String::as_str)), cstrings(env.iter().map(String::as_str))) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    match nix::unistd::execve(&prog, &argv, &envp) {
+        Err(e) => Error::Other(format!("exec {}: {e}", program.display())),
+    }
+}

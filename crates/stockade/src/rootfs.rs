@@ -1,0 +1,571 @@
+//! Seed §1 (mount namespace) and §3 (setuid defanged by nosuid mounts): the container's filesystem.
+//!
+//! Two halves. The runtime, still in the host's mount namespace, opens every bind source and the
+//! rootfs as detached mount trees (`open_tree(OPEN_TREE_CLONE)`), sets their flags with
+//! `mount_setattr`, and when the container has its own user namespace gives the rootfs and
+//! writable binds an *idmapping* (`MOUNT_ATTR_IDMAP`), so files owned by host root look owned by
+//! container root without chowning anything. It passes those trees to the child as descriptors.
+//! The child attaches them (`move_mount`), mounts proc/tmpfs/devpts/... itself, resolves every
+//! target inside the rootfs with `openat2(RESOLVE_IN_ROOT)` (a symlink cannot lead out), creates
+//! devices, pivots, then masks paths and makes `/proc/sys` and the root read-only.
+//!
+//! Every mount is `nosuid,nodev` unless its options say `suid`/`dev` (`/dev` itself keeps device
+//! nodes usable, as in runc's default spec).
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::error::{Context, Error, Result};
+use crate::sys::{self, MountAttr};
+
+/// One parsed OCI mount option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opt {
+    Set(MsFlags),
+    Clear(MsFlags),
+    Propagation(MsFlags),
+    Bind { recursive: bool },
+    /// Recursive read-only / read-write (`rro`, `rrw`).
+    RecursiveRo(bool),
+    Idmap { recursive: bool },
+    /// Accepted and ignored (e.g. `tmpcopyup` is a Podman hint handled by the engine).
+    Ignore,
+}
+
+pub fn parse_option(opt: &str) -> Option<Opt> {
+    use MsFlags as F;
+    Some(match opt {
+        "ro" => Opt::Set(F::MS_RDONLY),
+        "rw" => Opt::Clear(F::MS_RDONLY),
+        "nosuid" => Opt::Set(F::MS_NOSUID),
+        "suid" => Opt::Clear(F::MS_NOSUID),
+        "nodev" => Opt::Set(F::MS_NODEV),
+        "dev" => Opt::Clear(F::MS_NODEV),
+        "noexec" => Opt::Set(F::MS_NOEXEC),
+        "exec" => Opt::Clear(F::MS_NOEXEC),
+        "sync" => Opt::Set(F::MS_SYNCHRONOUS),
+        "async" => Opt::Clear(F::MS_SYNCHRONOUS),
+        "dirsync" => Opt::Set(F::MS_DIRSYNC),
+        "mand" => Opt::Set(F::MS_MANDLOCK),
+        "nomand" => Opt::Clear(F::MS_MANDLOCK),
+        "noatime" => Opt::Set(F::MS_NOATIME),
+        "atime" => Opt::Clear(F::MS_NOATIME),
+        "nodiratime" => Opt::Set(F::MS_NODIRATIME),
+        "diratime" => Opt::Clear(F::MS_NODIRATIME),
+        "relatime" => Opt::Set(F::MS_RELATIME),
+        "norelatime" => Opt::Clear(F::MS_RELATIME),
+        "strictatime" => Opt::Set(F::MS_STRICTATIME),
+        "nostrictatime" => Opt::Clear(F::MS_STRICTATIME),
+        "remount" => Opt::Ignore,
+        "bind" => Opt::Bind { recursive: false },
+        "rbind" => Opt::Bind { recursive: true },
+        "rro" => Opt::RecursiveRo(true),
+        "rrw" => Opt::RecursiveRo(false),
+        "idmap" => Opt::Idmap { recursive: false },
+        "ridmap" => Opt::Idmap { recursive: true },
+        "tmpcopyup" | "copy-symlink" | "z" | "Z" => Opt::Ignore,
+        p => Opt::Propagation(propagation_flag(p)?),
+    })
+}
+
+pub fn propagation_flag(p: &str) -> Option<MsFlags> {
+    use MsFlags as F;
+    Some(match p {
+        "private" => F::MS_PRIVATE,
+        "rprivate" => F::MS_PRIVATE | F::MS_REC,
+        "shared" => F::MS_SHARED,
+        "rshared" => F::MS_SHARED | F::MS_REC,
+        "slave" => F::MS_SLAVE,
+        "rslave" => F::MS_SLAVE | F::MS_REC,
+        "unbindable" => F::MS_UNBINDABLE,
+        "runbindable" => F::MS_UNBINDABLE | F::MS_REC,
+        _ => return None,
+    })
+}
+
+/// A mount entry's options, sorted into flags, filesystem data and the rest.
+#[derive(Debug)]
+pub struct MountOpts {
+    pub flags: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+    pub bind: Option<bool>,
+    pub recursive_ro: Option<bool>,
+    pub idmap: Option<bool>,
+}
+
+pub fn mount_opts(m: &Mount) -> MountOpts {
+    let mut o = MountOpts { flags: MsFlags::empty(), propagation: vec![], data: vec![], bind: None, recursive_ro: None, idmap: None };
+    let mut explicit = MsFlags::empty();
+    for s in m.options().iter().flatten() {
+        match parse_option(s) {
+            Some(Opt::Set(f)) => {
+                o.flags |= f;
+                explicit |= f;
+            }
+            Some(Opt::Clear(f)) => {
+                o.flags &= !f;
+                explicit |= f;
+            }
+            Some(Opt::Propagation(p)) => o.propagation.push(p),
+            Some(Opt::Bind { recursive }) => o.bind = Some(recursive),
+            Some(Opt::RecursiveRo(ro)) => o.recursive_ro = Some(ro),
+            Some(Opt::Idmap { recursive }) => o.idmap = Some(recursive),
+            Some(Opt::Ignore) => {}
+            None => o.data.push(s.clone()),
+        }
+    }
+    if m.typ().as_deref() == Some("bind") && o.bind.is_none() {
+        o.bind = Some(false);
+    }
+    // Hardened default: nosuid and nodev unless the options say otherwise; /dev keeps devices.
+    if !explicit.contains(MsFlags::MS_NOSUID) {
+        o.flags |= MsFlags::MS_NOSUID;
+    }
+    if !explicit.contains(MsFlags::MS_NODEV) && m.destination() != Path::new("/dev") {
+        o.flags |= MsFlags::MS_NODEV;
+    }
+    o
+}
+
+fn attr_of(flags: MsFlags) -> MountAttr {
+    let mut a = MountAttr::default();
+    let pairs = [
+        (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, sys::MOUNT_ATTR_NODIRATIME),
+    ];
+    for (f, attr) in pairs {
+        if flags.contains(f) {
+            a.attr_set |= attr;
+        } else {
+            a.attr_clr |= attr;
+        }
+    }
+    // Access-time mode is one field: set exactly one of noatime/strictatime/relatime (0).
+    a.attr_clr |= 0x70;
+    if flags.contains(MsFlags::MS_NOATIME) {
+        a.attr_set |= sys::MOUNT_ATTR_NOATIME;
+    } else if flags.contains(MsFlags::MS_STRICTATIME) {
+        a.attr_set |= sys::MOUNT_ATTR_STRICTATIME;
+    }
+    a
+}
+
+/// Detached mount trees made by the runtime in the host's mount namespace, sent to the child.
+#[derive(Default)]
+pub struct Prepared {
+    pub rootfs: Option<OwnedFd>,
+    /// (index into spec.mounts, tree)
+    pub binds: Vec<(usize, OwnedFd)>,
+    /// (container path, tree) for device nodes bound from the host (user namespace case).
+    pub devices: Vec<(PathBuf, OwnedFd)>,
+    pub warnings: Vec<String>,
+}
+
+/// The OCI default devices (runtime-spec "Default Devices").
+pub const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// Decide whether a tree owned by `owner_uid` on disk should be idmapped into the container:
+/// only when that owner is not already one of the container's host ids (an image already
+/// shifted into the range must not be shifted twice).
+fn wants_idmap(owner_uid: u32, uid_maps: &[oci_spec::runtime::LinuxIdMapping]) -> bool {
+    !uid_maps
+        .iter()
+        .any(|m| owner_uid >= m.host_id() && owner_uid - m.host_id() < m.size())
+        && !uid_maps.iter().all(|m| m.container_id() == m.host_id())
+}
+
+/// Runtime side: open the rootfs and every bind source as detached trees. `userns` is the
+/// container's user namespace (maps already written) when it has a new one and the runtime is
+/// privileged enough to idmap.
+pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, userns: Option<&fs::File>, devices_by_bind: bool) -> Result<Prepared> {
+    let mut p = Prepared::default();
+    let uid_maps = spec.linux().as_ref().and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+    if !crate::spec::tmpfs_root(spec) {
+        let tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
+            .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
+        if let Some(ns) = userns {
+            let owner = fs::metadata(rootfs).ctx(|| format!("stat {}", rootfs.display()))?.uid();
+            if wants_idmap(owner, &uid_maps) {
+                if let Err(e) = idmap(&tree, ns, true) {
+                    p.warnings.push(format!(
+                        "rootfs {}: the filesystem refused an idmapped mount ({e}); files owned by host ids outside the \
+                         container's range will look owned by nobody inside. Chown the rootfs into the mapped range or \
+                         run without a user namespace.",
+                        rootfs.display()
+                    ));
+                }
+            }
+        }
+        p.rootfs = Some(tree);
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let o = mount_opts(m);
+        let Some(recursive) = o.bind else { continue };
+        let src = m.source().clone().unwrap_or_default();
+        let src = if src.is_absolute() { src } else { bundle.join(src) };
+        let flags = sys::OPEN_TREE_CLONE | if recursive { sys::AT_RECURSIVE } else { 0 };
+        let tree = sys::open_tree(&src, flags).ctx(|| format!("mounts[{i}]: bind source {}", src.display()))?;
+        let rro = o.recursive_ro.unwrap_or(false);
+        sys::mount_setattr_fd(tree.as_raw_fd(), recursive || rro, &attr_of(o.flags))
+            .ctx(|| format!("mounts[{i}]: set flags on bind of {}", src.display()))?;
+        if rro {
+            let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
+            sys::mount_setattr_fd(tree.as_raw_fd(), true, &a).ctx(|| format!("mounts[{i}]: rro"))?;
+        }
+        // Idmap when asked, or for a writable bind whose owner the container could not otherwise
+        // act as. Read-only host binds stay unmapped on purpose: their files look owned by nobody,
+        // so even a container root that regained CAP_SYS_ADMIN could not write them.
+        if let Some(ns) = userns {
+            let owner = fs::metadata(&src).map(|md| md.uid()).unwrap_or(0);
+            let writable = !o.flags.contains(MsFlags::MS_RDONLY) && !rro;
+            if o.idmap.is_some() || (writable && wants_idmap(owner, &uid_maps)) {
+                if let Err(e) = idmap(&tree, ns, recursive || o.idmap == Some(true)) {
+                    p.warnings.push(format!("mounts[{i}] {}: idmapped mount refused ({e}); ownership shows unmapped", src.display()));
+                }
+            }
+        }
+        p.binds.push((i, tree));
+    }
+    if devices_by_bind {
+        for (path, _, _) in DEFAULT_DEVICES {
+            let tree = sys::open_tree(Path::new(path), sys::OPEN_TREE_CLONE).ctx(|| format!("open host {path}"))?;
+            let a = MountAttr { attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC, ..Default::default() };
+            sys::mount_setattr_fd(tree.as_raw_fd(), false, &a).ctx(|| format!("flags on {path}"))?;
+            p.devices.push((PathBuf::from(path), tree));
+        }
+        for (i, d) in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+            let tree = sys::open_tree(d.path(), sys::OPEN_TREE_CLONE)
+                .ctx(|| format!("linux.devices[{i}]: in a user namespace devices are bound from the host; open {}", d.path().display()))?;
+            p.devices.push((d.path().clone(), tree));
+        }
+    }
+    Ok(p)
+}
+
+fn idmap(tree: &OwnedFd, userns: &fs::File, recursive: bool) -> io::Result<()> {
+    let a = MountAttr {
+        attr_set: sys::MOUNT_ATTR_IDMAP,
+        userns_fd: userns.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    sys::mount_setattr_fd(tree.as_raw_fd(), recursive, &a)
+}
+
+/// Resolve `path` (absolute, container view) inside the rootfs referred to by `root` without
+/// leaving it, creating missing directories (and the last component as a file if `file`).
+pub fn resolve_in_root(root: RawFd, path: &Path, create_file: bool) -> Result<OwnedFd> {
+    let open = |p: &Path| sys::openat2(root, p, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS);
+    match open(path) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", path.display())),
+    }
+    let mut cur = PathBuf::from("/");
+    let comps: Vec<_> = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let mut parent = open(&cur).ctx(|| "open rootfs")?;
+    for (n, c) in comps.iter().enumerate() {
+        cur.push(c);
+        match open(&cur) {
+            Ok(fd) => parent = fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let name = CString::new(c.as_os_str().as_encoded_bytes()).map_err(|_| Error::Other("NUL in path".into()))?;
+                let last = n + 1 == comps.len();
+                // SAFETY: parent is a valid O_PATH directory descriptor and name a valid C string.
+                let r = unsafe {
+                    if last && create_file {
+                        let fd = libc::openat(parent.as_raw_fd(), name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                        fd
+                    } else {
+                        libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
+                    }
+                };
+                if r < 0 {
+                    let err = io::Error::last_os_error();
+                    if err.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(err).ctx(|| format!("create mount point {} in rootfs", cur.display()));
+                    }
+                }
+                parent = open(&cur).ctx(|| format!("resolve {} in rootfs (a symlink pointing nowhere?)", cur.display()))?;
+            }
+            Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", cur.display())),
+        }
+    }
+    Ok(parent)
+}
+
+fn mount_on_fd(src: &str, target: &OwnedFd, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+    mount(Some(src), &sys::fd_path(target), fstype, flags, data)
+}
+
+/// Child side, in the new mount namespace: build the root and pivot into it.
+pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(None::<&str>, "/", None::<&str>, prop | MsFlags::MS_REC, None::<&str>).ctx(|| "make / private to the container")?;
+
+    // 1. the root itself
+    let target = fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?;
+    if crate::spec::tmpfs_root(spec) {
+        mount(Some("tmpfs"), rootfs, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=1m"))
+            .ctx(|| "mount tmpfs root")?;
+    } else {
+        let tree = prepared.rootfs.take().expect("rootfs tree prepared");
+        sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(|| format!("attach rootfs at {}", rootfs.display()))?;
+        let a = MountAttr { attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, ..Default::default() };
+        sys::mount_setattr_path(rootfs, false, &a).ctx(|| "nosuid,nodev on rootfs")?;
+    }
+    drop(target);
+    // The parent of the new root must not be shared for pivot_root: make the root a private mount.
+    mount(None::<&str>, rootfs, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).ctx(|| "make rootfs private")?;
+    let root = fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?;
+    let rootfd = root.as_raw_fd();
+
+    // 2. every mount, in order
+    let mut binds = std::mem::take(&mut prepared.binds).into_iter().peekable();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let o = mount_opts(m);
+        let dest = m.destination();
+        if o.bind.is_some() {
+            let (bi, tree) = binds.next().filter(|(bi, _)| *bi == i).ok_or_else(|| Error::Other(format!("mounts[{i}]: bind tree missing")))?;
+            debug_assert_eq!(bi, i);
+            let src_is_file = fs::metadata(sys::fd_path(&tree)).map(|md| !md.is_dir()).unwrap_or(false);
+            let t = resolve_in_root(rootfd, dest, src_is_file)?;
+            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd()).ctx(|| format!("mounts[{i}]: attach bind at {}", dest.display()))?;
+            for p in &o.propagation {
+                let t = resolve_in_root(rootfd, dest, false)?;
+                mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+            }
+            continue;
+        }
+        let fstype = m.typ().clone().unwrap_or_else(|| "none".into());
+        let t = resolve_in_root(rootfd, dest, false)?;
+        let data = o.data.join(",");
+        let data = (!data.is_empty()).then_some(data.as_str());
+        let src = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| fstype.clone());
+        match fstype.as_str() {
+            "cgroup" | "cgroup2" => mount_cgroup(&t, o.flags, &fstype)?,
+            "sysfs" => {
+                if let Err(e) = mount_on_fd(&src, &t, Some("sysfs"), o.flags, data) {
+                    // Without its own network namespace a user-namespaced container may not mount
+                    // sysfs: bind the host's, read-only (as runc does).
+                    if e != nix::Error::EPERM {
+                        return Err(e).ctx(|| format!("mounts[{i}]: mount sysfs at {}", dest.display()));
+                    }
+                    mount_on_fd("/sys", &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).ctx(|| "bind /sys")?;
+                    let t = resolve_in_root(rootfd, dest, false)?;
+                    let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC, ..Default::default() };
+                    sys::mount_setattr_fd(t.as_raw_fd(), true, &a).ctx(|| "read-only /sys")?;
+                }
+            }
+            _ => mount_on_fd(&src, &t, Some(&fstype), o.flags, data)
+                .ctx(|| format!("mounts[{i}]: mount {fstype} at {} ({})", dest.display(), data.unwrap_or("")))?,
+        }
+        for p in &o.propagation {
+            let t = resolve_in_root(rootfd, dest, false)?;
+            mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+        }
+    }
+
+    // 3. devices
+    create_devices(spec, rootfd, prepared, in_userns)?;
+
+    // 4. pivot_root into the new root and drop the old one
+    nix::unistd::fchdir(&root).ctx(|| "chdir rootfs")?;
+    sys::pivot_root(Path::new("."), Path::new(".")).ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).ctx(|| "old root slave")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    Ok(())
+}
+
+/// After pivot_root: sysctls are written by the caller before this; masked and read-only paths,
+/// `/proc/sys` read-only unless the spec mounts it writable itself, and the read-only root.
+pub fn finish(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+        mask(Path::new(p))?;
+    }
+    let mut ro: Vec<String> = linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default();
+    let proc_sys_writable = spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new("/proc/sys") && !m.options().iter().flatten().any(|o| o == "ro")
+    });
+    if !proc_sys_writable && !ro.iter().any(|p| p == "/proc/sys") && Path::new("/proc/sys").exists() {
+        ro.push("/proc/sys".into());
+    }
+    for p in &ro {
+        readonly(Path::new(p))?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
+        sys::mount_setattr_path(Path::new("/"), false, &a).ctx(|| "make root read-only")?;
+    }
+    Ok(())
+}
+
+fn mask(p: &Path) -> Result<()> {
+    let md = match fs::symlink_metadata(p) {
+        Ok(md) => md,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("masked path {}", p.display())),
+    };
+    let r = if md.is_dir() {
+        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=0,mode=0555"))
+    } else {
+        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+    };
+    r.ctx(|| format!("mask {}", p.display()))
+}
+
+fn readonly(p: &Path) -> Result<()> {
+    if !p.exists() {
+        return Ok(());
+    }
+    mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).ctx(|| format!("bind {} read-only", p.display()))?;
+    let a = MountAttr {
+        attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+        ..Default::default()
+    };
+    sys::mount_setattr_path(p, true, &a).ctx(|| format!("make {} read-only", p.display()))
+}
+
+/// The container's cgroup filesystem: on a pure v2 host one cgroup2 mount; on v1 and hybrid hosts
+/// a tmpfs with one mount per hierarchy (plus `unified`), as runc lays it out. In the cgroup
+/// namespace each shows the container's own cgroup as its root.
+fn mount_cgroup(target: &OwnedFd, flags: MsFlags, fstype: &str) -> Result<()> {
+    let layout = crate::cgroups::Layout::detect()?;
+    let ro = flags.contains(MsFlags::MS_RDONLY);
+    let base = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    if layout.v1.is_empty() || fstype == "cgroup2" {
+        return mount_on_fd("cgroup2", target, Some("cgroup2"), flags, None).ctx(|| "mount cgroup2");
+    }
+    mount_on_fd("tmpfs", target, Some("tmpfs"), base, Some("mode=755,size=64k")).ctx(|| "mount tmpfs for cgroup hierarchies")?;
+    let dir = sys::fd_path(target);
+    let dir = fs::read_link(&dir).unwrap_or(dir);
+    for h in &layout.v1 {
+        let name = h.mount_name();
+        let d = dir.join(&name);
+        fs::create_dir_all(&d).ctx(|| format!("mkdir {}", d.display()))?;
+        let r = mount(Some("cgroup"), &d, Some("cgroup"), base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() }, Some(h.options.as_str()));
+        if let Err(e) = r {
+            // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
+            let host = h.mountpoint.join(h.path_of_self.strip_prefix("/").unwrap_or(&h.path_of_self));
+            mount(Some(&host), &d, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .ctx(|| format!("cgroup {name}: mount ({e}) and bind both failed"))?;
+        }
+    }
+    if layout.unified.is_some() {
+        let d = dir.join("unified");
+        fs::create_dir_all(&d).ctx(|| "mkdir unified")?;
+        mount(Some("cgroup2"), &d, Some("cgroup2"), base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() }, None::<&str>)
+            .ctx(|| "mount cgroup2 at unified")?;
+    }
+    for (l, t) in layout.symlinks() {
+        let _ = std::os::unix::fs::symlink(t, dir.join(l));
+    }
+    if ro {
+        let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
+        sys::mount_setattr_path(&dir, false, &a).ctx(|| "read-only cgroup tmpfs")?;
+    }
+    Ok(())
+}
+
+fn create_devices(spec: &Spec, rootfd: RawFd, prepared: &mut Prepared, in_userns: bool) -> Result<()> {
+    let has_dev_mount = spec.mounts().iter().flatten().any(|m| m.destination() == Path::new("/dev"));
+    if in_userns {
+        for (path, tree) in prepared.devices.drain(..) {
+            let t = resolve_in_root(rootfd, &path, true)?;
+            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd()).ctx(|| format!("bind device {}", path.display()))?;
+        }
+    } else {
+        let extra = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+        let defaults = DEFAULT_DEVICES.iter().filter(|(p, _, _)| !extra.iter().any(|d| d.path() == Path::new(p))).map(|(p, maj, min)| {
+            let mut d = LinuxDevice::default();
+            d.set_path(PathBuf::from(p));
+            d.set_typ(LinuxDeviceType::C);
+            d.set_major(*maj as i64);
+            d.set_minor(*min as i64);
+            d.set_file_mode(Some(0o666));
+            d.set_uid(Some(0));
+            d.set_gid(Some(0));
+            d
+        });
+        for d in defaults.chain(extra.iter().cloned()) {
+            mknod_in_root(rootfd, &d)?;
+        }
+    }
+    if has_dev_mount {
+        let dev = resolve_in_root(rootfd, Path::new("/dev"), false)?;
+        let devpath = sys::fd_path(&dev);
+        let devdir = fs::read_link(&devpath).unwrap_or(devpath);
+        for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            let l = devdir.join(link);
+            if fs::symlink_metadata(&l).is_err() {
+                std::os::unix::fs::symlink(target, &l).ctx(|| format!("symlink /dev/{link}"))?;
+            }
+        }
+        let pts = spec.mounts().iter().flatten().any(|m| m.destination() == Path::new("/dev/pts"));
+        let ptmx = devdir.join("ptmx");
+        if pts {
+            let _ = fs::remove_file(&ptmx);
+            std::os::unix::fs::symlink("pts/ptmx", &ptmx).ctx(|| "symlink /dev/ptmx")?;
+        }
+    }
+    Ok(())
+}
+
+fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
+    let path = d.path();
+    let parent = resolve_in_root(rootfd, path.parent().unwrap_or(Path::new("/")), false)?;
+    let name = CString::new(path.file_name().unwrap_or_default().as_encoded_bytes()).map_err(|_| Error::Other("bad device path".into()))?;
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+        LinuxDeviceType::B => libc::S_IFBLK,
+        LinuxDeviceType::P => libc::S_IFIFO,
+        LinuxDeviceType::A => return Err(Error::Other(format!("linux.devices: {}: type 'a' is not a device node", path.display()))),
+    };
+    let mode = kind | d.file_mode().unwrap_or(0o666);
+    let dev = libc::makedev(d.major() as u32, d.minor() as u32);
+    // SAFETY: parent is a valid directory fd and name a valid C string.
+    let r = unsafe { libc::mknodat(parent.as_raw_fd(), name.as_ptr(), mode, dev) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(e).ctx(|| format!("mknod {}", path.display()));
+        }
+    }
+    // SAFETY: as above; fchownat only reads its arguments.
+    let r = unsafe { libc::fchownat(parent.as_raw_fd(), name.as_ptr(), d.uid().unwrap_or(0), d.gid().unwrap_or(0), libc::AT_SYMLINK_NOFOLLOW) };
+    if r < 0 {
+        return Err(io::Error::last_os_error()).ctx(|| format!("chown {}", path.display()));
+    }
+    Ok(())
+}
+
+/// True if `path` is a character or block device (used by the probe and tests).
+pub fn is_device(path: &Path) -> bool {
+    fs::metadata(path).map(|m| m.file_type().is_char_device() || m.file_type().is_block_device()).unwrap_or(false)
+}

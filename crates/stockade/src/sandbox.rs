@@ -1,0 +1,250 @@
+//! `stockade sandbox -- CMD`: a host command in a sandbox with no image, bubblewrap-style. The
+//! flags become one OCI spec (see `--print-spec`) that goes to the same engine as a bundle.
+//!
+//! The root is an empty tmpfs; host `/usr`, `/bin`, `/lib*`, `/sbin`, `/etc` are bound read-only,
+//! `/tmp` is a fresh size-limited tmpfs, `/proc` is new, `/dev` minimal. Every namespace is new,
+//! the user namespace maps container root to the unprivileged range (or, run by a normal user,
+//! the caller alone), no capabilities, no_new_privs, the default seccomp profile, cgroup limits.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::spec;
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SandboxArgs {
+    /// Bind SRC read-only at DST (default: same path)
+    #[arg(long = "ro-bind", value_name = "SRC[:DST]")]
+    pub ro_bind: Vec<String>,
+    /// Bind SRC read-write at DST (default: same path)
+    #[arg(long, value_name = "SRC[:DST]")]
+    pub bind: Vec<String>,
+    /// Mount a fresh tmpfs at DST (default size 64m)
+    #[arg(long, value_name = "DST[:SIZE]")]
+    pub tmpfs: Vec<String>,
+    /// Set an environment variable
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub chdir: String,
+    #[arg(long, default_value = "sandbox")]
+    pub hostname: String,
+    /// Network: none (own namespace with loopback only) or host
+    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    pub net: String,
+    /// Memory limit (e.g. 512m, 2g) or "unlimited"
+    #[arg(long, default_value = "1g")]
+    pub memory: String,
+    /// Process limit or "unlimited"
+    #[arg(long, default_value = "1024")]
+    pub pids: String,
+    /// CPU limit in CPUs (e.g. 0.5, 2) or "unlimited"
+    #[arg(long, default_value = "1")]
+    pub cpus: String,
+    /// Give a capability back (CAP_NET_BIND_SERVICE or NET_BIND_SERVICE)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Seccomp profile: default, docker, unconfined, or a JSON file (OCI or Docker format)
+    #[arg(long, default_value = "default")]
+    pub seccomp: String,
+    /// User id inside
+    #[arg(long, default_value_t = 0)]
+    pub uid: u32,
+    /// Group id inside
+    #[arg(long, default_value_t = 0)]
+    pub gid: u32,
+    /// Container id (default: sandbox-PID)
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Print the OCI spec that would run, then exit
+    #[arg(long)]
+    pub print_spec: bool,
+    /// Run `stockade probe` inside instead of CMD (the binary is bound read-only)
+    #[arg(long)]
+    pub probe: bool,
+    /// The command and its arguments
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+fn split_bind(s: &str) -> (String, String) {
+    match s.split_once(':') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => (s.to_string(), s.to_string()),
+    }
+}
+
+/// "512m" / "2g" / "1048576" / "unlimited" → bytes (-1 for unlimited).
+pub fn parse_size(flag: &str, s: &str) -> Result<i64> {
+    if s == "unlimited" || s == "-1" {
+        return Ok(-1);
+    }
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (
+            &s[..i],
+            match c.to_ascii_lowercase() {
+                'k' => 1i64 << 10,
+                'm' => 1i64 << 20,
+                'g' => 1i64 << 30,
+                't' => 1i64 << 40,
+                'b' => 1,
+                _ => return Err(Error::Other(format!("{flag} {s:?}: unknown unit {c:?} (use k, m, g, t)"))),
+            },
+        ),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| Error::Other(format!("{flag} {s:?}: not a size")))?;
+    if n <= 0.0 || !n.is_finite() {
+        return Err(Error::Other(format!("{flag} {s:?}: must be positive (or \"unlimited\")")));
+    }
+    let bytes = n * mult as f64;
+    if bytes > (1u64 << 50) as f64 {
+        return Err(Error::Other(format!("{flag} {s:?}: absurdly large")));
+    }
+    Ok(bytes as i64)
+}
+
+pub fn cap_name(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The spec for these flags. `self_exe` is bound in for `--probe`.
+pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
+    let rootless = !nix::unistd::geteuid().is_root();
+    let mut args = a.command.clone();
+    if a.probe {
+        args = vec!["/.stockade/stockade".into(), "probe".into()];
+    }
+    if args.is_empty() {
+        return Err(Error::Other("sandbox: no command given (stockade sandbox [OPTIONS] -- CMD [ARGS...])".into()));
+    }
+    let mut mounts: Vec<Value> = vec![];
+    for dir in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"] {
+        if Path::new(dir).exists() {
+            mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+        }
+    }
+    mounts.push(json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}));
+    mounts.push(json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "noexec", "strictatime", "mode=755", "size=65536k"]}));
+    mounts.push(json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}));
+    mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}));
+    mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
+    mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]}));
+    for b in &a.ro_bind {
+        let (src, dst) = split_bind(b);
+        mounts.push(json!({"destination": dst, "type": "bind", "source": abs(&src)?, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+    }
+    for b in &a.bind {
+        let (src, dst) = split_bind(b);
+        mounts.push(json!({"destination": dst, "type": "bind", "source": abs(&src)?, "options": ["rbind", "nosuid", "nodev"]}));
+    }
+    for t in &a.tmpfs {
+        let (dst, size) = match t.split_once(':') {
+            Some((d, s)) => (d.to_string(), s.to_string()),
+            None => (t.clone(), "64m".to_string()),
+        };
+        let bytes = parse_size("--tmpfs", &size)?;
+        if bytes < 0 {
+            return Err(Error::Other(format!("--tmpfs {t}: a tmpfs needs a size")));
+        }
+        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={bytes}")]}));
+    }
+    if a.probe {
+        mounts.push(json!({"destination": "/.stockade/stockade", "type": "bind", "source": self_exe, "options": ["bind", "ro", "nosuid", "nodev"]}));
+    }
+
+    let caps: Vec<String> = a.cap_add.iter().map(|c| cap_name(c)).collect();
+    let capabilities = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps});
+    let seccomp = if a.seccomp == "unconfined" {
+        Value::Null
+    } else {
+        crate::seccomp::profile_for_cli(&a.seccomp, &caps)?.to_oci_value()
+    };
+
+    let mut namespaces = spec::default_namespaces();
+    if a.net == "host" {
+        namespaces.as_array_mut().unwrap().retain(|n| n["type"] != "network");
+    }
+    let (uid_maps, gid_maps) = spec::default_id_maps(rootless, a.uid, a.gid);
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOME={}", if a.uid == 0 { "/root" } else { "/" }),
+    ];
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(format!("TERM={term}"));
+    }
+    env.extend(a.env.iter().cloned());
+
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let memory = parse_size("--memory", &a.memory)?;
+    if memory > 0 {
+        if memory < 4 << 20 {
+            return Err(Error::Other(format!("--memory {}: below 4 MiB nothing useful runs", a.memory)));
+        }
+        resources["memory"] = json!({"limit": memory, "swap": memory});
+    }
+    if a.pids != "unlimited" {
+        let p: i64 = a.pids.parse().map_err(|_| Error::Other(format!("--pids {:?}: not a number", a.pids)))?;
+        if p <= 0 {
+            return Err(Error::Other(format!("--pids {p}: must be positive (or \"unlimited\")")));
+        }
+        resources["pids"] = json!({"limit": p});
+    }
+    if a.cpus != "unlimited" {
+        let c: f64 = a.cpus.parse().map_err(|_| Error::Other(format!("--cpus {:?}: not a number", a.cpus)))?;
+        if !(0.01..=4096.0).contains(&c) {
+            return Err(Error::Other(format!("--cpus {c}: must be between 0.01 and 4096")));
+        }
+        resources["cpu"] = json!({"quota": (c * spec::DEFAULT_CPU_PERIOD as f64) as i64, "period": spec::DEFAULT_CPU_PERIOD});
+    }
+
+    let mut linux = json!({
+        "uidMappings": uid_maps,
+        "gidMappings": gid_maps,
+        "namespaces": namespaces,
+        "maskedPaths": spec::MASKED_PATHS,
+        "readonlyPaths": spec::READONLY_PATHS,
+        "resources": resources,
+    });
+    if !seccomp.is_null() {
+        linux["seccomp"] = seccomp;
+    }
+    let v = json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": false,
+            "user": {"uid": a.uid, "gid": a.gid},
+            "args": args,
+            "env": env,
+            "cwd": a.chdir,
+            "capabilities": capabilities,
+            "rlimits": spec::default_rlimits(),
+            "noNewPrivileges": true
+        },
+        "root": {"path": "/", "readonly": true},
+        "hostname": a.hostname,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {spec::ANNOTATION_TMPFS_ROOT: "tmpfs"}
+    });
+    spec::parse(Path::new("sandbox flags"), &v.to_string())
+}
+
+fn abs(p: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(p);
+    let full = if path.is_absolute() { path } else { std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?.join(path) };
+    if !full.exists() {
+        return Err(Error::Other(format!("bind source {} does not exist", full.display())));
+    }
+    Ok(full)
+}

@@ -1,0 +1,295 @@
+//! The one input of the engine: an OCI runtime `Spec`. This module loads and validates it (every
+//! error names the file and the JSON field), and writes the hardened default that `stockade spec`
+//! prints. The `sandbox` front end lives in [`crate::sandbox`] and also ends here, as a `Spec`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::{json, Value};
+
+use crate::error::{config_err, Error, Result};
+
+/// Annotation: the root filesystem is a fresh tmpfs that the spec's mounts populate (used by
+/// `stockade sandbox`, which has no image); `root.path` is then ignored.
+pub const ANNOTATION_TMPFS_ROOT: &str = "org.stockade.root";
+
+/// First host id of the unprivileged range that container ids map to by default, and its size.
+/// Overridden by a `stockade:` line in /etc/subuid and /etc/subgid.
+pub const DEFAULT_ID_BASE: u32 = 100_000;
+pub const DEFAULT_ID_COUNT: u32 = 65_536;
+
+/// Default cgroup limits of `stockade spec` and `sandbox` (CIS Docker 5.11, 5.12, 5.29).
+pub const DEFAULT_MEMORY: i64 = 1 << 30;
+pub const DEFAULT_PIDS: i64 = 1024;
+pub const DEFAULT_CPU_QUOTA: i64 = 100_000;
+pub const DEFAULT_CPU_PERIOD: u64 = 100_000;
+
+/// Docker's masked paths plus the kernel's other host-wide information files.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/kallsyms",
+    "/proc/kmsg",
+    "/proc/modules",
+    "/proc/vmallocinfo",
+    "/proc/config.gz",
+    "/proc/sysrq-trigger",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+    "/sys/kernel/debug",
+    "/sys/kernel/tracing",
+    "/sys/kernel/security",
+];
+
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
+
+/// Load `config.json`; a type error names the JSON path (`process.capabilities.bounding[2]`).
+pub fn load(file: &Path) -> Result<Spec> {
+    let text = std::fs::read_to_string(file).map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
+    parse(file, &text)
+}
+
+pub fn parse(file: &Path, text: &str) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        config_err(file, if path == "." { String::new() } else { path }, e.into_inner().to_string())
+    })?;
+    Ok(spec)
+}
+
+/// The rootfs directory as an absolute path (relative paths are relative to the bundle).
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
+    let p = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
+    if p.is_absolute() {
+        p
+    } else {
+        bundle.join(p)
+    }
+}
+
+pub fn tmpfs_root(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_TMPFS_ROOT))
+        .is_some_and(|v| v == "tmpfs")
+}
+
+pub fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
+}
+
+/// Everything that can be checked before touching the system. `file` is what errors name.
+pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
+    let major = spec.version().split('.').next().unwrap_or("");
+    if major != "1" {
+        return Err(config_err(
+            file,
+            "ociVersion",
+            format!("unsupported version {:?} (stockade implements runtime-spec 1.x)", spec.version()),
+        ));
+    }
+    if !tmpfs_root(spec) {
+        let root = rootfs_path(spec, bundle);
+        if !root.is_dir() {
+            return Err(config_err(file, "root.path", format!("rootfs {} does not exist or is not a directory", root.display())));
+        }
+    }
+    let process = spec.process().as_ref().ok_or_else(|| config_err(file, "process", "missing"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(config_err(file, "process.args", "must name the program to run"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(config_err(file, "process.cwd", "must be an absolute path"));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(config_err(file, format!("mounts[{i}].destination"), format!("{} is not absolute", m.destination().display())));
+        }
+        for opt in m.options().iter().flatten() {
+            if crate::rootfs::parse_option(opt).is_none() {
+                // Unknown options are passed to the filesystem as data (like runc); flag obvious typos.
+                if opt.is_empty() {
+                    return Err(config_err(file, format!("mounts[{i}].options"), "empty option"));
+                }
+            }
+        }
+    }
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(config_err(file, format!("linux.namespaces[{i}]"), format!("namespace {:?} listed twice", ns.typ())));
+        }
+        if let Some(p) = ns.path() {
+            if !p.exists() {
+                return Err(config_err(file, format!("linux.namespaces[{i}].path"), format!("{} does not exist", p.display())));
+            }
+        }
+    }
+    let new_userns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    for (field, maps) in [("uidMappings", linux.uid_mappings()), ("gidMappings", linux.gid_mappings())] {
+        let maps = maps.as_deref().unwrap_or(&[]);
+        if new_userns && maps.is_empty() {
+            return Err(config_err(file, format!("linux.{field}"), "a new user namespace needs id mappings"));
+        }
+        if !new_userns && !maps.is_empty() && !seen.contains(&LinuxNamespaceType::User) {
+            return Err(config_err(file, format!("linux.{field}"), "id mappings given without a user namespace"));
+        }
+        crate::namespaces::check_id_maps(maps).map_err(|m| config_err(file, format!("linux.{field}"), m))?;
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        let netns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Network);
+        let ipcns = seen.contains(&LinuxNamespaceType::Ipc);
+        let utsns = seen.contains(&LinuxNamespaceType::Uts);
+        for key in sysctl.keys() {
+            if let Err(m) = crate::namespaces::check_sysctl(key, netns, ipcns, utsns) {
+                return Err(config_err(file, format!("linux.sysctl.{key}"), m));
+            }
+        }
+    }
+    if let Some(res) = linux.resources() {
+        crate::cgroups::validate(res).map_err(|(f, m)| config_err(file, format!("linux.resources.{f}"), m))?;
+    }
+    if let Some(cg) = linux.cgroups_path() {
+        if cg.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(config_err(file, "linux.cgroupsPath", "must not contain '..'"));
+        }
+    }
+    if let Some(prop) = linux.rootfs_propagation() {
+        if crate::rootfs::propagation_flag(prop).is_none() {
+            return Err(config_err(file, "linux.rootfsPropagation", format!("unknown propagation {prop:?}")));
+        }
+    }
+    if let Some(seccomp) = linux.seccomp() {
+        let v = serde_json::to_value(seccomp).map_err(|e| Error::Other(e.to_string()))?;
+        stockade_seccomp::Profile::from_value(&v)
+            .map_err(|e| config_err(file, format!("linux.seccomp{}", e.path_suffix()), e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The host range container ids map to: a `stockade:START:COUNT` line in `file`, else the default.
+pub fn subid_range(file: &Path) -> (u32, u32) {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut it = l.trim().split(':');
+                (it.next()? == "stockade").then_some(())?;
+                Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+            })
+        })
+        .unwrap_or((DEFAULT_ID_BASE, DEFAULT_ID_COUNT))
+}
+
+/// Id mappings for a new user namespace: as root, container 0.. → the unprivileged host range; as
+/// anyone else, the caller alone becomes `inside` (usually root) in the container.
+pub fn default_id_maps(rootless: bool, inside_uid: u32, inside_gid: u32) -> (Value, Value) {
+    if rootless {
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        (
+            json!([{"containerID": inside_uid, "hostID": uid, "size": 1}]),
+            json!([{"containerID": inside_gid, "hostID": gid, "size": 1}]),
+        )
+    } else {
+        let (ub, uc) = subid_range(Path::new("/etc/subuid"));
+        let (gb, gc) = subid_range(Path::new("/etc/subgid"));
+        (
+            json!([{"containerID": 0, "hostID": ub, "size": uc}]),
+            json!([{"containerID": 0, "hostID": gb, "size": gc}]),
+        )
+    }
+}
+
+pub fn default_namespaces() -> Value {
+    json!(["pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"]
+        .iter()
+        .map(|t| json!({"type": t}))
+        .collect::<Vec<_>>())
+}
+
+pub fn default_resources() -> Value {
+    json!({
+        "memory": {"limit": DEFAULT_MEMORY, "swap": DEFAULT_MEMORY},
+        "pids": {"limit": DEFAULT_PIDS},
+        "cpu": {"shares": 1024, "quota": DEFAULT_CPU_QUOTA, "period": DEFAULT_CPU_PERIOD},
+        "devices": [{"allow": false, "access": "rwm"}]
+    })
+}
+
+pub fn default_rlimits() -> Value {
+    json!([
+        {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
+        {"type": "RLIMIT_NPROC", "hard": 4096, "soft": 4096},
+        {"type": "RLIMIT_CORE", "hard": 0, "soft": 0}
+    ])
+}
+
+pub fn empty_caps() -> Value {
+    json!({"bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": []})
+}
+
+/// The hardened `config.json` of `stockade spec`: every namespace, no capabilities, no_new_privs,
+/// read-only root, masked and read-only paths, nosuid/nodev mounts, cgroup limits, rlimits, and the
+/// stricter-than-Docker seccomp profile.
+pub fn hardened_default(rootless: bool) -> Value {
+    let (uid_maps, gid_maps) = default_id_maps(rootless, 0, 0);
+    let mut resources = default_resources();
+    if rootless {
+        resources = json!(null);
+    }
+    let mut spec = json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": empty_caps(),
+            "rlimits": default_rlimits(),
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "stockade",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]}
+        ],
+        "linux": {
+            "uidMappings": uid_maps,
+            "gidMappings": gid_maps,
+            "namespaces": default_namespaces(),
+            "resources": resources,
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+            "seccomp": stockade_seccomp::builtin("default").expect("built-in default profile").to_oci_value()
+        }
+    });
+    if rootless {
+        spec["linux"].as_object_mut().unwrap().remove("resources");
+    }
+    spec
+}

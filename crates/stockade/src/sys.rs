@@ -1,0 +1,246 @@
+//! Thin wrappers over the system calls that `nix` does not (yet) cover: `clone3`, the new mount API
+//! (`open_tree`, `move_mount`, `mount_setattr`), `openat2`, `close_range` and `keyctl`.
+//!
+//! Every `unsafe` block of the runtime lives here or in the seccomp crate's loader, each with its
+//! `// SAFETY:` argument. Everything returns `std::io::Result` so callers add context.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `struct clone_args` from `<linux/sched.h>` (version 2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like `clone3(2)`: the child continues on a copy of the caller's stack, as with `fork`.
+/// Returns 0 in the child and the child's pid in the parent. `cgroup_fd`, when given, places the
+/// child in that cgroup v2 directory atomically (`CLONE_INTO_CGROUP`).
+///
+/// The caller must be single-threaded (the runtime is), so the child's copy of the address space
+/// has no locks held by threads that do not exist in it.
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<libc::pid_t> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: args is a valid, fully initialised clone_args of the size passed; with stack == 0 the
+    // child resumes here on a private copy of our stack, exactly like fork(2). The process is
+    // single-threaded, so nothing in the child depends on another thread's state.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    check(ret).map(|r| r as libc::pid_t)
+}
+
+pub const OPEN_TREE_CLONE: u32 = 1;
+pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+pub const AT_RECURSIVE: u32 = 0x8000;
+pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// `struct mount_attr` from `<linux/mount.h>`.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// `open_tree(2)` of an absolute or cwd-relative path; with `OPEN_TREE_CLONE` the result is a
+/// detached copy of the mount (tree) that can be reconfigured and attached elsewhere.
+pub fn open_tree(path: &Path, flags: u32) -> io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    // SAFETY: p is a valid NUL-terminated string that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            flags | OPEN_TREE_CLOEXEC,
+        )
+    };
+    // SAFETY: on success the kernel returned a new file descriptor that we now own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `mount_setattr(2)` on the mount referred to by `fd` (`AT_EMPTY_PATH`), optionally recursive.
+pub fn mount_setattr_fd(fd: RawFd, recursive: bool, attr: &MountAttr) -> io::Result<()> {
+    let empty = c"";
+    let flags = libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: empty and attr are valid for the duration of the call and attr's size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            empty.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `mount_setattr(2)` on a path.
+pub fn mount_setattr_path(path: &Path, recursive: bool, attr: &MountAttr) -> io::Result<()> {
+    let p = cstr(path)?;
+    let flags = if recursive { AT_RECURSIVE } else { 0 } | libc::AT_SYMLINK_NOFOLLOW as u32;
+    // SAFETY: p and attr are valid for the duration of the call and attr's size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Attach the detached mount `from` onto the file or directory referred to by `to`.
+pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: both paths are the empty string and both descriptors are valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            empty.as_ptr(),
+            to,
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(2)` relative to `dirfd` with the given resolve flags. Used with `RESOLVE_IN_ROOT` so a
+/// path inside a container rootfs is resolved as if the rootfs were `/`: symlinks cannot escape.
+pub fn openat2(dirfd: RawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    // SAFETY: p and how are valid for the duration of the call and how's size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            p.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    // SAFETY: on success the kernel returned a new file descriptor that we now own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Mark every descriptor from `first` upwards close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range takes plain integers; it only changes descriptor flags.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    check(ret).map(drop)
+}
+
+/// `pivot_root(2)`.
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    let a = cstr(new_root)?;
+    let b = cstr(put_old)?;
+    // SAFETY: both strings are valid and NUL-terminated for the duration of the call.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) };
+    check(ret).map(drop)
+}
+
+const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+pub const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+
+/// Join a new anonymous session keyring; returns its serial.
+pub fn keyctl_join_anonymous_session() -> io::Result<i32> {
+    // SAFETY: a NULL name asks the kernel for a fresh anonymous keyring; no memory is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    check(ret).map(|r| r as i32)
+}
+
+/// The serial of a keyring (`KEYCTL_GET_KEYRING_ID`) without creating it.
+pub fn keyctl_keyring_id(spec: libc::c_long) -> io::Result<i32> {
+    // SAFETY: plain integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_GET_KEYRING_ID, spec, 0) };
+    check(ret).map(|r| r as i32)
+}
+
+/// The raw descriptor number of anything that has one, for building `/proc/self/fd/N` paths.
+pub fn fd_path(fd: &impl AsRawFd) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
