@@ -21,25 +21,83 @@ pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// x32 calls that take the compat layout and so have their own numbers.
 const X32_RENUMBERED: &[(&str, u32)] = &[
-    ("rt_sigaction", 512), ("rt_sigreturn", 513), ("ioctl", 514), ("readv", 515), ("writev", 516),
-    ("recvfrom", 517), ("sendmsg", 518), ("recvmsg", 519), ("execve", 520), ("ptrace", 521),
-    ("rt_sigpending", 522), ("rt_sigtimedwait", 523), ("rt_sigqueueinfo", 524), ("sigaltstack", 525),
-    ("timer_create", 526), ("mq_notify", 527), ("kexec_load", 528), ("waitid", 529),
-    ("set_robust_list", 530), ("get_robust_list", 531), ("vmsplice", 532), ("move_pages", 533),
-    ("preadv", 534), ("pwritev", 535), ("rt_tgsigqueueinfo", 536), ("recvmmsg", 537),
-    ("sendmmsg", 538), ("process_vm_readv", 539), ("process_vm_writev", 540), ("setsockopt", 541),
-    ("getsockopt", 542), ("io_setup", 543), ("io_submit", 544), ("execveat", 545), ("preadv2", 546),
+    ("rt_sigaction", 512),
+    ("rt_sigreturn", 513),
+    ("ioctl", 514),
+    ("readv", 515),
+    ("writev", 516),
+    ("recvfrom", 517),
+    ("sendmsg", 518),
+    ("recvmsg", 519),
+    ("execve", 520),
+    ("ptrace", 521),
+    ("rt_sigpending", 522),
+    ("rt_sigtimedwait", 523),
+    ("rt_sigqueueinfo", 524),
+    ("sigaltstack", 525),
+    ("timer_create", 526),
+    ("mq_notify", 527),
+    ("kexec_load", 528),
+    ("waitid", 529),
+    ("set_robust_list", 530),
+    ("get_robust_list", 531),
+    ("vmsplice", 532),
+    ("move_pages", 533),
+    ("preadv", 534),
+    ("pwritev", 535),
+    ("rt_tgsigqueueinfo", 536),
+    ("recvmmsg", 537),
+    ("sendmmsg", 538),
+    ("process_vm_readv", 539),
+    ("process_vm_writev", 540),
+    ("setsockopt", 541),
+    ("getsockopt", 542),
+    ("io_setup", 543),
+    ("io_submit", 544),
+    ("execveat", 545),
+    ("preadv2", 546),
     ("pwritev2", 547),
 ];
 
+/// ARM's private calls (`__ARM_NR_BASE` 0x0f0000 + n), absent from the `syscalls` tables.
+const ARM_PRIVATE: &[(&str, u32)] = &[
+    ("breakpoint", 0x0f_0001),
+    ("cacheflush", 0x0f_0002),
+    ("usr26", 0x0f_0003),
+    ("usr32", 0x0f_0004),
+    ("set_tls", 0x0f_0005),
+    ("get_tls", 0x0f_0006),
+];
+
 /// x86_64-only entries ("64" in the kernel's table) with no x32 counterpart.
-const X86_64_ONLY: &[&str] = &["uselib", "_sysctl", "create_module", "get_kernel_syms", "query_module", "nfsservctl"];
+const X86_64_ONLY: &[&str] = &[
+    "uselib",
+    "_sysctl",
+    "create_module",
+    "get_kernel_syms",
+    "query_module",
+    "nfsservctl",
+];
 
 const FOREIGN: &[&str] = &[
-    "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
-    "SCMP_ARCH_M68K", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
 ];
 
 /// An architecture name libseccomp knows but this host can never run (ignored in filters).
@@ -123,10 +181,24 @@ impl Arch {
     /// The syscall number of `name` on this architecture.
     pub fn syscall(self, name: &str) -> Option<u32> {
         match self {
-            Arch::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok().map(|s| s.id() as u32),
-            Arch::X86 => syscalls::x86::Sysno::from_str(name).ok().map(|s| s.id() as u32),
-            Arch::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok().map(|s| s.id() as u32),
-            Arch::Arm => syscalls::arm::Sysno::from_str(name).ok().map(|s| s.id() as u32),
+            Arch::X86_64 => syscalls::x86_64::Sysno::from_str(name)
+                .ok()
+                .map(|s| s.id() as u32),
+            Arch::X86 => syscalls::x86::Sysno::from_str(name)
+                .ok()
+                .map(|s| s.id() as u32),
+            Arch::Aarch64 => syscalls::aarch64::Sysno::from_str(name)
+                .ok()
+                .map(|s| s.id() as u32),
+            Arch::Arm => syscalls::arm::Sysno::from_str(name)
+                .ok()
+                .map(|s| s.id() as u32)
+                .or_else(|| {
+                    ARM_PRIVATE
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, nr)| *nr)
+                }),
             Arch::X32 => {
                 if let Some((_, n)) = X32_RENUMBERED.iter().find(|(n, _)| *n == name) {
                     return Some(X32_SYSCALL_BIT | n);
@@ -134,7 +206,9 @@ impl Arch {
                 if X86_64_ONLY.contains(&name) {
                     return None;
                 }
-                syscalls::x86_64::Sysno::from_str(name).ok().map(|s| X32_SYSCALL_BIT | s.id() as u32)
+                syscalls::x86_64::Sysno::from_str(name)
+                    .ok()
+                    .map(|s| X32_SYSCALL_BIT | s.id() as u32)
             }
         }
     }
@@ -145,14 +219,17 @@ impl Arch {
             Arch::X86_64 => syscalls::x86_64::Sysno::new(nr as usize).map(|s| s.name()),
             Arch::X86 => syscalls::x86::Sysno::new(nr as usize).map(|s| s.name()),
             Arch::Aarch64 => syscalls::aarch64::Sysno::new(nr as usize).map(|s| s.name()),
-            Arch::Arm => syscalls::arm::Sysno::new(nr as usize).map(|s| s.name()),
+            Arch::Arm => syscalls::arm::Sysno::new(nr as usize)
+                .map(|s| s.name())
+                .or_else(|| ARM_PRIVATE.iter().find(|(_, x)| *x == nr).map(|(n, _)| *n)),
             Arch::X32 => {
                 let n = nr.checked_sub(X32_SYSCALL_BIT)?;
                 if let Some((name, _)) = X32_RENUMBERED.iter().find(|(_, x)| *x == n) {
                     return Some(name);
                 }
                 let name = syscalls::x86_64::Sysno::new(n as usize)?.name();
-                (!X32_RENUMBERED.iter().any(|(x, _)| *x == name) && !X86_64_ONLY.contains(&name)).then_some(name)
+                (!X32_RENUMBERED.iter().any(|(x, _)| *x == name) && !X86_64_ONLY.contains(&name))
+                    .then_some(name)
             }
         }
     }
@@ -160,12 +237,23 @@ impl Arch {
     /// Every syscall number of this architecture.
     pub fn all_numbers(self) -> Vec<u32> {
         match self {
-            Arch::X86_64 => syscalls::x86_64::Sysno::iter().map(|s| s.id() as u32).collect(),
-            Arch::X86 => syscalls::x86::Sysno::iter().map(|s| s.id() as u32).collect(),
-            Arch::Aarch64 => syscalls::aarch64::Sysno::iter().map(|s| s.id() as u32).collect(),
-            Arch::Arm => syscalls::arm::Sysno::iter().map(|s| s.id() as u32).collect(),
+            Arch::X86_64 => syscalls::x86_64::Sysno::iter()
+                .map(|s| s.id() as u32)
+                .collect(),
+            Arch::X86 => syscalls::x86::Sysno::iter()
+                .map(|s| s.id() as u32)
+                .collect(),
+            Arch::Aarch64 => syscalls::aarch64::Sysno::iter()
+                .map(|s| s.id() as u32)
+                .collect(),
+            Arch::Arm => syscalls::arm::Sysno::iter()
+                .map(|s| s.id() as u32)
+                .chain(ARM_PRIVATE.iter().map(|(_, n)| *n))
+                .collect(),
             Arch::X32 => {
-                let mut v: Vec<u32> = syscalls::x86_64::Sysno::iter().filter_map(|s| Arch::X32.syscall(s.name())).collect();
+                let mut v: Vec<u32> = syscalls::x86_64::Sysno::iter()
+                    .filter_map(|s| Arch::X32.syscall(s.name()))
+                    .collect();
                 v.sort_unstable();
                 v.dedup();
                 v

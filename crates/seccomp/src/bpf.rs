@@ -59,7 +59,12 @@ pub fn off_arg_hi(i: u32) -> u32 {
 }
 
 pub fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter { code, jt: 0, jf: 0, k }
+    SockFilter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 pub fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
     SockFilter { code, jt, jf, k }
@@ -84,7 +89,7 @@ impl SeccompData {
             bytes[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
         }
         let o = off as usize;
-        (o % 4 == 0 && o + 4 <= 64).then(|| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()))
+        (o.is_multiple_of(4) && o + 4 <= 64).then(|| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()))
     }
 }
 
@@ -95,14 +100,18 @@ pub fn run(prog: &[SockFilter], data: &SeccompData) -> Result<(u32, usize), Stri
     let mut pc = 0usize;
     let mut steps = 0usize;
     loop {
-        let ins = *prog.get(pc).ok_or_else(|| format!("fell off the end at {pc}"))?;
+        let ins = *prog
+            .get(pc)
+            .ok_or_else(|| format!("fell off the end at {pc}"))?;
         steps += 1;
         pc += 1;
         let class = ins.code & 0x07;
         match class {
             BPF_LD | BPF_LDX => {
                 let v = match ins.code & 0xe0 {
-                    BPF_ABS => data.word(ins.k).ok_or_else(|| format!("bad load offset {}", ins.k))?,
+                    BPF_ABS => data
+                        .word(ins.k)
+                        .ok_or_else(|| format!("bad load offset {}", ins.k))?,
                     BPF_IMM => ins.k,
                     BPF_MEM => *mem.get(ins.k as usize).ok_or("bad scratch index")?,
                     BPF_LEN => 64,
@@ -183,7 +192,11 @@ fn field(k: u32) -> String {
         OFF_ARCH => "arch".into(),
         8 => "ip.lo".into(),
         12 => "ip.hi".into(),
-        k if (16..64).contains(&k) => format!("args[{}].{}", (k - 16) / 8, if (k - 16) % 8 == 0 { "lo" } else { "hi" }),
+        k if (16..64).contains(&k) => format!(
+            "args[{}].{}",
+            (k - 16) / 8,
+            if (k - 16) % 8 == 0 { "lo" } else { "hi" }
+        ),
         k => format!("[{k}]"),
     }
 }
@@ -209,7 +222,12 @@ pub fn disassemble(prog: &[SockFilter]) -> String {
                     BPF_JGE => "jge",
                     _ => "jset",
                 };
-                format!("{op} #{:#x}, {}, {}", ins.k, i + 1 + ins.jt as usize, i + 1 + ins.jf as usize)
+                format!(
+                    "{op} #{:#x}, {}, {}",
+                    ins.k,
+                    i + 1 + ins.jt as usize,
+                    i + 1 + ins.jf as usize
+                )
             }
             BPF_RET => format!("ret {}", ret_name(ins.k)),
             _ => format!("misc {:#x}", ins.code),

@@ -51,7 +51,12 @@ impl Filter {
 
     /// Run the filter in the interpreter: (return value, instructions executed).
     pub fn eval(&self, arch: Arch, nr: u32, args: [u64; 6]) -> (u32, usize) {
-        let data = SeccompData { nr, arch: arch.audit(), ip: 0, args };
+        let data = SeccompData {
+            nr,
+            arch: arch.audit(),
+            ip: 0,
+            args,
+        };
         run(&self.program, &data).expect("compiled programs are valid")
     }
 }
@@ -72,7 +77,12 @@ enum Target {
 #[derive(Clone, Debug)]
 enum Item {
     Ins(SockFilter),
-    Jmp { code: u16, k: u32, jt: Target, jf: Target },
+    Jmp {
+        code: u16,
+        k: u32,
+        jt: Target,
+        jf: Target,
+    },
     Ja(Label),
     Mark(Label),
 }
@@ -101,16 +111,23 @@ impl Asm {
     }
     fn ld(&mut self, off: u32) {
         if self.loaded != Some(off) {
-            self.items.push(Item::Ins(stmt(BPF_LD | BPF_W | BPF_ABS, off)));
+            self.items
+                .push(Item::Ins(stmt(BPF_LD | BPF_W | BPF_ABS, off)));
             self.loaded = Some(off);
         }
     }
     fn and(&mut self, k: u32) {
-        self.items.push(Item::Ins(stmt(BPF_ALU | BPF_AND | BPF_K, k)));
+        self.items
+            .push(Item::Ins(stmt(BPF_ALU | BPF_AND | BPF_K, k)));
         self.loaded = None;
     }
     fn jmp(&mut self, op: u16, k: u32, jt: Target, jf: Target) {
-        self.items.push(Item::Jmp { code: BPF_JMP | op | BPF_K, k, jt, jf });
+        self.items.push(Item::Jmp {
+            code: BPF_JMP | op | BPF_K,
+            k,
+            jt,
+            jf,
+        });
     }
     fn ja(&mut self, l: Label) {
         self.items.push(Item::Ja(l));
@@ -126,7 +143,8 @@ impl Asm {
             let mut fix = None;
             for (i, it) in self.items.iter().enumerate() {
                 if let Item::Jmp { jt, jf, .. } = it {
-                    let far = |t: &Target| matches!(t, Target::L(l) if labels[l.0] - pos[i] - 1 > 255);
+                    let far =
+                        |t: &Target| matches!(t, Target::L(l) if labels[l.0] - pos[i] - 1 > 255);
                     if far(jt) || far(jf) {
                         fix = Some((i, far(jt), far(jf)));
                         break;
@@ -134,7 +152,9 @@ impl Asm {
                 }
             }
             let Some((i, fjt, fjf)) = fix else { break };
-            let Item::Jmp { code, k, jt, jf } = self.items[i].clone() else { unreachable!() };
+            let Item::Jmp { code, k, jt, jf } = self.items[i].clone() else {
+                unreachable!()
+            };
             let mut insert = vec![];
             let mut new_jt = jt;
             let mut new_jf = jf;
@@ -164,7 +184,12 @@ impl Asm {
                 new_jf = Target::L(skip);
             }
             insert.push(Item::Mark(skip));
-            self.items[i] = Item::Jmp { code, k, jt: new_jt, jf: new_jf };
+            self.items[i] = Item::Jmp {
+                code,
+                k,
+                jt: new_jt,
+                jf: new_jf,
+            };
             self.items.splice(i + 1..i + 1, insert);
         }
         let (pos, labels) = self.positions();
@@ -214,7 +239,13 @@ enum Block {
 }
 
 /// Partition [lo, hi) into runs (start, block), merging neighbours that return the same.
-fn runs(decisions: &BTreeMap<u32, Decision>, default: u32, enosys_above: Option<u32>, lo: u32, hi: u64) -> Vec<(u32, Block)> {
+fn runs(
+    decisions: &BTreeMap<u32, Decision>,
+    default: u32,
+    enosys_above: Option<u32>,
+    lo: u32,
+    hi: u64,
+) -> Vec<(u32, Block)> {
     let mut out: Vec<(u32, Block)> = vec![];
     let mut push = |start: u32, b: Block| {
         if let Some((_, last)) = out.last() {
@@ -245,7 +276,11 @@ fn runs(decisions: &BTreeMap<u32, Decision>, default: u32, enosys_above: Option<
                 _ => push(next as u32, gap(next)),
             }
         }
-        let b = if d.conditional.is_empty() { Block::Ret(d.fallback.unwrap_or(default)) } else { Block::Cond(d.clone()) };
+        let b = if d.conditional.is_empty() {
+            Block::Ret(d.fallback.unwrap_or(default))
+        } else {
+            Block::Cond(d.clone())
+        };
         push(nr, b);
         next = nr as u64 + 1;
     }
@@ -289,7 +324,12 @@ fn emit_decision(asm: &mut Asm, d: &Decision, arch: Arch, default: u32) {
     while i < conds.len() {
         // A run of single EQ conditions on one argument with one action: a set-membership test.
         let c = &conds[i];
-        let eq_set = |x: &crate::resolve::Cond| x.ret == c.ret && x.args.len() == 1 && x.args[0].op == Op::Eq && x.args[0].index == c.args[0].index;
+        let eq_set = |x: &crate::resolve::Cond| {
+            x.ret == c.ret
+                && x.args.len() == 1
+                && x.args[0].op == Op::Eq
+                && x.args[0].index == c.args[0].index
+        };
         let mut j = i;
         while j < conds.len() && c.args.len() == 1 && eq_set(&conds[j]) {
             j += 1;
@@ -410,7 +450,12 @@ pub fn compile(r: &Resolved) -> Result<Filter> {
     let mut asm = Asm::default();
     let default = r.default_ret;
     let has_x32 = r.arches.contains(&Arch::X32);
-    let sections: Vec<Arch> = r.arches.iter().copied().filter(|a| *a != Arch::X32).collect();
+    let sections: Vec<Arch> = r
+        .arches
+        .iter()
+        .copied()
+        .filter(|a| *a != Arch::X32)
+        .collect();
     let x32_label = asm.label();
     asm.ld(OFF_ARCH);
     for arch in &sections {
@@ -421,7 +466,14 @@ pub fn compile(r: &Resolved) -> Result<Filter> {
         let enosys = r.enosys_above(*arch);
         let mut rs = if *arch == Arch::X86_64 {
             let mut v = runs(&decisions, default, enosys, 0, X32_SYSCALL_BIT as u64);
-            v.push((X32_SYSCALL_BIT, if has_x32 { Block::Goto(x32_label) } else { Block::Ret(default) }));
+            v.push((
+                X32_SYSCALL_BIT,
+                if has_x32 {
+                    Block::Goto(x32_label)
+                } else {
+                    Block::Ret(default)
+                },
+            ));
             v
         } else {
             runs(&decisions, default, enosys, 0, 1 << 32)
@@ -436,11 +488,23 @@ pub fn compile(r: &Resolved) -> Result<Filter> {
     if has_x32 {
         asm.mark(x32_label);
         let decisions = r.decisions(Arch::X32);
-        let rs = runs(&decisions, default, r.enosys_above(Arch::X32), X32_SYSCALL_BIT, 1 << 32);
+        let rs = runs(
+            &decisions,
+            default,
+            r.enosys_above(Arch::X32),
+            X32_SYSCALL_BIT,
+            1 << 32,
+        );
         let mut all = vec![(0, Block::Ret(default))];
         all.extend(rs);
         emit_tree(&mut asm, &all, Arch::X32, default);
     }
     let program = asm.finish()?;
-    Ok(Filter { program, flags: r.flags, notify: r.notify, unknown: r.unknown.clone(), resolved: r.clone() })
+    Ok(Filter {
+        program,
+        flags: r.flags,
+        notify: r.notify,
+        unknown: r.unknown.clone(),
+        resolved: r.clone(),
+    })
 }

@@ -23,9 +23,21 @@ impl Filter {
             len: self.program.len() as libc::c_ushort,
             filter: self.program.as_ptr(),
         };
-        let flags = self.flags | if self.notify { SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
+        let flags = self.flags
+            | if self.notify {
+                SECCOMP_FILTER_FLAG_NEW_LISTENER
+            } else {
+                0
+            };
         // SAFETY: prog points to self.program, which outlives the call; the kernel copies it.
-        let ret = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog) };
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const SockFprog,
+            )
+        };
         if ret < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -140,7 +140,11 @@ pub struct Rule {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub args: Vec<Arg>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -164,21 +168,39 @@ pub struct Profile {
     pub default_action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub architectures: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub arch_map: Vec<ArchMap>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_metadata: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub syscalls: Vec<Rule>,
 }
 
-fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Vec<T>, D::Error> {
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -217,11 +239,17 @@ impl Profile {
         }
         for (i, a) in self.architectures.iter().enumerate() {
             if crate::Arch::from_scmp(a).is_none() && !crate::arch::is_known_foreign(a) {
-                return perr(format!("architectures[{i}]"), format!("unknown architecture {a:?}"));
+                return perr(
+                    format!("architectures[{i}]"),
+                    format!("unknown architecture {a:?}"),
+                );
             }
         }
         if !self.architectures.is_empty() && !self.arch_map.is_empty() {
-            return perr("archMap".into(), "use either 'architectures' or 'archMap', not both".into());
+            return perr(
+                "archMap".into(),
+                "use either 'architectures' or 'archMap', not both".into(),
+            );
         }
         for (i, f) in self.flags.iter().enumerate() {
             if !KNOWN_FLAGS.iter().any(|(n, _)| n == f) {
@@ -230,20 +258,32 @@ impl Profile {
         }
         for (i, r) in self.syscalls.iter().enumerate() {
             if r.name.is_some() && !r.names.is_empty() {
-                return perr(format!("syscalls[{i}]"), "use either 'name' or 'names', not both".into());
+                return perr(
+                    format!("syscalls[{i}]"),
+                    "use either 'name' or 'names', not both".into(),
+                );
             }
             if r.name.is_none() && r.names.is_empty() {
                 return perr(format!("syscalls[{i}].names"), "names no syscall".into());
             }
             if r.errno_ret.is_some_and(|e| e > 4095) && matches!(r.action, Action::Errno) {
-                return perr(format!("syscalls[{i}].errnoRet"), "must be at most 4095".into());
+                return perr(
+                    format!("syscalls[{i}].errnoRet"),
+                    "must be at most 4095".into(),
+                );
             }
             if r.errno_ret.is_some_and(|e| e > 0xffff) {
-                return perr(format!("syscalls[{i}].errnoRet"), "must fit in 16 bits".into());
+                return perr(
+                    format!("syscalls[{i}].errnoRet"),
+                    "must fit in 16 bits".into(),
+                );
             }
             for (j, a) in r.args.iter().enumerate() {
                 if a.index > 5 {
-                    return perr(format!("syscalls[{i}].args[{j}].index"), format!("{} is above 5 (syscalls have 6 arguments)", a.index));
+                    return perr(
+                        format!("syscalls[{i}].args[{j}].index"),
+                        format!("{} is above 5 (syscalls have 6 arguments)", a.index),
+                    );
                 }
             }
         }
@@ -251,7 +291,11 @@ impl Profile {
     }
 
     pub fn names(rule: &Rule) -> Vec<&str> {
-        rule.name.iter().map(String::as_str).chain(rule.names.iter().map(String::as_str)).collect()
+        rule.name
+            .iter()
+            .map(String::as_str)
+            .chain(rule.names.iter().map(String::as_str))
+            .collect()
     }
 
     /// The profile as OCI `linux.seccomp` JSON.
@@ -260,7 +304,10 @@ impl Profile {
     }
 
     pub fn flag_bits(&self) -> u32 {
-        self.flags.iter().filter_map(|f| KNOWN_FLAGS.iter().find(|(n, _)| n == f).map(|(_, b)| *b)).fold(0, |a, b| a | b)
+        self.flags
+            .iter()
+            .filter_map(|f| KNOWN_FLAGS.iter().find(|(n, _)| n == f).map(|(_, b)| *b))
+            .fold(0, |a, b| a | b)
     }
 }
 

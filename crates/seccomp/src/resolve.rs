@@ -22,7 +22,11 @@ pub struct Context {
 impl Context {
     /// This machine: native arch, running kernel, the given capabilities.
     pub fn host(caps: impl IntoIterator<Item = String>) -> Context {
-        Context { arch: Arch::native(), caps: caps.into_iter().collect(), kernel: running_kernel() }
+        Context {
+            arch: Arch::native(),
+            caps: caps.into_iter().collect(),
+            kernel: running_kernel(),
+        }
     }
 }
 
@@ -80,7 +84,9 @@ impl Resolved {
         let mut out: BTreeMap<u32, Decision> = BTreeMap::new();
         for (names, ret, args) in &self.rules {
             for name in names {
-                let Some(nr) = arch.syscall(name) else { continue };
+                let Some(nr) = arch.syscall(name) else {
+                    continue;
+                };
                 let d = out.entry(nr).or_default();
                 if args.is_empty() {
                     d.fallback = Some(match d.fallback {
@@ -101,7 +107,8 @@ impl Resolved {
         }
         for d in out.values_mut() {
             // Stable: same-precedence rules keep profile order.
-            d.conditional.sort_by_key(|c| std::cmp::Reverse(precedence(c.ret)));
+            d.conditional
+                .sort_by_key(|c| std::cmp::Reverse(precedence(c.ret)));
         }
         out
     }
@@ -112,7 +119,11 @@ impl Resolved {
         if matches!(self.default_ret & 0xffff_0000, RET_ALLOW | RET_LOG) {
             return None;
         }
-        self.rules.iter().flat_map(|(n, _, _)| n).filter_map(|n| arch.syscall(n)).max()
+        self.rules
+            .iter()
+            .flat_map(|(n, _, _)| n)
+            .filter_map(|n| arch.syscall(n))
+            .max()
     }
 
     /// The reference semantics: what the filter must return for `arch`, `nr` and `args`.
@@ -124,7 +135,11 @@ impl Resolved {
         if let Some(d) = decisions.get(&nr) {
             for c in &d.conditional {
                 let ok = c.args.iter().all(|a| {
-                    let v = if arch.is_32bit() { args[a.index as usize] & 0xffff_ffff } else { args[a.index as usize] };
+                    let v = if arch.is_32bit() {
+                        args[a.index as usize] & 0xffff_ffff
+                    } else {
+                        args[a.index as usize]
+                    };
                     a.op.eval(v, a.value, a.value_two)
                 });
                 if ok {
@@ -142,14 +157,23 @@ impl Resolved {
 
 fn matches_filter(f: &crate::profile::Filter, ctx: &Context, include: bool) -> bool {
     // include: every listed condition must hold; exclude: any listed condition excludes.
-    let arch_hit = f.arches.iter().any(|a| a == ctx.arch.go_name() || Arch::parse(a) == Some(ctx.arch));
-    let kernel_ok = f.min_kernel.as_deref().and_then(parse_kernel).map(|min| ctx.kernel >= min);
+    let arch_hit = f
+        .arches
+        .iter()
+        .any(|a| a == ctx.arch.go_name() || Arch::parse(a) == Some(ctx.arch));
+    let kernel_ok = f
+        .min_kernel
+        .as_deref()
+        .and_then(parse_kernel)
+        .map(|min| ctx.kernel >= min);
     if include {
         (f.arches.is_empty() || arch_hit)
             && f.caps.iter().all(|c| ctx.caps.contains(c))
             && kernel_ok.unwrap_or(true)
     } else {
-        (!f.arches.is_empty() && arch_hit) || f.caps.iter().any(|c| ctx.caps.contains(c)) || kernel_ok.unwrap_or(false)
+        (!f.arches.is_empty() && arch_hit)
+            || f.caps.iter().any(|c| ctx.caps.contains(c))
+            || kernel_ok.unwrap_or(false)
     }
 }
 
@@ -164,7 +188,11 @@ impl Profile {
         }
         for m in &self.arch_map {
             if Arch::from_scmp(&m.architecture) == Some(ctx.arch) {
-                arches.extend(m.sub_architectures.iter().filter_map(|s| Arch::from_scmp(s)));
+                arches.extend(
+                    m.sub_architectures
+                        .iter()
+                        .filter_map(|s| Arch::from_scmp(s)),
+                );
             }
         }
         let mut seen = BTreeSet::new();

@@ -13,7 +13,10 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 use crate::error::{config_err, Error, Result};
 
 pub fn name(c: &oci_spec::runtime::Capability) -> String {
-    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn convert(set: &Option<Capabilities>) -> HashSet<Cap> {
@@ -55,11 +58,16 @@ impl Sets {
 
 /// Without a new user namespace the container can only get capabilities the runtime itself has
 /// in its bounding set; say which are missing instead of failing later with a bare EPERM.
-pub fn check_obtainable(c: Option<&LinuxCapabilities>, new_userns: bool, file: &Path) -> Result<()> {
+pub fn check_obtainable(
+    c: Option<&LinuxCapabilities>,
+    new_userns: bool,
+    file: &Path,
+) -> Result<()> {
     if new_userns {
         return Ok(());
     }
-    let own = caps::read(None, CapSet::Bounding).map_err(|e| Error::Other(format!("read own bounding set: {e}")))?;
+    let own = caps::read(None, CapSet::Bounding)
+        .map_err(|e| Error::Other(format!("read own bounding set: {e}")))?;
     let sets = Sets::from_spec(c);
     let mut missing: Vec<String> = sets
         .bounding
@@ -93,7 +101,8 @@ pub fn drop_bounding(s: &Sets) -> Result<()> {
     let supported = caps::runtime::thread_all_supported();
     for c in supported {
         if !s.bounding.contains(&c) {
-            caps::drop(None, CapSet::Bounding, c).map_err(|e| Error::Other(format!("drop {c} from bounding set: {e}")))?;
+            caps::drop(None, CapSet::Bounding, c)
+                .map_err(|e| Error::Other(format!("drop {c} from bounding set: {e}")))?;
         }
     }
     Ok(())
@@ -102,16 +111,30 @@ pub fn drop_bounding(s: &Sets) -> Result<()> {
 /// Step 2, after the uid switch (with keep-caps): set the remaining sets exactly.
 pub fn apply(s: &Sets) -> Result<()> {
     let supported = caps::runtime::thread_all_supported();
-    let only = |set: &HashSet<Cap>| set.intersection(&supported).copied().collect::<HashSet<_>>();
+    let only = |set: &HashSet<Cap>| {
+        set.intersection(&supported)
+            .copied()
+            .collect::<HashSet<_>>()
+    };
     // Order matters: inheritable may only grow within permitted, and effective must stay within
     // permitted, so narrow inheritable and effective before permitted.
-    caps::set(None, CapSet::Inheritable, &only(&s.inheritable)).map_err(|e| Error::Other(format!("set inheritable capabilities: {e}")))?;
-    caps::set(None, CapSet::Effective, &only(&s.effective)).map_err(|e| Error::Other(format!("set effective capabilities: {e}")))?;
-    caps::set(None, CapSet::Permitted, &only(&s.permitted))
-        .map_err(|e| Error::Other(format!("set permitted capabilities (effective must be a subset of permitted): {e}")))?;
-    caps::clear(None, CapSet::Ambient).map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
+    caps::set(None, CapSet::Inheritable, &only(&s.inheritable))
+        .map_err(|e| Error::Other(format!("set inheritable capabilities: {e}")))?;
+    caps::set(None, CapSet::Effective, &only(&s.effective))
+        .map_err(|e| Error::Other(format!("set effective capabilities: {e}")))?;
+    caps::set(None, CapSet::Permitted, &only(&s.permitted)).map_err(|e| {
+        Error::Other(format!(
+            "set permitted capabilities (effective must be a subset of permitted): {e}"
+        ))
+    })?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
     for c in only(&s.ambient) {
-        caps::raise(None, CapSet::Ambient, c).map_err(|e| Error::Other(format!("raise ambient {c} (it must also be permitted and inheritable): {e}")))?;
+        caps::raise(None, CapSet::Ambient, c).map_err(|e| {
+            Error::Other(format!(
+                "raise ambient {c} (it must also be permitted and inheritable): {e}"
+            ))
+        })?;
     }
     Ok(())
 }

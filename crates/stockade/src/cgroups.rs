@@ -28,7 +28,10 @@ pub struct Hierarchy {
 
 impl Hierarchy {
     pub fn mount_name(&self) -> String {
-        self.mountpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.options.clone())
+        self.mountpoint
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.options.clone())
     }
     pub fn has(&self, c: &str) -> bool {
         self.controllers.iter().any(|x| x == c)
@@ -45,8 +48,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn detect() -> Result<Layout> {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::Cgroup(format!("read mountinfo: {e}")))?;
-        let selfcg = fs::read_to_string("/proc/self/cgroup").map_err(|e| Error::Cgroup(format!("read /proc/self/cgroup: {e}")))?;
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| Error::Cgroup(format!("read mountinfo: {e}")))?;
+        let selfcg = fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| Error::Cgroup(format!("read /proc/self/cgroup: {e}")))?;
         Ok(Self::parse(&mountinfo, &selfcg))
     }
 
@@ -63,7 +68,9 @@ impl Layout {
                 .unwrap_or_else(|| PathBuf::from("/"))
         };
         for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
             let pre: Vec<&str> = pre.split(' ').collect();
             let post: Vec<&str> = post.split(' ').collect();
             if pre.len() < 5 || post.len() < 3 {
@@ -78,7 +85,12 @@ impl Layout {
                 "cgroup" => {
                     let controllers: Vec<String> = post[2]
                         .split(',')
-                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "xattr")
+                        .filter(|o| {
+                            !matches!(*o, "rw" | "ro")
+                                && !o.starts_with("release_agent")
+                                && *o != "clone_children"
+                                && *o != "xattr"
+                        })
                         .map(String::from)
                         .collect();
                     if layout.v1.iter().any(|h| h.controllers == controllers) {
@@ -92,7 +104,12 @@ impl Layout {
                         b.sort();
                         a == b
                     });
-                    layout.v1.push(Hierarchy { mountpoint, options: controllers.join(","), controllers, path_of_self });
+                    layout.v1.push(Hierarchy {
+                        mountpoint,
+                        options: controllers.join(","),
+                        controllers,
+                        path_of_self,
+                    });
                 }
                 _ => {}
             }
@@ -101,7 +118,9 @@ impl Layout {
     }
 
     pub fn is_v2(&self) -> bool {
-        self.v1.iter().all(|h| h.controllers.iter().all(|c| c.starts_with("name=")))
+        self.v1
+            .iter()
+            .all(|h| h.controllers.iter().all(|c| c.starts_with("name=")))
     }
 
     /// Symlinks for co-mounted controllers (`cpu` → `cpu,cpuacct`), for the container's view.
@@ -125,7 +144,10 @@ impl Layout {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Field-level checks of `linux.resources`: (field, message).
@@ -134,14 +156,23 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
     if let Some(m) = r.memory() {
         if let Some(l) = m.limit() {
             if l == 0 || l < -1 {
-                return err("memory.limit", format!("{l} is not a limit (use -1 for none)"));
+                return err(
+                    "memory.limit",
+                    format!("{l} is not a limit (use -1 for none)"),
+                );
             }
             if l > 0 && l < 1 << 20 {
-                return err("memory.limit", format!("{l} bytes is below 1 MiB: nothing could run"));
+                return err(
+                    "memory.limit",
+                    format!("{l} bytes is below 1 MiB: nothing could run"),
+                );
             }
             if let Some(s) = m.swap() {
                 if s != -1 && s < l {
-                    return err("memory.swap", format!("{s} is below memory.limit {l} (swap is memory+swap)"));
+                    return err(
+                        "memory.swap",
+                        format!("{s} is below memory.limit {l} (swap is memory+swap)"),
+                    );
                 }
             }
         }
@@ -153,7 +184,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
     }
     if let Some(p) = r.pids() {
         if p.limit() == 0 || p.limit() < -1 {
-            return err("pids.limit", format!("{} is not a limit (use -1 for none)", p.limit()));
+            return err(
+                "pids.limit",
+                format!("{} is not a limit (use -1 for none)", p.limit()),
+            );
         }
     }
     if let Some(c) = r.cpu() {
@@ -169,7 +203,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
         }
         if let Some(q) = c.quota() {
             if q == 0 || (q < 1000 && q != -1) {
-                return err("cpu.quota", format!("{q} µs is below 1000 (use -1 for none)"));
+                return err(
+                    "cpu.quota",
+                    format!("{q} µs is below 1000 (use -1 for none)"),
+                );
             }
         }
         for (f, v) in [("cpu.cpus", c.cpus()), ("cpu.mems", c.mems())] {
@@ -181,11 +218,17 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
     for (i, d) in r.devices().iter().flatten().enumerate() {
         if let Some(a) = d.access() {
             if a.is_empty() || !a.chars().all(|c| "rwm".contains(c)) {
-                return err(&format!("devices[{i}].access"), format!("{a:?} is not a combination of r, w, m"));
+                return err(
+                    &format!("devices[{i}].access"),
+                    format!("{a:?} is not a combination of r, w, m"),
+                );
             }
         }
         if matches!(d.typ(), Some(LinuxDeviceType::P)) {
-            return err(&format!("devices[{i}].type"), "p (FIFO) is not a cgroup device type".into());
+            return err(
+                &format!("devices[{i}].type"),
+                "p (FIFO) is not a cgroup device type".into(),
+            );
         }
     }
     Ok(())
@@ -196,8 +239,12 @@ pub fn parse_cpuset(s: &str) -> std::result::Result<Vec<u32>, String> {
     let mut out = vec![];
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let a: u32 = a.parse().map_err(|_| format!("{s:?}: {part:?} is not a number or range"))?;
-        let b: u32 = b.parse().map_err(|_| format!("{s:?}: {part:?} is not a number or range"))?;
+        let a: u32 = a
+            .parse()
+            .map_err(|_| format!("{s:?}: {part:?} is not a number or range"))?;
+        let b: u32 = b
+            .parse()
+            .map_err(|_| format!("{s:?}: {part:?} is not a number or range"))?;
         if a > b || b > 8192 {
             return Err(format!("{s:?}: bad range {part:?}"));
         }
@@ -229,7 +276,9 @@ impl Cgroup {
     /// The cgroup for `cgroups_path` (default `/stockade/<id>`): absolute paths from each hierarchy's
     /// root, relative ones below this process's own cgroup.
     pub fn locate(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Cgroup {
-        let rel = cgroups_path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("/stockade/{id}")));
+        let rel = cgroups_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(format!("/stockade/{id}")));
         let under = |mount: &Path, own: &Path| -> PathBuf {
             if rel.is_absolute() {
                 mount.join(rel.strip_prefix("/").unwrap())
@@ -237,8 +286,15 @@ impl Cgroup {
                 mount.join(own.strip_prefix("/").unwrap_or(own)).join(&rel)
             }
         };
-        let v1 = layout.v1.iter().map(|h| (h.options.clone(), under(&h.mountpoint, &h.path_of_self))).collect();
-        let v2 = layout.unified.as_ref().map(|u| under(u, &layout.unified_self));
+        let v1 = layout
+            .v1
+            .iter()
+            .map(|h| (h.options.clone(), under(&h.mountpoint, &h.path_of_self)))
+            .collect();
+        let v2 = layout
+            .unified
+            .as_ref()
+            .map(|u| under(u, &layout.unified_self));
         Cgroup { v1, v2 }
     }
 
@@ -247,7 +303,10 @@ impl Cgroup {
     }
 
     fn v1(&self, controller: &str) -> Option<&Path> {
-        self.v1.iter().find(|(c, _)| c.split(',').any(|x| x == controller)).map(|(_, d)| d.as_path())
+        self.v1
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == controller))
+            .map(|(_, d)| d.as_path())
     }
 
     /// Create every directory; fails (creating nothing it keeps) if the cgroup already exists.
@@ -256,7 +315,10 @@ impl Cgroup {
         for d in self.dirs() {
             if d.exists() {
                 self.remove_dirs(&made);
-                return Err(Error::Cgroup(format!("{} already exists (another container with this cgroupsPath?)", d.display())));
+                return Err(Error::Cgroup(format!(
+                    "{} already exists (another container with this cgroupsPath?)",
+                    d.display()
+                )));
             }
             if let Err(e) = fs::create_dir_all(d) {
                 self.remove_dirs(&made);
@@ -295,7 +357,10 @@ impl Cgroup {
     /// Apply `resources`. On hybrid hosts a controller lives where it is mounted (v1 here).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         let v2_has = |c: &str| {
-            self.v2.as_ref().is_some_and(|d| fs::read_to_string(d.join("cgroup.controllers")).is_ok_and(|s| s.split_whitespace().any(|x| x == c)))
+            self.v2.as_ref().is_some_and(|d| {
+                fs::read_to_string(d.join("cgroup.controllers"))
+                    .is_ok_and(|s| s.split_whitespace().any(|x| x == c))
+            })
         };
         if let Some(m) = r.memory() {
             if let Some(dir) = self.v1("memory") {
@@ -303,17 +368,25 @@ impl Cgroup {
             } else if v2_has("memory") {
                 apply_memory_v2(self.v2.as_ref().unwrap(), m)?;
             } else if m.limit().is_some() || m.swap().is_some() || m.reservation().is_some() {
-                return Err(Error::Cgroup("linux.resources.memory: this host has no memory controller".into()));
+                return Err(Error::Cgroup(
+                    "linux.resources.memory: this host has no memory controller".into(),
+                ));
             }
         }
         if let Some(p) = r.pids() {
-            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
             if let Some(dir) = self.v1("pids") {
                 write(dir, "pids.max", &v)?;
             } else if v2_has("pids") {
                 write(self.v2.as_ref().unwrap(), "pids.max", &v)?;
             } else {
-                return Err(Error::Cgroup("linux.resources.pids: this host has no pids controller".into()));
+                return Err(Error::Cgroup(
+                    "linux.resources.pids: this host has no pids controller".into(),
+                ));
             }
         }
         if let Some(c) = r.cpu() {
@@ -322,7 +395,9 @@ impl Cgroup {
             } else if v2_has("cpu") || v2_has("cpuset") {
                 apply_cpu_v2(self.v2.as_ref().unwrap(), c)?;
             } else if c.shares().is_some() || c.quota().is_some() {
-                return Err(Error::Cgroup("linux.resources.cpu: this host has no cpu controller".into()));
+                return Err(Error::Cgroup(
+                    "linux.resources.cpu: this host has no cpu controller".into(),
+                ));
             }
         }
         if let Some(devs) = r.devices() {
@@ -349,7 +424,10 @@ impl Cgroup {
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
                         if fs::write(d.join("cgroup.kill"), "1").is_err() {
                             for pid in procs(d) {
-                                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(pid),
+                                    nix::sys::signal::Signal::SIGKILL,
+                                );
                             }
                         }
                         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -371,11 +449,17 @@ impl Cgroup {
 
 /// Fill empty cpuset.cpus/mems from the nearest ancestor down (parents may be new and empty too).
 fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let mut chain: Vec<&Path> = dir.ancestors().take_while(|p| p.join("cpuset.cpus").exists()).collect();
+    let mut chain: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| p.join("cpuset.cpus").exists())
+        .collect();
     chain.reverse();
     for w in chain.windows(2) {
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if fs::read_to_string(w[1].join(f)).map(|s| s.trim().is_empty()).unwrap_or(false) {
+            if fs::read_to_string(w[1].join(f))
+                .map(|s| s.trim().is_empty())
+                .unwrap_or(false)
+            {
                 let v = fs::read_to_string(w[0].join(f)).unwrap_or_default();
                 write(w[1], f, v.trim())?;
             }
@@ -385,11 +469,21 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
 }
 
 pub fn procs(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
-    fs::write(dir.join(file), value).map_err(|e| Error::Cgroup(format!("write {:?} to {}: {e}", value, dir.join(file).display())))
+    fs::write(dir.join(file), value).map_err(|e| {
+        Error::Cgroup(format!(
+            "write {:?} to {}: {e}",
+            value,
+            dir.join(file).display()
+        ))
+    })
 }
 
 /// Enable every available controller from the v2 root down to `dir`'s parent.
@@ -411,7 +505,10 @@ fn apply_memory_v1(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()>
     match (limit, swap) {
         (Some(l), Some(s)) if memsw => {
             // memsw must never be below limit: order the two writes so it never is.
-            let cur: i64 = fs::read_to_string(dir.join("memory.limit_in_bytes")).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(i64::MAX);
+            let cur: i64 = fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(i64::MAX);
             if s == -1 || l == -1 || s > cur {
                 write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
                 write(dir, "memory.limit_in_bytes", &l.to_string())?;
@@ -437,7 +534,13 @@ fn apply_memory_v1(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()>
 }
 
 pub fn apply_memory_v2(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()> {
-    let max = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
+    let max = |v: i64| {
+        if v < 0 {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     if let Some(l) = m.limit() {
         write(dir, "memory.max", &max(l))?;
     }
@@ -497,7 +600,11 @@ pub fn apply_cpu_v2(dir: &Path, c: &oci_spec::runtime::LinuxCpu) -> Result<()> {
             Some(q) if q > 0 => q.to_string(),
             _ => "max".into(),
         };
-        write(dir, "cpu.max", &format!("{q} {}", c.period().unwrap_or(100_000)))?;
+        write(
+            dir,
+            "cpu.max",
+            &format!("{q} {}", c.period().unwrap_or(100_000)),
+        )?;
     }
     if let Some(b) = c.burst() {
         write(dir, "cpu.max.burst", &b.to_string())?;
@@ -517,7 +624,15 @@ pub fn apply_cpu_v2(dir: &Path, c: &oci_spec::runtime::LinuxCpu) -> Result<()> {
 /// Devices always allowed on top of the spec's rules (runc's defaults): the OCI default device
 /// nodes, ptys and the pts multiplexer.
 pub const DEFAULT_ALLOWED_DEVICES: &[&str] = &[
-    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
 ];
 
 pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
@@ -526,16 +641,29 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
         Some(LinuxDeviceType::B) => "b",
         _ => "a",
     };
-    let n = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v.to_string()).unwrap_or_else(|| "*".into());
+    let n = |v: Option<i64>| {
+        v.filter(|v| *v >= 0)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "*".into())
+    };
     if t == "a" && d.major().is_none() && d.minor().is_none() {
         return "a".into();
     }
-    format!("{t} {}:{} {}", n(d.major()), n(d.minor()), d.access().clone().unwrap_or_else(|| "rwm".into()))
+    format!(
+        "{t} {}:{} {}",
+        n(d.major()),
+        n(d.minor()),
+        d.access().clone().unwrap_or_else(|| "rwm".into())
+    )
 }
 
 fn apply_devices_v1(dir: &Path, devs: &[LinuxDeviceCgroup]) -> Result<()> {
     for d in devs {
-        let file = if d.allow() { "devices.allow" } else { "devices.deny" };
+        let file = if d.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
         write(dir, file, &device_rule(d))?;
     }
     for r in DEFAULT_ALLOWED_DEVICES {
@@ -548,30 +676,53 @@ fn apply_devices_v1(dir: &Path, devs: &[LinuxDeviceCgroup]) -> Result<()> {
 mod tests {
     use super::*;
 
-    const HYBRID: &str = "30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+    const HYBRID: &str =
+        "30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
 31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
 32 30 0:28 / /sys/fs/cgroup/cpu,cpuacct rw shared:11 - cgroup cgroup rw,cpu,cpuacct
 33 30 0:29 / /sys/fs/cgroup/memory rw shared:12 - cgroup cgroup rw,memory
 34 30 0:30 / /sys/fs/cgroup/systemd rw shared:13 - cgroup cgroup rw,xattr,name=systemd";
-    const SELF: &str = "4:memory:/user/x\n3:cpu,cpuacct:/\n2:name=systemd:/init.scope\n0::/unified/y\n";
+    const SELF: &str =
+        "4:memory:/user/x\n3:cpu,cpuacct:/\n2:name=systemd:/init.scope\n0::/unified/y\n";
 
     #[test]
     fn hybrid_layout_is_parsed_from_mountinfo() {
         let l = Layout::parse(HYBRID, SELF);
-        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            l.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(l.unified_self, PathBuf::from("/unified/y"));
         assert_eq!(l.v1.len(), 3);
         let cpu = l.v1_dir("cpuacct").unwrap();
         assert_eq!(cpu.options, "cpu,cpuacct");
-        assert_eq!(l.v1_dir("memory").unwrap().path_of_self, PathBuf::from("/user/x"));
+        assert_eq!(
+            l.v1_dir("memory").unwrap().path_of_self,
+            PathBuf::from("/user/x")
+        );
         assert_eq!(l.v1_dir("name=systemd").unwrap().options, "name=systemd");
         assert!(!l.is_v2());
-        assert_eq!(l.symlinks(), vec![("cpu".into(), "cpu,cpuacct".into()), ("cpuacct".into(), "cpu,cpuacct".into())]);
+        assert_eq!(
+            l.symlinks(),
+            vec![
+                ("cpu".into(), "cpu,cpuacct".into()),
+                ("cpuacct".into(), "cpu,cpuacct".into())
+            ]
+        );
         let cg = Cgroup::locate(&l, None, "c1");
-        assert!(cg.v1.iter().any(|(_, d)| d == Path::new("/sys/fs/cgroup/memory/stockade/c1")));
+        assert!(cg
+            .v1
+            .iter()
+            .any(|(_, d)| d == Path::new("/sys/fs/cgroup/memory/stockade/c1")));
         let rel = Cgroup::locate(&l, Some(Path::new("sub/c1")), "c1");
-        assert!(rel.v1.iter().any(|(_, d)| d == Path::new("/sys/fs/cgroup/memory/user/x/sub/c1")));
-        assert_eq!(rel.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified/unified/y/sub/c1")));
+        assert!(rel
+            .v1
+            .iter()
+            .any(|(_, d)| d == Path::new("/sys/fs/cgroup/memory/user/x/sub/c1")));
+        assert_eq!(
+            rel.v2.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified/unified/y/sub/c1"))
+        );
     }
 
     #[test]
@@ -592,16 +743,26 @@ mod tests {
     #[test]
     fn v2_files_are_written_with_v2_semantics() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["memory.max", "memory.swap.max", "memory.low", "cpu.weight", "cpu.max"] {
+        for f in [
+            "memory.max",
+            "memory.swap.max",
+            "memory.low",
+            "cpu.weight",
+            "cpu.max",
+        ] {
             fs::write(dir.path().join(f), "").unwrap();
         }
-        let m: oci_spec::runtime::LinuxMemory = serde_json::from_str(r#"{"limit": 104857600, "swap": 209715200, "reservation": 1048576}"#).unwrap();
+        let m: oci_spec::runtime::LinuxMemory = serde_json::from_str(
+            r#"{"limit": 104857600, "swap": 209715200, "reservation": 1048576}"#,
+        )
+        .unwrap();
         apply_memory_v2(dir.path(), &m).unwrap();
         let rd = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap();
         assert_eq!(rd("memory.max"), "104857600");
         assert_eq!(rd("memory.swap.max"), "104857600");
         assert_eq!(rd("memory.low"), "1048576");
-        let c: oci_spec::runtime::LinuxCpu = serde_json::from_str(r#"{"shares": 1024, "quota": 50000, "period": 100000}"#).unwrap();
+        let c: oci_spec::runtime::LinuxCpu =
+            serde_json::from_str(r#"{"shares": 1024, "quota": 50000, "period": 100000}"#).unwrap();
         apply_cpu_v2(dir.path(), &c).unwrap();
         assert_eq!(rd("cpu.weight"), "39");
         assert_eq!(rd("cpu.max"), "50000 100000");

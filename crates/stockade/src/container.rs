@@ -22,7 +22,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::socket::{self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -49,7 +51,14 @@ pub struct RunOptions {
 }
 
 /// Signals `stockade run` forwards to the container's init.
-const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// Run a container to completion: returns its exit code (128+N if killed by signal N).
 pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i32> {
@@ -58,10 +67,18 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
     if !ns.new_mount && !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
-        return Err(crate::error::config_err(&opts.config_file, "linux.namespaces", "stockade needs a mount namespace"));
+        return Err(crate::error::config_err(
+            &opts.config_file,
+            "linux.namespaces",
+            "stockade needs a mount namespace",
+        ));
     }
     let process = spec.process().as_ref().expect("validated");
-    capabilities::check_obtainable(process.capabilities().as_ref(), ns.new_user, &opts.config_file)?;
+    capabilities::check_obtainable(
+        process.capabilities().as_ref(),
+        ns.new_user,
+        &opts.config_file,
+    )?;
     if process.terminal() == Some(true) {
         return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket (create/run -d); set terminal to false to run in the foreground"));
     }
@@ -81,21 +98,38 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     let cgroup = CgroupGuard::create(spec, id, rootless, opts.quiet)?;
 
     // 3. The child, blocked until we say go.
-    let (ours, theirs) = socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    let (ours, theirs) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair")?;
     let mut forwarded = SigSet::empty();
     for s in FORWARDED {
         forwarded.add(*s);
     }
     forwarded.add(Signal::SIGCHLD);
-    let old_mask = forwarded.thread_swap_mask(SigmaskHow::SIG_BLOCK).ctx(|| "block signals")?;
+    let old_mask = forwarded
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .ctx(|| "block signals")?;
     if let Some(p) = &ns.join_pid {
         namespaces::join(LinuxNamespaceType::Pid, p)?;
     }
-    let pid = crate::sys::clone3(ns.clone_flags.bits() as u64, None).ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
+    let pid = crate::sys::clone3(ns.clone_flags.bits() as u64, None)
+        .ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
     if pid == 0 {
         drop(ours);
         let _ = old_mask.thread_set_mask();
-        let err = child(spec, &ns, &rootfs_dir, &theirs, filter.as_ref(), opts.preserve_fds, rootless);
+        let err = child(
+            spec,
+            &ns,
+            &rootfs_dir,
+            &theirs,
+            filter.as_ref(),
+            opts.preserve_fds,
+            rootless,
+        );
         let msg = format!("E{err}");
         let _ = socket::send(theirs.as_raw_fd(), msg.as_bytes(), MsgFlags::empty());
         // SAFETY: _exit is always safe; it skips atexit handlers that belong to the runtime.
@@ -108,23 +142,32 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     let setup = (|| -> Result<Option<OwnedFd>> {
         let linux = spec.linux().as_ref();
         if ns.new_user {
-            let uids = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
-            let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+            let uids = linux
+                .and_then(|l| l.uid_mappings().clone())
+                .unwrap_or_default();
+            let gids = linux
+                .and_then(|l| l.gid_mappings().clone())
+                .unwrap_or_default();
             namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
         }
         if let Some(cg) = &cgroup.cgroup {
             cg.add(pid)?;
         }
         if let Some(adj) = process.oom_score_adj() {
-            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).ctx(|| format!("process.oomScoreAdj {adj}"))?;
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .ctx(|| format!("process.oomScoreAdj {adj}"))?;
         }
         let userns = if ns.new_user && !rootless {
-            Some(std::fs::File::open(format!("/proc/{pid}/ns/user")).ctx(|| "open child's user namespace")?)
+            Some(
+                std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                    .ctx(|| "open child's user namespace")?,
+            )
         } else {
             None
         };
         let devices_by_bind = ns.new_user || rootless;
-        let prepared = rootfs::prepare(spec, &rootfs_dir, bundle, userns.as_ref(), devices_by_bind)?;
+        let prepared =
+            rootfs::prepare(spec, &rootfs_dir, bundle, (!rootless).then_some(pid), userns.as_ref(), devices_by_bind)?;
         if !opts.quiet {
             for w in &prepared.warnings {
                 eprintln!("stockade: warning: {w}");
@@ -137,8 +180,13 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             let mut buf = vec![0u8; 8192];
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let mut space = nix::cmsg_space!([RawFd; 1]);
-            let msg = socket::recvmsg::<()>(ours.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-                .ctx(|| "wait for container setup")?;
+            let msg = socket::recvmsg::<()>(
+                ours.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .ctx(|| "wait for container setup")?;
             let n = msg.bytes;
             for c in msg.cmsgs().ctx(|| "control message")? {
                 if let ControlMessageOwned::ScmRights(v) = c {
@@ -150,7 +198,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 return Ok(listener);
             }
             if buf[0] == b'E' {
-                return Err(Error::Child(String::from_utf8_lossy(&buf[1..n]).into_owned()));
+                return Err(Error::Child(
+                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                ));
             }
         }
     })();
@@ -206,7 +256,9 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
                 Ok(WaitStatus::Signaled(p, s, _)) if p == child => return Ok(128 + s as i32),
                 Ok(WaitStatus::StillAlive) => break,
                 Ok(_) => continue,
-                Err(nix::Error::ECHILD) => return Err(Error::Other("container process vanished".into())),
+                Err(nix::Error::ECHILD) => {
+                    return Err(Error::Other("container process vanished".into()))
+                }
                 Err(e) => return Err(e).ctx(|| "waitpid"),
             }
         }
@@ -216,8 +268,9 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
 /// "go", then the prepared trees as SCM_RIGHTS (rootfs first, then binds, then devices).
 fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
     let fds: Vec<RawFd> = p
-        .rootfs
+        .target
         .iter()
+        .chain(p.rootfs.iter())
         .chain(p.binds.iter().map(|(_, f)| f))
         .chain(p.devices.iter().map(|(_, f)| f))
         .map(|f| f.as_raw_fd())
@@ -227,7 +280,8 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
     for chunk in fds.chunks(200) {
         let iov = [IoSlice::new(b"F")];
         let cmsg = [ControlMessage::ScmRights(chunk)];
-        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).ctx(|| "send mount trees")?;
+        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+            .ctx(|| "send mount trees")?;
     }
     Ok(())
 }
@@ -238,13 +292,22 @@ fn recv_go(sock: &OwnedFd) -> Result<Vec<OwnedFd>> {
     if n == 0 || buf[0] != b'G' {
         return Err(Error::Other("runtime went away before setup".into()));
     }
-    let count: usize = std::str::from_utf8(&buf[1..n]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let count: usize = std::str::from_utf8(&buf[1..n])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut fds = Vec::with_capacity(count);
     while fds.len() < count {
         let mut b = [0u8; 1];
         let mut iov = [std::io::IoSliceMut::new(&mut b)];
         let mut space = nix::cmsg_space!([RawFd; 200]);
-        let msg = socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ctx(|| "receive mount trees")?;
+        let msg = socket::recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .ctx(|| "receive mount trees")?;
         for c in msg.cmsgs().ctx(|| "control message")? {
             if let ControlMessageOwned::ScmRights(v) = c {
                 // SAFETY: SCM_RIGHTS gave us these new descriptors; nothing else owns them.
@@ -292,25 +355,45 @@ fn child_setup(
             nix::unistd::setgroups(&[]).ctx(|| "drop host supplementary groups")?;
         }
         let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
-        nix::unistd::setresgid(g, g, g).ctx(|| "become root of the user namespace (gid 0 unmapped?)")?;
-        nix::unistd::setresuid(u, u, u).ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
+        nix::unistd::setresgid(g, g, g)
+            .ctx(|| "become root of the user namespace (gid 0 unmapped?)")?;
+        nix::unistd::setresuid(u, u, u)
+            .ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
     }
     let mut it = fds.into_iter();
     let mut prepared = rootfs::Prepared::default();
+    if !rootless {
+        prepared.target = it.next();
+    }
     if !spec::tmpfs_root(spec) {
         prepared.rootfs = it.next();
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if rootfs::mount_opts(m).bind.is_some() {
-            prepared.binds.push((i, it.next().ok_or_else(|| Error::Other("bind tree missing".into()))?));
+            prepared.binds.push((
+                i,
+                it.next()
+                    .ok_or_else(|| Error::Other("bind tree missing".into()))?,
+            ));
         }
     }
     let in_userns = ns.new_user || rootless;
     if in_userns {
-        let extra = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
-        let paths = rootfs::DEFAULT_DEVICES.iter().map(|(p, _, _)| PathBuf::from(p)).chain(extra.iter().map(|d| d.path().clone()));
+        let extra = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        let paths = rootfs::DEFAULT_DEVICES
+            .iter()
+            .map(|(p, _, _)| PathBuf::from(p))
+            .chain(extra.iter().map(|d| d.path().clone()));
         for p in paths {
-            prepared.devices.push((p, it.next().ok_or_else(|| Error::Other("device tree missing".into()))?));
+            prepared.devices.push((
+                p,
+                it.next()
+                    .ok_or_else(|| Error::Other("device tree missing".into()))?,
+            ));
         }
     }
 
@@ -358,7 +441,12 @@ fn child_setup(
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).ctx(|| format!("process.cwd {}", cwd.display()))?;
     let env = process.env().clone().unwrap_or_default();
-    let arg0 = process.args().as_ref().and_then(|a| a.first()).cloned().unwrap_or_default();
+    let arg0 = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
     let program = process::find_program(&arg0, &env)?;
     process::close_fds(preserve_fds)?;
     if let (Some(f), true) = (filter, nnp) {
@@ -368,8 +456,14 @@ fn child_setup(
         // The agent's socket is a host path: the runtime delivers the descriptor.
         let iov = [IoSlice::new(b"L")];
         let fds = [fd.as_raw_fd()];
-        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-            .ctx(|| "pass seccomp listener to the runtime")?;
+        socket::sendmsg::<()>(
+            sock.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx(|| "pass seccomp listener to the runtime")?;
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
@@ -411,7 +505,9 @@ impl Drop for CgroupGuard {
 }
 
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // civil-from-days (Howard Hinnant's algorithm)
@@ -425,5 +521,11 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem % 3600 / 60, rem % 60, now.subsec_nanos())
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_nanos()
+    )
 }

@@ -58,7 +58,11 @@ impl<T> Context<T> for nix::Result<T> {
 }
 
 /// A configuration error naming the file and the JSON field.
-pub fn config_err(file: &std::path::Path, field: impl Into<String>, msg: impl Into<String>) -> Error {
+pub fn config_err(
+    file: &std::path::Path,
+    field: impl Into<String>,
+    msg: impl Into<String>,
+) -> Error {
     Error::Config {
         file: file.to_path_buf(),
         field: field.into(),

@@ -11,7 +11,11 @@ use stockade::sandbox::SandboxArgs;
 use stockade::spec;
 
 #[derive(Parser)]
-#[command(name = "stockade", version, about = "A container sandbox runtime: every isolation layer on by default")]
+#[command(
+    name = "stockade",
+    version,
+    about = "A container sandbox runtime: every isolation layer on by default"
+)]
 struct Cli {
     /// Directory for container state
     #[arg(long, global = true, default_value = stockade::state::DEFAULT_ROOT)]
@@ -44,7 +48,7 @@ enum Cmd {
         rootless: bool,
     },
     /// Run a host command in a sandbox (no image needed)
-    Sandbox(SandboxArgs),
+    Sandbox(Box<SandboxArgs>),
     /// Inspect seccomp profiles
     #[command(subcommand)]
     Seccomp(SeccompCmd),
@@ -100,11 +104,21 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run { bundle, preserve_fds, id } => {
-            let bundle = std::fs::canonicalize(&bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+        Cmd::Run {
+            bundle,
+            preserve_fds,
+            id,
+        } => {
+            let bundle = std::fs::canonicalize(&bundle)
+                .with_context(|| format!("bundle {}", bundle.display()))?;
             let file = bundle.join("config.json");
             let spec = spec::load(&file)?;
-            let opts = RunOptions { root: cli.root, config_file: file, preserve_fds, quiet: cli.quiet };
+            let opts = RunOptions {
+                root: cli.root,
+                config_file: file,
+                preserve_fds,
+                quiet: cli.quiet,
+            };
             Ok(container::run(&id, &bundle, &spec, &opts)?)
         }
         Cmd::Spec { bundle, rootless } => {
@@ -113,7 +127,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                 bail!("{} exists already; remove it first", file.display());
             }
             let v = spec::hardened_default(rootless);
-            std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("write {}", file.display()))?;
+            std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n")
+                .with_context(|| format!("write {}", file.display()))?;
             Ok(0)
         }
         Cmd::Sandbox(args) => {
@@ -123,8 +138,16 @@ fn real_main(cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&spec)?);
                 return Ok(0);
             }
-            let id = args.id.clone().unwrap_or_else(|| format!("sandbox-{}", std::process::id()));
-            let opts = RunOptions { root: cli.root, config_file: PathBuf::from("sandbox flags"), preserve_fds: 0, quiet: cli.quiet };
+            let id = args
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("sandbox-{}", std::process::id()));
+            let opts = RunOptions {
+                root: cli.root,
+                config_file: PathBuf::from("sandbox flags"),
+                preserve_fds: 0,
+                quiet: cli.quiet,
+            };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
         Cmd::Seccomp(c) => seccomp_cmd(c),
@@ -135,33 +158,55 @@ fn load_profile(arg: &str) -> Result<stockade_seccomp::Profile> {
     if let Some(p) = stockade_seccomp::builtin(arg) {
         return Ok(p);
     }
-    let text = std::fs::read_to_string(arg).with_context(|| format!("{arg}: not a built-in profile (default, docker, unconfined) nor a readable file"))?;
+    let text = std::fs::read_to_string(arg).with_context(|| {
+        format!("{arg}: not a built-in profile (default, docker, unconfined) nor a readable file")
+    })?;
     // An OCI config.json holds the profile at linux.seccomp.
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{arg}: invalid JSON"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{arg}: invalid JSON"))?;
     let v = v.pointer("/linux/seccomp").cloned().unwrap_or(v);
-    stockade_seccomp::Profile::from_value(&v).with_context(|| format!("{arg}"))
+    stockade_seccomp::Profile::from_value(&v).with_context(|| arg.to_string())
 }
 
-fn context(arch: Option<&str>, caps: &[String], kernel: Option<&str>) -> Result<stockade_seccomp::Context> {
-    let mut ctx = stockade_seccomp::Context::host(caps.iter().map(|c| stockade::sandbox::cap_name(c)));
+fn context(
+    arch: Option<&str>,
+    caps: &[String],
+    kernel: Option<&str>,
+) -> Result<stockade_seccomp::Context> {
+    let mut ctx =
+        stockade_seccomp::Context::host(caps.iter().map(|c| stockade::sandbox::cap_name(c)));
     if let Some(a) = arch {
-        ctx.arch = stockade_seccomp::Arch::parse(a).with_context(|| format!("--arch {a}: unknown (x86_64, x86, x32, aarch64, arm)"))?;
+        ctx.arch = stockade_seccomp::Arch::parse(a)
+            .with_context(|| format!("--arch {a}: unknown (x86_64, x86, x32, aarch64, arm)"))?;
     }
     if let Some(k) = kernel {
-        ctx.kernel = stockade_seccomp::resolve::parse_kernel(k).with_context(|| format!("--kernel {k}: use X.Y"))?;
+        ctx.kernel = stockade_seccomp::resolve::parse_kernel(k)
+            .with_context(|| format!("--kernel {k}: use X.Y"))?;
     }
     Ok(ctx)
 }
 
 fn parse_num(s: &str) -> Result<u64> {
-    let r = if let Some(h) = s.strip_prefix("0x") { u64::from_str_radix(h, 16) } else if let Some(n) = s.strip_prefix('-') { n.parse::<u64>().map(|v| v.wrapping_neg()) } else { s.parse() };
+    let r = if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16)
+    } else if let Some(n) = s.strip_prefix('-') {
+        n.parse::<u64>().map(|v| v.wrapping_neg())
+    } else {
+        s.parse()
+    };
     r.with_context(|| format!("{s:?} is not a number"))
 }
 
 fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
     use stockade_seccomp::bpf::ret_name;
     match c {
-        SeccompCmd::Compile { profile, arch, caps, kernel, format } => {
+        SeccompCmd::Compile {
+            profile,
+            arch,
+            caps,
+            kernel,
+            format,
+        } => {
             let p = load_profile(&profile)?;
             let ctx = context(arch.as_deref(), &caps, kernel.as_deref())?;
             let r = p.resolve(&ctx);
@@ -183,19 +228,35 @@ fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
                 "{} instructions; worst-case path {} instructions; architectures {}",
                 f.program.len(),
                 f.longest_path(),
-                r.arches.iter().map(|a| a.scmp_name()).collect::<Vec<_>>().join(", ")
+                r.arches
+                    .iter()
+                    .map(|a| a.scmp_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             if !f.unknown.is_empty() {
-                eprintln!("warning: unknown syscalls ignored: {}", f.unknown.join(", "));
+                eprintln!(
+                    "warning: unknown syscalls ignored: {}",
+                    f.unknown.join(", ")
+                );
             }
             Ok(0)
         }
-        SeccompCmd::Explain { profile, syscall, args, arch, caps } => {
+        SeccompCmd::Explain {
+            profile,
+            syscall,
+            args,
+            arch,
+            caps,
+        } => {
             let p = load_profile(&profile)?;
             let ctx = context(arch.as_deref(), &caps, None)?;
             let nr = match ctx.arch.syscall(&syscall) {
                 Some(n) => n,
-                None => parse_num(&syscall).ok().map(|n| n as u32).with_context(|| format!("{syscall}: unknown on {}", ctx.arch.scmp_name()))?,
+                None => parse_num(&syscall)
+                    .ok()
+                    .map(|n| n as u32)
+                    .with_context(|| format!("{syscall}: unknown on {}", ctx.arch.scmp_name()))?,
             };
             let mut a = [0u64; 6];
             for (i, s) in args.iter().take(6).enumerate() {
@@ -205,8 +266,17 @@ fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
             let f = stockade_seccomp::compile(&r)?;
             let (ret, steps) = f.eval(ctx.arch, nr, a);
             let want = r.evaluate(ctx.arch, nr, &a);
-            let rule = r.rules.iter().position(|(names, _, _)| names.iter().any(|n| ctx.arch.syscall(n) == Some(nr)));
-            println!("{} ({} on {}): {}", syscall, nr, ctx.arch.scmp_name(), ret_name(ret));
+            let rule = r
+                .rules
+                .iter()
+                .position(|(names, _, _)| names.iter().any(|n| ctx.arch.syscall(n) == Some(nr)));
+            println!(
+                "{} ({} on {}): {}",
+                syscall,
+                nr,
+                ctx.arch.scmp_name(),
+                ret_name(ret)
+            );
             match rule {
                 Some(i) => println!("named by rule {} of the resolved profile: {:?}", i, r.oci.syscalls[i]),
                 None if ret == r.default_ret => println!("no rule names it: the default action"),
@@ -214,7 +284,11 @@ fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
             }
             println!("{steps} BPF instructions executed");
             if ret != want {
-                bail!("internal error: filter says {} but the profile says {}", ret_name(ret), ret_name(want));
+                bail!(
+                    "internal error: filter says {} but the profile says {}",
+                    ret_name(ret),
+                    ret_name(want)
+                );
             }
             Ok(0)
         }
@@ -224,11 +298,24 @@ fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
             let rb = load_profile(&b)?.resolve(&ctx);
             let mut n = 0;
             for nr in ctx.arch.all_numbers() {
-                let (x, y) = (ra.evaluate(ctx.arch, nr, &[0; 6]), rb.evaluate(ctx.arch, nr, &[0; 6]));
-                let conditional = |r: &stockade_seccomp::Resolved| r.decisions(ctx.arch).get(&nr).is_some_and(|d| !d.conditional.is_empty());
+                let (x, y) = (
+                    ra.evaluate(ctx.arch, nr, &[0; 6]),
+                    rb.evaluate(ctx.arch, nr, &[0; 6]),
+                );
+                let conditional = |r: &stockade_seccomp::Resolved| {
+                    r.decisions(ctx.arch)
+                        .get(&nr)
+                        .is_some_and(|d| !d.conditional.is_empty())
+                };
                 if x != y || conditional(&ra) != conditional(&rb) {
                     let name = ctx.arch.name_of(nr).unwrap_or("?");
-                    let tag = |r: &stockade_seccomp::Resolved, v: u32| if conditional(r) { format!("{} (argument-dependent)", ret_name(v)) } else { ret_name(v) };
+                    let tag = |r: &stockade_seccomp::Resolved, v: u32| {
+                        if conditional(r) {
+                            format!("{} (argument-dependent)", ret_name(v))
+                        } else {
+                            ret_name(v)
+                        }
+                    };
                     println!("{name:24} {:28} {}", tag(&ra, x), tag(&rb, y));
                     n += 1;
                 }

@@ -70,8 +70,14 @@ impl Plan {
             new_mount: false,
             join_pid: None,
         };
-        let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
-        let user_joined = nss.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+        let nss = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        let user_joined = nss
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
         let mut order = nss.clone();
         // The user namespace is joined first, so the others are joined with its privileges.
         order.sort_by_key(|n| n.typ() != LinuxNamespaceType::User);
@@ -88,7 +94,9 @@ impl Plan {
                     plan.new_pid = true;
                     plan.clone_flags |= flag(t);
                 }
-                (LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time, None) => plan.unshare_flags |= flag(t),
+                (LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time, None) => {
+                    plan.unshare_flags |= flag(t)
+                }
                 (_, None) => {
                     if user_joined {
                         plan.unshare_flags |= flag(t);
@@ -113,13 +121,18 @@ impl Plan {
 /// outside, at most 340 lines (the kernel's limit).
 pub fn check_id_maps(maps: &[LinuxIdMapping]) -> std::result::Result<(), String> {
     if maps.len() > 340 {
-        return Err(format!("{} mappings; the kernel accepts at most 340", maps.len()));
+        return Err(format!(
+            "{} mappings; the kernel accepts at most 340",
+            maps.len()
+        ));
     }
     for (i, m) in maps.iter().enumerate() {
         if m.size() == 0 {
             return Err(format!("[{i}]: size is 0"));
         }
-        if m.container_id().checked_add(m.size()).is_none() || m.host_id().checked_add(m.size()).is_none() {
+        if m.container_id().checked_add(m.size()).is_none()
+            || m.host_id().checked_add(m.size()).is_none()
+        {
             return Err(format!("[{i}]: range overflows 32 bits"));
         }
         for (j, o) in maps.iter().enumerate().skip(i + 1) {
@@ -133,17 +146,25 @@ pub fn check_id_maps(maps: &[LinuxIdMapping]) -> std::result::Result<(), String>
 }
 
 /// Write `/proc/PID/{uid_map,gid_map}` (and `setgroups` = deny when unprivileged, as the kernel requires).
-pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping], rootless: bool) -> Result<()> {
+pub fn write_id_maps(
+    pid: i32,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+    rootless: bool,
+) -> Result<()> {
     let fmt = |maps: &[LinuxIdMapping]| {
         maps.iter()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect::<String>()
     };
     if rootless {
-        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx(|| format!("write /proc/{pid}/setgroups"))?;
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+            .ctx(|| format!("write /proc/{pid}/setgroups"))?;
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids)).ctx(|| format!("write /proc/{pid}/uid_map ({})", fmt(uids).trim()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids)).ctx(|| format!("write /proc/{pid}/gid_map ({})", fmt(gids).trim()))?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids))
+        .ctx(|| format!("write /proc/{pid}/uid_map ({})", fmt(uids).trim()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids))
+        .ctx(|| format!("write /proc/{pid}/gid_map ({})", fmt(gids).trim()))?;
     Ok(())
 }
 
@@ -156,8 +177,10 @@ pub fn to_host(maps: &[LinuxIdMapping], id: u32) -> Option<u32> {
 
 /// Enter a namespace by path.
 pub fn join(t: LinuxNamespaceType, path: &std::path::Path) -> Result<()> {
-    let f = File::open(path).ctx(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
-    nix::sched::setns(f, flag(t)).ctx(|| format!("setns {} namespace {}", proc_name(t), path.display()))
+    let f =
+        File::open(path).ctx(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
+    nix::sched::setns(f, flag(t))
+        .ctx(|| format!("setns {} namespace {}", proc_name(t), path.display()))
 }
 
 pub fn unshare(flags: CloneFlags) -> Result<()> {
@@ -170,7 +193,11 @@ pub fn unshare(flags: CloneFlags) -> Result<()> {
 /// Clock offsets of a new time namespace: written after `unshare(CLONE_NEWTIME)` and before the
 /// first process enters it (our `execve`).
 pub fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
         return Ok(());
     };
     let mut text = String::new();
@@ -178,30 +205,70 @@ pub fn write_time_offsets(spec: &Spec) -> Result<()> {
         let id = match clock.as_str() {
             "monotonic" => "monotonic",
             "boottime" => "boottime",
-            other => return Err(Error::Other(format!("linux.timeOffsets.{other}: only monotonic and boottime can be offset"))),
+            other => {
+                return Err(Error::Other(format!(
+                    "linux.timeOffsets.{other}: only monotonic and boottime can be offset"
+                )))
+            }
         };
-        text.push_str(&format!("{id} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{id} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
     std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets")
 }
 
 /// Sysctls a container may set: only those its own namespaces isolate (runc's list).
-pub fn check_sysctl(key: &str, netns: bool, ipcns: bool, utsns: bool) -> std::result::Result<(), String> {
-    const IPC: &[&str] = &["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+pub fn check_sysctl(
+    key: &str,
+    netns: bool,
+    ipcns: bool,
+    utsns: bool,
+) -> std::result::Result<(), String> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        return if ipcns { Ok(()) } else { Err("needs a new IPC namespace".into()) };
+        return if ipcns {
+            Ok(())
+        } else {
+            Err("needs a new IPC namespace".into())
+        };
     }
     if key.starts_with("net.") {
-        return if netns { Ok(()) } else { Err("needs a network namespace (not the host's)".into()) };
+        return if netns {
+            Ok(())
+        } else {
+            Err("needs a network namespace (not the host's)".into())
+        };
     }
     if key == "kernel.hostname" || key == "kernel.domainname" {
-        return if utsns { Ok(()) } else { Err("needs a new UTS namespace".into()) };
+        return if utsns {
+            Ok(())
+        } else {
+            Err("needs a new UTS namespace".into())
+        };
     }
     Err("is not namespaced: setting it would change the host for everyone".into())
 }
 
 pub fn write_sysctls(spec: &Spec) -> Result<()> {
-    for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
+    for (k, v) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
         std::fs::write(&path, v).ctx(|| format!("linux.sysctl.{k}: write {path}"))?;
     }

@@ -35,7 +35,10 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 
 pub fn set_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: lim is a valid rlimit struct for the duration of the call.
         if unsafe { libc::setrlimit(rlimit_resource(r.typ()), &lim) } != 0 {
             let e = std::io::Error::last_os_error();
@@ -44,7 +47,12 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
             } else {
                 ""
             };
-            return Err(Error::Other(format!("process.rlimits {:?} soft={} hard={}: {e}{hint}", r.typ(), r.soft(), r.hard())));
+            return Err(Error::Other(format!(
+                "process.rlimits {:?} soft={} hard={}: {e}{hint}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )));
         }
     }
     Ok(())
@@ -57,7 +65,14 @@ pub fn fresh_keyring() -> Result<()> {
         Ok(_) => Ok(()),
         // A host that blocks keyctl (ENOSYS, or EPERM under an outer seccomp filter) has no keyring
         // to share either.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES)) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES)
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e).ctx(|| "join a new session keyring"),
     }
 }
@@ -67,16 +82,27 @@ pub fn fresh_keyring() -> Result<()> {
 pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     let u = p.user();
     nix::sys::prctl::set_keepcaps(true).ctx(|| "PR_SET_KEEPCAPS")?;
-    let groups: Vec<Gid> = u.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    let groups: Vec<Gid> = u
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     if setgroups_allowed {
-        nix::unistd::setgroups(&groups).ctx(|| format!("process.user.additionalGids {groups:?}: setgroups"))?;
+        nix::unistd::setgroups(&groups)
+            .ctx(|| format!("process.user.additionalGids {groups:?}: setgroups"))?;
     } else if !groups.is_empty() {
-        return Err(Error::Other("process.user.additionalGids: setgroups is denied in an unprivileged user namespace".into()));
+        return Err(Error::Other(
+            "process.user.additionalGids: setgroups is denied in an unprivileged user namespace"
+                .into(),
+        ));
     }
     let gid = Gid::from_raw(u.gid());
-    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("process.user.gid {}: setresgid (is it mapped?)", u.gid()))?;
+    nix::unistd::setresgid(gid, gid, gid)
+        .ctx(|| format!("process.user.gid {}: setresgid (is it mapped?)", u.gid()))?;
     let uid = Uid::from_raw(u.uid());
-    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("process.user.uid {}: setresuid (is it mapped?)", u.uid()))?;
+    nix::unistd::setresuid(uid, uid, uid)
+        .ctx(|| format!("process.user.uid {}: setresuid (is it mapped?)", u.uid()))?;
     nix::sys::prctl::set_keepcaps(false).ctx(|| "PR_SET_KEEPCAPS off")?;
     if let Some(m) = u.umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
@@ -96,7 +122,10 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
     if arg0.contains('/') {
         return Ok(PathBuf::from(arg0));
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let cand = Path::new(dir).join(arg0);
         if let Ok(md) = std::fs::metadata(&cand) {
@@ -106,7 +135,9 @@ pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
             }
         }
     }
-    Err(Error::Other(format!("process.args[0]: {arg0:?} not found in PATH {path:?} inside the container")))
+    Err(Error::Other(format!(
+        "process.args[0]: {arg0:?} not found in PATH {path:?} inside the container"
+    )))
 }
 
 /// Mark every descriptor but stdio and the `preserve` ones after it close-on-exec.
@@ -115,7 +146,8 @@ pub fn close_fds(preserve: u32) -> Result<()> {
 }
 
 fn cstrings<'a>(it: impl Iterator<Item = &'a str>) -> Result<Vec<CString>> {
-    it.map(|s| CString::new(s).map_err(|_| Error::Other(format!("NUL byte in {s:?}")))).collect()
+    it.map(|s| CString::new(s).map_err(|_| Error::Other(format!("NUL byte in {s:?}"))))
+        .collect()
 }
 
 /// `execve` the process; only returns on failure.
@@ -126,7 +158,10 @@ pub fn exec(program: &Path, p: &Process) -> Error {
         Ok(c) => c,
         Err(_) => return Error::Other("NUL in program path".into()),
     };
-    let (argv, envp) = match (cstrings(args.iter().map(String::as_str)), cstrings(env.iter().map(String::as_str))) {
+    let (argv, envp) = match (
+        cstrings(args.iter().map(String::as_str)),
+        cstrings(env.iter().map(String::as_str)),
+    ) {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };

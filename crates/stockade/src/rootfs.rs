@@ -31,10 +31,14 @@ pub enum Opt {
     Set(MsFlags),
     Clear(MsFlags),
     Propagation(MsFlags),
-    Bind { recursive: bool },
+    Bind {
+        recursive: bool,
+    },
     /// Recursive read-only / read-write (`rro`, `rrw`).
     RecursiveRo(bool),
-    Idmap { recursive: bool },
+    Idmap {
+        recursive: bool,
+    },
     /// Accepted and ignored (e.g. `tmpcopyup` is a Podman hint handled by the engine).
     Ignore,
 }
@@ -102,7 +106,14 @@ pub struct MountOpts {
 }
 
 pub fn mount_opts(m: &Mount) -> MountOpts {
-    let mut o = MountOpts { flags: MsFlags::empty(), propagation: vec![], data: vec![], bind: None, recursive_ro: None, idmap: None };
+    let mut o = MountOpts {
+        flags: MsFlags::empty(),
+        propagation: vec![],
+        data: vec![],
+        bind: None,
+        recursive_ro: None,
+        idmap: None,
+    };
     let mut explicit = MsFlags::empty();
     for s in m.options().iter().flatten() {
         match parse_option(s) {
@@ -164,6 +175,8 @@ fn attr_of(flags: MsFlags) -> MountAttr {
 /// Detached mount trees made by the runtime in the host's mount namespace, sent to the child.
 #[derive(Default)]
 pub struct Prepared {
+    /// The directory the root is attached on (O_PATH), opened by the runtime.
+    pub target: Option<OwnedFd>,
     pub rootfs: Option<OwnedFd>,
     /// (index into spec.mounts, tree)
     pub binds: Vec<(usize, OwnedFd)>,
@@ -195,14 +208,37 @@ fn wants_idmap(owner_uid: u32, uid_maps: &[oci_spec::runtime::LinuxIdMapping]) -
 /// Runtime side: open the rootfs and every bind source as detached trees. `userns` is the
 /// container's user namespace (maps already written) when it has a new one and the runtime is
 /// privileged enough to idmap.
-pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, userns: Option<&fs::File>, devices_by_bind: bool) -> Result<Prepared> {
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    child: Option<i32>,
+    userns: Option<&fs::File>,
+    devices_by_bind: bool,
+) -> Result<Prepared> {
     let mut p = Prepared::default();
-    let uid_maps = spec.linux().as_ref().and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+    // The mount point as the child's mount namespace sees it, opened with the runtime's own
+    // privileges (the bundle's parents may be closed to the container's root). Unprivileged, the
+    // child opens it itself: its root is the caller.
+    if let Some(pid) = child {
+        let path = Path::new("/proc").join(pid.to_string()).join("root").join(rootfs.strip_prefix("/").unwrap_or(rootfs));
+        p.target = Some(
+            sys::openat2(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+                .ctx(|| format!("open {}", rootfs.display()))?,
+        );
+    }
+    let uid_maps = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
     if !crate::spec::tmpfs_root(spec) {
         let tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
             .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
         if let Some(ns) = userns {
-            let owner = fs::metadata(rootfs).ctx(|| format!("stat {}", rootfs.display()))?.uid();
+            let owner = fs::metadata(rootfs)
+                .ctx(|| format!("stat {}", rootfs.display()))?
+                .uid();
             if wants_idmap(owner, &uid_maps) {
                 if let Err(e) = idmap(&tree, ns, true) {
                     p.warnings.push(format!(
@@ -220,15 +256,24 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, userns: Option<&fs::Fi
         let o = mount_opts(m);
         let Some(recursive) = o.bind else { continue };
         let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_absolute() { src } else { bundle.join(src) };
+        let src = if src.is_absolute() {
+            src
+        } else {
+            bundle.join(src)
+        };
         let flags = sys::OPEN_TREE_CLONE | if recursive { sys::AT_RECURSIVE } else { 0 };
-        let tree = sys::open_tree(&src, flags).ctx(|| format!("mounts[{i}]: bind source {}", src.display()))?;
+        let tree = sys::open_tree(&src, flags)
+            .ctx(|| format!("mounts[{i}]: bind source {}", src.display()))?;
         let rro = o.recursive_ro.unwrap_or(false);
         sys::mount_setattr_fd(tree.as_raw_fd(), recursive || rro, &attr_of(o.flags))
             .ctx(|| format!("mounts[{i}]: set flags on bind of {}", src.display()))?;
         if rro {
-            let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
-            sys::mount_setattr_fd(tree.as_raw_fd(), true, &a).ctx(|| format!("mounts[{i}]: rro"))?;
+            let a = MountAttr {
+                attr_set: sys::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            };
+            sys::mount_setattr_fd(tree.as_raw_fd(), true, &a)
+                .ctx(|| format!("mounts[{i}]: rro"))?;
         }
         // Idmap when asked, or for a writable bind whose owner the container could not otherwise
         // act as. Read-only host binds stay unmapped on purpose: their files look owned by nobody,
@@ -238,7 +283,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, userns: Option<&fs::Fi
             let writable = !o.flags.contains(MsFlags::MS_RDONLY) && !rro;
             if o.idmap.is_some() || (writable && wants_idmap(owner, &uid_maps)) {
                 if let Err(e) = idmap(&tree, ns, recursive || o.idmap == Some(true)) {
-                    p.warnings.push(format!("mounts[{i}] {}: idmapped mount refused ({e}); ownership shows unmapped", src.display()));
+                    p.warnings.push(format!(
+                        "mounts[{i}] {}: idmapped mount refused ({e}); ownership shows unmapped",
+                        src.display()
+                    ));
                 }
             }
         }
@@ -246,12 +294,24 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path, userns: Option<&fs::Fi
     }
     if devices_by_bind {
         for (path, _, _) in DEFAULT_DEVICES {
-            let tree = sys::open_tree(Path::new(path), sys::OPEN_TREE_CLONE).ctx(|| format!("open host {path}"))?;
-            let a = MountAttr { attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC, ..Default::default() };
-            sys::mount_setattr_fd(tree.as_raw_fd(), false, &a).ctx(|| format!("flags on {path}"))?;
+            let tree = sys::open_tree(Path::new(path), sys::OPEN_TREE_CLONE)
+                .ctx(|| format!("open host {path}"))?;
+            let a = MountAttr {
+                attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+                ..Default::default()
+            };
+            sys::mount_setattr_fd(tree.as_raw_fd(), false, &a)
+                .ctx(|| format!("flags on {path}"))?;
             p.devices.push((PathBuf::from(path), tree));
         }
-        for (i, d) in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten().enumerate() {
+        for (i, d) in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let tree = sys::open_tree(d.path(), sys::OPEN_TREE_CLONE)
                 .ctx(|| format!("linux.devices[{i}]: in a user namespace devices are bound from the host; open {}", d.path().display()))?;
             p.devices.push((d.path().clone(), tree));
@@ -272,26 +332,43 @@ fn idmap(tree: &OwnedFd, userns: &fs::File, recursive: bool) -> io::Result<()> {
 /// Resolve `path` (absolute, container view) inside the rootfs referred to by `root` without
 /// leaving it, creating missing directories (and the last component as a file if `file`).
 pub fn resolve_in_root(root: RawFd, path: &Path, create_file: bool) -> Result<OwnedFd> {
-    let open = |p: &Path| sys::openat2(root, p, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS);
+    let open = |p: &Path| {
+        sys::openat2(
+            root,
+            p,
+            libc::O_PATH,
+            0,
+            sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+        )
+    };
     match open(path) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", path.display())),
     }
     let mut cur = PathBuf::from("/");
-    let comps: Vec<_> = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let comps: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
     let mut parent = open(&cur).ctx(|| "open rootfs")?;
     for (n, c) in comps.iter().enumerate() {
         cur.push(c);
         match open(&cur) {
             Ok(fd) => parent = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let name = CString::new(c.as_os_str().as_encoded_bytes()).map_err(|_| Error::Other("NUL in path".into()))?;
+                let name = CString::new(c.as_os_str().as_encoded_bytes())
+                    .map_err(|_| Error::Other("NUL in path".into()))?;
                 let last = n + 1 == comps.len();
                 // SAFETY: parent is a valid O_PATH directory descriptor and name a valid C string.
                 let r = unsafe {
                     if last && create_file {
-                        let fd = libc::openat(parent.as_raw_fd(), name.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+                        let fd = libc::openat(
+                            parent.as_raw_fd(),
+                            name.as_ptr(),
+                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                            0o644,
+                        );
                         if fd >= 0 {
                             libc::close(fd);
                         }
@@ -303,10 +380,16 @@ pub fn resolve_in_root(root: RawFd, path: &Path, create_file: bool) -> Result<Ow
                 if r < 0 {
                     let err = io::Error::last_os_error();
                     if err.raw_os_error() != Some(libc::EEXIST) {
-                        return Err(err).ctx(|| format!("create mount point {} in rootfs", cur.display()));
+                        return Err(err)
+                            .ctx(|| format!("create mount point {} in rootfs", cur.display()));
                     }
                 }
-                parent = open(&cur).ctx(|| format!("resolve {} in rootfs (a symlink pointing nowhere?)", cur.display()))?;
+                parent = open(&cur).ctx(|| {
+                    format!(
+                        "resolve {} in rootfs (a symlink pointing nowhere?)",
+                        cur.display()
+                    )
+                })?;
             }
             Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", cur.display())),
         }
@@ -314,7 +397,13 @@ pub fn resolve_in_root(root: RawFd, path: &Path, create_file: bool) -> Result<Ow
     Ok(parent)
 }
 
-fn mount_on_fd(src: &str, target: &OwnedFd, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+fn mount_on_fd(
+    src: &str,
+    target: &OwnedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
     mount(Some(src), &sys::fd_path(target), fstype, flags, data)
 }
 
@@ -325,23 +414,39 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mount(None::<&str>, "/", None::<&str>, prop | MsFlags::MS_REC, None::<&str>).ctx(|| "make / private to the container")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        prop | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make / private to the container")?;
 
-    // 1. the root itself
-    let target = fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?;
-    if crate::spec::tmpfs_root(spec) {
-        mount(Some("tmpfs"), rootfs, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=1m"))
-            .ctx(|| "mount tmpfs root")?;
+    // 1. the root itself, attached through descriptors only: the bundle's directory may not be
+    // searchable by the container's root (a 0700 parent), and need not be.
+    let target = match prepared.target.take() {
+        Some(t) => t,
+        None => sys::openat2(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0).ctx(|| format!("open {}", rootfs.display()))?,
+    };
+    let root: OwnedFd = if crate::spec::tmpfs_root(spec) {
+        let fsfd = sys::fsopen("tmpfs").ctx(|| "fsopen tmpfs")?;
+        sys::fsconfig_string(&fsfd, "mode", "0755").ctx(|| "tmpfs root mode")?;
+        sys::fsconfig_string(&fsfd, "size", "1m").ctx(|| "tmpfs root size")?;
+        sys::fsconfig_create(&fsfd).ctx(|| "create tmpfs root")?;
+        let m = sys::fsmount(&fsfd, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV).ctx(|| "fsmount tmpfs root")?;
+        sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd()).ctx(|| format!("attach tmpfs root at {}", rootfs.display()))?;
+        m
     } else {
         let tree = prepared.rootfs.take().expect("rootfs tree prepared");
         sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(|| format!("attach rootfs at {}", rootfs.display()))?;
         let a = MountAttr { attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, ..Default::default() };
-        sys::mount_setattr_path(rootfs, false, &a).ctx(|| "nosuid,nodev on rootfs")?;
-    }
+        sys::mount_setattr_fd(tree.as_raw_fd(), false, &a).ctx(|| "nosuid,nodev on rootfs")?;
+        tree
+    };
     drop(target);
     // The parent of the new root must not be shared for pivot_root: make the root a private mount.
-    mount(None::<&str>, rootfs, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).ctx(|| "make rootfs private")?;
-    let root = fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?;
+    mount_on_fd("none", &root, None, MsFlags::MS_PRIVATE, None).ctx(|| "make rootfs private")?;
     let rootfd = root.as_raw_fd();
 
     // 2. every mount, in order
@@ -350,14 +455,21 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
         let o = mount_opts(m);
         let dest = m.destination();
         if o.bind.is_some() {
-            let (bi, tree) = binds.next().filter(|(bi, _)| *bi == i).ok_or_else(|| Error::Other(format!("mounts[{i}]: bind tree missing")))?;
+            let (bi, tree) = binds
+                .next()
+                .filter(|(bi, _)| *bi == i)
+                .ok_or_else(|| Error::Other(format!("mounts[{i}]: bind tree missing")))?;
             debug_assert_eq!(bi, i);
-            let src_is_file = fs::metadata(sys::fd_path(&tree)).map(|md| !md.is_dir()).unwrap_or(false);
+            let src_is_file = fs::metadata(sys::fd_path(&tree))
+                .map(|md| !md.is_dir())
+                .unwrap_or(false);
             let t = resolve_in_root(rootfd, dest, src_is_file)?;
-            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd()).ctx(|| format!("mounts[{i}]: attach bind at {}", dest.display()))?;
+            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
+                .ctx(|| format!("mounts[{i}]: attach bind at {}", dest.display()))?;
             for p in &o.propagation {
                 let t = resolve_in_root(rootfd, dest, false)?;
-                mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+                mount_on_fd("none", &t, None, *p, None)
+                    .ctx(|| format!("mounts[{i}]: propagation"))?;
             }
             continue;
         }
@@ -365,24 +477,41 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
         let t = resolve_in_root(rootfd, dest, false)?;
         let data = o.data.join(",");
         let data = (!data.is_empty()).then_some(data.as_str());
-        let src = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| fstype.clone());
+        let src = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| fstype.clone());
         match fstype.as_str() {
-            "cgroup" | "cgroup2" => mount_cgroup(&t, o.flags, &fstype)?,
+            "cgroup" | "cgroup2" => mount_cgroup(rootfd, dest, o.flags, &fstype)?,
             "sysfs" => {
                 if let Err(e) = mount_on_fd(&src, &t, Some("sysfs"), o.flags, data) {
                     // Without its own network namespace a user-namespaced container may not mount
                     // sysfs: bind the host's, read-only (as runc does).
                     if e != nix::Error::EPERM {
-                        return Err(e).ctx(|| format!("mounts[{i}]: mount sysfs at {}", dest.display()));
+                        return Err(e)
+                            .ctx(|| format!("mounts[{i}]: mount sysfs at {}", dest.display()));
                     }
-                    mount_on_fd("/sys", &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).ctx(|| "bind /sys")?;
+                    mount_on_fd("/sys", &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+                        .ctx(|| "bind /sys")?;
                     let t = resolve_in_root(rootfd, dest, false)?;
-                    let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC, ..Default::default() };
+                    let a = MountAttr {
+                        attr_set: sys::MOUNT_ATTR_RDONLY
+                            | sys::MOUNT_ATTR_NOSUID
+                            | sys::MOUNT_ATTR_NODEV
+                            | sys::MOUNT_ATTR_NOEXEC,
+                        ..Default::default()
+                    };
                     sys::mount_setattr_fd(t.as_raw_fd(), true, &a).ctx(|| "read-only /sys")?;
                 }
             }
-            _ => mount_on_fd(&src, &t, Some(&fstype), o.flags, data)
-                .ctx(|| format!("mounts[{i}]: mount {fstype} at {} ({})", dest.display(), data.unwrap_or("")))?,
+            _ => mount_on_fd(&src, &t, Some(&fstype), o.flags, data).ctx(|| {
+                format!(
+                    "mounts[{i}]: mount {fstype} at {} ({})",
+                    dest.display(),
+                    data.unwrap_or("")
+                )
+            })?,
         }
         for p in &o.propagation {
             let t = resolve_in_root(rootfd, dest, false)?;
@@ -395,8 +524,16 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
 
     // 4. pivot_root into the new root and drop the old one
     nix::unistd::fchdir(&root).ctx(|| "chdir rootfs")?;
-    sys::pivot_root(Path::new("."), Path::new(".")).ctx(|| format!("pivot_root {}", rootfs.display()))?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).ctx(|| "old root slave")?;
+    sys::pivot_root(Path::new("."), Path::new("."))
+        .ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "old root slave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     Ok(())
@@ -406,21 +543,37 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
 /// `/proc/sys` read-only unless the spec mounts it writable itself, and the read-only root.
 pub fn finish(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         mask(Path::new(p))?;
     }
-    let mut ro: Vec<String> = linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default();
+    let mut ro: Vec<String> = linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default();
     let proc_sys_writable = spec.mounts().iter().flatten().any(|m| {
-        m.destination() == Path::new("/proc/sys") && !m.options().iter().flatten().any(|o| o == "ro")
+        m.destination() == Path::new("/proc/sys")
+            && !m.options().iter().flatten().any(|o| o == "ro")
     });
-    if !proc_sys_writable && !ro.iter().any(|p| p == "/proc/sys") && Path::new("/proc/sys").exists() {
+    if !proc_sys_writable && !ro.iter().any(|p| p == "/proc/sys") && Path::new("/proc/sys").exists()
+    {
         ro.push("/proc/sys".into());
     }
     for p in &ro {
         readonly(Path::new(p))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
-        let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let a = MountAttr {
+            attr_set: sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
         sys::mount_setattr_path(Path::new("/"), false, &a).ctx(|| "make root read-only")?;
     }
     Ok(())
@@ -433,9 +586,21 @@ fn mask(p: &Path) -> Result<()> {
         Err(e) => return Err(e).ctx(|| format!("masked path {}", p.display())),
     };
     let r = if md.is_dir() {
-        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=0,mode=0555"))
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,mode=0555"),
+        )
     } else {
-        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
     };
     r.ctx(|| format!("mask {}", p.display()))
 }
@@ -444,9 +609,19 @@ fn readonly(p: &Path) -> Result<()> {
     if !p.exists() {
         return Ok(());
     }
-    mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).ctx(|| format!("bind {} read-only", p.display()))?;
+    mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} read-only", p.display()))?;
     let a = MountAttr {
-        attr_set: sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+        attr_set: sys::MOUNT_ATTR_RDONLY
+            | sys::MOUNT_ATTR_NOSUID
+            | sys::MOUNT_ATTR_NODEV
+            | sys::MOUNT_ATTR_NOEXEC,
         ..Default::default()
     };
     sys::mount_setattr_path(p, true, &a).ctx(|| format!("make {} read-only", p.display()))
@@ -455,83 +630,121 @@ fn readonly(p: &Path) -> Result<()> {
 /// The container's cgroup filesystem: on a pure v2 host one cgroup2 mount; on v1 and hybrid hosts
 /// a tmpfs with one mount per hierarchy (plus `unified`), as runc lays it out. In the cgroup
 /// namespace each shows the container's own cgroup as its root.
-fn mount_cgroup(target: &OwnedFd, flags: MsFlags, fstype: &str) -> Result<()> {
+fn mount_cgroup(rootfd: RawFd, dest: &Path, flags: MsFlags, fstype: &str) -> Result<()> {
     let layout = crate::cgroups::Layout::detect()?;
-    let ro = flags.contains(MsFlags::MS_RDONLY);
+    let ro = if flags.contains(MsFlags::MS_RDONLY) { MsFlags::MS_RDONLY } else { MsFlags::empty() };
     let base = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let target = resolve_in_root(rootfd, dest, false)?;
     if layout.v1.is_empty() || fstype == "cgroup2" {
-        return mount_on_fd("cgroup2", target, Some("cgroup2"), flags, None).ctx(|| "mount cgroup2");
+        return mount_on_fd("cgroup2", &target, Some("cgroup2"), flags, None).ctx(|| "mount cgroup2");
     }
-    mount_on_fd("tmpfs", target, Some("tmpfs"), base, Some("mode=755,size=64k")).ctx(|| "mount tmpfs for cgroup hierarchies")?;
-    let dir = sys::fd_path(target);
-    let dir = fs::read_link(&dir).unwrap_or(dir);
+    mount_on_fd("tmpfs", &target, Some("tmpfs"), base, Some("mode=755,size=64k")).ctx(|| "mount tmpfs for cgroup hierarchies")?;
+    let dir = resolve_in_root(rootfd, dest, false)?;
     for h in &layout.v1 {
         let name = h.mount_name();
-        let d = dir.join(&name);
-        fs::create_dir_all(&d).ctx(|| format!("mkdir {}", d.display()))?;
-        let r = mount(Some("cgroup"), &d, Some("cgroup"), base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() }, Some(h.options.as_str()));
-        if let Err(e) = r {
+        let d = mkdir_at(&dir, &name)?;
+        if let Err(e) = mount_on_fd("cgroup", &d, Some("cgroup"), base | ro, Some(h.options.as_str())) {
             // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
             let host = h.mountpoint.join(h.path_of_self.strip_prefix("/").unwrap_or(&h.path_of_self));
-            mount(Some(&host), &d, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(Some(&host), &sys::fd_path(&d), None::<&str>, MsFlags::MS_BIND, None::<&str>)
                 .ctx(|| format!("cgroup {name}: mount ({e}) and bind both failed"))?;
         }
     }
     if layout.unified.is_some() {
-        let d = dir.join("unified");
-        fs::create_dir_all(&d).ctx(|| "mkdir unified")?;
-        mount(Some("cgroup2"), &d, Some("cgroup2"), base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() }, None::<&str>)
-            .ctx(|| "mount cgroup2 at unified")?;
+        let d = mkdir_at(&dir, "unified")?;
+        mount_on_fd("cgroup2", &d, Some("cgroup2"), base | ro, None).ctx(|| "mount cgroup2 at unified")?;
     }
     for (l, t) in layout.symlinks() {
-        let _ = std::os::unix::fs::symlink(t, dir.join(l));
+        let _ = symlink_at(&dir, &t, &l);
     }
-    if ro {
+    if !ro.is_empty() {
         let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
-        sys::mount_setattr_path(&dir, false, &a).ctx(|| "read-only cgroup tmpfs")?;
+        sys::mount_setattr_fd(dir.as_raw_fd(), false, &a).ctx(|| "read-only cgroup tmpfs")?;
     }
     Ok(())
 }
 
-fn create_devices(spec: &Spec, rootfd: RawFd, prepared: &mut Prepared, in_userns: bool) -> Result<()> {
-    let has_dev_mount = spec.mounts().iter().flatten().any(|m| m.destination() == Path::new("/dev"));
+fn cname(name: &str) -> Result<CString> {
+    CString::new(name).map_err(|_| Error::Other(format!("NUL in {name:?}")))
+}
+
+/// mkdir `name` in `dir` (if missing) and return it opened O_PATH.
+fn mkdir_at(dir: &OwnedFd, name: &str) -> Result<OwnedFd> {
+    let c = cname(name)?;
+    // SAFETY: dir is a valid directory descriptor and c a valid C string.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(e).ctx(|| format!("mkdir {name}"));
+        }
+    }
+    sys::openat2(dir.as_raw_fd(), Path::new(name), libc::O_PATH | libc::O_DIRECTORY, 0, sys::RESOLVE_IN_ROOT).ctx(|| format!("open {name}"))
+}
+
+/// symlink `name` -> `target` in `dir`, replacing what is there when `replace`.
+fn symlink_at(dir: &OwnedFd, target: &str, name: &str) -> Result<()> {
+    let (t, n) = (cname(target)?, cname(name)?);
+    // SAFETY: dir is a valid directory descriptor; both strings are valid C strings.
+    if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error()).ctx(|| format!("symlink {name} -> {target}"));
+    }
+    Ok(())
+}
+
+fn create_devices(
+    spec: &Spec,
+    rootfd: RawFd,
+    prepared: &mut Prepared,
+    in_userns: bool,
+) -> Result<()> {
+    let has_dev_mount = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev"));
     if in_userns {
         for (path, tree) in prepared.devices.drain(..) {
             let t = resolve_in_root(rootfd, &path, true)?;
-            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd()).ctx(|| format!("bind device {}", path.display()))?;
+            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
+                .ctx(|| format!("bind device {}", path.display()))?;
         }
     } else {
-        let extra = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
-        let defaults = DEFAULT_DEVICES.iter().filter(|(p, _, _)| !extra.iter().any(|d| d.path() == Path::new(p))).map(|(p, maj, min)| {
-            let mut d = LinuxDevice::default();
-            d.set_path(PathBuf::from(p));
-            d.set_typ(LinuxDeviceType::C);
-            d.set_major(*maj as i64);
-            d.set_minor(*min as i64);
-            d.set_file_mode(Some(0o666));
-            d.set_uid(Some(0));
-            d.set_gid(Some(0));
-            d
-        });
+        let extra = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        let defaults = DEFAULT_DEVICES
+            .iter()
+            .filter(|(p, _, _)| !extra.iter().any(|d| d.path() == Path::new(p)))
+            .map(|(p, maj, min)| {
+                let mut d = LinuxDevice::default();
+                d.set_path(PathBuf::from(p));
+                d.set_typ(LinuxDeviceType::C);
+                d.set_major(*maj as i64);
+                d.set_minor(*min as i64);
+                d.set_file_mode(Some(0o666));
+                d.set_uid(Some(0));
+                d.set_gid(Some(0));
+                d
+            });
         for d in defaults.chain(extra.iter().cloned()) {
             mknod_in_root(rootfd, &d)?;
         }
     }
     if has_dev_mount {
         let dev = resolve_in_root(rootfd, Path::new("/dev"), false)?;
-        let devpath = sys::fd_path(&dev);
-        let devdir = fs::read_link(&devpath).unwrap_or(devpath);
         for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-            let l = devdir.join(link);
-            if fs::symlink_metadata(&l).is_err() {
-                std::os::unix::fs::symlink(target, &l).ctx(|| format!("symlink /dev/{link}"))?;
+            match symlink_at(&dev, target, link) {
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => {}
+                r => r?,
             }
         }
-        let pts = spec.mounts().iter().flatten().any(|m| m.destination() == Path::new("/dev/pts"));
-        let ptmx = devdir.join("ptmx");
-        if pts {
-            let _ = fs::remove_file(&ptmx);
-            std::os::unix::fs::symlink("pts/ptmx", &ptmx).ctx(|| "symlink /dev/ptmx")?;
+        if spec.mounts().iter().flatten().any(|m| m.destination() == Path::new("/dev/pts")) {
+            let n = cname("ptmx")?;
+            // SAFETY: dev is a valid directory descriptor and n a valid C string.
+            unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };
+            symlink_at(&dev, "pts/ptmx", "ptmx")?;
         }
     }
     Ok(())
@@ -540,12 +753,18 @@ fn create_devices(spec: &Spec, rootfd: RawFd, prepared: &mut Prepared, in_userns
 fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
     let path = d.path();
     let parent = resolve_in_root(rootfd, path.parent().unwrap_or(Path::new("/")), false)?;
-    let name = CString::new(path.file_name().unwrap_or_default().as_encoded_bytes()).map_err(|_| Error::Other("bad device path".into()))?;
+    let name = CString::new(path.file_name().unwrap_or_default().as_encoded_bytes())
+        .map_err(|_| Error::Other("bad device path".into()))?;
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
         LinuxDeviceType::P => libc::S_IFIFO,
-        LinuxDeviceType::A => return Err(Error::Other(format!("linux.devices: {}: type 'a' is not a device node", path.display()))),
+        LinuxDeviceType::A => {
+            return Err(Error::Other(format!(
+                "linux.devices: {}: type 'a' is not a device node",
+                path.display()
+            )))
+        }
     };
     let mode = kind | d.file_mode().unwrap_or(0o666);
     let dev = libc::makedev(d.major() as u32, d.minor() as u32);
@@ -558,14 +777,94 @@ fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
         }
     }
     // SAFETY: as above; fchownat only reads its arguments.
-    let r = unsafe { libc::fchownat(parent.as_raw_fd(), name.as_ptr(), d.uid().unwrap_or(0), d.gid().unwrap_or(0), libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe {
+        libc::fchownat(
+            parent.as_raw_fd(),
+            name.as_ptr(),
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if r < 0 {
         return Err(io::Error::last_os_error()).ctx(|| format!("chown {}", path.display()));
     }
     Ok(())
 }
 
+/// Would resolving `dest` under `root` the way the host does (following symlinks found in the
+/// rootfs) climb above `root`? Such a target is refused up front, before anything is created;
+/// the mount itself is still resolved with `RESOLVE_IN_ROOT`, which cannot escape.
+pub fn escapes(root: &Path, dest: &Path) -> Option<String> {
+    use std::collections::VecDeque;
+    let mut stack: Vec<std::ffi::OsString> = vec![];
+    let owned = |c: Component| -> Option<std::ffi::OsString> {
+        match c {
+            Component::RootDir | Component::Prefix(_) => Some("/".into()),
+            Component::CurDir => None,
+            Component::ParentDir => Some("..".into()),
+            Component::Normal(n) => Some(n.to_os_string()),
+        }
+    };
+    let mut todo: VecDeque<std::ffi::OsString> = dest.components().filter_map(owned).collect();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        match c.to_str() {
+            Some("/") => stack.clear(),
+            Some("..") => {
+                if stack.pop().is_none() {
+                    return Some(format!("{} climbs above the rootfs", dest.display()));
+                }
+            }
+            _ => {
+                let n = c;
+                let here: PathBuf = stack.iter().collect::<PathBuf>().join(&n);
+                match fs::read_link(root.join(&here)) {
+                    Ok(target) => {
+                        links += 1;
+                        if links > 40 {
+                            return Some(format!(
+                                "{}: too many levels of symlinks",
+                                dest.display()
+                            ));
+                        }
+                        if target.components().any(|c| c == Component::ParentDir) {
+                            // Replay ".." relative to the link's directory; climbing above root escapes.
+                            let mut depth = stack.len() as i64;
+                            if target.is_absolute() {
+                                depth = 0;
+                            }
+                            for tc in target.components() {
+                                match tc {
+                                    Component::ParentDir => depth -= 1,
+                                    Component::Normal(_) => depth += 1,
+                                    _ => {}
+                                }
+                                if depth < 0 {
+                                    return Some(format!(
+                                        "{} passes the symlink {} -> {}, which points outside the rootfs",
+                                        dest.display(),
+                                        Path::new("/").join(&here).display(),
+                                        target.display()
+                                    ));
+                                }
+                            }
+                        }
+                        for tc in target.components().rev().filter_map(owned) {
+                            todo.push_front(tc);
+                        }
+                    }
+                    Err(_) => stack.push(n),
+                }
+            }
+        }
+    }
+    None
+}
+
 /// True if `path` is a character or block device (used by the probe and tests).
 pub fn is_device(path: &Path) -> bool {
-    fs::metadata(path).map(|m| m.file_type().is_char_device() || m.file_type().is_block_device()).unwrap_or(false)
+    fs::metadata(path)
+        .map(|m| m.file_type().is_char_device() || m.file_type().is_block_device())
+        .unwrap_or(false)
 }

@@ -93,14 +93,22 @@ pub fn parse_size(flag: &str, s: &str) -> Result<i64> {
                 'g' => 1i64 << 30,
                 't' => 1i64 << 40,
                 'b' => 1,
-                _ => return Err(Error::Other(format!("{flag} {s:?}: unknown unit {c:?} (use k, m, g, t)"))),
+                _ => {
+                    return Err(Error::Other(format!(
+                        "{flag} {s:?}: unknown unit {c:?} (use k, m, g, t)"
+                    )))
+                }
             },
         ),
         _ => (s, 1),
     };
-    let n: f64 = num.parse().map_err(|_| Error::Other(format!("{flag} {s:?}: not a size")))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::Other(format!("{flag} {s:?}: not a size")))?;
     if n <= 0.0 || !n.is_finite() {
-        return Err(Error::Other(format!("{flag} {s:?}: must be positive (or \"unlimited\")")));
+        return Err(Error::Other(format!(
+            "{flag} {s:?}: must be positive (or \"unlimited\")"
+        )));
     }
     let bytes = n * mult as f64;
     if bytes > (1u64 << 50) as f64 {
@@ -126,10 +134,14 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         args = vec!["/.stockade/stockade".into(), "probe".into()];
     }
     if args.is_empty() {
-        return Err(Error::Other("sandbox: no command given (stockade sandbox [OPTIONS] -- CMD [ARGS...])".into()));
+        return Err(Error::Other(
+            "sandbox: no command given (stockade sandbox [OPTIONS] -- CMD [ARGS...])".into(),
+        ));
     }
     let mut mounts: Vec<Value> = vec![];
-    for dir in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"] {
+    for dir in [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+    ] {
         if Path::new(dir).exists() {
             mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
         }
@@ -173,7 +185,10 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
 
     let mut namespaces = spec::default_namespaces();
     if a.net == "host" {
-        namespaces.as_array_mut().unwrap().retain(|n| n["type"] != "network");
+        namespaces
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
     }
     let (uid_maps, gid_maps) = spec::default_id_maps(rootless, a.uid, a.gid);
     let mut env = vec![
@@ -189,21 +204,34 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     let memory = parse_size("--memory", &a.memory)?;
     if memory > 0 {
         if memory < 4 << 20 {
-            return Err(Error::Other(format!("--memory {}: below 4 MiB nothing useful runs", a.memory)));
+            return Err(Error::Other(format!(
+                "--memory {}: below 4 MiB nothing useful runs",
+                a.memory
+            )));
         }
         resources["memory"] = json!({"limit": memory, "swap": memory});
     }
     if a.pids != "unlimited" {
-        let p: i64 = a.pids.parse().map_err(|_| Error::Other(format!("--pids {:?}: not a number", a.pids)))?;
+        let p: i64 = a
+            .pids
+            .parse()
+            .map_err(|_| Error::Other(format!("--pids {:?}: not a number", a.pids)))?;
         if p <= 0 {
-            return Err(Error::Other(format!("--pids {p}: must be positive (or \"unlimited\")")));
+            return Err(Error::Other(format!(
+                "--pids {p}: must be positive (or \"unlimited\")"
+            )));
         }
         resources["pids"] = json!({"limit": p});
     }
     if a.cpus != "unlimited" {
-        let c: f64 = a.cpus.parse().map_err(|_| Error::Other(format!("--cpus {:?}: not a number", a.cpus)))?;
+        let c: f64 = a
+            .cpus
+            .parse()
+            .map_err(|_| Error::Other(format!("--cpus {:?}: not a number", a.cpus)))?;
         if !(0.01..=4096.0).contains(&c) {
-            return Err(Error::Other(format!("--cpus {c}: must be between 0.01 and 4096")));
+            return Err(Error::Other(format!(
+                "--cpus {c}: must be between 0.01 and 4096"
+            )));
         }
         resources["cpu"] = json!({"quota": (c * spec::DEFAULT_CPU_PERIOD as f64) as i64, "period": spec::DEFAULT_CPU_PERIOD});
     }
@@ -242,9 +270,18 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
 
 fn abs(p: &str) -> Result<PathBuf> {
     let path = PathBuf::from(p);
-    let full = if path.is_absolute() { path } else { std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?.join(path) };
+    let full = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::Other(e.to_string()))?
+            .join(path)
+    };
     if !full.exists() {
-        return Err(Error::Other(format!("bind source {} does not exist", full.display())));
+        return Err(Error::Other(format!(
+            "bind source {} does not exist",
+            full.display()
+        )));
     }
     Ok(full)
 }

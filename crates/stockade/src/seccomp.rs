@@ -28,7 +28,13 @@ pub fn compile(spec: &Spec, file: &Path, quiet: bool) -> Result<Option<Filter>> 
         return Ok(None);
     };
     let v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
-    let profile = Profile::from_value(&v).map_err(|e| config_err(file, format!("linux.seccomp{}", e.path_suffix()), e.to_string()))?;
+    let profile = Profile::from_value(&v).map_err(|e| {
+        config_err(
+            file,
+            format!("linux.seccomp{}", e.path_suffix()),
+            e.to_string(),
+        )
+    })?;
     let filter = stockade_seccomp::compile(&profile.resolve(&Context::host(bounding_names(spec))))
         .map_err(|e| config_err(file, "linux.seccomp", e.to_string()))?;
     if !quiet && !filter.unknown.is_empty() {
@@ -47,7 +53,13 @@ pub fn profile_for_cli(arg: &str, caps: &[String]) -> Result<Profile> {
         Some(p) => p,
         None => {
             let text = std::fs::read_to_string(arg).ctx(|| format!("--seccomp {arg}: not a built-in profile (default, docker, unconfined) nor a readable file"))?;
-            Profile::from_json(&text).map_err(|e| config_err(Path::new(arg), e.path_suffix().trim_start_matches('.').to_string(), e.to_string()))?
+            Profile::from_json(&text).map_err(|e| {
+                config_err(
+                    Path::new(arg),
+                    e.path_suffix().trim_start_matches('.').to_string(),
+                    e.to_string(),
+                )
+            })?
         }
     };
     Ok(profile.resolve(&Context::host(caps.iter().cloned())).oci)
@@ -58,9 +70,13 @@ pub fn profile_for_cli(arg: &str, caps: &[String]) -> Result<Profile> {
 pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> Result<()> {
     let sc = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) else {
-        return Err(Error::Other("linux.seccomp uses SCMP_ACT_NOTIFY but sets no listenerPath".into()));
+        return Err(Error::Other(
+            "linux.seccomp uses SCMP_ACT_NOTIFY but sets no listenerPath".into(),
+        ));
     };
-    let metadata = sc.and_then(|s| s.listener_metadata().clone()).unwrap_or_default();
+    let metadata = sc
+        .and_then(|s| s.listener_metadata().clone())
+        .unwrap_or_default();
     let msg = serde_json::json!({
         "ociVersion": "1.2.0",
         "fds": ["seccompFd"],
@@ -71,13 +87,27 @@ pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> 
             "bundle": state.bundle, "annotations": state.annotations,
         }
     });
-    let sock = socket::socket(socket::AddressFamily::Unix, socket::SockType::Stream, socket::SockFlag::SOCK_CLOEXEC, None).ctx(|| "socket")?;
-    let addr = UnixAddr::new(path).ctx(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
-    socket::connect(sock.as_raw_fd(), &addr).ctx(|| format!("connect to seccomp agent at {}", path.display()))?;
+    let sock = socket::socket(
+        socket::AddressFamily::Unix,
+        socket::SockType::Stream,
+        socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket")?;
+    let addr =
+        UnixAddr::new(path).ctx(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
+    socket::connect(sock.as_raw_fd(), &addr)
+        .ctx(|| format!("connect to seccomp agent at {}", path.display()))?;
     let body = msg.to_string();
     let iov = [IoSlice::new(body.as_bytes())];
     let fds = [fd.as_raw_fd()];
-    socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .ctx(|| "send seccomp listener")?;
+    socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send seccomp listener")?;
     Ok(())
 }

@@ -54,7 +54,8 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 
 /// Load `config.json`; a type error names the JSON path (`process.capabilities.bounding[2]`).
 pub fn load(file: &Path) -> Result<Spec> {
-    let text = std::fs::read_to_string(file).map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
     parse(file, &text)
 }
 
@@ -62,14 +63,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        config_err(file, if path == "." { String::new() } else { path }, e.into_inner().to_string())
+        config_err(
+            file,
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
     })?;
     Ok(spec)
 }
 
 /// The rootfs directory as an absolute path (relative paths are relative to the bundle).
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
-    let p = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
+    let p = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
     if p.is_absolute() {
         p
     } else {
@@ -98,31 +107,61 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
         return Err(config_err(
             file,
             "ociVersion",
-            format!("unsupported version {:?} (stockade implements runtime-spec 1.x)", spec.version()),
+            format!(
+                "unsupported version {:?} (stockade implements runtime-spec 1.x)",
+                spec.version()
+            ),
         ));
     }
     if !tmpfs_root(spec) {
         let root = rootfs_path(spec, bundle);
         if !root.is_dir() {
-            return Err(config_err(file, "root.path", format!("rootfs {} does not exist or is not a directory", root.display())));
+            return Err(config_err(
+                file,
+                "root.path",
+                format!(
+                    "rootfs {} does not exist or is not a directory",
+                    root.display()
+                ),
+            ));
         }
     }
-    let process = spec.process().as_ref().ok_or_else(|| config_err(file, "process", "missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| config_err(file, "process", "missing"))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(config_err(file, "process.args", "must name the program to run"));
+        return Err(config_err(
+            file,
+            "process.args",
+            "must name the program to run",
+        ));
     }
     if !process.cwd().is_absolute() {
         return Err(config_err(file, "process.cwd", "must be an absolute path"));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
-            return Err(config_err(file, format!("mounts[{i}].destination"), format!("{} is not absolute", m.destination().display())));
+            return Err(config_err(
+                file,
+                format!("mounts[{i}].destination"),
+                format!("{} is not absolute", m.destination().display()),
+            ));
+        }
+        if !tmpfs_root(spec) {
+            if let Some(msg) = crate::rootfs::escapes(&rootfs_path(spec, bundle), m.destination()) {
+                return Err(config_err(file, format!("mounts[{i}].destination"), msg));
+            }
         }
         for opt in m.options().iter().flatten() {
             if crate::rootfs::parse_option(opt).is_none() {
                 // Unknown options are passed to the filesystem as data (like runc); flag obvious typos.
                 if opt.is_empty() {
-                    return Err(config_err(file, format!("mounts[{i}].options"), "empty option"));
+                    return Err(config_err(
+                        file,
+                        format!("mounts[{i}].options"),
+                        "empty option",
+                    ));
                 }
             }
         }
@@ -133,27 +172,55 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
-            return Err(config_err(file, format!("linux.namespaces[{i}]"), format!("namespace {:?} listed twice", ns.typ())));
+            return Err(config_err(
+                file,
+                format!("linux.namespaces[{i}]"),
+                format!("namespace {:?} listed twice", ns.typ()),
+            ));
         }
         if let Some(p) = ns.path() {
             if !p.exists() {
-                return Err(config_err(file, format!("linux.namespaces[{i}].path"), format!("{} does not exist", p.display())));
+                return Err(config_err(
+                    file,
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{} does not exist", p.display()),
+                ));
             }
         }
     }
-    let new_userns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
-    for (field, maps) in [("uidMappings", linux.uid_mappings()), ("gidMappings", linux.gid_mappings())] {
+    let new_userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    for (field, maps) in [
+        ("uidMappings", linux.uid_mappings()),
+        ("gidMappings", linux.gid_mappings()),
+    ] {
         let maps = maps.as_deref().unwrap_or(&[]);
         if new_userns && maps.is_empty() {
-            return Err(config_err(file, format!("linux.{field}"), "a new user namespace needs id mappings"));
+            return Err(config_err(
+                file,
+                format!("linux.{field}"),
+                "a new user namespace needs id mappings",
+            ));
         }
         if !new_userns && !maps.is_empty() && !seen.contains(&LinuxNamespaceType::User) {
-            return Err(config_err(file, format!("linux.{field}"), "id mappings given without a user namespace"));
+            return Err(config_err(
+                file,
+                format!("linux.{field}"),
+                "id mappings given without a user namespace",
+            ));
         }
-        crate::namespaces::check_id_maps(maps).map_err(|m| config_err(file, format!("linux.{field}"), m))?;
+        crate::namespaces::check_id_maps(maps)
+            .map_err(|m| config_err(file, format!("linux.{field}"), m))?;
     }
     if let Some(sysctl) = linux.sysctl() {
-        let netns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Network);
+        let netns = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Network);
         let ipcns = seen.contains(&LinuxNamespaceType::Ipc);
         let utsns = seen.contains(&LinuxNamespaceType::Uts);
         for key in sysctl.keys() {
@@ -163,22 +230,39 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
         }
     }
     if let Some(res) = linux.resources() {
-        crate::cgroups::validate(res).map_err(|(f, m)| config_err(file, format!("linux.resources.{f}"), m))?;
+        crate::cgroups::validate(res)
+            .map_err(|(f, m)| config_err(file, format!("linux.resources.{f}"), m))?;
     }
     if let Some(cg) = linux.cgroups_path() {
-        if cg.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(config_err(file, "linux.cgroupsPath", "must not contain '..'"));
+        if cg
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(config_err(
+                file,
+                "linux.cgroupsPath",
+                "must not contain '..'",
+            ));
         }
     }
     if let Some(prop) = linux.rootfs_propagation() {
         if crate::rootfs::propagation_flag(prop).is_none() {
-            return Err(config_err(file, "linux.rootfsPropagation", format!("unknown propagation {prop:?}")));
+            return Err(config_err(
+                file,
+                "linux.rootfsPropagation",
+                format!("unknown propagation {prop:?}"),
+            ));
         }
     }
     if let Some(seccomp) = linux.seccomp() {
         let v = serde_json::to_value(seccomp).map_err(|e| Error::Other(e.to_string()))?;
-        stockade_seccomp::Profile::from_value(&v)
-            .map_err(|e| config_err(file, format!("linux.seccomp{}", e.path_suffix()), e.to_string()))?;
+        stockade_seccomp::Profile::from_value(&v).map_err(|e| {
+            config_err(
+                file,
+                format!("linux.seccomp{}", e.path_suffix()),
+                e.to_string(),
+            )
+        })?;
     }
     Ok(())
 }
@@ -218,10 +302,12 @@ pub fn default_id_maps(rootless: bool, inside_uid: u32, inside_gid: u32) -> (Val
 }
 
 pub fn default_namespaces() -> Value {
-    json!(["pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"]
-        .iter()
-        .map(|t| json!({"type": t}))
-        .collect::<Vec<_>>())
+    json!(
+        ["pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"]
+            .iter()
+            .map(|t| json!({"type": t}))
+            .collect::<Vec<_>>()
+    )
 }
 
 pub fn default_resources() -> Value {
@@ -243,6 +329,16 @@ pub fn default_rlimits() -> Value {
 
 pub fn empty_caps() -> Value {
     json!({"bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": []})
+}
+
+/// The built-in default seccomp profile resolved for a process with bounding set `caps`, as plain
+/// OCI JSON (Docker-style includes/excludes are decided here: OCI has no field for them).
+pub fn default_seccomp(caps: &[String]) -> Value {
+    stockade_seccomp::builtin("default")
+        .expect("built-in default profile")
+        .resolve(&stockade_seccomp::Context::host(caps.iter().cloned()))
+        .oci
+        .to_oci_value()
 }
 
 /// The hardened `config.json` of `stockade spec`: every namespace, no capabilities, no_new_privs,
@@ -285,7 +381,7 @@ pub fn hardened_default(rootless: bool) -> Value {
             "resources": resources,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
-            "seccomp": stockade_seccomp::builtin("default").expect("built-in default profile").to_oci_value()
+            "seccomp": default_seccomp(&[])
         }
     });
     if rootless {

@@ -39,7 +39,9 @@ pub fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
     if ok {
         Ok(())
     } else {
@@ -60,7 +62,9 @@ impl StateDir {
         let dir = root.join(id);
         match fs::create_dir(&dir) {
             Ok(()) => Ok(StateDir { dir, keep: false }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::IdInUse(id.to_string(), dir)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(Error::IdInUse(id.to_string(), dir))
+            }
             Err(e) => Err(e).ctx(|| format!("create {}", dir.display())),
         }
     }

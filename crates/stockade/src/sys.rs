@@ -178,7 +178,13 @@ struct OpenHow {
 
 /// `openat2(2)` relative to `dirfd` with the given resolve flags. Used with `RESOLVE_IN_ROOT` so a
 /// path inside a container rootfs is resolved as if the rootfs were `/`: symlinks cannot escape.
-pub fn openat2(dirfd: RawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+pub fn openat2(
+    dirfd: RawFd,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let p = cstr(path)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
@@ -243,4 +249,40 @@ pub fn keyctl_keyring_id(spec: libc::c_long) -> io::Result<i32> {
 /// The raw descriptor number of anything that has one, for building `/proc/self/fd/N` paths.
 pub fn fd_path(fd: &impl AsRawFd) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// `fsopen(2)`: a filesystem context for `fstype`.
+pub fn fsopen(fstype: &str) -> io::Result<OwnedFd> {
+    let t = CString::new(fstype).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    const FSOPEN_CLOEXEC: u32 = 1;
+    // SAFETY: t is a valid C string for the duration of the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) };
+    // SAFETY: on success the kernel returned a new descriptor that we now own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+
+pub fn fsconfig_string(fs: &OwnedFd, key: &str, value: &str) -> io::Result<()> {
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let v = CString::new(value).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: both strings are valid for the call; aux is unused for SET_STRING.
+    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) };
+    check(ret).map(drop)
+}
+
+pub fn fsconfig_create(fs: &OwnedFd) -> io::Result<()> {
+    // SAFETY: CMD_CREATE takes no pointers.
+    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, 0, 0, 0) };
+    check(ret).map(drop)
+}
+
+/// `fsmount(2)`: a detached mount of the created superblock, with MOUNT_ATTR_* flags.
+pub fn fsmount(fs: &OwnedFd, attrs: u64) -> io::Result<OwnedFd> {
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    // SAFETY: plain integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as u32) };
+    // SAFETY: on success the kernel returned a new descriptor that we now own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -1,0 +1,178 @@
+//! Helpers for the integration tests: they run the real `stockade` binary as root, against real
+//! namespaces, cgroups and mounts, and check that nothing is left behind.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stockade")
+}
+
+/// Fail loudly (never skip) when the tests cannot do what they claim to test.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create namespaces, cgroups and mounts: run them as root"
+    );
+}
+
+/// A rootfs with busybox-static and its applets.
+pub fn busybox_rootfs(dir: &Path) {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "/bin/busybox missing: apt-get install busybox-static (.ci/run does)"
+    );
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(bb, bin.join("busybox")).unwrap();
+    let list = Command::new(bb).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+}
+
+/// A bundle made by `stockade spec` around a busybox rootfs; `edit` adjusts config.json.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub root: tempfile::TempDir,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) -> Bundle {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        busybox_rootfs(&dir.path().join("rootfs"));
+        let out = Command::new(bin())
+            .args(["spec", "--bundle"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stockade spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.path().join("config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        v["process"]["args"] = serde_json::json!(args);
+        edit(&mut v);
+        std::fs::write(&file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        Bundle {
+            dir,
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, id: &str) -> Output {
+        Command::new(bin())
+            .arg("--root")
+            .arg(self.root.path())
+            .args(["run", "--bundle"])
+            .arg(self.path())
+            .arg(id)
+            .output()
+            .unwrap()
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.path().join("config.json"), text).unwrap();
+    }
+}
+
+/// `stockade sandbox [flags] -- cmd...` with a private state root.
+pub fn sandbox(flags: &[&str], cmd: &[&str]) -> Output {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .arg("--root")
+        .arg(root.path())
+        .arg("sandbox")
+        .args(flags)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "state left in {}",
+        root.path().display()
+    );
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every place a container `id` could leave something: cgroup directories in every hierarchy,
+/// mounts, live processes.
+pub fn assert_nothing_left(id: &str, state_root: &Path) {
+    assert!(!state_root.join(id).exists(), "state dir left for {id}");
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = entry.path().join("stockade").join(id);
+        assert!(!p.exists(), "cgroup left: {}", p.display());
+    }
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(id), "mount left mentioning {id}");
+}
+
+/// Host's namespace inode for `ns` (e.g. "pid").
+pub fn host_ns(ns: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The lines of `text` after a line `== name` and before the next `==` line.
+pub fn section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let mut out = vec![];
+    let mut on = false;
+    for l in text.lines() {
+        if let Some(n) = l.strip_prefix("== ") {
+            on = n == name;
+            continue;
+        }
+        if on {
+            out.push(l);
+        }
+    }
+    out
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+pub fn tmp_path(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
