@@ -9,6 +9,7 @@ cargo build --release -q -p stockade
 bin=$PWD/target/release/stockade
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"  # runc needs the bundle reachable by the container's root
 mkdir -p "$work/b/rootfs/bin" "$work/b/rootfs/proc" "$work/b/rootfs/dev" "$work/b/rootfs/sys" "$work/b/rootfs/tmp"
 cp /bin/busybox "$work/b/rootfs/bin/busybox"
 ln -s busybox "$work/b/rootfs/bin/true"
@@ -23,7 +24,6 @@ json.dump(c, open(p, "w"), indent=1)
 PY
 # runc 1.1 (Debian 12) does not know the time namespace: its copy of the bundle leaves it out.
 mkdir -p "$work/r"
-ln -s "$work/b/rootfs" "$work/r/rootfs"
 python3 - "$work/b/config.json" "$work/r/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -31,7 +31,8 @@ c["root"]["path"] = sys.argv[1].rsplit("/", 2)[0] + "/b/rootfs"
 c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "time"]
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
-root=$work/state
+root=/run/stockade-bench-$$
+mkdir -p "$root"; trap 'rm -rf "$work" "$root"' EXIT
 [ -n "${DEBUG:-}" ] && "$bin" --root "$root" run --bundle "$work/b" bench-s
 hyperfine -N --warmup 20 --runs "${RUNS:-200}" --export-json "$work/h.json" \
   -n stockade "$bin --root $root run --bundle $work/b bench-s" \

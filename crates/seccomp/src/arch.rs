@@ -178,39 +178,9 @@ impl Arch {
         matches!(self, Arch::X86 | Arch::Arm)
     }
 
-    /// The syscall number of `name` on this architecture.
+    /// The syscall number of `name` on this architecture (hash lookup in a table built once).
     pub fn syscall(self, name: &str) -> Option<u32> {
-        match self {
-            Arch::X86_64 => syscalls::x86_64::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-            Arch::X86 => syscalls::x86::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-            Arch::Aarch64 => syscalls::aarch64::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-            Arch::Arm => syscalls::arm::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32)
-                .or_else(|| {
-                    ARM_PRIVATE
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, nr)| *nr)
-                }),
-            Arch::X32 => {
-                if let Some((_, n)) = X32_RENUMBERED.iter().find(|(n, _)| *n == name) {
-                    return Some(X32_SYSCALL_BIT | n);
-                }
-                if X86_64_ONLY.contains(&name) {
-                    return None;
-                }
-                syscalls::x86_64::Sysno::from_str(name)
-                    .ok()
-                    .map(|s| X32_SYSCALL_BIT | s.id() as u32)
-            }
-        }
+        table(self).get(name).copied()
     }
 
     /// The name of syscall `nr` on this architecture.
@@ -260,6 +230,68 @@ impl Arch {
             }
         }
     }
+}
+
+/// FNV-1a: syscall names are short and trusted, so a simple hash beats SipHash here (the
+/// tables are hit once per name per architecture on every container start).
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Table = std::collections::HashMap<&'static str, u32, std::hash::BuildHasherDefault<Fnv>>;
+
+/// One architecture's name table, built on first use from the `syscalls` crate's enumeration.
+fn table(arch: Arch) -> &'static Table {
+    use std::sync::OnceLock;
+    static T: [OnceLock<Table>; 5] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    let i = Arch::ALL.iter().position(|a| *a == arch).expect("listed");
+    T[i].get_or_init(|| match arch {
+        Arch::X86_64 => syscalls::x86_64::Sysno::iter()
+            .map(|s| (s.name(), s.id() as u32))
+            .collect(),
+        Arch::X86 => syscalls::x86::Sysno::iter()
+            .map(|s| (s.name(), s.id() as u32))
+            .collect(),
+        Arch::Aarch64 => syscalls::aarch64::Sysno::iter()
+            .map(|s| (s.name(), s.id() as u32))
+            .collect(),
+        Arch::Arm => syscalls::arm::Sysno::iter()
+            .map(|s| (s.name(), s.id() as u32))
+            .chain(ARM_PRIVATE.iter().copied())
+            .collect(),
+        Arch::X32 => syscalls::x86_64::Sysno::iter()
+            .filter_map(|s| {
+                let name = s.name();
+                if let Some((_, n)) = X32_RENUMBERED.iter().find(|(n, _)| *n == name) {
+                    return Some((name, X32_SYSCALL_BIT | n));
+                }
+                (!X86_64_ONLY.contains(&name)).then_some((name, X32_SYSCALL_BIT | s.id() as u32))
+            })
+            .collect(),
+    })
 }
 
 /// Is `name` a syscall on any Linux architecture at all (so a profile naming it is not a typo)?

@@ -89,7 +89,8 @@ impl SeccompData {
             bytes[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
         }
         let o = off as usize;
-        (o.is_multiple_of(4) && o + 4 <= 64).then(|| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()))
+        (o.is_multiple_of(4) && o + 4 <= 64)
+            .then(|| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()))
     }
 }
 

@@ -28,10 +28,19 @@ pub struct Filter {
     pub notify: bool,
     /// Syscall names no supported architecture knows (warn about them).
     pub unknown: Vec<String>,
-    pub resolved: Resolved,
 }
 
 impl Filter {
+    /// A filter from an already compiled program (e.g. received from the runtime process).
+    pub fn from_program(program: Vec<SockFilter>, flags: u32, notify: bool) -> Filter {
+        Filter {
+            program,
+            flags,
+            notify,
+            unknown: vec![],
+        }
+    }
+
     /// The most instructions any input can execute (longest path through the DAG).
     pub fn longest_path(&self) -> usize {
         let p = &self.program;
@@ -340,6 +349,22 @@ fn emit_decision(asm: &mut Asm, d: &Decision, arch: Arch, default: u32) {
             i = j;
             continue;
         }
+        // A run of single range-like conditions on one argument with one action: a union of
+        // intervals, tested with one comparison per boundary.
+        let ranged = |x: &crate::resolve::Cond| {
+            x.ret == c.ret
+                && x.args.len() == 1
+                && x.args[0].op != Op::MaskedEq
+                && x.args[0].index == c.args[0].index
+        };
+        let mut j = i;
+        while j < conds.len() && c.args.len() == 1 && ranged(&conds[j]) {
+            j += 1;
+        }
+        if j - i >= 2 && emit_interval_union(asm, c.args[0].index, &conds[i..j], c.ret, arch) {
+            i = j;
+            continue;
+        }
         let fail = asm.label();
         for a in &c.args {
             emit_cmp(asm, a, fail, arch);
@@ -349,6 +374,142 @@ fn emit_decision(asm: &mut Asm, d: &Decision, arch: Arch, default: u32) {
         i += 1;
     }
     asm.ret(d.fallback.unwrap_or(default));
+}
+
+/// The values an argument condition accepts, as sorted disjoint closed intervals.
+fn intervals(a: &Arg, max: u64) -> Vec<(u64, u64)> {
+    let v = a.value.min(max);
+    match a.op {
+        Op::Eq => vec![(a.value, a.value)]
+            .into_iter()
+            .filter(|(x, _)| *x <= max)
+            .collect(),
+        Op::Ne if a.value > max => vec![(0, max)],
+        Op::Ne if a.value == 0 => vec![(1, max)],
+        Op::Ne if a.value == max => vec![(0, max - 1)],
+        Op::Ne => vec![(0, a.value - 1), (a.value + 1, max)],
+        Op::Lt => {
+            if a.value == 0 {
+                vec![]
+            } else {
+                vec![(0, (a.value - 1).min(max))]
+            }
+        }
+        Op::Le => vec![(0, v)],
+        Op::Gt => {
+            if a.value >= max {
+                vec![]
+            } else {
+                vec![(a.value + 1, max)]
+            }
+        }
+        Op::Ge => {
+            if a.value > max {
+                vec![]
+            } else {
+                vec![(a.value, max)]
+            }
+        }
+        Op::MaskedEq => unreachable!("not an interval"),
+    }
+}
+
+fn union(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort();
+    let mut out: Vec<(u64, u64)> = vec![];
+    for (a, b) in v {
+        match out.last_mut() {
+            Some((_, pb)) if a <= pb.saturating_add(1) => *pb = (*pb).max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Membership of the 32-bit accumulator in `set` (disjoint, sorted, within 0..=u32::MAX):
+/// one `jge` per boundary, jumping to `hit` or `miss`.
+fn emit_membership(asm: &mut Asm, set: &[(u64, u64)], hit: Label, miss: Label) {
+    let mut bounds: Vec<(u32, bool)> = vec![]; // (point, state from here on)
+    let starts_in = set.first().is_some_and(|(a, _)| *a == 0);
+    for (a, b) in set {
+        if *a != 0 {
+            bounds.push((*a as u32, true));
+        }
+        if *b < u32::MAX as u64 {
+            bounds.push((*b as u32 + 1, false));
+        }
+    }
+    let label = |inside: bool| Target::L(if inside { hit } else { miss });
+    if bounds.is_empty() {
+        asm.ja(if starts_in { hit } else { miss });
+        return;
+    }
+    let mut state = starts_in;
+    for (k, (p, next_state)) in bounds.iter().enumerate() {
+        let last = k + 1 == bounds.len();
+        let above = if last {
+            label(*next_state)
+        } else {
+            Target::Next
+        };
+        asm.jmp(BPF_JGE, *p, above, label(state));
+        state = *next_state;
+    }
+}
+
+/// Emit the union of single-argument range conditions; false if the shape is not handled
+/// (values above 32 bits that only partly cover the upper range), leaving the generic path.
+fn emit_interval_union(
+    asm: &mut Asm,
+    index: u32,
+    conds: &[crate::resolve::Cond],
+    ret: u32,
+    arch: Arch,
+) -> bool {
+    let max = if arch.is_32bit() {
+        u32::MAX as u64
+    } else {
+        u64::MAX
+    };
+    let set = union(
+        conds
+            .iter()
+            .flat_map(|c| intervals(&c.args[0], max))
+            .collect(),
+    );
+    let low: Vec<(u64, u64)> = set
+        .iter()
+        .filter(|(a, _)| *a <= u32::MAX as u64)
+        .map(|(a, b)| (*a, (*b).min(u32::MAX as u64)))
+        .collect();
+    let high: Vec<(u64, u64)> = set
+        .iter()
+        .filter(|(_, b)| *b > u32::MAX as u64)
+        .map(|(a, b)| ((*a).max(1 << 32), *b))
+        .collect();
+    let high_all = high.len() == 1 && high[0] == (1 << 32, u64::MAX);
+    if !arch.is_32bit() && !high.is_empty() && !high_all {
+        return false;
+    }
+    let hit = asm.label();
+    let miss = asm.label();
+    if !arch.is_32bit() {
+        let lowpart = asm.label();
+        asm.ld(off_arg_hi(index));
+        asm.jmp(
+            BPF_JEQ,
+            0,
+            Target::L(lowpart),
+            Target::L(if high_all { hit } else { miss }),
+        );
+        asm.mark(lowpart);
+    }
+    asm.ld(off_arg_lo(index));
+    emit_membership(asm, &low, hit, miss);
+    asm.mark(hit);
+    asm.ret(ret);
+    asm.mark(miss);
+    true
 }
 
 fn emit_eq_set(asm: &mut Asm, index: u32, values: &[u64], ret: u32, arch: Arch) {
@@ -463,7 +624,7 @@ pub fn compile(r: &Resolved) -> Result<Filter> {
         asm.ld(OFF_ARCH);
         asm.jmp(BPF_JEQ, arch.audit(), Target::Next, Target::L(other));
         let decisions = r.decisions(*arch);
-        let enosys = r.enosys_above(*arch);
+        let enosys = r.enosys_above_in(&decisions);
         let mut rs = if *arch == Arch::X86_64 {
             let mut v = runs(&decisions, default, enosys, 0, X32_SYSCALL_BIT as u64);
             v.push((
@@ -491,7 +652,7 @@ pub fn compile(r: &Resolved) -> Result<Filter> {
         let rs = runs(
             &decisions,
             default,
-            r.enosys_above(Arch::X32),
+            r.enosys_above_in(&decisions),
             X32_SYSCALL_BIT,
             1 << 32,
         );
@@ -505,6 +666,5 @@ pub fn compile(r: &Resolved) -> Result<Filter> {
         flags: r.flags,
         notify: r.notify,
         unknown: r.unknown.clone(),
-        resolved: r.clone(),
     })
 }

@@ -116,14 +116,15 @@ impl Resolved {
     /// ENOSYS for numbers above every syscall the profile names, unless the default already
     /// lets calls through (then libc's fallbacks are not needed).
     pub fn enosys_above(&self, arch: Arch) -> Option<u32> {
+        self.enosys_above_in(&self.decisions(arch))
+    }
+
+    /// As [`Self::enosys_above`], from decisions already computed for the architecture.
+    pub fn enosys_above_in(&self, decisions: &BTreeMap<u32, Decision>) -> Option<u32> {
         if matches!(self.default_ret & 0xffff_0000, RET_ALLOW | RET_LOG) {
             return None;
         }
-        self.rules
-            .iter()
-            .flat_map(|(n, _, _)| n)
-            .filter_map(|n| arch.syscall(n))
-            .max()
+        decisions.keys().next_back().copied()
     }
 
     /// The reference semantics: what the filter must return for `arch`, `nr` and `args`.
@@ -148,7 +149,7 @@ impl Resolved {
             }
             return d.fallback.unwrap_or(self.default_ret);
         }
-        if self.enosys_above(arch).is_some_and(|max| nr > max) {
+        if self.enosys_above_in(&decisions).is_some_and(|max| nr > max) {
             return RET_ERRNO | libc::ENOSYS as u32;
         }
         self.default_ret

@@ -313,18 +313,26 @@ impl Cgroup {
     pub fn create(&self) -> Result<()> {
         let mut made = vec![];
         for d in self.dirs() {
-            if d.exists() {
-                self.remove_dirs(&made);
-                return Err(Error::Cgroup(format!(
-                    "{} already exists (another container with this cgroupsPath?)",
-                    d.display()
-                )));
+            if let Some(parent) = d.parent() {
+                if let Err(e) = fs::create_dir_all(parent) {
+                    self.remove_dirs(&made);
+                    return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
+                }
             }
-            if let Err(e) = fs::create_dir_all(d) {
-                self.remove_dirs(&made);
-                return Err(Error::Cgroup(format!("mkdir {}: {e}", d.display())));
+            match fs::create_dir(d) {
+                Ok(()) => made.push(d.clone()),
+                Err(e) => {
+                    self.remove_dirs(&made);
+                    return Err(Error::Cgroup(if e.kind() == io::ErrorKind::AlreadyExists {
+                        format!(
+                            "{} already exists (another container with this cgroupsPath?)",
+                            d.display()
+                        )
+                    } else {
+                        format!("mkdir {}: {e}", d.display())
+                    }));
+                }
             }
-            made.push(d.clone());
         }
         if let Some(v2) = &self.v2 {
             enable_v2_controllers(v2);
@@ -414,9 +422,6 @@ impl Cgroup {
     pub fn destroy(&self) -> Result<()> {
         let mut errs = vec![];
         for d in self.dirs() {
-            if !d.exists() {
-                continue;
-            }
             for attempt in 0..200 {
                 match fs::remove_dir(d) {
                     Ok(()) => break,
@@ -430,7 +435,9 @@ impl Cgroup {
                                 );
                             }
                         }
-                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        std::thread::sleep(std::time::Duration::from_micros(
+                            200 * (attempt as u64 + 1).min(25),
+                        ));
                     }
                     Err(e) => {
                         errs.push(format!("rmdir {}: {e}", d.display()));

@@ -50,6 +50,21 @@ pub struct RunOptions {
     pub quiet: bool,
 }
 
+/// Phase timing on stderr when STOCKADE_DEBUG_TIMING is set (for the benchmark's analysis).
+fn mark(what: &str) {
+    use std::sync::OnceLock;
+    static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
+    if let Some(t0) = START.get_or_init(|| {
+        std::env::var_os("STOCKADE_DEBUG_TIMING").map(|_| std::time::Instant::now())
+    }) {
+        eprintln!(
+            "[{:>8.3} ms] {} {what}",
+            t0.elapsed().as_secs_f64() * 1e3,
+            std::process::id()
+        );
+    }
+}
+
 /// Signals `stockade run` forwards to the container's init.
 const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
@@ -63,9 +78,11 @@ const FORWARDED: &[Signal] = &[
 /// Run a container to completion: returns its exit code (128+N if killed by signal N).
 pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i32> {
     // 1. Everything that can be refused is refused before anything is created.
+    mark("start");
     crate::state::check_id(id)?;
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
+    mark("validated");
     if !ns.new_mount && !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
         return Err(crate::error::config_err(
             &opts.config_file,
@@ -82,11 +99,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     if process.terminal() == Some(true) {
         return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket (create/run -d); set terminal to false to run in the foreground"));
     }
-    let filter = crate::seccomp::compile(spec, &opts.config_file, opts.quiet)?;
     let rootless = !nix::unistd::geteuid().is_root();
     let rootfs_dir = spec::rootfs_path(spec, bundle);
 
-    // 2. State, then the cgroup; both guards undo themselves if anything below fails.
+    // 2. State; its guard removes it if anything below fails.
     let mut state_dir = StateDir::create(&opts.root, id)?;
     let rootfs_dir = if spec::tmpfs_root(spec) {
         let d = state_dir.dir.join("rootfs");
@@ -95,7 +111,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     } else {
         rootfs_dir
     };
-    let cgroup = CgroupGuard::create(spec, id, rootless, opts.quiet)?;
+    let mut cgroup = CgroupGuard { cgroup: None };
 
     // 3. The child, blocked until we say go.
     let (ours, theirs) = socket::socketpair(
@@ -121,21 +137,14 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     if pid == 0 {
         drop(ours);
         let _ = old_mask.thread_set_mask();
-        let err = child(
-            spec,
-            &ns,
-            &rootfs_dir,
-            &theirs,
-            filter.as_ref(),
-            opts.preserve_fds,
-            rootless,
-        );
+        let err = child(spec, &ns, &rootfs_dir, &theirs, opts.preserve_fds, rootless);
         let msg = format!("E{err}");
         let _ = socket::send(theirs.as_raw_fd(), msg.as_bytes(), MsgFlags::empty());
         // SAFETY: _exit is always safe; it skips atexit handlers that belong to the runtime.
         unsafe { libc::_exit(1) }
     }
     drop(theirs);
+    mark("cloned");
     let child_pid = Pid::from_raw(pid);
 
     // 4. The runtime's half of the setup.
@@ -150,13 +159,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 .unwrap_or_default();
             namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
         }
-        if let Some(cg) = &cgroup.cgroup {
-            cg.add(pid)?;
-        }
-        if let Some(adj) = process.oom_score_adj() {
-            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
-                .ctx(|| format!("process.oomScoreAdj {adj}"))?;
-        }
         let userns = if ns.new_user && !rootless {
             Some(
                 std::fs::File::open(format!("/proc/{pid}/ns/user"))
@@ -166,14 +168,36 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             None
         };
         let devices_by_bind = ns.new_user || rootless;
-        let prepared =
-            rootfs::prepare(spec, &rootfs_dir, bundle, (!rootless).then_some(pid), userns.as_ref(), devices_by_bind)?;
+        let prepared = rootfs::prepare(
+            spec,
+            &rootfs_dir,
+            bundle,
+            (!rootless).then_some(pid),
+            userns.as_ref(),
+            devices_by_bind,
+        )?;
         if !opts.quiet {
             for w in &prepared.warnings {
                 eprintln!("stockade: warning: {w}");
             }
         }
         send_go(&ours, &prepared)?;
+        mark("go sent");
+        // While the child builds its filesystem: the cgroup (limits set before the child joins
+        // it), then the seccomp filter, each sent as soon as it is ready. No user code has run.
+        cgroup = CgroupGuard::create(spec, id, rootless, opts.quiet)?;
+        if let Some(cg) = &cgroup.cgroup {
+            cg.add(pid)?;
+        }
+        if let Some(adj) = process.oom_score_adj() {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .ctx(|| format!("process.oomScoreAdj {adj}"))?;
+        }
+        socket::send(ours.as_raw_fd(), b"C", MsgFlags::empty()).ctx(|| "send cgroup ready")?;
+        mark("cgroup ready");
+        let filter = crate::seccomp::compile(spec, &opts.config_file, opts.quiet)?;
+        send_filter(&ours, filter.as_ref())?;
+        mark("filter sent");
         // The child reports an error, or the socket closes when execve succeeds (CLOEXEC).
         let mut listener = None;
         loop {
@@ -227,6 +251,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: crate::state::pid_start_time(pid),
     };
     state_dir.save(&st)?;
+    mark("exec'd, state saved");
     if let Some(fd) = listener {
         if let Err(e) = crate::seccomp::send_listener(spec, &st, &fd) {
             let _ = nix::sys::signal::kill(child_pid, Signal::SIGKILL);
@@ -236,8 +261,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         }
     }
     let code = wait_forwarding(child_pid, &forwarded);
+    mark("container exited");
     let _ = old_mask.thread_set_mask();
     drop(cgroup);
+    mark("cgroup removed");
     state_dir.keep();
     state_dir.remove()?;
     code
@@ -286,6 +313,60 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
     Ok(())
 }
 
+/// "F": the filter (flags, notify, program), or nothing.
+fn send_filter(sock: &OwnedFd, f: Option<&stockade_seccomp::Filter>) -> Result<()> {
+    let mut msg = vec![b'F'];
+    if let Some(f) = f {
+        msg.extend(f.flags.to_le_bytes());
+        msg.push(f.notify as u8);
+        for i in &f.program {
+            msg.extend(i.code.to_le_bytes());
+            msg.extend([i.jt, i.jf]);
+            msg.extend(i.k.to_le_bytes());
+        }
+    }
+    socket::send(sock.as_raw_fd(), &msg, MsgFlags::empty()).ctx(|| "send seccomp filter")?;
+    Ok(())
+}
+
+/// Wait for "C" (child side): the runtime has moved us into our cgroup.
+fn recv_cgroup_ready(sock: &OwnedFd) -> Result<()> {
+    let mut buf = [0u8; 8];
+    let n =
+        socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for cgroup")?;
+    if n == 0 || buf[0] != b'C' {
+        return Err(Error::Other("runtime went away during setup".into()));
+    }
+    Ok(())
+}
+
+/// Wait for "F" (child side); returns the filter, if any.
+fn recv_filter(sock: &OwnedFd) -> Result<Option<stockade_seccomp::Filter>> {
+    let mut buf = vec![0u8; 8 * 4096 + 16];
+    let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())
+        .ctx(|| "wait for seccomp filter")?;
+    if n == 0 || buf[0] != b'F' {
+        return Err(Error::Other("runtime went away during setup".into()));
+    }
+    if n == 1 {
+        return Ok(None);
+    }
+    let flags = u32::from_le_bytes(buf[1..5].try_into().unwrap());
+    let notify = buf[5] != 0;
+    let program = buf[6..n]
+        .chunks_exact(8)
+        .map(|c| stockade_seccomp::bpf::SockFilter {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    Ok(Some(stockade_seccomp::Filter::from_program(
+        program, flags, notify,
+    )))
+}
+
 fn recv_go(sock: &OwnedFd) -> Result<Vec<OwnedFd>> {
     let mut buf = [0u8; 64];
     let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for go")?;
@@ -324,11 +405,10 @@ fn child(
     ns: &namespaces::Plan,
     rootfs_dir: &Path,
     sock: &OwnedFd,
-    filter: Option<&stockade_seccomp::Filter>,
     preserve_fds: u32,
     rootless: bool,
 ) -> Error {
-    match child_setup(spec, ns, rootfs_dir, sock, filter, preserve_fds, rootless) {
+    match child_setup(spec, ns, rootfs_dir, sock, preserve_fds, rootless) {
         Ok(e) | Err(e) => e,
     }
 }
@@ -338,7 +418,6 @@ fn child_setup(
     ns: &namespaces::Plan,
     rootfs_dir: &Path,
     sock: &OwnedFd,
-    filter: Option<&stockade_seccomp::Filter>,
     preserve_fds: u32,
     rootless: bool,
 ) -> Result<Error> {
@@ -349,6 +428,7 @@ fn child_setup(
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
 
     let fds = recv_go(sock)?;
+    mark("child: go received");
     if ns.new_user {
         // Our host credentials are unmapped in the new namespace: become its root (mapped now).
         if !rootless {
@@ -402,14 +482,35 @@ fn child_setup(
         namespaces::join(*t, p)?;
     }
     let time = nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-    namespaces::unshare(ns.unshare_flags & !time)?;
+    let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
+    namespaces::unshare(ns.unshare_flags & !time & !cgroupns)?;
     if ns.unshare_flags.contains(time) {
         namespaces::unshare(time)?;
         namespaces::write_time_offsets(spec)?;
     }
 
-    // Filesystem.
-    rootfs::setup(spec, rootfs_dir, &mut prepared, in_userns)?;
+    // Filesystem. The runtime places us in our cgroup meanwhile; the cgroup namespace (and any
+    // cgroup mount, which shows it) waits for that.
+    let mut in_cgroup = false;
+    let mut cgroup_ready = || -> Result<()> {
+        if !in_cgroup {
+            recv_cgroup_ready(sock)?;
+            in_cgroup = true;
+            if ns.unshare_flags.contains(cgroupns) {
+                namespaces::unshare(cgroupns)?;
+            }
+        }
+        Ok(())
+    };
+    rootfs::setup(
+        spec,
+        rootfs_dir,
+        &mut prepared,
+        in_userns,
+        &mut cgroup_ready,
+    )?;
+    cgroup_ready()?;
+    mark("child: rootfs set up");
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).ctx(|| format!("hostname {h:?}"))?;
     }
@@ -421,11 +522,14 @@ fn child_setup(
     }
     namespaces::write_sysctls(spec)?;
     rootfs::finish(spec)?;
+    mark("child: masks done");
 
     // Resources namespaces do not cover, then privileges, narrowest last.
     process::fresh_keyring()?;
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    let filter = recv_filter(sock)?;
+    let filter = filter.as_ref();
     let mut listener = None;
     if let (Some(f), false) = (filter, nnp) {
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
@@ -449,6 +553,7 @@ fn child_setup(
         .unwrap_or_default();
     let program = process::find_program(&arg0, &env)?;
     process::close_fds(preserve_fds)?;
+    mark("child: privileges dropped");
     if let (Some(f), true) = (filter, nnp) {
         listener = f.load().ctx(|| "load seccomp filter")?;
     }

@@ -221,10 +221,19 @@ pub fn prepare(
     // privileges (the bundle's parents may be closed to the container's root). Unprivileged, the
     // child opens it itself: its root is the caller.
     if let Some(pid) = child {
-        let path = Path::new("/proc").join(pid.to_string()).join("root").join(rootfs.strip_prefix("/").unwrap_or(rootfs));
+        let path = Path::new("/proc")
+            .join(pid.to_string())
+            .join("root")
+            .join(rootfs.strip_prefix("/").unwrap_or(rootfs));
         p.target = Some(
-            sys::openat2(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
-                .ctx(|| format!("open {}", rootfs.display()))?,
+            sys::openat2(
+                libc::AT_FDCWD,
+                &path,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .ctx(|| format!("open {}", rootfs.display()))?,
         );
     }
     let uid_maps = spec
@@ -408,7 +417,13 @@ fn mount_on_fd(
 }
 
 /// Child side, in the new mount namespace: build the root and pivot into it.
-pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: bool) -> Result<()> {
+pub fn setup(
+    spec: &Spec,
+    rootfs: &Path,
+    prepared: &mut Prepared,
+    in_userns: bool,
+    before_cgroup: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let linux = spec.linux().as_ref();
     let prop = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -427,20 +442,33 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
     // searchable by the container's root (a 0700 parent), and need not be.
     let target = match prepared.target.take() {
         Some(t) => t,
-        None => sys::openat2(libc::AT_FDCWD, rootfs, libc::O_PATH | libc::O_DIRECTORY, 0, 0).ctx(|| format!("open {}", rootfs.display()))?,
+        None => sys::openat2(
+            libc::AT_FDCWD,
+            rootfs,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )
+        .ctx(|| format!("open {}", rootfs.display()))?,
     };
     let root: OwnedFd = if crate::spec::tmpfs_root(spec) {
         let fsfd = sys::fsopen("tmpfs").ctx(|| "fsopen tmpfs")?;
         sys::fsconfig_string(&fsfd, "mode", "0755").ctx(|| "tmpfs root mode")?;
         sys::fsconfig_string(&fsfd, "size", "1m").ctx(|| "tmpfs root size")?;
         sys::fsconfig_create(&fsfd).ctx(|| "create tmpfs root")?;
-        let m = sys::fsmount(&fsfd, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV).ctx(|| "fsmount tmpfs root")?;
-        sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd()).ctx(|| format!("attach tmpfs root at {}", rootfs.display()))?;
+        let m = sys::fsmount(&fsfd, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+            .ctx(|| "fsmount tmpfs root")?;
+        sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd())
+            .ctx(|| format!("attach tmpfs root at {}", rootfs.display()))?;
         m
     } else {
         let tree = prepared.rootfs.take().expect("rootfs tree prepared");
-        sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(|| format!("attach rootfs at {}", rootfs.display()))?;
-        let a = MountAttr { attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, ..Default::default() };
+        sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
+            .ctx(|| format!("attach rootfs at {}", rootfs.display()))?;
+        let a = MountAttr {
+            attr_set: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            ..Default::default()
+        };
         sys::mount_setattr_fd(tree.as_raw_fd(), false, &a).ctx(|| "nosuid,nodev on rootfs")?;
         tree
     };
@@ -483,7 +511,10 @@ pub fn setup(spec: &Spec, rootfs: &Path, prepared: &mut Prepared, in_userns: boo
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| fstype.clone());
         match fstype.as_str() {
-            "cgroup" | "cgroup2" => mount_cgroup(rootfd, dest, o.flags, &fstype)?,
+            "cgroup" | "cgroup2" => {
+                before_cgroup()?;
+                mount_cgroup(rootfd, dest, o.flags, &fstype)?
+            }
             "sysfs" => {
                 if let Err(e) = mount_on_fd(&src, &t, Some("sysfs"), o.flags, data) {
                     // Without its own network namespace a user-namespaced container may not mount
@@ -632,33 +663,64 @@ fn readonly(p: &Path) -> Result<()> {
 /// namespace each shows the container's own cgroup as its root.
 fn mount_cgroup(rootfd: RawFd, dest: &Path, flags: MsFlags, fstype: &str) -> Result<()> {
     let layout = crate::cgroups::Layout::detect()?;
-    let ro = if flags.contains(MsFlags::MS_RDONLY) { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-    let base = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let ro = if flags.contains(MsFlags::MS_RDONLY) {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    let base = flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let target = resolve_in_root(rootfd, dest, false)?;
     if layout.v1.is_empty() || fstype == "cgroup2" {
-        return mount_on_fd("cgroup2", &target, Some("cgroup2"), flags, None).ctx(|| "mount cgroup2");
+        return mount_on_fd("cgroup2", &target, Some("cgroup2"), flags, None)
+            .ctx(|| "mount cgroup2");
     }
-    mount_on_fd("tmpfs", &target, Some("tmpfs"), base, Some("mode=755,size=64k")).ctx(|| "mount tmpfs for cgroup hierarchies")?;
+    mount_on_fd(
+        "tmpfs",
+        &target,
+        Some("tmpfs"),
+        base,
+        Some("mode=755,size=64k"),
+    )
+    .ctx(|| "mount tmpfs for cgroup hierarchies")?;
     let dir = resolve_in_root(rootfd, dest, false)?;
     for h in &layout.v1 {
         let name = h.mount_name();
         let d = mkdir_at(&dir, &name)?;
-        if let Err(e) = mount_on_fd("cgroup", &d, Some("cgroup"), base | ro, Some(h.options.as_str())) {
+        if let Err(e) = mount_on_fd(
+            "cgroup",
+            &d,
+            Some("cgroup"),
+            base | ro,
+            Some(h.options.as_str()),
+        ) {
             // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
-            let host = h.mountpoint.join(h.path_of_self.strip_prefix("/").unwrap_or(&h.path_of_self));
-            mount(Some(&host), &sys::fd_path(&d), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .ctx(|| format!("cgroup {name}: mount ({e}) and bind both failed"))?;
+            let host = h
+                .mountpoint
+                .join(h.path_of_self.strip_prefix("/").unwrap_or(&h.path_of_self));
+            mount(
+                Some(&host),
+                &sys::fd_path(&d),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .ctx(|| format!("cgroup {name}: mount ({e}) and bind both failed"))?;
         }
     }
     if layout.unified.is_some() {
         let d = mkdir_at(&dir, "unified")?;
-        mount_on_fd("cgroup2", &d, Some("cgroup2"), base | ro, None).ctx(|| "mount cgroup2 at unified")?;
+        mount_on_fd("cgroup2", &d, Some("cgroup2"), base | ro, None)
+            .ctx(|| "mount cgroup2 at unified")?;
     }
     for (l, t) in layout.symlinks() {
         let _ = symlink_at(&dir, &t, &l);
     }
     if !ro.is_empty() {
-        let a = MountAttr { attr_set: sys::MOUNT_ATTR_RDONLY, ..Default::default() };
+        let a = MountAttr {
+            attr_set: sys::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
         sys::mount_setattr_fd(dir.as_raw_fd(), false, &a).ctx(|| "read-only cgroup tmpfs")?;
     }
     Ok(())
@@ -678,7 +740,14 @@ fn mkdir_at(dir: &OwnedFd, name: &str) -> Result<OwnedFd> {
             return Err(e).ctx(|| format!("mkdir {name}"));
         }
     }
-    sys::openat2(dir.as_raw_fd(), Path::new(name), libc::O_PATH | libc::O_DIRECTORY, 0, sys::RESOLVE_IN_ROOT).ctx(|| format!("open {name}"))
+    sys::openat2(
+        dir.as_raw_fd(),
+        Path::new(name),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_IN_ROOT,
+    )
+    .ctx(|| format!("open {name}"))
 }
 
 /// symlink `name` -> `target` in `dir`, replacing what is there when `replace`.
@@ -734,13 +803,23 @@ fn create_devices(
     }
     if has_dev_mount {
         let dev = resolve_in_root(rootfd, Path::new("/dev"), false)?;
-        for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
             match symlink_at(&dev, target, link) {
                 Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => {}
                 r => r?,
             }
         }
-        if spec.mounts().iter().flatten().any(|m| m.destination() == Path::new("/dev/pts")) {
+        if spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|m| m.destination() == Path::new("/dev/pts"))
+        {
             let n = cname("ptmx")?;
             // SAFETY: dev is a valid directory descriptor and n a valid C string.
             unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };

@@ -268,13 +268,31 @@ pub fn fsconfig_string(fs: &OwnedFd, key: &str, value: &str) -> io::Result<()> {
     let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let v = CString::new(value).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: both strings are valid for the call; aux is unused for SET_STRING.
-    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            k.as_ptr(),
+            v.as_ptr(),
+            0,
+        )
+    };
     check(ret).map(drop)
 }
 
 pub fn fsconfig_create(fs: &OwnedFd) -> io::Result<()> {
     // SAFETY: CMD_CREATE takes no pointers.
-    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, 0, 0, 0) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            0,
+            0,
+            0,
+        )
+    };
     check(ret).map(drop)
 }
 
@@ -282,7 +300,14 @@ pub fn fsconfig_create(fs: &OwnedFd) -> io::Result<()> {
 pub fn fsmount(fs: &OwnedFd, attrs: u64) -> io::Result<OwnedFd> {
     const FSMOUNT_CLOEXEC: u32 = 1;
     // SAFETY: plain integer arguments.
-    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as u32) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as u32,
+        )
+    };
     // SAFETY: on success the kernel returned a new descriptor that we now own.
     check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
