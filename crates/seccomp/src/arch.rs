@@ -77,6 +77,11 @@ const X86_64_ONLY: &[&str] = &[
     "get_kernel_syms",
     "query_module",
     "nfsservctl",
+    "set_thread_area",
+    "get_thread_area",
+    "epoll_ctl_old",
+    "epoll_wait_old",
+    "map_shadow_stack",
 ];
 
 const FOREIGN: &[&str] = &[
@@ -175,7 +180,8 @@ impl Arch {
     }
 
     pub fn is_32bit(self) -> bool {
-        matches!(self, Arch::X86 | Arch::Arm)
+        // x32 is ILP32: like libseccomp, compare its arguments on 32 bits
+        matches!(self, Arch::X86 | Arch::X32 | Arch::Arm)
     }
 
     /// The syscall number of `name` on this architecture (hash lookup in a table built once).

@@ -129,6 +129,18 @@ impl Resolved {
 
     /// The reference semantics: what the filter must return for `arch`, `nr` and `args`.
     pub fn evaluate(&self, arch: Arch, nr: u32, args: &[u64; 6]) -> u32 {
+        // AUDIT_ARCH_X86_64 carries both ABIs: numbers from the x32 bit up are x32's.
+        let x32_bit = crate::arch::X32_SYSCALL_BIT;
+        if arch == Arch::X86_64 && nr >= x32_bit {
+            return if self.arches.contains(&Arch::X32) && self.arches.contains(&Arch::X86_64) {
+                self.evaluate(Arch::X32, nr, args)
+            } else {
+                self.default_ret
+            };
+        }
+        if arch == Arch::X32 && nr < x32_bit {
+            return self.evaluate(Arch::X86_64, nr, args);
+        }
         if !self.arches.contains(&arch) {
             return self.default_ret;
         }

@@ -520,6 +520,10 @@ fn child_setup(
             return Err(std::io::Error::last_os_error()).ctx(|| format!("domainname {d:?}"));
         }
     }
+    if ns.new_net {
+        // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
+        crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
+    }
     namespaces::write_sysctls(spec)?;
     rootfs::finish(spec)?;
     mark("child: masks done");

@@ -5,6 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Every container a test runs is bounded in time: a hang fails the test instead of CI.
+pub fn timeout() -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["--kill-after=5", "120"]);
+    c
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_stockade")
 }

@@ -1,0 +1,66 @@
+//! The default profile (stricter than Docker's) still runs real workloads, in real sandboxes.
+
+mod common;
+use common::*;
+
+#[test]
+fn busybox_shell_in_a_bundle() {
+    let id = unique("bbsh");
+    let b = Bundle::new(&["sh", "-c", "for i in 1 2 3; do echo $i; done | sort -r | tr '\\n' ' '; mkdir /tmp/d && echo x > /tmp/d/f && cat /tmp/d/f; ps | wc -l >/dev/null; date >/dev/null"], |_| {});
+    let out = b.run(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "3 2 1 x\n");
+    assert_nothing_left(&id, b.root.path());
+}
+
+#[test]
+fn coreutils() {
+    let out = sandbox(&[], &["sh", "-c", "cd /tmp && seq 1 1000 > n && sort -rn n | head -1 && cp n m && sha256sum n m | cut -c1-8 | uniq | wc -l && ls -la >/dev/null && find /usr/bin -maxdepth 1 -name 'ls' && tar cf t.tar n && du -s t.tar >/dev/null && echo ok"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1000\n1\n/usr/bin/ls\nok\n");
+}
+
+#[test]
+fn python3() {
+    let out = sandbox(&[], &["python3", "-c", "import json, hashlib, threading, subprocess, sqlite3, multiprocessing as m; db=sqlite3.connect(':memory:'); db.execute('create table t(x)'); db.execute('insert into t values (41)'); t=threading.Thread(target=lambda: None); t.start(); t.join(); print(db.execute('select x+1 from t').fetchone()[0], subprocess.run(['echo','hi'],capture_output=True).stdout.decode().strip(), m.Pool(2).map(abs, [-1,-2]))"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "42 hi [1, 2]\n");
+}
+
+#[test]
+fn gcc_compiles_and_runs_a_program() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hello.c"),
+        "#include <stdio.h>\nint main(void){printf(\"hello %d\\n\", 6*7);return 0;}\n",
+    )
+    .unwrap();
+    let bind = format!("{}:/src", dir.path().display());
+    let out = sandbox(
+        &["--bind", &bind, "--memory", "2g"],
+        &[
+            "sh",
+            "-c",
+            "cd /tmp && gcc -O2 -o hello /src/hello.c && ./hello",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello 42\n");
+}
+
+#[test]
+fn tcp_server_on_loopback() {
+    let script = r#"
+import socket, threading
+socket.setdefaulttimeout(10)
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(1); port = srv.getsockname()[1]
+def serve():
+    c, _ = srv.accept(); c.sendall(c.recv(100).upper()); c.close()
+t = threading.Thread(target=serve, daemon=True); t.start()
+cl = socket.create_connection(("127.0.0.1", port)); cl.sendall(b"ping"); print(cl.recv(100).decode()); t.join()
+"#;
+    let out = sandbox(&[], &["python3", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "PING\n");
+}
