@@ -144,6 +144,11 @@ impl Resolved {
         if !self.arches.contains(&arch) {
             return self.default_ret;
         }
+        self.explain(arch, nr, args).0
+    }
+
+    /// As [`Self::evaluate`], also naming the rule (index into `rules`) that decided, if any.
+    pub fn explain(&self, arch: Arch, nr: u32, args: &[u64; 6]) -> (u32, Option<usize>) {
         let decisions = self.decisions(arch);
         if let Some(d) = decisions.get(&nr) {
             for c in &d.conditional {
@@ -156,15 +161,26 @@ impl Resolved {
                     a.op.eval(v, a.value, a.value_two)
                 });
                 if ok {
-                    return c.ret;
+                    return (c.ret, self.rule_for(arch, nr, c.ret, true));
                 }
             }
-            return d.fallback.unwrap_or(self.default_ret);
+            return match d.fallback {
+                Some(ret) => (ret, self.rule_for(arch, nr, ret, false)),
+                None => (self.default_ret, None),
+            };
         }
         if self.enosys_above_in(&decisions).is_some_and(|max| nr > max) {
-            return RET_ERRNO | libc::ENOSYS as u32;
+            return (RET_ERRNO | libc::ENOSYS as u32, None);
         }
-        self.default_ret
+        (self.default_ret, None)
+    }
+
+    fn rule_for(&self, arch: Arch, nr: u32, ret: u32, conditional: bool) -> Option<usize> {
+        self.rules.iter().position(|(names, r, args)| {
+            *r == ret
+                && args.is_empty() != conditional
+                && names.iter().any(|n| arch.syscall(n) == Some(nr))
+        })
     }
 }
 

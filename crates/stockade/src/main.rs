@@ -92,6 +92,10 @@ enum SeccompCmd {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE; restore the default so `stockade ... | head` ends quietly and, above
+    // all, so containers do not inherit an ignored SIGPIPE through execve.
+    // SAFETY: setting a signal disposition to SIG_DFL has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -265,11 +269,7 @@ fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
             let r = p.resolve(&ctx);
             let f = stockade_seccomp::compile(&r)?;
             let (ret, steps) = f.eval(ctx.arch, nr, a);
-            let want = r.evaluate(ctx.arch, nr, &a);
-            let rule = r
-                .rules
-                .iter()
-                .position(|(names, _, _)| names.iter().any(|n| ctx.arch.syscall(n) == Some(nr)));
+            let (want, rule) = r.explain(ctx.arch, nr, &a);
             println!(
                 "{} ({} on {}): {}",
                 syscall,
@@ -278,8 +278,8 @@ fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
                 ret_name(ret)
             );
             match rule {
-                Some(i) => println!("named by rule {} of the resolved profile: {:?}", i, r.oci.syscalls[i]),
-                None if ret == r.default_ret => println!("no rule names it: the default action"),
+                Some(i) => println!("decided by rule {i} of the resolved profile: {}", serde_json::to_string(&r.oci.syscalls[i])?),
+                None if ret == r.default_ret => println!("no rule decides it: the default action"),
                 None => println!("no rule names it and it is newer than every named syscall: ENOSYS so libc falls back"),
             }
             println!("{steps} BPF instructions executed");
