@@ -23,6 +23,9 @@ struct Cli {
     /// Print only errors
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Use the systemd cgroup driver (not implemented: refused with the reason)
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -107,6 +110,12 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: Cli) -> Result<i32> {
+    if cli.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup: {}",
+            stockade::cgroups::systemd_unsupported("--systemd-cgroup")
+        );
+    }
     match cli.cmd {
         Cmd::Run {
             bundle,
