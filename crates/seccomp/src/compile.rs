@@ -43,19 +43,7 @@ impl Filter {
 
     /// The most instructions any input can execute (longest path through the DAG).
     pub fn longest_path(&self) -> usize {
-        let p = &self.program;
-        let mut best = vec![0usize; p.len() + 1];
-        for i in (0..p.len()).rev() {
-            let ins = p[i];
-            let next = |o: usize| best.get(i + 1 + o).copied().unwrap_or(0);
-            best[i] = 1 + match ins.code & 0x07 {
-                BPF_RET => 0,
-                BPF_JMP if ins.code & 0xf0 == BPF_JA => next(ins.k as usize),
-                BPF_JMP => next(ins.jt as usize).max(next(ins.jf as usize)),
-                _ => next(0),
-            };
-        }
-        best[0]
+        longest_path(&self.program)
     }
 
     /// Run the filter in the interpreter: (return value, instructions executed).
@@ -68,6 +56,23 @@ impl Filter {
         };
         run(&self.program, &data).expect("compiled programs are valid")
     }
+}
+
+/// The most instructions any input can execute in `p` (any classic BPF program: jumps only go
+/// forward, so this is the longest path through a DAG).
+pub fn longest_path(p: &[SockFilter]) -> usize {
+    let mut best = vec![0usize; p.len() + 1];
+    for i in (0..p.len()).rev() {
+        let ins = p[i];
+        let next = |o: usize| best.get(i + 1 + o).copied().unwrap_or(0);
+        best[i] = 1 + match ins.code & 0x07 {
+            BPF_RET => 0,
+            BPF_JMP if ins.code & 0xf0 == BPF_JA => next(ins.k as usize),
+            BPF_JMP => next(ins.jt as usize).max(next(ins.jf as usize)),
+            _ => next(0),
+        };
+    }
+    best[0]
 }
 
 pub fn compile_profile(p: &Profile, ctx: &Context) -> Result<Filter> {
