@@ -30,7 +30,13 @@ extern "C" {
     fn seccomp_arch_add(ctx: *mut libc::c_void, arch_token: u32) -> libc::c_int;
     fn seccomp_attr_set(ctx: *mut libc::c_void, attr: u32, value: u32) -> libc::c_int;
     fn seccomp_syscall_resolve_name(name: *const libc::c_char) -> libc::c_int;
-    fn seccomp_rule_add_array(ctx: *mut libc::c_void, action: u32, syscall: libc::c_int, cnt: u32, args: *const ScmpArgCmp) -> libc::c_int;
+    fn seccomp_rule_add_array(
+        ctx: *mut libc::c_void,
+        action: u32,
+        syscall: libc::c_int,
+        cnt: u32,
+        args: *const ScmpArgCmp,
+    ) -> libc::c_int;
     fn seccomp_export_bpf(ctx: *mut libc::c_void, fd: libc::c_int) -> libc::c_int;
 }
 
@@ -44,7 +50,14 @@ fn libseccomp(r: &stockade_seccomp::Resolved, tree: bool) -> Vec<SockFilter> {
             assert_eq!(seccomp_attr_set(ctx, 8, 2), 0, "SCMP_FLTATR_CTL_OPTIMIZE=2");
         }
         for a in &r.arches {
-            seccomp_arch_add(ctx, if *a == Arch::X32 { 0x4000_003e } else { a.audit() });
+            seccomp_arch_add(
+                ctx,
+                if *a == Arch::X32 {
+                    0x4000_003e
+                } else {
+                    a.audit()
+                },
+            );
         }
         for rule in &r.oci.syscalls {
             let ret = rule.action.ret(rule.errno_ret);
@@ -54,7 +67,12 @@ fn libseccomp(r: &stockade_seccomp::Resolved, tree: bool) -> Vec<SockFilter> {
             let args: Vec<ScmpArgCmp> = rule
                 .args
                 .iter()
-                .map(|a| ScmpArgCmp { arg: a.index, op: a.op as u32 + 1, datum_a: a.value, datum_b: a.value_two })
+                .map(|a| ScmpArgCmp {
+                    arg: a.index,
+                    op: a.op as u32 + 1,
+                    datum_a: a.value,
+                    datum_b: a.value_two,
+                })
                 .collect();
             for name in &rule.names {
                 let c = CString::new(name.as_str()).unwrap();
@@ -72,14 +90,24 @@ fn libseccomp(r: &stockade_seccomp::Resolved, tree: bool) -> Vec<SockFilter> {
         let mut raw = vec![];
         f.read_to_end(&mut raw).unwrap();
         raw.chunks_exact(8)
-            .map(|c| SockFilter { code: u16::from_ne_bytes([c[0], c[1]]), jt: c[2], jf: c[3], k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]) })
+            .map(|c| SockFilter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
             .collect()
     }
 }
 
 /// Executed instructions for one syscall with the given first argument.
 fn steps(p: &[SockFilter], nr: u32, a0: u64) -> usize {
-    let data = stockade_seccomp::bpf::SeccompData { nr, arch: Arch::X86_64.audit(), ip: 0, args: [a0, 0, 0, 0, 0, 0] };
+    let data = stockade_seccomp::bpf::SeccompData {
+        nr,
+        arch: Arch::X86_64.audit(),
+        ip: 0,
+        args: [a0, 0, 0, 0, 0, 0],
+    };
     stockade_seccomp::bpf::run(p, &data).unwrap().1
 }
 
@@ -98,20 +126,29 @@ fn ns_per_call(prog: Option<&[SockFilter]>, nr: i64, a0: u64) -> f64 {
                     len: u16,
                     filter: *const SockFilter,
                 }
-                let fp = Fprog { len: p.len() as u16, filter: p.as_ptr() };
+                let fp = Fprog {
+                    len: p.len() as u16,
+                    filter: p.as_ptr(),
+                };
                 if libc::syscall(libc::SYS_seccomp, 1, 0, &fp as *const Fprog) != 0 {
                     libc::_exit(2);
                 }
             }
             let n = 2_000_000u64;
-            let mut t0 = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut t0 = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             let mut t1 = t0;
             libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t0);
             for _ in 0..n {
                 libc::syscall(nr, a0);
             }
             libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t1);
-            let ns = ((t1.tv_sec - t0.tv_sec) as u64 * 1_000_000_000 + t1.tv_nsec as u64 - t0.tv_nsec as u64) * 1000 / n;
+            let ns = ((t1.tv_sec - t0.tv_sec) as u64 * 1_000_000_000 + t1.tv_nsec as u64
+                - t0.tv_nsec as u64)
+                * 1000
+                / n;
             let bytes = ns.to_ne_bytes();
             libc::write(pipe[1], bytes.as_ptr().cast(), 8);
             libc::_exit(0);
@@ -126,11 +163,39 @@ fn ns_per_call(prog: Option<&[SockFilter]>, nr: i64, a0: u64) -> f64 {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/docker-default-seccomp.json").into());
+    let path = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/docker-default-seccomp.json"
+        )
+        .into()
+    });
     let text = std::fs::read_to_string(&path).expect("profile");
     let profile = Profile::from_json(&text).unwrap();
-    let caps: Vec<String> = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"].iter().map(|s| s.to_string()).collect();
-    let ctx = Context { arch: Arch::X86_64, caps: caps.into_iter().collect(), kernel: stockade_seccomp::resolve::running_kernel() };
+    let caps: Vec<String> = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let ctx = Context {
+        arch: Arch::X86_64,
+        caps: caps.into_iter().collect(),
+        kernel: stockade_seccomp::resolve::running_kernel(),
+    };
 
     let t = Instant::now();
     let r = profile.resolve(&ctx);
@@ -154,18 +219,44 @@ fn main() {
     let getppid = Arch::X86_64.syscall("getppid").unwrap();
     let personality = Arch::X86_64.syscall("personality").unwrap();
     println!("profile: {path}");
-    println!("{:28} {:>8} {:>10} {:>10} {:>12} {:>12}", "", "insns", "worst", "getppid", "personality", "compile");
-    for (name, p, time) in [("stockade", &ours.program, cold), ("libseccomp 2.5.4 linear", &linear, lin_time), ("libseccomp 2.5.4 tree", &tree, tree_time)] {
-        println!("{:28} {:>8} {:>10} {:>10} {:>12} {:>10.0}µs", name, p.len(), longest_path(p), steps(p, getppid, 0), steps(p, personality, 0xffff_ffff), time.as_secs_f64() * 1e6);
+    println!(
+        "{:28} {:>8} {:>10} {:>10} {:>12} {:>12}",
+        "", "insns", "worst", "getppid", "personality", "compile"
+    );
+    for (name, p, time) in [
+        ("stockade", &ours.program, cold),
+        ("libseccomp 2.5.4 linear", &linear, lin_time),
+        ("libseccomp 2.5.4 tree", &tree, tree_time),
+    ] {
+        println!(
+            "{:28} {:>8} {:>10} {:>10} {:>12} {:>10.0}µs",
+            name,
+            p.len(),
+            longest_path(p),
+            steps(p, getppid, 0),
+            steps(p, personality, 0xffff_ffff),
+            time.as_secs_f64() * 1e6
+        );
     }
-    println!("stockade compile (parse+resolve+compile), warm median: {:.0}µs", warm[warm.len() / 2]);
+    println!(
+        "stockade compile (parse+resolve+compile), warm median: {:.0}µs",
+        warm[warm.len() / 2]
+    );
     let none_g = ns_per_call(None, libc::SYS_getppid, 0);
     let none_p = ns_per_call(None, libc::SYS_personality, 0xffff_ffff);
     println!("\nns per call           getppid   personality(0xffffffff)");
     println!("no filter          {none_g:10.1} {none_p:10.1}");
-    for (name, p) in [("stockade", &ours.program), ("libseccomp linear", &linear), ("libseccomp tree", &tree)] {
+    for (name, p) in [
+        ("stockade", &ours.program),
+        ("libseccomp linear", &linear),
+        ("libseccomp tree", &tree),
+    ] {
         let g = ns_per_call(Some(p), libc::SYS_getppid, 0);
         let q = ns_per_call(Some(p), libc::SYS_personality, 0xffff_ffff);
-        println!("{name:18} {g:10.1} {q:10.1}   (ratio to no filter {:.2} {:.2})", g / none_g, q / none_p);
+        println!(
+            "{name:18} {g:10.1} {q:10.1}   (ratio to no filter {:.2} {:.2})",
+            g / none_g,
+            q / none_p
+        );
     }
 }

@@ -48,7 +48,20 @@ pub struct RunOptions {
     pub preserve_fds: u32,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// `create`: leave the container blocked before `execve` until `start`; None: run it now.
+    pub create: Option<CreateOptions>,
+    /// Do not give the container a fresh session keyring (runc's `--no-new-keyring`).
+    pub no_new_keyring: bool,
 }
+
+/// What `create` (and `run --detach`) add.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub pid_file: Option<PathBuf>,
+}
+
+/// The fifo the created container's init blocks on until `start` opens it.
+pub const EXEC_FIFO: &str = "exec.fifo";
 
 /// Phase timing on stderr when STOCKADE_DEBUG_TIMING is set (for the benchmark's analysis).
 fn mark(what: &str) {
@@ -112,6 +125,45 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         rootfs_dir
     };
     let mut cgroup = CgroupGuard { cgroup: None };
+    let fifo = match &opts.create {
+        Some(_) => {
+            let path = state_dir.dir.join(EXEC_FIFO);
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .ctx(|| format!("mkfifo {}", path.display()))?;
+            // The container's process opens it after switching to its user: make it theirs.
+            let user = spec
+                .process()
+                .as_ref()
+                .map(|p| (p.user().uid(), p.user().gid()))
+                .unwrap_or((0, 0));
+            let linux = spec.linux().as_ref();
+            let (uid, gid) = if ns.new_user {
+                let uids = linux
+                    .and_then(|l| l.uid_mappings().clone())
+                    .unwrap_or_default();
+                let gids = linux
+                    .and_then(|l| l.gid_mappings().clone())
+                    .unwrap_or_default();
+                (
+                    namespaces::to_host(&uids, user.0),
+                    namespaces::to_host(&gids, user.1),
+                )
+            } else {
+                (Some(user.0), Some(user.1))
+            };
+            nix::unistd::chown(
+                &path,
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            )
+            .ctx(|| format!("chown {}", path.display()))?;
+            Some(
+                crate::sys::openat2(libc::AT_FDCWD, &path, libc::O_PATH, 0, 0)
+                    .ctx(|| format!("open {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
 
     // 3. The child, blocked until we say go.
     let (ours, theirs) = socket::socketpair(
@@ -137,7 +189,15 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     if pid == 0 {
         drop(ours);
         let _ = old_mask.thread_set_mask();
-        let err = child(spec, &ns, &rootfs_dir, &theirs, opts.preserve_fds, rootless);
+        let err = child(
+            spec,
+            &ns,
+            &rootfs_dir,
+            &theirs,
+            opts,
+            fifo.as_ref(),
+            rootless,
+        );
         let msg = format!("E{err}");
         let _ = socket::send(theirs.as_raw_fd(), msg.as_bytes(), MsgFlags::empty());
         // SAFETY: _exit is always safe; it skips atexit handlers that belong to the runtime.
@@ -218,7 +278,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                     listener = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
                 }
             }
-            if n == 0 {
+            if n == 0 || (buf[0] == b'R' && opts.create.is_some()) {
                 return Ok(listener);
             }
             if buf[0] == b'E' {
@@ -238,11 +298,16 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         }
     };
 
-    // 5. Running: record it, forward signals, wait.
+    // 5. Record it; `create` stops here, leaving the container blocked on its fifo.
     let st = State {
         oci_version: "1.2.0".into(),
         id: id.into(),
-        status: "running".into(),
+        status: if opts.create.is_some() {
+            "created"
+        } else {
+            "running"
+        }
+        .into(),
         pid,
         bundle: bundle.to_path_buf(),
         annotations: spec.annotations().clone().unwrap_or_default(),
@@ -259,6 +324,18 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             let _ = old_mask.thread_set_mask();
             return Err(e);
         }
+    }
+    if let Some(c) = &opts.create {
+        if let Some(p) = &c.pid_file {
+            let tmp = p.with_extension("tmp");
+            std::fs::write(&tmp, pid.to_string()).ctx(|| format!("--pid-file {}", p.display()))?;
+            std::fs::rename(&tmp, p).ctx(|| format!("--pid-file {}", p.display()))?;
+        }
+        let _ = old_mask.thread_set_mask();
+        // The container outlives this process: its state and cgroup stay for start/delete.
+        state_dir.keep();
+        std::mem::forget(cgroup);
+        return Ok(0);
     }
     let code = wait_forwarding(child_pid, &forwarded);
     mark("container exited");
@@ -405,10 +482,11 @@ fn child(
     ns: &namespaces::Plan,
     rootfs_dir: &Path,
     sock: &OwnedFd,
-    preserve_fds: u32,
+    opts: &RunOptions,
+    fifo: Option<&OwnedFd>,
     rootless: bool,
 ) -> Error {
-    match child_setup(spec, ns, rootfs_dir, sock, preserve_fds, rootless) {
+    match child_setup(spec, ns, rootfs_dir, sock, opts, fifo, rootless) {
         Ok(e) | Err(e) => e,
     }
 }
@@ -418,7 +496,8 @@ fn child_setup(
     ns: &namespaces::Plan,
     rootfs_dir: &Path,
     sock: &OwnedFd,
-    preserve_fds: u32,
+    opts: &RunOptions,
+    fifo: Option<&OwnedFd>,
     rootless: bool,
 ) -> Result<Error> {
     let process = spec.process().as_ref().expect("validated");
@@ -529,7 +608,9 @@ fn child_setup(
     mark("child: masks done");
 
     // Resources namespaces do not cover, then privileges, narrowest last.
-    process::fresh_keyring()?;
+    if !opts.no_new_keyring {
+        process::fresh_keyring()?;
+    }
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     let filter = recv_filter(sock)?;
@@ -556,8 +637,20 @@ fn child_setup(
         .cloned()
         .unwrap_or_default();
     let program = process::find_program(&arg0, &env)?;
-    process::close_fds(preserve_fds)?;
+    process::close_fds(opts.preserve_fds)?;
     mark("child: privileges dropped");
+    if let Some(fifo) = fifo {
+        // `create`: report ready, outlive the runtime, and block until `start` opens the fifo.
+        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
+        socket::send(sock.as_raw_fd(), b"R", MsgFlags::empty()).ctx(|| "report ready")?;
+        let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        let w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .ctx(|| "open exec fifo")?;
+        use std::io::Write;
+        (&w).write_all(b"0").ctx(|| "write exec fifo")?;
+    }
     if let (Some(f), true) = (filter, nnp) {
         listener = f.load().ctx(|| "load seccomp filter")?;
     }

@@ -21,8 +21,17 @@ struct Cli {
     #[arg(long, global = true, default_value = stockade::state::DEFAULT_ROOT)]
     root: PathBuf,
     /// Print only errors
-    #[arg(long, short, global = true)]
+    #[arg(long, global = true)]
     quiet: bool,
+    /// Log file (runc compatibility; errors also go to stderr)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json (runc compatibility)
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
+    /// More output (runc compatibility)
+    #[arg(long, global = true)]
+    debug: bool,
     /// Use the systemd cgroup driver (not implemented: refused with the reason)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
@@ -34,14 +43,66 @@ struct Cli {
 enum Cmd {
     /// Create and run a container from a bundle, in the foreground; exits with its exit code
     Run {
-        /// Bundle directory (holds config.json)
-        #[arg(long, short, default_value = ".")]
-        bundle: PathBuf,
-        /// Pass descriptors 3..3+N to the container
-        #[arg(long, default_value_t = 0)]
-        preserve_fds: u32,
-        id: String,
+        #[command(flatten)]
+        c: CreateArgs,
+        /// Create and start, then return (the container keeps running)
+        #[arg(long, short)]
+        detach: bool,
     },
+    /// Create a container, blocked before it runs its process until `start`
+    Create {
+        #[command(flatten)]
+        c: CreateArgs,
+    },
+    /// Run the process of a created container
+    Start { id: String },
+    /// Print a container's state (runtime-spec JSON)
+    State { id: String },
+    /// Send a signal (name or number, default SIGTERM) to a container's init, or with --all to all
+    Kill {
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+        #[arg(long, short)]
+        all: bool,
+    },
+    /// Remove a container (--force: kill it first)
+    Delete {
+        id: String,
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// List containers
+    List {
+        #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Only ids
+        #[arg(short)]
+        q: bool,
+    },
+    /// Processes of a container
+    Ps {
+        id: String,
+        #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// Container events; with --stats one statistics record
+    Events {
+        id: String,
+        #[arg(long)]
+        stats: bool,
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+    /// What this runtime supports (runtime-spec features JSON)
+    Features,
+    /// exec, update, checkpoint, restore: not implemented yet (each refuses with a clear error)
+    #[command(external_subcommand)]
+    Other(Vec<String>),
     /// Write a hardened default config.json into the bundle directory
     Spec {
         #[arg(long, short, default_value = ".")]
@@ -117,22 +178,120 @@ fn real_main(cli: Cli) -> Result<i32> {
         );
     }
     match cli.cmd {
-        Cmd::Run {
-            bundle,
-            preserve_fds,
+        Cmd::Run { c, detach } => {
+            let code = create(&cli.root, &c, cli.quiet, detach)?;
+            if detach {
+                stockade::lifecycle::start(&cli.root, &c.id)?;
+            }
+            Ok(code)
+        }
+        Cmd::Create { c } => create(&cli.root, &c, cli.quiet, true),
+        Cmd::Start { id } => {
+            stockade::lifecycle::start(&cli.root, &id)?;
+            Ok(0)
+        }
+        Cmd::State { id } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&stockade::lifecycle::state_json(&cli.root, &id)?)?
+            );
+            Ok(0)
+        }
+        Cmd::Kill { id, signal, all } => {
+            stockade::lifecycle::kill(
+                &cli.root,
+                &id,
+                stockade::lifecycle::parse_signal(&signal)?,
+                all,
+            )?;
+            Ok(0)
+        }
+        Cmd::Delete { id, force } => {
+            stockade::lifecycle::delete(&cli.root, &id, force)?;
+            Ok(0)
+        }
+        Cmd::List { format, q } => {
+            let all = stockade::lifecycle::list(&cli.root)?;
+            if q {
+                for c in &all {
+                    println!("{}", c["id"].as_str().unwrap_or(""));
+                }
+            } else if format == "json" {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                println!(
+                    "{:<24} {:<8} {:<10} {:<40} CREATED",
+                    "ID", "PID", "STATUS", "BUNDLE"
+                );
+                for c in &all {
+                    let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                    println!(
+                        "{:<24} {:<8} {:<10} {:<40} {}",
+                        f("id"),
+                        c["pid"],
+                        f("status"),
+                        f("bundle"),
+                        f("created")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Ps { id, format } => {
+            let pids = stockade::lifecycle::pids(&cli.root, &id)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&pids)?);
+            } else {
+                println!("{:<8} CMD", "PID");
+                for p in pids {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                    println!("{p:<8} {}", cmd.trim());
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Pause { id } => {
+            stockade::lifecycle::pause(&cli.root, &id, true)?;
+            Ok(0)
+        }
+        Cmd::Resume { id } => {
+            stockade::lifecycle::pause(&cli.root, &id, false)?;
+            Ok(0)
+        }
+        Cmd::Events {
             id,
+            stats,
+            interval,
         } => {
-            let bundle = std::fs::canonicalize(&bundle)
-                .with_context(|| format!("bundle {}", bundle.display()))?;
-            let file = bundle.join("config.json");
-            let spec = spec::load(&file)?;
-            let opts = RunOptions {
-                root: cli.root,
-                config_file: file,
-                preserve_fds,
-                quiet: cli.quiet,
-            };
-            Ok(container::run(&id, &bundle, &spec, &opts)?)
+            let every = parse_duration(&interval)?;
+            loop {
+                let s = stockade::lifecycle::stats(&cli.root, &id)?;
+                println!("{}", serde_json::to_string(&s)?);
+                if stats {
+                    return Ok(0);
+                }
+                std::thread::sleep(every);
+                if stockade::lifecycle::state_json(&cli.root, &id)?["status"] == "stopped" {
+                    return Ok(0);
+                }
+            }
+        }
+        Cmd::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&stockade::lifecycle::features())?
+            );
+            Ok(0)
+        }
+        Cmd::Other(args) => {
+            let what = args.first().map(String::as_str).unwrap_or("");
+            match what {
+                "exec" | "update" | "checkpoint" | "restore" => {
+                    bail!("`{what}` is not implemented in stockade yet")
+                }
+                _ => bail!("unknown command {what:?} (see stockade --help)"),
+            }
         }
         Cmd::Spec { bundle, rootless } => {
             let file = bundle.join("config.json");
@@ -160,11 +319,76 @@ fn real_main(cli: Cli) -> Result<i32> {
                 config_file: PathBuf::from("sandbox flags"),
                 preserve_fds: 0,
                 quiet: cli.quiet,
+                create: None,
+                no_new_keyring: false,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
         Cmd::Seccomp(c) => seccomp_cmd(c),
     }
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// Bundle directory (holds config.json)
+    #[arg(long, short, default_value = ".")]
+    bundle: PathBuf,
+    /// Write the container's pid here
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to receive the pty master (process.terminal; not implemented yet)
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Pass descriptors 3..3+N to the container
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    /// Do not use pivot_root (refused: stockade always pivots)
+    #[arg(long)]
+    no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long)]
+    no_new_keyring: bool,
+    id: String,
+}
+
+/// `run` (keep = false: foreground) and `create`/`run -d` (keep = true).
+fn create(root: &Path, c: &CreateArgs, quiet: bool, keep: bool) -> Result<i32> {
+    if c.no_pivot {
+        bail!("--no-pivot is not supported: stockade always uses pivot_root");
+    }
+    if c.console_socket.is_some() {
+        bail!("--console-socket (process.terminal) is not implemented in stockade yet");
+    }
+    let bundle = std::fs::canonicalize(&c.bundle)
+        .with_context(|| format!("bundle {}", c.bundle.display()))?;
+    let file = bundle.join("config.json");
+    let spec = spec::load(&file)?;
+    let opts = RunOptions {
+        root: root.to_path_buf(),
+        config_file: file,
+        preserve_fds: c.preserve_fds,
+        quiet,
+        create: keep.then(|| container::CreateOptions {
+            pid_file: c.pid_file.clone(),
+        }),
+        no_new_keyring: c.no_new_keyring,
+    };
+    Ok(container::run(&c.id, &bundle, &spec, &opts)?)
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().with_context(|| format!("--interval {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => bail!("--interval {s:?}: use ms, s or m"),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs.max(0.01)))
 }
 
 fn load_profile(arg: &str) -> Result<stockade_seccomp::Profile> {

@@ -1,0 +1,216 @@
+//! The OCI lifecycle with runc's command shapes: create, start, state, ps, pause/resume, kill,
+//! delete, list, run --detach, and cleanup after the runtime itself was killed.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// Output goes to files, not pipes: a created container inherits the runtime's stdio and would
+/// keep pipes open (as with runc, engines pass fifos or files).
+fn cmd(root: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+    let status = timeout()
+        .arg(bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    use std::io::{Read, Seek};
+    let (mut o, mut e) = (vec![], vec![]);
+    out.rewind().unwrap();
+    out.read_to_end(&mut o).unwrap();
+    err.rewind().unwrap();
+    err.read_to_end(&mut e).unwrap();
+    std::process::Output {
+        status,
+        stdout: o,
+        stderr: e,
+    }
+}
+
+fn status(root: &std::path::Path, id: &str) -> String {
+    let out = cmd(root, &["state", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["status"].as_str().unwrap().to_string()
+}
+
+fn wait_status(root: &std::path::Path, id: &str, want: &str) {
+    for _ in 0..300 {
+        if status(root, id) == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{id} never became {want} (is {})", status(root, id));
+}
+
+#[test]
+fn create_start_pause_resume_kill_delete() {
+    let id = unique("life");
+    let b = Bundle::new(&["sh", "-c", "echo started > /tmp/x; sleep 60"], |_| {});
+    let root = b.root.path();
+    let pidfile = b.path().join("pid");
+    let out = cmd(
+        root,
+        &[
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    assert_eq!(status(root, &id), "created");
+    // the process has not run: it is still the runtime's code, blocked before execve
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .contains("stockade"));
+    let v: serde_json::Value = serde_json::from_slice(&cmd(root, &["state", &id]).stdout).unwrap();
+    assert_eq!(v["pid"], pid);
+    assert_eq!(v["bundle"], b.path().to_str().unwrap());
+    assert_eq!(v["ociVersion"], "1.2.0");
+    // a second create with the same id fails and changes nothing
+    let dup = cmd(
+        root,
+        &["create", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert!(!dup.status.success() && stderr(&dup).contains("already in use"));
+    assert!(cmd(root, &["start", &id]).status.success());
+    wait_status(root, &id, "running");
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .starts_with("sleep"));
+    let ps = cmd(root, &["ps", "--format", "json", &id]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(pids, vec![pid]);
+    assert!(cmd(root, &["pause", &id]).status.success());
+    assert_eq!(status(root, &id), "paused");
+    assert!(cmd(root, &["resume", &id]).status.success());
+    assert_eq!(status(root, &id), "running");
+    let stats = cmd(root, &["events", "--stats", &id]);
+    let s: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(s["type"], "stats");
+    assert_eq!(s["data"]["pids"]["current"], 1);
+    let refused = cmd(root, &["delete", &id]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--force"));
+    let list = cmd(root, &["list", "-q"]);
+    assert_eq!(stdout(&list).trim(), id);
+    assert!(cmd(root, &["kill", &id, "KILL"]).status.success());
+    wait_status(root, &id, "stopped");
+    assert!(
+        cmd(root, &["delete", &id]).status.success(),
+        "delete of a stopped container"
+    );
+    assert_nothing_left(&id, root);
+    let gone = cmd(root, &["state", &id]);
+    assert!(!gone.status.success() && stderr(&gone).contains("does not exist"));
+}
+
+#[test]
+fn run_detach_and_delete_force() {
+    let id = unique("detach");
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let root = b.root.path();
+    let out = cmd(
+        root,
+        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(status(root, &id), "running");
+    assert!(cmd(root, &["delete", "--force", &id]).status.success());
+    assert_nothing_left(&id, root);
+}
+
+#[test]
+fn concurrent_creates_with_one_id_exactly_one_wins() {
+    let id = unique("race");
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let root = b.root.path().to_path_buf();
+    let spawn = || {
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(bin())
+            .arg("--root")
+            .arg(&root)
+            .args(["create", "--bundle", b.path().to_str().unwrap(), &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        (child, err)
+    };
+    let ((mut a, ea), (mut c, ec)) = (spawn(), spawn());
+    let (ra, rc) = (a.wait().unwrap(), c.wait().unwrap());
+    let msg = |f: &tempfile::NamedTempFile| std::fs::read_to_string(f.path()).unwrap();
+    assert_eq!(
+        [ra.success(), rc.success()].iter().filter(|x| **x).count(),
+        1,
+        "{} / {}",
+        msg(&ea),
+        msg(&ec)
+    );
+    assert_eq!(status(&root, &id), "created");
+    assert!(cmd(&root, &["delete", "--force", &id]).status.success());
+    assert_nothing_left(&id, &root);
+}
+
+#[test]
+fn delete_cleans_up_after_the_runtime_was_killed() {
+    let id = unique("orphan");
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let root = b.root.path();
+    let mut run = Command::new(bin())
+        .arg("--root")
+        .arg(root)
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = root.join(&id).join("state.json");
+    for _ in 0..300 {
+        if state.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    run.kill().unwrap(); // SIGKILL to the runtime: no cleanup ran
+    run.wait().unwrap();
+    assert_eq!(
+        status(root, &id),
+        "running",
+        "the container outlives a killed runtime, as with runc"
+    );
+    assert!(cmd(root, &["delete", "--force", &id]).status.success());
+    assert_nothing_left(&id, root);
+}
+
+#[test]
+fn features_are_truthful_json_and_unsupported_commands_say_so() {
+    let root = tempfile::tempdir().unwrap();
+    let out = cmd(root.path(), &["features"]);
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "time"));
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    for c in ["exec", "checkpoint", "update"] {
+        let out = cmd(root.path(), &[c, "x"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("not implemented"),
+            "{c}: {}",
+            stderr(&out)
+        );
+    }
+    let out = cmd(root.path(), &["--systemd-cgroup", "list"]);
+    assert!(!out.status.success() && stderr(&out).contains("systemd"));
+}
