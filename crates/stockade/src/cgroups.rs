@@ -162,40 +162,46 @@ pub fn systemd_unsupported(path: &str) -> String {
 
 /// Field-level checks of `linux.resources`: (field, message).
 pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)> {
+    // 0 means "not set" for limits and weights in specs from Docker and friends (runc reads it
+    // so); negative values other than -1 and out-of-range values are errors.
     let err = |f: &str, m: String| Err((f.to_string(), m));
     if let Some(m) = r.memory() {
-        if let Some(l) = m.limit() {
-            if l == 0 || l < -1 {
-                return err(
-                    "memory.limit",
-                    format!("{l} is not a limit (use -1 for none)"),
-                );
-            }
-            if l > 0 && l < 1 << 20 {
-                return err(
-                    "memory.limit",
-                    format!("{l} bytes is below 1 MiB: nothing could run"),
-                );
-            }
-            if let Some(s) = m.swap() {
-                if s != -1 && s < l {
-                    return err(
-                        "memory.swap",
-                        format!("{s} is below memory.limit {l} (swap is memory+swap)"),
-                    );
-                }
-            }
+        let l = m.limit().unwrap_or(0);
+        if l < -1 {
+            return err(
+                "memory.limit",
+                format!("{l} is not a limit (-1 or 0: none)"),
+            );
         }
-        if let Some(s) = m.swappiness() {
-            if s > 100 {
-                return err("memory.swappiness", format!("{s} is above 100"));
+        if l > 0 && l < 1 << 20 {
+            return err(
+                "memory.limit",
+                format!("{l} bytes is below 1 MiB: nothing could run"),
+            );
+        }
+        let s = m.swap().unwrap_or(0);
+        if s < -1 {
+            return err("memory.swap", format!("{s} is not a limit (-1 or 0: none)"));
+        }
+        if s > 0 && l > 0 && s < l {
+            return err(
+                "memory.swap",
+                format!("{s} is below memory.limit {l} (swap is memory+swap)"),
+            );
+        }
+        if let Some(sw) = m.swappiness() {
+            if sw > 100 && sw != u64::MAX {
+                return err("memory.swappiness", format!("{sw} is above 100"));
             }
         }
     }
     if let Some(b) = r.block_io() {
         if let Some(w) = b.weight() {
-            if !(10..=1000).contains(&w) {
-                return err("blockIO.weight", format!("{w} is outside 10..1000"));
+            if w != 0 && !(10..=1000).contains(&w) {
+                return err(
+                    "blockIO.weight",
+                    format!("{w} is outside 10..1000 (0: unset)"),
+                );
             }
         }
         for (i, d) in b.weight_device().iter().flatten().enumerate() {
@@ -221,34 +227,31 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
         }
     }
     if let Some(p) = r.pids() {
-        if p.limit() == 0 || p.limit() < -1 {
+        if p.limit() < -1 {
             return err(
                 "pids.limit",
-                format!("{} is not a limit (use -1 for none)", p.limit()),
+                format!("{} is not a limit (-1 or 0: none)", p.limit()),
             );
         }
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares() {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
             if !(2..=262_144).contains(&s) {
                 return err("cpu.shares", format!("{s} is outside 2..262144"));
             }
         }
-        if let Some(p) = c.period() {
+        if let Some(p) = c.period().filter(|p| *p != 0) {
             if !(1000..=1_000_000).contains(&p) {
                 return err("cpu.period", format!("{p} µs is outside 1000..1000000"));
             }
         }
-        if let Some(q) = c.quota() {
-            if q == 0 || (q < 1000 && q != -1) {
-                return err(
-                    "cpu.quota",
-                    format!("{q} µs is below 1000 (use -1 for none)"),
-                );
+        if let Some(q) = c.quota().filter(|q| *q != 0) {
+            if q < 1000 && q != -1 {
+                return err("cpu.quota", format!("{q} µs is below 1000 (-1 or 0: none)"));
             }
         }
         for (f, v) in [("cpu.cpus", c.cpus()), ("cpu.mems", c.mems())] {
-            if let Some(v) = v {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
                 parse_cpuset(v).map_err(|m| (f.to_string(), m))?;
             }
         }
@@ -849,8 +852,14 @@ fn enable_v2_controllers(dir: &Path) {
 
 fn apply_memory_v1(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()> {
     let memsw = dir.join("memory.memsw.limit_in_bytes").exists();
-    let limit = m.limit().map(|l| if l < 0 { -1 } else { l });
-    let swap = m.swap().map(|s| if s < 0 { -1 } else { s });
+    let limit = m
+        .limit()
+        .filter(|x| *x != 0)
+        .map(|l| if l < 0 { -1 } else { l });
+    let swap = m
+        .swap()
+        .filter(|x| *x != 0)
+        .map(|s| if s < 0 { -1 } else { s });
     match (limit, swap) {
         (Some(l), Some(s)) if memsw => {
             // memsw must never be below limit: order the two writes so it never is.
@@ -870,10 +879,10 @@ fn apply_memory_v1(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()>
         (None, Some(s)) if memsw => write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?,
         _ => {}
     }
-    if let Some(r) = m.reservation() {
+    if let Some(r) = m.reservation().filter(|x| *x != 0) {
         write(dir, "memory.soft_limit_in_bytes", &r.to_string())?;
     }
-    if let Some(s) = m.swappiness() {
+    if let Some(s) = m.swappiness().filter(|s| *s <= 100) {
         write(dir, "memory.swappiness", &s.to_string())?;
     }
     if m.disable_oom_killer() == Some(true) {
@@ -890,10 +899,10 @@ pub fn apply_memory_v2(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result
             v.to_string()
         }
     };
-    if let Some(l) = m.limit() {
+    if let Some(l) = m.limit().filter(|x| *x != 0) {
         write(dir, "memory.max", &max(l))?;
     }
-    if let Some(s) = m.swap() {
+    if let Some(s) = m.swap().filter(|x| *x != 0) {
         // OCI swap is memory+swap; v2 swap.max is swap alone.
         let v = match (s, m.limit()) {
             (s, _) if s < 0 => "max".to_string(),
@@ -904,15 +913,15 @@ pub fn apply_memory_v2(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result
             write(dir, "memory.swap.max", &v)?;
         }
     }
-    if let Some(r) = m.reservation() {
+    if let Some(r) = m.reservation().filter(|x| *x != 0) {
         write(dir, "memory.low", &r.to_string())?;
     }
     Ok(())
 }
 
 fn is_empty_blkio(b: &oci_spec::runtime::LinuxBlockIo) -> bool {
-    b.weight().is_none()
-        && b.leaf_weight().is_none()
+    b.weight().unwrap_or(0) == 0
+        && b.leaf_weight().unwrap_or(0) == 0
         && b.weight_device().as_ref().is_none_or(|v| v.is_empty())
         && b.throttle_read_bps_device()
             .as_ref()
@@ -933,11 +942,11 @@ fn apply_blkio_v1(dir: &Path, b: &oci_spec::runtime::LinuxBlockIo) -> Result<()>
     let weight_file = ["blkio.weight", "blkio.bfq.weight"]
         .into_iter()
         .find(|f| dir.join(f).exists());
-    if let Some(w) = b.weight() {
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
         let f = weight_file.ok_or_else(|| Error::Cgroup("linux.resources.blockIO.weight: no I/O scheduler with weights (CFQ/BFQ) on this host".into()))?;
         write(dir, f, &w.to_string())?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
         write(dir, "blkio.leaf_weight", &w.to_string())?;
     }
     for d in b.weight_device().iter().flatten() {
@@ -995,7 +1004,7 @@ pub fn blkio_weight_to_io(w: u16) -> u64 {
 }
 
 pub fn apply_io_v2(dir: &Path, b: &oci_spec::runtime::LinuxBlockIo) -> Result<()> {
-    if let Some(w) = b.weight() {
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
         if dir.join("io.bfq.weight").exists() {
             write(dir, "io.bfq.weight", &w.to_string())?;
         } else {
@@ -1039,29 +1048,29 @@ pub fn apply_io_v2(dir: &Path, b: &oci_spec::runtime::LinuxBlockIo) -> Result<()
 }
 
 fn apply_cpu_v1(dir: &Path, cpuset: Option<&Path>, c: &oci_spec::runtime::LinuxCpu) -> Result<()> {
-    if let Some(s) = c.shares() {
+    if let Some(s) = c.shares().filter(|x| *x != 0) {
         write(dir, "cpu.shares", &s.to_string())?;
     }
-    if let Some(p) = c.period() {
+    if let Some(p) = c.period().filter(|x| *x != 0) {
         write(dir, "cpu.cfs_period_us", &p.to_string())?;
     }
-    if let Some(q) = c.quota() {
+    if let Some(q) = c.quota().filter(|x| *x != 0) {
         write(dir, "cpu.cfs_quota_us", &q.to_string())?;
     }
-    if let Some(b) = c.burst() {
+    if let Some(b) = c.burst().filter(|x| *x != 0) {
         write(dir, "cpu.cfs_burst_us", &b.to_string())?;
     }
-    if let Some(p) = c.realtime_period() {
+    if let Some(p) = c.realtime_period().filter(|x| *x != 0) {
         write(dir, "cpu.rt_period_us", &p.to_string())?;
     }
-    if let Some(r) = c.realtime_runtime() {
+    if let Some(r) = c.realtime_runtime().filter(|x| *x != 0) {
         write(dir, "cpu.rt_runtime_us", &r.to_string())?;
     }
     if let Some(cs) = cpuset {
-        if let Some(v) = c.cpus() {
+        if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
             write(cs, "cpuset.cpus", v)?;
         }
-        if let Some(v) = c.mems() {
+        if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
             write(cs, "cpuset.mems", v)?;
         }
     }
@@ -1069,7 +1078,7 @@ fn apply_cpu_v1(dir: &Path, cpuset: Option<&Path>, c: &oci_spec::runtime::LinuxC
 }
 
 pub fn apply_cpu_v2(dir: &Path, c: &oci_spec::runtime::LinuxCpu) -> Result<()> {
-    if let Some(s) = c.shares() {
+    if let Some(s) = c.shares().filter(|x| *x != 0) {
         write(dir, "cpu.weight", &shares_to_weight(s).to_string())?;
     }
     if c.quota().is_some() || c.period().is_some() {
@@ -1083,16 +1092,16 @@ pub fn apply_cpu_v2(dir: &Path, c: &oci_spec::runtime::LinuxCpu) -> Result<()> {
             &format!("{q} {}", c.period().unwrap_or(100_000)),
         )?;
     }
-    if let Some(b) = c.burst() {
+    if let Some(b) = c.burst().filter(|x| *x != 0) {
         write(dir, "cpu.max.burst", &b.to_string())?;
     }
     if let Some(i) = c.idle() {
         write(dir, "cpu.idle", &i.to_string())?;
     }
-    if let Some(v) = c.cpus() {
+    if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
         write(dir, "cpuset.cpus", v)?;
     }
-    if let Some(v) = c.mems() {
+    if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
         write(dir, "cpuset.mems", v)?;
     }
     Ok(())

@@ -161,12 +161,41 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal disposition to SIG_DFL has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
+    let log = cli.log.clone();
+    let json = cli.log_format == "json";
     match real_main(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("stockade: error: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("stockade: error: {msg}");
+            if let Some(path) = log {
+                log_error(&path, json, &msg);
+            }
             ExitCode::from(1)
         }
+    }
+}
+
+/// Engines (containerd's runc shim, Podman's conmon) read the runtime's error from `--log`, as
+/// JSON lines with `--log-format json`, the way runc writes them.
+fn log_error(path: &Path, json: bool, msg: &str) {
+    use std::io::Write;
+    let line = if json {
+        serde_json::json!({"level": "error", "msg": msg, "time": container::now_rfc3339()})
+            .to_string()
+    } else {
+        format!(
+            "time=\"{}\" level=error msg={:?}",
+            container::now_rfc3339(),
+            msg
+        )
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
     }
 }
 

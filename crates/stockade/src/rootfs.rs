@@ -684,10 +684,36 @@ fn mount_cgroup(rootfd: RawFd, dest: &Path, flags: MsFlags, fstype: &str) -> Res
     )
     .ctx(|| "mount tmpfs for cgroup hierarchies")?;
     let dir = resolve_in_root(rootfd, dest, false)?;
+    // Without a cgroup namespace, a fresh mount would show the host's whole hierarchy: bind the
+    // container's own cgroup instead (as runc does). In a cgroup namespace, /proc/self/cgroup
+    // says "/" and a fresh mount shows exactly the container's cgroup.
+    let bind_own = |d: &OwnedFd, mountpoint: &Path, own: &Path, what: &str| -> Result<()> {
+        let host = mountpoint.join(own.strip_prefix("/").unwrap_or(own));
+        mount(
+            Some(&host),
+            &sys::fd_path(d),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind own cgroup {what} ({})", host.display()))?;
+        let a = MountAttr {
+            attr_set: attr_of(base | ro).attr_set,
+            ..Default::default()
+        };
+        sys::mount_setattr_fd(
+            resolve_in_root(rootfd, &dest.join(what), false)?.as_raw_fd(),
+            false,
+            &a,
+        )
+        .ctx(|| format!("flags on cgroup {what}"))
+    };
     for h in &layout.v1 {
         let name = h.mount_name();
         let d = mkdir_at(&dir, &name)?;
-        if let Err(e) = mount_on_fd(
+        if h.path_of_self != Path::new("/") {
+            bind_own(&d, &h.mountpoint, &h.path_of_self, &name)?;
+        } else if let Err(e) = mount_on_fd(
             "cgroup",
             &d,
             Some("cgroup"),
@@ -695,23 +721,21 @@ fn mount_cgroup(rootfd: RawFd, dest: &Path, flags: MsFlags, fstype: &str) -> Res
             Some(h.options.as_str()),
         ) {
             // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
-            let host = h
-                .mountpoint
-                .join(h.path_of_self.strip_prefix("/").unwrap_or(&h.path_of_self));
-            mount(
-                Some(&host),
-                &sys::fd_path(&d),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .ctx(|| format!("cgroup {name}: mount ({e}) and bind both failed"))?;
+            bind_own(&d, &h.mountpoint, &h.path_of_self, &name).map_err(|e2| {
+                Error::Other(format!(
+                    "cgroup {name}: mount ({e}) and bind ({e2}) both failed"
+                ))
+            })?;
         }
     }
-    if layout.unified.is_some() {
+    if let Some(u) = &layout.unified {
         let d = mkdir_at(&dir, "unified")?;
-        mount_on_fd("cgroup2", &d, Some("cgroup2"), base | ro, None)
-            .ctx(|| "mount cgroup2 at unified")?;
+        if layout.unified_self != Path::new("/") {
+            bind_own(&d, u, &layout.unified_self, "unified")?;
+        } else {
+            mount_on_fd("cgroup2", &d, Some("cgroup2"), base | ro, None)
+                .ctx(|| "mount cgroup2 at unified")?;
+        }
     }
     for (l, t) in layout.symlinks() {
         let _ = symlink_at(&dir, &t, &l);

@@ -1,0 +1,199 @@
+//! A real Docker engine driving stockade: the test starts its own `dockerd` (Debian's docker.io)
+//! with temporary directories and `--add-runtime stockade=<built binary>`, imports a busybox
+//! image offline, and runs containers through containerd's runc shim — the path Kubernetes takes.
+//! It fails (never skips) when the daemon cannot start.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Dockerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let log = std::fs::File::create(p("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(p("data"))
+            .arg("--exec-root")
+            .arg(p("exec"))
+            .arg("--pidfile")
+            .arg(p("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", p("docker.sock").display()))
+            .args(["--iptables=false", "--bridge=none", "--ip-masq=false"])
+            .arg("--add-runtime")
+            .arg(format!("stockade={}", bin()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (apt-get install docker.io; .ci/run does)");
+        let logfile = p("dockerd.log");
+        let d = Dockerd { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up:\n{}",
+                std::fs::read_to_string(&logfile).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // a busybox image, made offline
+        let rootfs = d.dir.path().join("bb");
+        busybox_rootfs(&rootfs);
+        let tar = d.dir.path().join("bb.tar");
+        assert!(Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success());
+        let imp = d.docker(&[
+            "import",
+            "--change",
+            "ENV PATH=/bin",
+            tar.to_str().unwrap(),
+            "bb",
+        ]);
+        assert!(imp.status.success(), "{}", stderr(&imp));
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        timeout()
+            .arg("docker")
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // containerd leaves its mounts under the temporary exec root
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("exec"))
+            .status();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("data"))
+            .status();
+    }
+}
+
+#[test]
+fn docker_runs_containers_with_stockade() {
+    let d = Dockerd::start();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm", "--runtime", "stockade"];
+        a.extend_from_slice(args);
+        d.docker(&a)
+    };
+    // exit codes
+    let out = run(&["bb", "sh", "-c", "echo hi; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hi\n");
+    // Docker's own settings arrive: memory, pids, caps dropped, user, read-only root
+    let out = run(&["--memory", "64m", "--pids-limit", "50", "--cap-drop", "ALL", "--user", "1000", "--read-only", "bb", "sh", "-c",
+        "id -u; grep CapEff /proc/self/status; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; touch /x 2>/dev/null || echo ro"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "1000\nCapEff:\t0000000000000000\n67108864\n50\nro\n"
+    );
+    // a seccomp profile file
+    let out = run(&[
+        "--security-opt",
+        "seccomp=../../../shared/data/docker-default-seccomp.json",
+        "bb",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Seccomp:\t2\n");
+    // detached: pause/unpause, stats, stop delivers SIGTERM, kill
+    let id = stdout(&d.docker(&[
+        "run",
+        "-d",
+        "--runtime",
+        "stockade",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]))
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 64, "no container id");
+    assert!(d.docker(&["pause", &id]).status.success());
+    assert_eq!(
+        stdout(&d.docker(&["inspect", "-f", "{{.State.Status}}", &id])).trim(),
+        "paused"
+    );
+    assert!(d.docker(&["unpause", &id]).status.success());
+    let stats = d.docker(&["stats", "--no-stream", "--format", "{{.PIDs}}", &id]);
+    assert!(
+        stdout(&stats).trim().parse::<u32>().unwrap() >= 1,
+        "{}",
+        stdout(&stats)
+    );
+    assert!(d.docker(&["stop", "-t", "10", &id]).status.success());
+    assert_eq!(
+        stdout(&d.docker(&["inspect", "-f", "{{.State.ExitCode}}", &id])).trim(),
+        "0"
+    );
+    assert!(d.docker(&["rm", &id]).status.success());
+    let id = stdout(&d.docker(&["run", "-d", "--runtime", "stockade", "bb", "sleep", "60"]))
+        .trim()
+        .to_string();
+    assert!(d.docker(&["kill", &id]).status.success());
+    assert_eq!(
+        stdout(&d.docker(&["inspect", "-f", "{{.State.ExitCode}}", &id])).trim(),
+        "137"
+    );
+    assert!(d.docker(&["rm", &id]).status.success());
+    // nothing of the containers is left in any cgroup hierarchy
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let docker = e.path().join("docker");
+        let left: Vec<_> = std::fs::read_dir(&docker)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|x| x.path().is_dir())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "cgroups left in {}: {left:?}",
+            docker.display()
+        );
+    }
+}
