@@ -731,3 +731,210 @@ pub fn now_rfc3339() -> String {
         now.subsec_nanos()
     )
 }
+
+/// What `exec` runs: a full OCI process (from `--process`, as engines pass it) or the container's
+/// own process with other arguments and overrides.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// Run another process in a running container: every namespace of its init is joined (user
+/// first), the process enters the container's cgroups before any of its code runs, and gets the
+/// spec's capabilities, user, rlimits, no_new_privs and seccomp filter. Returns its exit code
+/// (0 at once with `detach`).
+pub fn exec(
+    root: &Path,
+    id: &str,
+    process: &oci_spec::runtime::Process,
+    opts: &ExecOptions,
+) -> Result<i32> {
+    let (dir, st) = crate::lifecycle::load(root, id)?;
+    match crate::lifecycle::status(&dir, &st) {
+        "running" => {}
+        s => {
+            return Err(Error::Other(format!(
+                "container {id} is {s}: exec needs a running container"
+            )))
+        }
+    }
+    let file = st.bundle.join("config.json");
+    let mut spec = spec::load(&file)?;
+    spec.set_process(Some(process.clone()));
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Other("exec: no command given".into()));
+    }
+    if process.terminal() == Some(true) {
+        return Err(Error::Other(
+            "exec -t (a terminal) is not implemented in stockade yet".into(),
+        ));
+    }
+    let filter = crate::seccomp::compile(&spec, &file, true)?;
+    let init = st.pid;
+    let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let has = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t);
+    let ns_path = |t: LinuxNamespaceType| {
+        PathBuf::from(format!("/proc/{init}/ns/{}", namespaces::proc_name(t)))
+    };
+    // Open every namespace now, while the init surely exists.
+    let mut order = vec![];
+    for t in [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
+    ] {
+        if has(t) {
+            let f =
+                std::fs::File::open(ns_path(t)).ctx(|| format!("open {}", ns_path(t).display()))?;
+            order.push((t, f));
+        }
+    }
+    let (ours, theirs) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair")?;
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(*s);
+    }
+    forwarded.add(Signal::SIGCHLD);
+    let old_mask = forwarded
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .ctx(|| "block signals")?;
+    if has(LinuxNamespaceType::Pid) {
+        namespaces::join(LinuxNamespaceType::Pid, &ns_path(LinuxNamespaceType::Pid))?;
+    }
+    let pid = crate::sys::clone3(0, None).ctx(|| "clone3")?;
+    if pid == 0 {
+        drop(ours);
+        let _ = old_mask.thread_set_mask();
+        let err = match exec_child(
+            &spec,
+            &order,
+            &theirs,
+            filter.as_ref(),
+            opts.preserve_fds,
+            setgroups_allowed,
+        ) {
+            Ok(e) | Err(e) => e,
+        };
+        let _ = socket::send(
+            theirs.as_raw_fd(),
+            format!("E{err}").as_bytes(),
+            MsgFlags::empty(),
+        );
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(1) }
+    }
+    drop(theirs);
+    let child_pid = Pid::from_raw(pid);
+    let setup = (|| -> Result<()> {
+        if let Some(cg) = &st.cgroup {
+            cg.add(pid)?;
+        }
+        socket::send(ours.as_raw_fd(), b"G", MsgFlags::empty()).ctx(|| "send go")?;
+        let mut buf = vec![0u8; 8192];
+        let n =
+            socket::recv(ours.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for exec")?;
+        if n > 0 {
+            return Err(Error::Child(
+                String::from_utf8_lossy(&buf[1..n]).into_owned(),
+            ));
+        }
+        Ok(())
+    })();
+    if let Err(e) = setup {
+        let _ = nix::sys::signal::kill(child_pid, Signal::SIGKILL);
+        let _ = waitpid(child_pid, None);
+        let _ = old_mask.thread_set_mask();
+        return Err(e);
+    }
+    if let Some(p) = &opts.pid_file {
+        std::fs::write(p, pid.to_string()).ctx(|| format!("--pid-file {}", p.display()))?;
+    }
+    if opts.detach {
+        let _ = old_mask.thread_set_mask();
+        return Ok(0);
+    }
+    let code = wait_forwarding(child_pid, &forwarded);
+    let _ = old_mask.thread_set_mask();
+    code
+}
+
+fn exec_child(
+    spec: &Spec,
+    order: &[(LinuxNamespaceType, std::fs::File)],
+    sock: &OwnedFd,
+    filter: Option<&stockade_seccomp::Filter>,
+    preserve_fds: u32,
+    setgroups_allowed: bool,
+) -> Result<Error> {
+    let process = spec.process().as_ref().expect("set by exec");
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
+    nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
+    let mut buf = [0u8; 8];
+    let n =
+        socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for cgroup")?;
+    if n == 0 || buf[0] != b'G' {
+        return Err(Error::Other("runtime went away".into()));
+    }
+    for (t, f) in order {
+        nix::sched::setns(f, namespaces::flag(*t)).ctx(|| {
+            format!(
+                "join the container's {} namespace",
+                namespaces::proc_name(*t)
+            )
+        })?;
+        if *t == LinuxNamespaceType::User {
+            let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+            nix::unistd::setresgid(g, g, g)
+                .ctx(|| "become root of the container's user namespace")?;
+            nix::unistd::setresuid(u, u, u)
+                .ctx(|| "become root of the container's user namespace")?;
+        }
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    process::set_rlimits(process)?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(f), false) = (filter, nnp) {
+        f.load().ctx(|| "load seccomp filter")?;
+    }
+    let sets = capabilities::Sets::from_spec(process.capabilities().as_ref());
+    capabilities::drop_bounding(&sets)?;
+    process::switch_user(process, setgroups_allowed)?;
+    capabilities::apply(&sets)?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    nix::unistd::chdir(process.cwd()).ctx(|| format!("cwd {}", process.cwd().display()))?;
+    let env = process.env().clone().unwrap_or_default();
+    let arg0 = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    let program = process::find_program(&arg0, &env)?;
+    process::close_fds(preserve_fds)?;
+    if let (Some(f), true) = (filter, nnp) {
+        f.load().ctx(|| "load seccomp filter")?;
+    }
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
+    Ok(process::exec(&program, process))
+}

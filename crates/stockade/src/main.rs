@@ -100,7 +100,9 @@ enum Cmd {
     },
     /// What this runtime supports (runtime-spec features JSON)
     Features,
-    /// exec, update, checkpoint, restore: not implemented yet (each refuses with a clear error)
+    /// Run another process in a running container
+    Exec(Box<ExecArgs>),
+    /// update, checkpoint, restore: not implemented yet (each refuses with a clear error)
     #[command(external_subcommand)]
     Other(Vec<String>),
     /// Write a hardened default config.json into the bundle directory
@@ -306,6 +308,18 @@ fn real_main(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Cmd::Exec(a) => {
+            if a.console_socket.is_some() || a.tty {
+                bail!("exec -t / --console-socket is not implemented in stockade yet");
+            }
+            let p = exec_process(&cli.root, &a)?;
+            let opts = container::ExecOptions {
+                detach: a.detach,
+                pid_file: a.pid_file.clone(),
+                preserve_fds: a.preserve_fds,
+            };
+            Ok(container::exec(&cli.root, &a.id, &p, &opts)?)
+        }
         Cmd::Features => {
             println!(
                 "{}",
@@ -355,6 +369,122 @@ fn real_main(cli: Cli) -> Result<i32> {
         }
         Cmd::Seccomp(c) => seccomp_cmd(c),
     }
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// A process.json with the whole process (what engines pass)
+    #[arg(long, short)]
+    process: Option<PathBuf>,
+    /// Allocate a terminal (not implemented yet)
+    #[arg(long, short)]
+    tty: bool,
+    #[arg(long, short)]
+    detach: bool,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    #[arg(long, short)]
+    env: Vec<String>,
+    /// uid[:gid]
+    #[arg(long, short)]
+    user: Option<String>,
+    /// Additional gids
+    #[arg(long, short = 'g')]
+    additional_gids: Vec<u32>,
+    /// Add a capability (to all sets)
+    #[arg(long = "cap", short = 'c')]
+    caps: Vec<String>,
+    #[arg(long)]
+    no_new_privs: bool,
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// The process for `exec`: the file given, or the container's process with these overrides.
+fn exec_process(root: &Path, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    if let Some(f) = &a.process {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("--process {}", f.display()))?;
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        return serde_path_to_error::deserialize(de)
+            .map_err(|e| anyhow::anyhow!("{}: {}: {}", f.display(), e.path(), e.inner()));
+    }
+    if a.command.is_empty() {
+        bail!("exec: give a command after the container id, or --process FILE");
+    }
+    let (_, st) = stockade::lifecycle::load(root, &a.id)?;
+    let spec = spec::load(&st.bundle.join("config.json"))?;
+    let mut p = spec
+        .process()
+        .clone()
+        .context("the container's config.json has no process")?;
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    if let Some(c) = &a.cwd {
+        p.set_cwd(c.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &a.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(u) = &a.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+        p.user_mut().set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {u}: numeric uid[:gid]"))?,
+        );
+        p.user_mut().set_gid(
+            gid.parse()
+                .with_context(|| format!("--user {u}: numeric uid[:gid]"))?,
+        );
+    }
+    if !a.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let add: Vec<oci_spec::runtime::Capability> = a
+            .caps
+            .iter()
+            .map(|c| {
+                serde_json::from_value(serde_json::json!(stockade::sandbox::cap_name(c)))
+                    .with_context(|| format!("--cap {c}: unknown capability"))
+            })
+            .collect::<Result<_>>()?;
+        let with = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut s = set.clone().unwrap_or_default();
+            s.extend(add.iter().copied());
+            Some(s)
+        };
+        let (b, e, pm, i, am) = (
+            with(caps.bounding()),
+            with(caps.effective()),
+            with(caps.permitted()),
+            with(caps.inheritable()),
+            with(caps.ambient()),
+        );
+        caps.set_bounding(b)
+            .set_effective(e)
+            .set_permitted(pm)
+            .set_inheritable(i)
+            .set_ambient(am);
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
 }
 
 #[derive(clap::Args)]

@@ -202,7 +202,7 @@ fn features_are_truthful_json_and_unsupported_commands_say_so() {
         .iter()
         .any(|n| n == "time"));
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);
-    for c in ["exec", "checkpoint", "update"] {
+    for c in ["checkpoint", "update"] {
         let out = cmd(root.path(), &[c, "x"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
@@ -213,4 +213,77 @@ fn features_are_truthful_json_and_unsupported_commands_say_so() {
     }
     let out = cmd(root.path(), &["--systemd-cgroup", "list"]);
     assert!(!out.status.success() && stderr(&out).contains("systemd"));
+}
+
+#[test]
+fn exec_joins_every_namespace_and_the_cgroup() {
+    let id = unique("exec");
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let root = b.root.path();
+    assert!(cmd(
+        root,
+        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]
+    )
+    .status
+    .success());
+    let init: i32 = serde_json::from_slice::<serde_json::Value>(&cmd(root, &["state", &id]).stdout)
+        .unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let out = cmd(root, &["exec", &id, "sh", "-c", "for n in pid mnt uts ipc net user cgroup time; do readlink /proc/self/ns/$n; done; cat /proc/1/cmdline; echo; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, n) in ["pid", "mnt", "uts", "ipc", "net", "user", "cgroup", "time"]
+        .iter()
+        .enumerate()
+    {
+        let init_ns = std::fs::read_link(format!("/proc/{init}/ns/{n}")).unwrap();
+        let want = if *n == "pid" || *n == "time" {
+            // pid and time: the init's namespace for children is the one exec'd processes enter
+            std::fs::read_link(format!("/proc/{init}/ns/{n}_for_children")).unwrap_or(init_ns)
+        } else {
+            init_ns
+        };
+        assert_eq!(
+            lines[i],
+            want.to_str().unwrap(),
+            "{n} namespace differs from the container's"
+        );
+    }
+    assert!(lines[8].starts_with("sleep"), "{text}");
+    // the exec'd process counts against the container's cgroup while it runs
+    let out = cmd(
+        root,
+        &[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup | grep -c memory:/$",
+        ],
+    );
+    assert_eq!(stdout(&out).trim(), "1", "{}", stdout(&out));
+    let out = cmd(
+        root,
+        &[
+            "exec",
+            "--user",
+            "1000:1000",
+            "--cap",
+            "NET_BIND_SERVICE",
+            &id,
+            "sh",
+            "-c",
+            "id -u; grep CapEff /proc/self/status",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        "1000\nCapEff:\t0000000000000400\n",
+        "{}",
+        stderr(&out)
+    );
+    assert!(cmd(root, &["delete", "--force", &id]).status.success());
+    assert_nothing_left(&id, root);
 }
