@@ -197,3 +197,143 @@ fn docker_runs_containers_with_stockade() {
         );
     }
 }
+
+/// Podman (through conmon) with a temporary store; no systemd here, so cgroupfs and file events.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        require_root();
+        let p = Podman {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let rootfs = p.dir.path().join("bb");
+        busybox_rootfs(&rootfs);
+        let tar = p.dir.path().join("bb.tar");
+        assert!(Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success());
+        let imp = p.podman(&[
+            "import",
+            "--change",
+            "ENV PATH=/bin",
+            tar.to_str().unwrap(),
+            "bb",
+        ]);
+        assert!(imp.status.success(), "podman import: {}", stderr(&imp));
+        p
+    }
+
+    fn podman(&self, args: &[&str]) -> std::process::Output {
+        let d = self.dir.path();
+        timeout()
+            .arg("podman")
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .args([
+                "--runtime",
+                bin(),
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman (apt-get install podman; .ci/run does)")
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.podman(&["rm", "-af"]);
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("root"))
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("run"))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Podman here needs explicit ulimits (the host's are above what a user namespace may set).
+const PODMAN_RUN: &[&str] = &[
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+    "--network",
+    "none",
+];
+
+#[test]
+fn podman_runs_containers_with_stockade() {
+    let p = Podman::new();
+    let run = |extra: &[&str], cmd: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(PODMAN_RUN);
+        a.extend_from_slice(extra);
+        a.push("localhost/bb");
+        a.extend_from_slice(cmd);
+        p.podman(&a)
+    };
+    let out = run(&[], &["sh", "-c", "echo hi; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hi\n");
+    let out = run(
+        &[
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--cap-drop",
+            "ALL",
+            "--user",
+            "1000",
+            "--read-only",
+        ],
+        &[
+            "sh",
+            "-c",
+            "id -u; grep CapEff /proc/self/status; touch /x 2>/dev/null || echo ro",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1000\nCapEff:\t0000000000000000\nro\n");
+    let mut a = vec!["run", "-d"];
+    a.extend_from_slice(PODMAN_RUN);
+    a.extend_from_slice(&[
+        "localhost/bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    let id = stdout(&p.podman(&a)).trim().to_string();
+    assert_eq!(id.len(), 64, "no container id");
+    let ex = p.podman(&["exec", &id, "sh", "-c", "echo exec-ok; exit 4"]);
+    assert_eq!(ex.status.code(), Some(4), "{}", stderr(&ex));
+    assert_eq!(stdout(&ex), "exec-ok\n");
+    assert!(p.podman(&["pause", &id]).status.success());
+    assert!(p.podman(&["unpause", &id]).status.success());
+    assert!(p.podman(&["stop", "-t", "10", &id]).status.success());
+    assert_eq!(
+        stdout(&p.podman(&["inspect", "-f", "{{.State.ExitCode}}", &id])).trim(),
+        "0"
+    );
+    assert!(p.podman(&["rm", &id]).status.success());
+}
