@@ -337,3 +337,139 @@ fn podman_runs_containers_with_stockade() {
     );
     assert!(p.podman(&["rm", &id]).status.success());
 }
+
+/// containerd with a temporary config, root, state and socket; `ctr run --runc-binary` goes
+/// through the runc shim v2, the path Kubernetes (CRI) takes.
+struct Containerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        std::fs::write(
+            d.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{0}/containerd.sock\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd (a dependency of docker.io; .ci/run installs it)");
+        let c = Containerd { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up:\n{}",
+                std::fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // an image archive, made offline with podman
+        let p = Podman::new();
+        let tar = d.join("bb-image.tar");
+        let save = p.podman(&["save", "-o", tar.to_str().unwrap(), "localhost/bb"]);
+        assert!(save.status.success(), "{}", stderr(&save));
+        let imp = c.ctr(&["image", "import", tar.to_str().unwrap()]);
+        assert!(imp.status.success(), "{}", stderr(&imp));
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        timeout()
+            .arg("ctr")
+            .arg("-a")
+            .arg(self.dir.path().join("containerd.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("state"))
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("root"))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn containerd_runs_containers_with_stockade_through_the_runc_shim() {
+    let c = Containerd::start();
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        bin(),
+        "localhost/bb:latest",
+        &unique("c"),
+        "sh",
+        "-c",
+        "echo hi from containerd; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hi from containerd\n");
+    let id = unique("cd");
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        bin(),
+        "localhost/bb:latest",
+        &id,
+        "sleep",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tasks = stdout(&c.ctr(&["task", "ls"]));
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    assert!(c.ctr(&["task", "pause", &id]).status.success());
+    assert!(stdout(&c.ctr(&["task", "ls"]))
+        .lines()
+        .any(|l| l.starts_with(&id) && l.contains("PAUSED")));
+    assert!(c.ctr(&["task", "resume", &id]).status.success());
+    assert!(c
+        .ctr(&["task", "kill", "-s", "SIGKILL", &id])
+        .status
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stdout(&c.ctr(&["task", "ls"]))
+        .lines()
+        .any(|l| l.starts_with(&id) && l.contains("STOPPED"))
+    {
+        assert!(Instant::now() < deadline, "task did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(c.ctr(&["task", "delete", &id]).status.success());
+    assert!(c.ctr(&["container", "delete", &id]).status.success());
+}
