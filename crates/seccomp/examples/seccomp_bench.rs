@@ -6,98 +6,17 @@
 //!
 //! Needs libseccomp-dev (as the differential test does).
 
-use std::ffi::CString;
-use std::io::{Read, Seek};
-use std::os::fd::FromRawFd;
 use std::time::Instant;
 
 use stockade_seccomp::bpf::SockFilter;
 use stockade_seccomp::compile::longest_path;
 use stockade_seccomp::{Arch, Context, Profile};
 
-#[repr(C)]
-struct ScmpArgCmp {
-    arg: u32,
-    op: u32,
-    datum_a: u64,
-    datum_b: u64,
-}
+#[path = "../tests/support/libseccomp.rs"]
+mod libseccomp;
 
-#[link(name = "seccomp")]
-extern "C" {
-    fn seccomp_init(def_action: u32) -> *mut libc::c_void;
-    fn seccomp_release(ctx: *mut libc::c_void);
-    fn seccomp_arch_add(ctx: *mut libc::c_void, arch_token: u32) -> libc::c_int;
-    fn seccomp_attr_set(ctx: *mut libc::c_void, attr: u32, value: u32) -> libc::c_int;
-    fn seccomp_syscall_resolve_name(name: *const libc::c_char) -> libc::c_int;
-    fn seccomp_rule_add_array(
-        ctx: *mut libc::c_void,
-        action: u32,
-        syscall: libc::c_int,
-        cnt: u32,
-        args: *const ScmpArgCmp,
-    ) -> libc::c_int;
-    fn seccomp_export_bpf(ctx: *mut libc::c_void, fd: libc::c_int) -> libc::c_int;
-}
-
-/// libseccomp's program for the resolved profile; `tree` selects its binary-tree optimizer.
 fn libseccomp(r: &stockade_seccomp::Resolved, tree: bool) -> Vec<SockFilter> {
-    // SAFETY: FFI on a context we own; every pointer outlives its call.
-    unsafe {
-        let ctx = seccomp_init(r.default_ret);
-        seccomp_attr_set(ctx, 2, r.default_ret);
-        if tree {
-            assert_eq!(seccomp_attr_set(ctx, 8, 2), 0, "SCMP_FLTATR_CTL_OPTIMIZE=2");
-        }
-        for a in &r.arches {
-            seccomp_arch_add(
-                ctx,
-                if *a == Arch::X32 {
-                    0x4000_003e
-                } else {
-                    a.audit()
-                },
-            );
-        }
-        for rule in &r.oci.syscalls {
-            let ret = rule.action.ret(rule.errno_ret);
-            if ret == r.default_ret {
-                continue;
-            }
-            let args: Vec<ScmpArgCmp> = rule
-                .args
-                .iter()
-                .map(|a| ScmpArgCmp {
-                    arg: a.index,
-                    op: a.op as u32 + 1,
-                    datum_a: a.value,
-                    datum_b: a.value_two,
-                })
-                .collect();
-            for name in &rule.names {
-                let c = CString::new(name.as_str()).unwrap();
-                let nr = seccomp_syscall_resolve_name(c.as_ptr());
-                if nr != -1 {
-                    seccomp_rule_add_array(ctx, ret, nr, args.len() as u32, args.as_ptr());
-                }
-            }
-        }
-        let name = CString::new("bpf").unwrap();
-        let mut f = std::fs::File::from_raw_fd(libc::memfd_create(name.as_ptr(), 0));
-        seccomp_export_bpf(ctx, std::os::fd::AsRawFd::as_raw_fd(&f));
-        seccomp_release(ctx);
-        f.rewind().unwrap();
-        let mut raw = vec![];
-        f.read_to_end(&mut raw).unwrap();
-        raw.chunks_exact(8)
-            .map(|c| SockFilter {
-                code: u16::from_ne_bytes([c[0], c[1]]),
-                jt: c[2],
-                jf: c[3],
-                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-            })
-            .collect()
-    }
+    libseccomp::program(&r.oci, r.default_ret, &r.arches, tree)
 }
 
 /// Executed instructions for one syscall with the given first argument.

@@ -166,21 +166,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     };
 
     // 3. The child, blocked until we say go.
-    let (ours, theirs) = socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .ctx(|| "socketpair")?;
-    let mut forwarded = SigSet::empty();
-    for s in FORWARDED {
-        forwarded.add(*s);
-    }
-    forwarded.add(Signal::SIGCHLD);
-    let old_mask = forwarded
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .ctx(|| "block signals")?;
+    let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
     if let Some(p) = &ns.join_pid {
         namespaces::join(LinuxNamespaceType::Pid, p)?;
     }
@@ -345,6 +331,28 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     state_dir.keep();
     state_dir.remove()?;
     code
+}
+
+/// The runtime↔child channel (SEQPACKET, close-on-exec: EOF tells the runtime `execve` worked),
+/// and the forwarded signals plus SIGCHLD blocked, to be taken synchronously by
+/// [`wait_forwarding`]. Returns (ours, theirs, blocked set, previous mask).
+fn channel_and_signals() -> Result<(OwnedFd, OwnedFd, SigSet, SigSet)> {
+    let (ours, theirs) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair")?;
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(*s);
+    }
+    forwarded.add(Signal::SIGCHLD);
+    let old_mask = forwarded
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .ctx(|| "block signals")?;
+    Ok((ours, theirs, forwarded, old_mask))
 }
 
 fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
@@ -802,21 +810,7 @@ pub fn exec(
             order.push((t, f));
         }
     }
-    let (ours, theirs) = socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .ctx(|| "socketpair")?;
-    let mut forwarded = SigSet::empty();
-    for s in FORWARDED {
-        forwarded.add(*s);
-    }
-    forwarded.add(Signal::SIGCHLD);
-    let old_mask = forwarded
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .ctx(|| "block signals")?;
+    let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
     if has(LinuxNamespaceType::Pid) {
         namespaces::join(LinuxNamespaceType::Pid, &ns_path(LinuxNamespaceType::Pid))?;
     }
