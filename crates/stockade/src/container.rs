@@ -104,6 +104,18 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         ));
     }
     let process = spec.process().as_ref().expect("validated");
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+    {
+        #[allow(deprecated)]
+        let kernel = m.kernel().is_some() || m.kernel_tcp().is_some();
+        if kernel && !opts.quiet {
+            eprintln!("stockade: warning: linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec and ignored (no kernel memory limit on cgroup v2 or kernels >= 5.4)");
+        }
+    }
     capabilities::check_obtainable(
         process.capabilities().as_ref(),
         ns.new_user,
@@ -117,6 +129,33 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
 
     // 2. State; its guard removes it if anything below fails.
     let mut state_dir = StateDir::create(&opts.root, id)?;
+    // Written before anything else exists, so a `delete` after this runtime is killed at any
+    // later point finds the cgroup to remove.
+    let planned = (!rootless)
+        .then(|| {
+            Layout::detect().map(|l| {
+                Cgroup::locate(
+                    &l,
+                    spec.linux()
+                        .as_ref()
+                        .and_then(|l| l.cgroups_path().as_deref()),
+                    id,
+                )
+            })
+        })
+        .transpose()?;
+    let mut st = State {
+        oci_version: "1.2.0".into(),
+        id: id.into(),
+        status: "creating".into(),
+        pid: 0,
+        bundle: bundle.to_path_buf(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: planned,
+        created: now_rfc3339(),
+        pid_start: 0,
+    };
+    state_dir.save(&st)?;
     let rootfs_dir = if spec::tmpfs_root(spec) {
         let d = state_dir.dir.join("rootfs");
         std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
@@ -285,22 +324,15 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     };
 
     // 5. Record it; `create` stops here, leaving the container blocked on its fifo.
-    let st = State {
-        oci_version: "1.2.0".into(),
-        id: id.into(),
-        status: if opts.create.is_some() {
-            "created"
-        } else {
-            "running"
-        }
-        .into(),
-        pid,
-        bundle: bundle.to_path_buf(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: cgroup.cgroup.clone(),
-        created: now_rfc3339(),
-        pid_start: crate::state::pid_start_time(pid),
-    };
+    st.status = if opts.create.is_some() {
+        "created"
+    } else {
+        "running"
+    }
+    .into();
+    st.pid = pid;
+    st.cgroup = cgroup.cgroup.clone();
+    st.pid_start = crate::state::pid_start_time(pid);
     state_dir.save(&st)?;
     mark("exec'd, state saved");
     if let Some(fd) = listener {

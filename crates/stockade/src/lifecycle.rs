@@ -15,6 +15,9 @@ use crate::state::{pid_start_time, State, StateDir};
 
 /// The runtime-spec status of a container, from its process and cgroup, not just the file.
 pub fn status(dir: &StateDir, st: &State) -> &'static str {
+    if st.pid == 0 && st.status == "creating" {
+        return "creating";
+    }
     let alive = st.pid > 0 && pid_start_time(st.pid) == st.pid_start && !is_zombie(st.pid);
     if !alive {
         return "stopped";

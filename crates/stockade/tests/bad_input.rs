@@ -205,8 +205,14 @@ fn duplicate_id_is_refused_and_the_first_keeps_running() {
         .spawn()
         .unwrap();
     let state = b.root.path().join(&id).join("state.json");
+    let running = || {
+        std::fs::read(&state)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["pid"].as_i64().unwrap_or(0) > 0)
+    };
     for _ in 0..200 {
-        if state.exists() {
+        if running() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -230,4 +236,17 @@ fn duplicate_id_is_refused_and_the_first_keeps_running() {
     .unwrap();
     assert_eq!(first.wait().unwrap().code(), Some(137));
     assert_nothing_left(&id, b.root.path());
+}
+
+#[test]
+fn seccomp_profile_too_big_for_the_kernel_is_refused_clearly() {
+    let id = unique("huge");
+    // 3000 argument rules on one syscall: more than 4096 instructions
+    let rules: Vec<serde_json::Value> = (0..3000u64)
+        .map(|v| json!({"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": v * 7 + 1, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": v}]}))
+        .collect();
+    let b = Bundle::new(&["true"], |v| {
+        v["linux"]["seccomp"]["syscalls"] = json!(rules)
+    });
+    expect_error(&b, &id, &["linux.seccomp", "4096"]);
 }

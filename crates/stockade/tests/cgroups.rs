@@ -48,8 +48,12 @@ impl Running {
     fn state(&self) -> serde_json::Value {
         let p = self.root.path().join(&self.id).join("state.json");
         for _ in 0..500 {
-            if let Ok(b) = std::fs::read(&p) {
-                return serde_json::from_slice(&b).unwrap();
+            if let Ok(v) =
+                std::fs::read(&p).map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+            {
+                if v["pid"].as_i64().unwrap_or(0) > 0 {
+                    return v;
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

@@ -174,7 +174,7 @@ fn delete_cleans_up_after_the_runtime_was_killed() {
         .unwrap();
     let state = root.join(&id).join("state.json");
     for _ in 0..300 {
-        if state.exists() {
+        if state.exists() && status(root, &id) == "running" {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -286,4 +286,41 @@ fn exec_joins_every_namespace_and_the_cgroup() {
     );
     assert!(cmd(root, &["delete", "--force", &id]).status.success());
     assert_nothing_left(&id, root);
+}
+
+/// The runtime killed mid-setup leaves a "creating" state with cgroups and no process: `delete`
+/// finds and removes them all.
+#[test]
+fn delete_cleans_up_after_a_runtime_killed_mid_setup() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let id = unique("midsetup");
+    let layout = stockade::cgroups::Layout::detect().unwrap();
+    let cg = stockade::cgroups::Cgroup::locate(&layout, None, &id);
+    let dir = stockade::state::StateDir::create(root.path(), &id).unwrap();
+    let st = stockade::state::State {
+        oci_version: "1.2.0".into(),
+        id: id.clone(),
+        status: "creating".into(),
+        pid: 0,
+        bundle: root.path().to_path_buf(),
+        annotations: Default::default(),
+        cgroup: Some(cg.clone()),
+        created: String::new(),
+        pid_start: 0,
+    };
+    dir.save(&st).unwrap();
+    let mut dir = dir;
+    dir.keep();
+    // the killed runtime had made some of the directories
+    for d in cg.dirs().take(4) {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    assert_eq!(status(root.path(), &id), "creating");
+    let out = cmd(root.path(), &["delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_left(&id, root.path());
+    for d in cg.dirs() {
+        assert!(!d.exists(), "{} left", d.display());
+    }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use serde_json::json;
 
 #[test]
 fn busybox_shell_in_a_bundle() {
@@ -63,4 +64,88 @@ cl = socket.create_connection(("127.0.0.1", port)); cl.sendall(b"ping"); print(c
     let out = sandbox(&[], &["python3", "-c", script]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "PING\n");
+}
+
+/// SCMP_ACT_NOTIFY with listenerPath: the runtime hands the listener to the agent's socket with
+/// the container process state, as runtime-spec describes; the agent answers the notification.
+#[test]
+fn seccomp_notify_listener_reaches_the_agent() {
+    use std::os::unix::net::UnixListener;
+    let id = unique("notify");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/status | grep -c Seccomp; uname -s; echo done",
+        ],
+        |v| {
+            let sc = &mut v["linux"]["seccomp"];
+            sc["listenerPath"] = json!(sock.to_str().unwrap());
+            sc["listenerMetadata"] = json!("hello-agent");
+            sc["syscalls"]
+                .as_array_mut()
+                .unwrap()
+                .insert(0, json!({"names": ["uname"], "action": "SCMP_ACT_NOTIFY"}));
+        },
+    );
+    let root = b.root.path().to_path_buf();
+    let bundle = b.path().to_path_buf();
+    let id2 = id.clone();
+    let runner = std::thread::spawn(move || {
+        timeout()
+            .arg(bin())
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id2)
+            .output()
+            .unwrap()
+    });
+    let (conn, _) = listener.accept().unwrap();
+    // receive the state JSON and the descriptor
+    let mut buf = vec![0u8; 65536];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(&conn),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+            fd = v.first().copied();
+        }
+    }
+    let n = msg.bytes;
+    let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(state["metadata"], "hello-agent");
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["state"]["id"], id.as_str());
+    assert!(state["pid"].as_i64().unwrap() > 0);
+    let fd = fd.expect("no descriptor in SCM_RIGHTS");
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    assert!(
+        link.to_string_lossy().contains("seccomp notify"),
+        "{}",
+        link.display()
+    );
+    // the agent goes away without answering: the notified call fails (ENOSYS), nothing hangs
+    // SAFETY: fd came to us through SCM_RIGHTS and is closed once.
+    unsafe { libc::close(fd) };
+    drop(conn);
+    let out = runner.join().unwrap();
+    let text = stdout(&out);
+    assert!(text.ends_with("done\n"), "{text} {}", stderr(&out));
+    assert!(
+        !text.contains("Linux"),
+        "uname answered without the agent: {text}"
+    );
+    assert_nothing_left(&id, b.root.path());
 }
