@@ -290,3 +290,38 @@ fn missing_controllers_and_bad_values_are_named() {
     );
     assert!(!std::path::Path::new("/sys/fs/cgroup/memory/escape").exists());
 }
+
+/// The v2 device filter: a BPF program built in-process, attached to a real cgroup on the
+/// unified mount, denies what the rules deny (even to host root).
+#[test]
+fn v2_device_filter_program_denies_in_the_kernel() {
+    use std::io::Write;
+    use stockade::cgroups::device_filter::{attach, program, Rule};
+    require_root();
+    let layout = Layout::detect().unwrap();
+    let unified = layout.unified.clone().expect("a cgroup2 mount");
+    let cg = Cgroup {
+        v1: vec![],
+        v2: Some(unified.join(unique("stockade-devfilter"))),
+    };
+    cg.create().unwrap();
+    let rules = vec![
+        Rule::parse("a", false).unwrap(),
+        Rule::parse("c 1:3 rwm", true).unwrap(),
+    ];
+    attach(&program(&rules), cg.v2.as_ref().unwrap()).unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "read x; cat /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null 2>&1 && echo zero-ok || echo zero-denied"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cg.add(child.id() as i32).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "null-ok\nzero-denied\n"
+    );
+    cg.destroy().unwrap();
+}

@@ -14,6 +14,8 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use crate::error::{Error, Result};
 
+pub mod device_filter;
+
 /// One cgroup v1 hierarchy as mounted on this host.
 #[derive(Debug, Clone)]
 pub struct Hierarchy {
@@ -452,10 +454,18 @@ impl Cgroup {
         if let Some(devs) = r.devices() {
             if let Some(dir) = self.v1("devices") {
                 apply_devices_v1(dir, devs)?;
+            } else if let Some(v2) = &self.v2 {
+                // cgroup v2: the rules become a BPF_PROG_TYPE_CGROUP_DEVICE program
+                let mut rules: Vec<device_filter::Rule> =
+                    devs.iter().map(device_filter::Rule::from_oci).collect();
+                rules.extend(
+                    DEFAULT_ALLOWED_DEVICES
+                        .iter()
+                        .filter_map(|r| device_filter::Rule::parse(r, true)),
+                );
+                device_filter::attach(&device_filter::program(&rules), v2)
+                    .map_err(|e| Error::Cgroup(format!("linux.resources.devices: {e}")))?;
             }
-            // On a pure v2 host the device filter is a BPF_PROG_TYPE_CGROUP_DEVICE program, not
-            // written yet; there the user namespace already forbids mknod and only the bound
-            // host device nodes exist.
         }
         if let Some(b) = r.block_io() {
             if let Some(dir) = self.v1("blkio") {
