@@ -442,6 +442,9 @@ impl Cgroup {
         }
         if let Some(c) = r.cpu() {
             if let Some(dir) = self.v1("cpu") {
+                if c.idle().is_some_and(|i| i != 0) {
+                    return Err(Error::Cgroup("linux.resources.cpu.idle: needs the cgroup v2 cpu controller, which this host does not have".into()));
+                }
                 apply_cpu_v1(dir, self.v1("cpuset"), c)?;
             } else if v2_has("cpu") || v2_has("cpuset") {
                 apply_cpu_v2(self.v2.as_ref().unwrap(), c)?;
@@ -1256,6 +1259,44 @@ mod tests {
             fs::read_to_string(dir.path().join("io.max")).unwrap(),
             "8:0 rbps=1048576"
         );
+    }
+
+    #[test]
+    fn v2_unified_keys_are_written_and_unknown_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("memory.high"), "").unwrap();
+        let cg = Cgroup {
+            v1: vec![],
+            v2: Some(dir.path().to_path_buf()),
+        };
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"unified": {"memory.high": "1048576"}}"#).unwrap();
+        cg.apply(&r).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("memory.high")).unwrap(),
+            "1048576"
+        );
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"unified": {"io.latency": "x"}}"#).unwrap();
+        let e = cg.apply(&r).unwrap_err().to_string();
+        assert!(
+            e.contains("linux.resources.unified.io.latency") && e.contains("io"),
+            "{e}"
+        );
+        let r: LinuxResources = serde_json::from_str(r#"{"unified": {"../escape": "1"}}"#).unwrap();
+        assert!(cg.apply(&r).is_err());
+        // a v1-only host has nowhere to put them
+        let v1only = Cgroup {
+            v1: vec![],
+            v2: None,
+        };
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"unified": {"memory.high": "1"}}"#).unwrap();
+        assert!(v1only
+            .apply(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("no cgroup v2"));
     }
 
     #[test]
