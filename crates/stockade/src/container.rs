@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub create: Option<CreateOptions>,
     /// Do not give the container a fresh session keyring (runc's `--no-new-keyring`).
     pub no_new_keyring: bool,
+    /// Where to send the pty master when process.terminal is set.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// What `create` (and `run --detach`) add.
@@ -121,8 +123,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         ns.new_user,
         &opts.config_file,
     )?;
-    if process.terminal() == Some(true) {
-        return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket (create/run -d); set terminal to false to run in the foreground"));
+    if process.terminal() == Some(true) && opts.console_socket.is_none() {
+        return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket; set terminal to false to run with the caller's stdio"));
     }
     let rootless = !nix::unistd::geteuid().is_root();
     let rootfs_dir = spec::rootfs_path(spec, bundle);
@@ -278,10 +280,17 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .ctx(|| format!("process.oomScoreAdj {adj}"))?;
         }
-        socket::send(ours.as_raw_fd(), b"C", MsgFlags::empty()).ctx(|| "send cgroup ready")?;
+        if let Err(e) =
+            socket::send(ours.as_raw_fd(), b"C", MsgFlags::empty()).ctx(|| "send cgroup ready")
+        {
+            return Err(child_error(&ours).unwrap_or(e));
+        }
         mark("cgroup ready");
         let filter = crate::seccomp::compile(spec, &opts.config_file, opts.quiet)?;
-        send_filter(&ours, filter.as_ref())?;
+        if let Err(e) = send_filter(&ours, filter.as_ref()) {
+            // The child is gone: its own error, queued on the socket, says why.
+            return Err(child_error(&ours).unwrap_or(e));
+        }
         mark("filter sent");
         // The child reports an error, or the socket closes when execve succeeds (CLOEXEC).
         let mut listener = None;
@@ -297,11 +306,21 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             )
             .ctx(|| "wait for container setup")?;
             let n = msg.bytes;
+            let mut got = None;
             for c in msg.cmsgs().ctx(|| "control message")? {
                 if let ControlMessageOwned::ScmRights(v) = c {
                     // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
-                    listener = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+                    got = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
                 }
+            }
+            if n > 0 && buf[0] == b'T' {
+                // the pty master: hand it to the engine's console socket, then keep waiting
+                let master = got.ok_or_else(|| Error::Other("pty master missing".into()))?;
+                process::send_console(opts.console_socket.as_deref().expect("checked"), &master)?;
+                continue;
+            }
+            if got.is_some() {
+                listener = got;
             }
             if n == 0 || (buf[0] == b'R' && opts.create.is_some()) {
                 return Ok(listener);
@@ -427,6 +446,37 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
         socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
             .ctx(|| "send mount trees")?;
     }
+    Ok(())
+}
+
+/// The first error message the child left on the socket, if any.
+fn child_error(sock: &OwnedFd) -> Option<Error> {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[0] == b'E' {
+            return Some(Error::Child(
+                String::from_utf8_lossy(&buf[1..n]).into_owned(),
+            ));
+        }
+    }
+}
+
+/// A tagged message with one descriptor (child → runtime).
+fn send_fd(sock: &OwnedFd, tag: &[u8], fd: &OwnedFd) -> Result<()> {
+    let iov = [IoSlice::new(tag)];
+    let fds = [fd.as_raw_fd()];
+    socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "pass a descriptor to the runtime")?;
     Ok(())
 }
 
@@ -647,6 +697,14 @@ fn child_setup(
     rootfs::finish(spec)?;
     mark("child: masks done");
 
+    if process.terminal() == Some(true) {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let master = process::setup_terminal(size)?;
+        send_fd(sock, b"T", &master)?;
+    }
+
     // Resources namespaces do not cover, then privileges, narrowest last.
     if !opts.no_new_keyring {
         process::fresh_keyring()?;
@@ -696,16 +754,7 @@ fn child_setup(
     }
     if let Some(fd) = listener {
         // The agent's socket is a host path: the runtime delivers the descriptor.
-        let iov = [IoSlice::new(b"L")];
-        let fds = [fd.as_raw_fd()];
-        socket::sendmsg::<()>(
-            sock.as_raw_fd(),
-            &iov,
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )
-        .ctx(|| "pass seccomp listener to the runtime")?;
+        send_fd(sock, b"L", &fd)?;
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
@@ -776,6 +825,7 @@ pub fn now_rfc3339() -> String {
 /// own process with other arguments and overrides.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
+    pub console_socket: Option<PathBuf>,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
@@ -806,9 +856,9 @@ pub fn exec(
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Other("exec: no command given".into()));
     }
-    if process.terminal() == Some(true) {
+    if process.terminal() == Some(true) && opts.console_socket.is_none() {
         return Err(Error::Other(
-            "exec -t (a terminal) is not implemented in stockade yet".into(),
+            "exec with a terminal needs --console-socket".into(),
         ));
     }
     let filter = crate::seccomp::compile(&spec, &file, true)?;
@@ -875,15 +925,38 @@ pub fn exec(
             cg.add(pid)?;
         }
         socket::send(ours.as_raw_fd(), b"G", MsgFlags::empty()).ctx(|| "send go")?;
-        let mut buf = vec![0u8; 8192];
-        let n =
-            socket::recv(ours.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for exec")?;
-        if n > 0 {
+        loop {
+            let mut buf = vec![0u8; 8192];
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let msg = socket::recvmsg::<()>(
+                ours.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .ctx(|| "wait for exec")?;
+            let n = msg.bytes;
+            let mut got = None;
+            for c in msg.cmsgs().ctx(|| "control message")? {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
+                    got = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+                }
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            if buf[0] == b'T' {
+                // the pty master goes to the engine's console socket
+                let master = got.ok_or_else(|| Error::Other("pty master missing".into()))?;
+                process::send_console(opts.console_socket.as_deref().expect("checked"), &master)?;
+                continue;
+            }
             return Err(Error::Child(
                 String::from_utf8_lossy(&buf[1..n]).into_owned(),
             ));
         }
-        Ok(())
     })();
     if let Err(e) = setup {
         let _ = nix::sys::signal::kill(child_pid, Signal::SIGKILL);
@@ -936,6 +1009,13 @@ fn exec_child(
         }
     }
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    if process.terminal() == Some(true) {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let master = process::setup_terminal(size)?;
+        send_fd(sock, b"T", &master)?;
+    }
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(f), false) = (filter, nnp) {

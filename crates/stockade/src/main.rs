@@ -309,11 +309,9 @@ fn real_main(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Exec(a) => {
-            if a.console_socket.is_some() || a.tty {
-                bail!("exec -t / --console-socket is not implemented in stockade yet");
-            }
             let p = exec_process(&cli.root, &a)?;
             let opts = container::ExecOptions {
+                console_socket: a.console_socket.clone(),
                 detach: a.detach,
                 pid_file: a.pid_file.clone(),
                 preserve_fds: a.preserve_fds,
@@ -364,6 +362,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 quiet: cli.quiet,
                 create: None,
                 no_new_keyring: false,
+                console_socket: None,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
@@ -376,7 +375,7 @@ struct ExecArgs {
     /// A process.json with the whole process (what engines pass)
     #[arg(long, short)]
     process: Option<PathBuf>,
-    /// Allocate a terminal (not implemented yet)
+    /// Allocate a terminal (needs --console-socket)
     #[arg(long, short)]
     tty: bool,
     #[arg(long, short)]
@@ -495,7 +494,7 @@ struct CreateArgs {
     /// Write the container's pid here
     #[arg(long)]
     pid_file: Option<PathBuf>,
-    /// Unix socket to receive the pty master (process.terminal; not implemented yet)
+    /// Unix socket to receive the pty master (process.terminal)
     #[arg(long)]
     console_socket: Option<PathBuf>,
     /// Pass descriptors 3..3+N to the container
@@ -515,9 +514,6 @@ fn create(root: &Path, c: &CreateArgs, quiet: bool, keep: bool) -> Result<i32> {
     if c.no_pivot {
         bail!("--no-pivot is not supported: stockade always uses pivot_root");
     }
-    if c.console_socket.is_some() {
-        bail!("--console-socket (process.terminal) is not implemented in stockade yet");
-    }
     let bundle = std::fs::canonicalize(&c.bundle)
         .with_context(|| format!("bundle {}", c.bundle.display()))?;
     let file = bundle.join("config.json");
@@ -531,6 +527,7 @@ fn create(root: &Path, c: &CreateArgs, quiet: bool, keep: bool) -> Result<i32> {
             pid_file: c.pid_file.clone(),
         }),
         no_new_keyring: c.no_new_keyring,
+        console_socket: c.console_socket.clone(),
     };
     Ok(container::run(&c.id, &bundle, &spec, &opts)?)
 }

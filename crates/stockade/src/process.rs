@@ -169,3 +169,73 @@ pub fn exec(program: &Path, p: &Process) -> Error {
         Err(e) => Error::Other(format!("exec {}: {e}", program.display())),
     }
 }
+
+/// Make a pty inside the container (its own devpts), make it the controlling terminal and stdio,
+/// and return the master for the console socket. `size` is process.consoleSize (rows, columns).
+pub fn setup_terminal(size: Option<(u16, u16)>) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let master = nix::pty::posix_openpt(
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+    )
+    .ctx(|| "open /dev/ptmx (process.terminal needs a devpts mount at /dev/pts)")?;
+    nix::pty::grantpt(&master).ctx(|| "grantpt")?;
+    nix::pty::unlockpt(&master).ctx(|| "unlockpt")?;
+    let name = nix::pty::ptsname_r(&master).ctx(|| "ptsname")?;
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&name)
+        .ctx(|| format!("open {name}"))?;
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    // SAFETY: TIOCSCTTY takes an integer argument; slave is a valid terminal descriptor.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| "make the pty the controlling terminal");
+    }
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors; both are valid.
+        if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "dup2 pty");
+        }
+    }
+    // SAFETY: master is a valid descriptor; we hand back an owned duplicate-free wrapper.
+    Ok(unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) })
+}
+
+/// Send the pty master to the engine's console socket (runc's protocol: the pty name as data,
+/// the descriptor as SCM_RIGHTS).
+pub fn send_console(path: &Path, master: &std::os::fd::OwnedFd) -> Result<()> {
+    use nix::sys::socket::{self, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let sock = socket::socket(
+        socket::AddressFamily::Unix,
+        socket::SockType::Stream,
+        socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket")?;
+    let addr = UnixAddr::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
+    socket::connect(sock.as_raw_fd(), &addr)
+        .ctx(|| format!("connect to --console-socket {}", path.display()))?;
+    let iov = [std::io::IoSlice::new(b"/dev/ptmx")];
+    let fds = [master.as_raw_fd()];
+    socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send the pty master")?;
+    Ok(())
+}

@@ -136,11 +136,14 @@ pub fn mount_opts(m: &Mount) -> MountOpts {
     if m.typ().as_deref() == Some("bind") && o.bind.is_none() {
         o.bind = Some(false);
     }
-    // Hardened default: nosuid and nodev unless the options say otherwise; /dev keeps devices.
+    // Hardened default: nosuid and nodev unless the options say otherwise; /dev and devpts keep
+    // their device nodes usable.
     if !explicit.contains(MsFlags::MS_NOSUID) {
         o.flags |= MsFlags::MS_NOSUID;
     }
-    if !explicit.contains(MsFlags::MS_NODEV) && m.destination() != Path::new("/dev") {
+    let holds_devices =
+        m.destination() == Path::new("/dev") || m.typ().as_deref() == Some("devpts");
+    if !explicit.contains(MsFlags::MS_NODEV) && !holds_devices {
         o.flags |= MsFlags::MS_NODEV;
     }
     o

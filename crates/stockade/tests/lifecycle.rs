@@ -324,3 +324,75 @@ fn delete_cleans_up_after_a_runtime_killed_mid_setup() {
         assert!(!d.exists(), "{} left", d.display());
     }
 }
+
+/// process.terminal: a pty made inside the container, its master sent over --console-socket
+/// (runc's protocol), the container's shell on the other end; likewise for exec --tty.
+#[test]
+fn terminal_master_goes_to_the_console_socket() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    let id = unique("tty");
+    let b = Bundle::new(&["sh"], |v| {
+        v["process"]["terminal"] = serde_json::json!(true)
+    });
+    let root = b.root.path();
+    let sock = b.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let recv_master = move |l: &UnixListener| -> std::fs::File {
+        let (conn, _) = l.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let fd = msg.cmsgs().unwrap().find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmRights(v) => v.first().copied(),
+            _ => None,
+        });
+        // SAFETY: the descriptor came through SCM_RIGHTS and is owned by the File from here on.
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd.expect("no pty master")) }
+    };
+    let t = std::thread::spawn(move || {
+        let m = recv_master(&listener);
+        (m, listener)
+    });
+    let out = cmd(
+        root,
+        &[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut master, listener) = t.join().unwrap();
+    assert!(cmd(root, &["start", &id]).status.success());
+    master
+        .write_all(b"echo typed-$((6*7)); tty; exit\n")
+        .unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text.contains("/dev/pts/0") && std::time::Instant::now() < deadline {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(
+        text.contains("typed-42") && text.contains("/dev/pts/0"),
+        "{text}"
+    );
+    wait_status(root, &id, "stopped");
+    assert!(cmd(root, &["delete", &id]).status.success());
+    assert_nothing_left(&id, root);
+    drop(listener);
+}
