@@ -597,6 +597,11 @@ fn child_setup(
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
 
     let fds = recv_go(sock)?;
+    // A session of its own (as runc's init): whatever the caller does to its process group or
+    // terminal does not reach the container. A terminal, if any, makes its own session below.
+    if spec.process().as_ref().and_then(|p| p.terminal()) != Some(true) {
+        nix::unistd::setsid().ctx(|| "setsid")?;
+    }
     mark("child: go received");
     if ns.new_user {
         // Our host credentials are unmapped in the new namespace: become its root (mapped now).
@@ -713,6 +718,8 @@ fn child_setup(
     let nnp = process.no_new_privileges().unwrap_or(false);
     let filter = recv_filter(sock)?;
     let filter = filter.as_ref();
+    // Before any filter: the profile need not allow close_range.
+    process::close_fds(opts.preserve_fds)?;
     let mut listener = None;
     if let (Some(f), false) = (filter, nnp) {
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
@@ -735,7 +742,6 @@ fn child_setup(
         .cloned()
         .unwrap_or_default();
     let program = process::find_program(&arg0, &env)?;
-    process::close_fds(opts.preserve_fds)?;
     mark("child: privileges dropped");
     if let Some(fifo) = fifo {
         // `create`: report ready, outlive the runtime, and block until `start` opens the fifo.
@@ -1018,6 +1024,7 @@ fn exec_child(
     }
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    process::close_fds(preserve_fds)?;
     if let (Some(f), false) = (filter, nnp) {
         f.load().ctx(|| "load seccomp filter")?;
     }
@@ -1037,7 +1044,6 @@ fn exec_child(
         .cloned()
         .unwrap_or_default();
     let program = process::find_program(&arg0, &env)?;
-    process::close_fds(preserve_fds)?;
     if let (Some(f), true) = (filter, nnp) {
         f.load().ctx(|| "load seccomp filter")?;
     }

@@ -162,10 +162,11 @@ pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value> {
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let (dir, st) = load(root, id)?;
     let s = status(&dir, &st);
-    if (s == "running" || s == "paused") && !force {
-        return Err(Error::Other(format!(
-            "container {id} is {s}: stop it first or use --force"
-        )));
+    // runtime-spec: deleting a container that is not stopped is an error (a "creating" state
+    // with no process is what a runtime killed mid-setup leaves: nothing runs, clean it up).
+    let idle = s == "stopped" || (s == "creating" && st.pid == 0);
+    if !idle && !force {
+        return Err(Error::Other(format!("container {id} is {s}, not stopped: stop it first or use --force")));
     }
     if let Some(cg) = &st.cgroup {
         if s == "paused" {

@@ -196,7 +196,8 @@ pub fn setup_terminal(size: Option<(u16, u16)>) -> Result<std::os::fd::OwnedFd> 
         .write(true)
         .open(&name)
         .ctx(|| format!("open {name}"))?;
-    nix::unistd::setsid().ctx(|| "setsid")?;
+    // exec joins an existing session; a new one is needed to take a controlling terminal
+    let _ = nix::unistd::setsid();
     // SAFETY: TIOCSCTTY takes an integer argument; slave is a valid terminal descriptor.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(std::io::Error::last_os_error())
