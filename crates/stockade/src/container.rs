@@ -224,6 +224,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             opts,
             fifo.as_ref(),
             rootless,
+            (id, bundle),
         );
         let msg = format!("E{err}");
         let _ = socket::send(theirs.as_raw_fd(), msg.as_bytes(), MsgFlags::empty());
@@ -268,7 +269,19 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 eprintln!("stockade: warning: {w}");
             }
         }
-        send_go(&ours, &prepared)?;
+        // prestart and createRuntime hooks: the namespaces exist, nothing runs yet
+        // (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
+        crate::hooks::run(
+            spec,
+            crate::hooks::Kind::Prestart,
+            &crate::hooks::state_json(id, "created", pid, bundle, spec),
+        )?;
+        crate::hooks::run(
+            spec,
+            crate::hooks::Kind::CreateRuntime,
+            &crate::hooks::state_json(id, "creating", pid, bundle, spec),
+        )?;
+        send_go(&ours, &prepared, pid)?;
         mark("go sent");
         // While the child builds its filesystem: the cgroup (limits set before the child joins
         // it), then the seccomp filter, each sent as soon as it is ready. No user code has run.
@@ -374,6 +387,12 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         std::mem::forget(cgroup);
         return Ok(0);
     }
+    // poststart failures only warn (runtime-spec)
+    crate::hooks::run(
+        spec,
+        crate::hooks::Kind::Poststart,
+        &crate::hooks::state_json(id, "running", pid, bundle, spec),
+    )?;
     let code = wait_forwarding(child_pid, &forwarded);
     mark("container exited");
     let _ = old_mask.thread_set_mask();
@@ -381,6 +400,11 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     mark("cgroup removed");
     state_dir.keep();
     state_dir.remove()?;
+    crate::hooks::run(
+        spec,
+        crate::hooks::Kind::Poststop,
+        &crate::hooks::state_json(id, "stopped", 0, bundle, spec),
+    )?;
     code
 }
 
@@ -429,7 +453,7 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
 }
 
 /// "go", then the prepared trees as SCM_RIGHTS (rootfs first, then binds, then devices).
-fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
+fn send_go(sock: &OwnedFd, p: &rootfs::Prepared, pid: i32) -> Result<()> {
     let fds: Vec<RawFd> = p
         .target
         .iter()
@@ -438,7 +462,7 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared) -> Result<()> {
         .chain(p.devices.iter().map(|(_, f)| f))
         .map(|f| f.as_raw_fd())
         .collect();
-    let header = format!("G{}", fds.len());
+    let header = format!("G{} {pid}", fds.len());
     socket::send(sock.as_raw_fd(), header.as_bytes(), MsgFlags::empty()).ctx(|| "send go")?;
     for chunk in fds.chunks(200) {
         let iov = [IoSlice::new(b"F")];
@@ -534,16 +558,16 @@ fn recv_filter(sock: &OwnedFd) -> Result<Option<stockade_seccomp::Filter>> {
     )))
 }
 
-fn recv_go(sock: &OwnedFd) -> Result<Vec<OwnedFd>> {
+fn recv_go(sock: &OwnedFd) -> Result<(Vec<OwnedFd>, i32)> {
     let mut buf = [0u8; 64];
     let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for go")?;
     if n == 0 || buf[0] != b'G' {
         return Err(Error::Other("runtime went away before setup".into()));
     }
-    let count: usize = std::str::from_utf8(&buf[1..n])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let header = std::str::from_utf8(&buf[1..n]).unwrap_or("");
+    let mut parts = header.split(' ');
+    let count: usize = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let host_pid: i32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut fds = Vec::with_capacity(count);
     while fds.len() < count {
         let mut b = [0u8; 1];
@@ -563,10 +587,11 @@ fn recv_go(sock: &OwnedFd) -> Result<Vec<OwnedFd>> {
             }
         }
     }
-    Ok(fds)
+    Ok((fds, host_pid))
 }
 
 /// The container's half. Returns only on failure (the error is sent to the runtime).
+#[allow(clippy::too_many_arguments)]
 fn child(
     spec: &Spec,
     ns: &namespaces::Plan,
@@ -575,12 +600,14 @@ fn child(
     opts: &RunOptions,
     fifo: Option<&OwnedFd>,
     rootless: bool,
+    who: (&str, &Path),
 ) -> Error {
-    match child_setup(spec, ns, rootfs_dir, sock, opts, fifo, rootless) {
+    match child_setup(spec, ns, rootfs_dir, sock, opts, fifo, rootless, who) {
         Ok(e) | Err(e) => e,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn child_setup(
     spec: &Spec,
     ns: &namespaces::Plan,
@@ -589,6 +616,7 @@ fn child_setup(
     opts: &RunOptions,
     fifo: Option<&OwnedFd>,
     rootless: bool,
+    (id, bundle): (&str, &Path),
 ) -> Result<Error> {
     let process = spec.process().as_ref().expect("validated");
     // Die with the runtime during setup; nobody may read our memory or /proc/PID/exe (which is
@@ -596,7 +624,7 @@ fn child_setup(
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
 
-    let fds = recv_go(sock)?;
+    let (fds, host_pid) = recv_go(sock)?;
     // A session of its own (as runc's init): whatever the caller does to its process group or
     // terminal does not reach the container. A terminal, if any, makes its own session below.
     if spec.process().as_ref().and_then(|p| p.terminal()) != Some(true) {
@@ -676,12 +704,17 @@ fn child_setup(
         }
         Ok(())
     };
+    let mut before_pivot = || {
+        let state = crate::hooks::state_json(id, "creating", host_pid, bundle, spec);
+        crate::hooks::run(spec, crate::hooks::Kind::CreateContainer, &state)
+    };
     rootfs::setup(
         spec,
         rootfs_dir,
         &mut prepared,
         in_userns,
         &mut cgroup_ready,
+        &mut before_pivot,
     )?;
     cgroup_ready()?;
     mark("child: rootfs set up");
@@ -755,6 +788,11 @@ fn child_setup(
         use std::io::Write;
         (&w).write_all(b"0").ctx(|| "write exec fifo")?;
     }
+    crate::hooks::run(
+        spec,
+        crate::hooks::Kind::StartContainer,
+        &crate::hooks::state_json(id, "created", host_pid, bundle, spec),
+    )?;
     if let (Some(f), true) = (filter, nnp) {
         listener = f.load().ctx(|| "load seccomp filter")?;
     }

@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod hooks;
 pub mod lifecycle;
 pub mod namespaces;
 pub mod process;

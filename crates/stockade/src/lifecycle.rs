@@ -101,7 +101,21 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     }
     std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
     st.status = "running".into();
-    dir.save(&st)
+    dir.save(&st)?;
+    if let Some(spec) = bundle_spec(&st) {
+        crate::hooks::run(
+            &spec,
+            crate::hooks::Kind::Poststart,
+            &crate::hooks::state_json(id, "running", st.pid, &st.bundle, &spec),
+        )?;
+    }
+    Ok(())
+}
+
+/// The container's config.json, for its hooks (None for sandboxes, which have no bundle file).
+fn bundle_spec(st: &State) -> Option<oci_spec::runtime::Spec> {
+    let f = st.bundle.join("config.json");
+    f.exists().then(|| crate::spec::load(&f).ok()).flatten()
 }
 
 /// Parse a signal as runc does: `KILL`, `SIGKILL` or `9`.
@@ -166,7 +180,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     // with no process is what a runtime killed mid-setup leaves: nothing runs, clean it up).
     let idle = s == "stopped" || (s == "creating" && st.pid == 0);
     if !idle && !force {
-        return Err(Error::Other(format!("container {id} is {s}, not stopped: stop it first or use --force")));
+        return Err(Error::Other(format!(
+            "container {id} is {s}, not stopped: stop it first or use --force"
+        )));
     }
     if let Some(cg) = &st.cgroup {
         if s == "paused" {
@@ -179,7 +195,15 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
-    dir.remove()
+    dir.remove()?;
+    if let Some(spec) = bundle_spec(&st) {
+        crate::hooks::run(
+            &spec,
+            crate::hooks::Kind::Poststop,
+            &crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec),
+        )?;
+    }
+    Ok(())
 }
 
 /// Every container under `root`: (id, pid, status, bundle, created).
@@ -210,7 +234,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
             "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime",
             "nostrictatime", "bind", "rbind", "rro", "rrw", "idmap", "ridmap", "private", "rprivate", "shared", "rshared",

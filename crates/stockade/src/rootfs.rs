@@ -426,6 +426,7 @@ pub fn setup(
     prepared: &mut Prepared,
     in_userns: bool,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
+    before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let linux = spec.linux().as_ref();
     let prop = linux
@@ -556,7 +557,8 @@ pub fn setup(
     // 3. devices
     create_devices(spec, rootfd, prepared, in_userns)?;
 
-    // 4. pivot_root into the new root and drop the old one
+    // 4. createContainer hooks (container namespaces, host paths), then pivot_root
+    before_pivot()?;
     nix::unistd::fchdir(&root).ctx(|| "chdir rootfs")?;
     sys::pivot_root(Path::new("."), Path::new("."))
         .ctx(|| format!("pivot_root {}", rootfs.display()))?;

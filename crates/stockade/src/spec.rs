@@ -126,26 +126,6 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
             ));
         }
     }
-    if let Some(h) = spec.hooks() {
-        let kinds = [
-            ("prestart", h.prestart()),
-            ("createRuntime", h.create_runtime()),
-            ("createContainer", h.create_container()),
-            ("startContainer", h.start_container()),
-            ("poststart", h.poststart()),
-            ("poststop", h.poststop()),
-        ];
-        if let Some((kind, _)) = kinds
-            .iter()
-            .find(|(_, l)| l.as_ref().is_some_and(|l| !l.is_empty()))
-        {
-            return Err(config_err(
-                file,
-                format!("hooks.{kind}"),
-                "OCI hooks are not supported by stockade yet (refused rather than skipped)",
-            ));
-        }
-    }
     let process = spec
         .process()
         .as_ref()

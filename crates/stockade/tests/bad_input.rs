@@ -250,12 +250,3 @@ fn seccomp_profile_too_big_for_the_kernel_is_refused_clearly() {
     });
     expect_error(&b, &id, &["linux.seccomp", "4096"]);
 }
-
-#[test]
-fn hooks_are_refused_not_skipped() {
-    let id = unique("hooks");
-    let b = Bundle::new(&["true"], |v| {
-        v["hooks"] = json!({"poststart": [{"path": "/bin/true"}]})
-    });
-    expect_error(&b, &id, &["hooks.poststart", "not supported"]);
-}

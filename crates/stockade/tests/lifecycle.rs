@@ -396,3 +396,90 @@ fn terminal_master_goes_to_the_console_socket() {
     assert_nothing_left(&id, root);
     drop(listener);
 }
+
+/// OCI hooks: each kind runs at its point with the state on stdin; a failing createRuntime hook
+/// stops the container and leaves nothing; a failing poststart hook only warns.
+#[test]
+fn hooks_run_in_order_with_the_state_on_stdin() {
+    let id = unique("hooks");
+    let out = tempfile::tempdir().unwrap();
+    // createContainer runs in the container's namespaces, as its root (host uid 100000)
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(out.path().join("order"), "").unwrap();
+    std::fs::set_permissions(
+        out.path().join("order"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let o = out.path().display().to_string();
+    let hook = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {o}/{name}; echo {name} >> {o}/order")]});
+    let b = Bundle::new(&["true"], |v| {
+        v["hooks"] = serde_json::json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let root = b.root.path();
+    let c = cmd(
+        root,
+        &["create", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert!(cmd(root, &["start", &id]).status.success());
+    wait_status(root, &id, "stopped");
+    assert!(cmd(root, &["delete", &id]).status.success());
+    let order = std::fs::read_to_string(out.path().join("order")).unwrap();
+    assert_eq!(
+        order,
+        "prestart\ncreateRuntime\ncreateContainer\npoststart\npoststop\n"
+    );
+    for (name, status) in [
+        ("createRuntime", "creating"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join(name)).unwrap()).unwrap();
+        assert_eq!(st["id"], id.as_str(), "{name}");
+        assert_eq!(st["status"], status, "{name}");
+        assert_eq!(st["bundle"], b.path().to_str().unwrap(), "{name}");
+    }
+    assert_nothing_left(&id, root);
+
+    let id = unique("hookfail");
+    let b = Bundle::new(&["true"], |v| {
+        v["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]})
+    });
+    let out = cmd(
+        b.root.path(),
+        &["run", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("hooks.createRuntime[0]"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_left(&id, b.root.path());
+
+    let id = unique("hookwarn");
+    let b = Bundle::new(
+        &["true"],
+        |v| v["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}]}),
+    );
+    let out = cmd(
+        b.root.path(),
+        &["run", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert!(out.status.success(), "{:?} {}", out.status, stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: hooks.poststart[0]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    assert_nothing_left(&id, b.root.path());
+}
