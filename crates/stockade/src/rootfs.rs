@@ -884,6 +884,19 @@ fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
             return Err(e).ctx(|| format!("mknod {}", path.display()));
         }
     }
+    // mknod applied the umask: set the spec's mode exactly.
+    // SAFETY: parent is a valid directory fd and name a valid C string.
+    if unsafe {
+        libc::fchmodat(
+            parent.as_raw_fd(),
+            name.as_ptr(),
+            d.file_mode().unwrap_or(0o666),
+            0,
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error()).ctx(|| format!("chmod {}", path.display()));
+    }
     // SAFETY: as above; fchownat only reads its arguments.
     let r = unsafe {
         libc::fchownat(
