@@ -433,11 +433,16 @@ pub fn setup(
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // pivot_root refuses shared parents: a shared (or unbindable) rootfsPropagation is applied
+    // after the pivot,
+    // and until then the tree is a slave of the host's (as runc does).
+    let after_pivot = prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE);
+    let before = if after_pivot { MsFlags::MS_SLAVE } else { prop };
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        prop | MsFlags::MS_REC,
+        before | MsFlags::MS_REC,
         None::<&str>,
     )
     .ctx(|| "make / private to the container")?;
@@ -572,6 +577,10 @@ pub fn setup(
     .ctx(|| "old root slave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    if after_pivot {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .ctx(|| "linux.rootfsPropagation on the new root")?;
+    }
     Ok(())
 }
 
