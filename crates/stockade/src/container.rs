@@ -308,24 +308,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         // The child reports an error, or the socket closes when execve succeeds (CLOEXEC).
         let mut listener = None;
         loop {
-            let mut buf = vec![0u8; 8192];
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            let mut space = nix::cmsg_space!([RawFd; 1]);
-            let msg = socket::recvmsg::<()>(
-                ours.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            )
-            .ctx(|| "wait for container setup")?;
-            let n = msg.bytes;
-            let mut got = None;
-            for c in msg.cmsgs().ctx(|| "control message")? {
-                if let ControlMessageOwned::ScmRights(v) = c {
-                    // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
-                    got = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
-                }
-            }
+            let (buf, got) = recv_msg(&ours, "wait for container setup")?;
+            let n = buf.len();
             if n > 0 && buf[0] == b'T' {
                 // the pty master: hand it to the engine's console socket, then keep waiting
                 let master = got.ok_or_else(|| Error::Other("pty master missing".into()))?;
@@ -473,6 +457,30 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared, pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// The next message from the child, with the descriptor it carried, if any (empty: EOF).
+fn recv_msg(sock: &OwnedFd, what: &str) -> Result<(Vec<u8>, Option<OwnedFd>)> {
+    let mut buf = vec![0u8; 8192];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| what.to_string())?;
+    let n = msg.bytes;
+    let mut fd = None;
+    for c in msg.cmsgs().ctx(|| "control message")? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
+            fd = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+        }
+    }
+    buf.truncate(n);
+    Ok((buf, fd))
+}
+
 /// The first error message the child left on the socket, if any.
 fn child_error(sock: &OwnedFd) -> Option<Error> {
     let mut buf = vec![0u8; 8192];
@@ -491,17 +499,7 @@ fn child_error(sock: &OwnedFd) -> Option<Error> {
 
 /// A tagged message with one descriptor (child → runtime).
 fn send_fd(sock: &OwnedFd, tag: &[u8], fd: &OwnedFd) -> Result<()> {
-    let iov = [IoSlice::new(tag)];
-    let fds = [fd.as_raw_fd()];
-    socket::sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .ctx(|| "pass a descriptor to the runtime")?;
-    Ok(())
+    crate::sys::send_with_fd(sock, tag, fd).ctx(|| "pass a descriptor to the runtime")
 }
 
 /// "F": the filter (flags, notify, program), or nothing.
@@ -970,24 +968,8 @@ pub fn exec(
         }
         socket::send(ours.as_raw_fd(), b"G", MsgFlags::empty()).ctx(|| "send go")?;
         loop {
-            let mut buf = vec![0u8; 8192];
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            let mut space = nix::cmsg_space!([RawFd; 1]);
-            let msg = socket::recvmsg::<()>(
-                ours.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            )
-            .ctx(|| "wait for exec")?;
-            let n = msg.bytes;
-            let mut got = None;
-            for c in msg.cmsgs().ctx(|| "control message")? {
-                if let ControlMessageOwned::ScmRights(v) = c {
-                    // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
-                    got = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
-                }
-            }
+            let (buf, got) = recv_msg(&ours, "wait for exec")?;
+            let n = buf.len();
             if n == 0 {
                 return Ok(());
             }

@@ -216,27 +216,7 @@ pub fn setup_terminal(size: Option<(u16, u16)>) -> Result<std::os::fd::OwnedFd> 
 /// Send the pty master to the engine's console socket (runc's protocol: the pty name as data,
 /// the descriptor as SCM_RIGHTS).
 pub fn send_console(path: &Path, master: &std::os::fd::OwnedFd) -> Result<()> {
-    use nix::sys::socket::{self, ControlMessage, MsgFlags, UnixAddr};
-    use std::os::fd::AsRawFd;
-    let sock = socket::socket(
-        socket::AddressFamily::Unix,
-        socket::SockType::Stream,
-        socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ctx(|| "socket")?;
-    let addr = UnixAddr::new(path).ctx(|| format!("--console-socket {}", path.display()))?;
-    socket::connect(sock.as_raw_fd(), &addr)
+    let sock = sys::connect_unix(path)
         .ctx(|| format!("connect to --console-socket {}", path.display()))?;
-    let iov = [std::io::IoSlice::new(b"/dev/ptmx")];
-    let fds = [master.as_raw_fd()];
-    socket::sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .ctx(|| "send the pty master")?;
-    Ok(())
+    sys::send_with_fd(&sock, b"/dev/ptmx", master).ctx(|| "send the pty master")
 }

@@ -2,11 +2,9 @@
 //! compiled by the runtime before the child exists (so a bad profile fails early and leaves
 //! nothing behind) and loaded by the child as its last step before `execve`.
 
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use nix::sys::socket::{self, ControlMessage, MsgFlags, UnixAddr};
 use oci_spec::runtime::Spec;
 use stockade_seccomp::{Context, Filter, Profile};
 
@@ -87,27 +85,11 @@ pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> 
             "bundle": state.bundle, "annotations": state.annotations,
         }
     });
-    let sock = socket::socket(
-        socket::AddressFamily::Unix,
-        socket::SockType::Stream,
-        socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ctx(|| "socket")?;
-    let addr =
-        UnixAddr::new(path).ctx(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
-    socket::connect(sock.as_raw_fd(), &addr)
-        .ctx(|| format!("connect to seccomp agent at {}", path.display()))?;
-    let body = msg.to_string();
-    let iov = [IoSlice::new(body.as_bytes())];
-    let fds = [fd.as_raw_fd()];
-    socket::sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .ctx(|| "send seccomp listener")?;
-    Ok(())
+    let sock = crate::sys::connect_unix(path).ctx(|| {
+        format!(
+            "connect to seccomp agent at linux.seccomp.listenerPath {}",
+            path.display()
+        )
+    })?;
+    crate::sys::send_with_fd(&sock, msg.to_string().as_bytes(), fd).ctx(|| "send seccomp listener")
 }
