@@ -12,6 +12,7 @@ pub mod error;
 pub mod hooks;
 pub mod lifecycle;
 pub mod namespaces;
+pub mod probe;
 pub mod process;
 pub mod rootfs;
 pub mod sandbox;

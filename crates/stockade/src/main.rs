@@ -100,6 +100,12 @@ enum Cmd {
     },
     /// What this runtime supports (runtime-spec features JSON)
     Features,
+    /// Look at the isolation from inside: run this in a container or sandbox
+    Probe {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Run another process in a running container
     Exec(Box<ExecArgs>),
     /// update, checkpoint, restore: not implemented yet (each refuses with a clear error)
@@ -317,6 +323,19 @@ fn real_main(cli: Cli) -> Result<i32> {
                 preserve_fds: a.preserve_fds,
             };
             Ok(container::exec(&cli.root, &a.id, &p, &opts)?)
+        }
+        Cmd::Probe { json } => {
+            let checks = stockade::probe::run_all();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                use std::io::IsTerminal;
+                print!(
+                    "{}",
+                    stockade::probe::table(&checks, std::io::stdout().is_terminal())
+                );
+            }
+            Ok(0)
         }
         Cmd::Features => {
             println!(

@@ -64,7 +64,7 @@ pub struct SandboxArgs {
     /// Print the OCI spec that would run, then exit
     #[arg(long)]
     pub print_spec: bool,
-    /// Run `stockade probe` inside instead of CMD (the binary is bound read-only)
+    /// Run `stockade probe` inside (the binary is bound read-only); arguments after `--` go to it
     #[arg(long)]
     pub probe: bool,
     /// The command and its arguments
@@ -132,6 +132,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     let mut args = a.command.clone();
     if a.probe {
         args = vec!["/.stockade/stockade".into(), "probe".into()];
+        args.extend(a.command.iter().cloned());
     }
     if args.is_empty() {
         return Err(Error::Other(
