@@ -87,3 +87,78 @@ fn bundle_from_stockade_spec_has_its_limits_in_effect() {
     assert!(exposed.is_empty(), "{exposed:#?}");
     assert_nothing_left(&id, b.root.path());
 }
+
+/// The same probe under runc with `runc spec` defaults and under bwrap as root shows the real
+/// differences: runc's default spec has no seccomp filter, no user namespace and no cgroup
+/// limits; bwrap run by root leaves /proc/sys writable and the capabilities in place.
+#[test]
+fn runc_and_bwrap_defaults_leave_gaps_the_probe_names() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    busybox_rootfs(&dir.path().join("rootfs"));
+    let spec = std::process::Command::new("runc")
+        .arg("spec")
+        .current_dir(dir.path())
+        .status()
+        .expect("runc (apt-get install runc)");
+    assert!(spec.success());
+    let cfg = dir.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["process"]["terminal"] = serde_json::json!(false);
+    v["process"]["args"] = serde_json::json!(["/.stockade/stockade", "probe", "--json"]);
+    v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/.stockade/stockade", "type": "bind", "source": bin(), "options": ["bind", "ro"]}));
+    std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+    let runc_root = tempfile::tempdir().unwrap();
+    let out = timeout()
+        .arg("runc")
+        .arg("--root")
+        .arg(runc_root.path())
+        .args(["run", "--bundle"])
+        .arg(dir.path())
+        .arg(unique("rprobe"))
+        .output()
+        .unwrap();
+    let runc = probe(&out);
+    for name in [
+        "filter mode",
+        "perf_event_open",
+        "io_uring_setup",
+        "kernel keyring (keyctl)",
+        "user namespace",
+        "memory limit",
+        "pids limit",
+    ] {
+        assert_eq!(outcome(&runc, name), "exposed", "runc: {name}");
+    }
+    // runc's default capabilities do not include CAP_SYS_TIME
+    assert_eq!(outcome(&runc, "system time"), "blocked");
+    let out = timeout()
+        .args(["bwrap", "--unshare-all", "--bind"])
+        .arg(dir.path().join("rootfs"))
+        .args([
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--ro-bind",
+            bin(),
+            "/.stockade/stockade",
+            "/.stockade/stockade",
+            "probe",
+            "--json",
+        ])
+        .output()
+        .expect("bwrap (apt-get install bubblewrap)");
+    let bwrap = probe(&out);
+    for name in [
+        "/proc/sys writable",
+        "effective set",
+        "filter mode",
+        "mount",
+        "kernel keyring (keyctl)",
+        "system time",
+    ] {
+        assert_eq!(outcome(&bwrap, name), "exposed", "bwrap: {name}");
+    }
+}
