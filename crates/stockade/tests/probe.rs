@@ -157,7 +157,6 @@ fn runc_and_bwrap_defaults_leave_gaps_the_probe_names() {
         "filter mode",
         "mount",
         "kernel keyring (keyctl)",
-        "system time",
     ] {
         assert_eq!(outcome(&bwrap, name), "exposed", "bwrap: {name}");
     }
