@@ -756,23 +756,7 @@ fn child_setup(
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
         listener = f.load().ctx(|| "load seccomp filter")?;
     }
-    let sets = capabilities::Sets::from_spec(process.capabilities().as_ref());
-    capabilities::drop_bounding(&sets)?;
-    process::switch_user(process, !rootless)?;
-    capabilities::apply(&sets)?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd {}", cwd.display()))?;
-    let env = process.env().clone().unwrap_or_default();
-    let arg0 = process
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .cloned()
-        .unwrap_or_default();
-    let program = process::find_program(&arg0, &env)?;
+    let program = process::become_the_process(process, !rootless)?;
     mark("child: privileges dropped");
     if let Some(fifo) = fifo {
         // `create`: report ready, outlive the runtime, and block until `start` opens the fifo.
@@ -1048,22 +1032,7 @@ fn exec_child(
     if let (Some(f), false) = (filter, nnp) {
         f.load().ctx(|| "load seccomp filter")?;
     }
-    let sets = capabilities::Sets::from_spec(process.capabilities().as_ref());
-    capabilities::drop_bounding(&sets)?;
-    process::switch_user(process, setgroups_allowed)?;
-    capabilities::apply(&sets)?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
-    nix::unistd::chdir(process.cwd()).ctx(|| format!("cwd {}", process.cwd().display()))?;
-    let env = process.env().clone().unwrap_or_default();
-    let arg0 = process
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .cloned()
-        .unwrap_or_default();
-    let program = process::find_program(&arg0, &env)?;
+    let program = process::become_the_process(process, setgroups_allowed)?;
     if let (Some(f), true) = (filter, nnp) {
         f.load().ctx(|| "load seccomp filter")?;
     }

@@ -112,6 +112,28 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
+/// The steps from (namespace) root to the spec's process, in the order the kernel needs: cut
+/// the bounding set, switch user with keep-caps, set the capability sets, no_new_privs, cwd.
+/// Returns the program to exec, found with the process's own PATH.
+pub fn become_the_process(p: &Process, setgroups_allowed: bool) -> Result<PathBuf> {
+    let sets = crate::capabilities::Sets::from_spec(p.capabilities().as_ref());
+    crate::capabilities::drop_bounding(&sets)?;
+    switch_user(p, setgroups_allowed)?;
+    crate::capabilities::apply(&sets)?;
+    if p.no_new_privileges().unwrap_or(false) {
+        set_no_new_privs()?;
+    }
+    nix::unistd::chdir(p.cwd()).ctx(|| format!("process.cwd {}", p.cwd().display()))?;
+    let env = p.env().clone().unwrap_or_default();
+    let arg0 = p
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    find_program(&arg0, &env)
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().ctx(|| "PR_SET_NO_NEW_PRIVS")
 }
