@@ -15,6 +15,9 @@ use stockade_seccomp::{Arch, Context, Profile};
 #[path = "../tests/support/libseccomp.rs"]
 mod libseccomp;
 
+#[path = "../tests/support/docker.rs"]
+mod docker;
+
 fn libseccomp(r: &stockade_seccomp::Resolved, tree: bool) -> Vec<SockFilter> {
     libseccomp::program(&r.oci, r.default_ret, &r.arches, tree)
 }
@@ -91,25 +94,7 @@ fn main() {
     });
     let text = std::fs::read_to_string(&path).expect("profile");
     let profile = Profile::from_json(&text).unwrap();
-    let caps: Vec<String> = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let caps: Vec<String> = docker::DOCKER_CAPS.iter().map(|s| s.to_string()).collect();
     let ctx = Context {
         arch: Arch::X86_64,
         caps: caps.into_iter().collect(),

@@ -11,6 +11,7 @@ use stockade_seccomp::bpf::{run, SeccompData};
 
 mod support;
 use stockade_seccomp::{Arch, Context, Profile};
+use support::docker::{docker_json, DOCKER_CAPS};
 use support::libseccomp::*;
 
 fn known_to_libseccomp(arch: Arch, name: &str) -> bool {
@@ -19,23 +20,6 @@ fn known_to_libseccomp(arch: Arch, name: &str) -> bool {
     // negative pseudo-numbers (socketcall and ipc multiplexing on x86) are known too
     unsafe { seccomp_syscall_resolve_name_arch(token(arch), c.as_ptr()) != -1 }
 }
-
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 fn compare(profile: &Profile, caps: &[&str]) {
     let ctx = Context {
@@ -112,16 +96,6 @@ fn compare(profile: &Profile, caps: &[&str]) {
         "compared {compared} decisions; libseccomp does not know {}: {unknown_to_libseccomp:?}",
         unknown_to_libseccomp.len()
     );
-}
-
-fn docker_json() -> Profile {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/docker-default-seccomp.json"
-    );
-    let text = std::fs::read_to_string(path)
-        .expect("../shared/data/docker-default-seccomp.json (CI has shared/ beside the checkout)");
-    Profile::from_json(&text).unwrap()
 }
 
 #[test]

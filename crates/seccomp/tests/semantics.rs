@@ -2,8 +2,11 @@
 //! program in the interpreter: random profiles and random inputs (proptest), and the real ones.
 
 use proptest::prelude::*;
+
+mod support;
 use stockade_seccomp::profile::{Arg, Filter, Rule, RET_ALLOW, RET_ERRNO};
 use stockade_seccomp::{Action, Arch, Context, Op, Profile};
+use support::docker::{docker_json, DOCKER_CAPS};
 
 fn ctx(arch: Arch, caps: &[&str]) -> Context {
     Context {
@@ -148,32 +151,6 @@ proptest! {
         }
     }
 }
-
-fn docker_json() -> Profile {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/docker-default-seccomp.json"
-    );
-    Profile::from_json(&std::fs::read_to_string(path).expect("shared/data beside the checkout"))
-        .unwrap()
-}
-
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// What Docker's profile means on x86_64 with Docker's 14 default capabilities, written out from
 /// its semantics: these are allowed, these are denied, these depend on arguments.
