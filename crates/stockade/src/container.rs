@@ -457,11 +457,11 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// The next message from the child, with the descriptor it carried, if any (empty: EOF).
-fn recv_msg(sock: &OwnedFd, what: &str) -> Result<(Vec<u8>, Option<OwnedFd>)> {
-    let mut buf = vec![0u8; 8192];
+/// One message and the descriptors it carried (SCM_RIGHTS, up to 200), received close-on-exec.
+fn recv_with_fds(sock: &OwnedFd, what: &str, len: usize) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; len];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut space = nix::cmsg_space!([RawFd; 200]);
     let msg = socket::recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
@@ -470,15 +470,21 @@ fn recv_msg(sock: &OwnedFd, what: &str) -> Result<(Vec<u8>, Option<OwnedFd>)> {
     )
     .ctx(|| what.to_string())?;
     let n = msg.bytes;
-    let mut fd = None;
+    let mut fds = vec![];
     for c in msg.cmsgs().ctx(|| "control message")? {
         if let ControlMessageOwned::ScmRights(v) = c {
-            // SAFETY: SCM_RIGHTS gave us this new descriptor; nothing else owns it.
-            fd = v.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+            // SAFETY: SCM_RIGHTS gave us these new descriptors; nothing else owns them.
+            fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
         }
     }
     buf.truncate(n);
-    Ok((buf, fd))
+    Ok((buf, fds))
+}
+
+/// The next message from the child, with the descriptor it carried, if any (empty: EOF).
+fn recv_msg(sock: &OwnedFd, what: &str) -> Result<(Vec<u8>, Option<OwnedFd>)> {
+    let (buf, fds) = recv_with_fds(sock, what, 8192)?;
+    Ok((buf, fds.into_iter().next()))
 }
 
 /// The first error message the child left on the socket, if any.
@@ -568,22 +574,8 @@ fn recv_go(sock: &OwnedFd) -> Result<(Vec<OwnedFd>, i32)> {
     let host_pid: i32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut fds = Vec::with_capacity(count);
     while fds.len() < count {
-        let mut b = [0u8; 1];
-        let mut iov = [std::io::IoSliceMut::new(&mut b)];
-        let mut space = nix::cmsg_space!([RawFd; 200]);
-        let msg = socket::recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .ctx(|| "receive mount trees")?;
-        for c in msg.cmsgs().ctx(|| "control message")? {
-            if let ControlMessageOwned::ScmRights(v) = c {
-                // SAFETY: SCM_RIGHTS gave us these new descriptors; nothing else owns them.
-                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-            }
-        }
+        let (_, more) = recv_with_fds(sock, "receive mount trees", 1)?;
+        fds.extend(more);
     }
     Ok((fds, host_pid))
 }

@@ -25,6 +25,18 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, MountAttr};
 
+/// Read-only and nothing executable, setuid or device-like: what read-only paths and a
+/// fallback /sys get.
+const READ_ONLY_LOCKED: MountAttr = MountAttr {
+    attr_set: sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC,
+    attr_clr: 0,
+    propagation: 0,
+    userns_fd: 0,
+};
+
 /// One parsed OCI mount option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opt {
@@ -535,14 +547,8 @@ pub fn setup(
                     mount_on_fd("/sys", &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
                         .ctx(|| "bind /sys")?;
                     let t = resolve_in_root(rootfd, dest, false)?;
-                    let a = MountAttr {
-                        attr_set: sys::MOUNT_ATTR_RDONLY
-                            | sys::MOUNT_ATTR_NOSUID
-                            | sys::MOUNT_ATTR_NODEV
-                            | sys::MOUNT_ATTR_NOEXEC,
-                        ..Default::default()
-                    };
-                    sys::mount_setattr_fd(t.as_raw_fd(), true, &a).ctx(|| "read-only /sys")?;
+                    sys::mount_setattr_fd(t.as_raw_fd(), true, &READ_ONLY_LOCKED)
+                        .ctx(|| "read-only /sys")?;
                 }
             }
             _ => mount_on_fd(&src, &t, Some(&fstype), o.flags, data).ctx(|| {
@@ -662,14 +668,8 @@ fn readonly(p: &Path) -> Result<()> {
         None::<&str>,
     )
     .ctx(|| format!("bind {} read-only", p.display()))?;
-    let a = MountAttr {
-        attr_set: sys::MOUNT_ATTR_RDONLY
-            | sys::MOUNT_ATTR_NOSUID
-            | sys::MOUNT_ATTR_NODEV
-            | sys::MOUNT_ATTR_NOEXEC,
-        ..Default::default()
-    };
-    sys::mount_setattr_path(p, true, &a).ctx(|| format!("make {} read-only", p.display()))
+    sys::mount_setattr_path(p, true, &READ_ONLY_LOCKED)
+        .ctx(|| format!("make {} read-only", p.display()))
 }
 
 /// The container's cgroup filesystem: on a pure v2 host one cgroup2 mount; on v1 and hybrid hosts

@@ -338,27 +338,8 @@ fn terminal_master_goes_to_the_console_socket() {
     let root = b.root.path();
     let sock = b.path().join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
-    let recv_master = move |l: &UnixListener| -> std::fs::File {
-        let (conn, _) = l.accept().unwrap();
-        let mut buf = [0u8; 64];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            std::os::fd::AsRawFd::as_raw_fd(&conn),
-            &mut iov,
-            Some(&mut space),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let fd = msg.cmsgs().unwrap().find_map(|c| match c {
-            nix::sys::socket::ControlMessageOwned::ScmRights(v) => v.first().copied(),
-            _ => None,
-        });
-        // SAFETY: the descriptor came through SCM_RIGHTS and is owned by the File from here on.
-        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd.expect("no pty master")) }
-    };
     let t = std::thread::spawn(move || {
-        let m = recv_master(&listener);
+        let m = std::fs::File::from(recv_fd(&listener).1);
         (m, listener)
     });
     let out = cmd(

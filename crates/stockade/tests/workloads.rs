@@ -105,31 +105,14 @@ fn seccomp_notify_listener_reaches_the_agent() {
             .output()
             .unwrap()
     });
-    let (conn, _) = listener.accept().unwrap();
     // receive the state JSON and the descriptor
-    let mut buf = vec![0u8; 65536];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        std::os::fd::AsRawFd::as_raw_fd(&conn),
-        &mut iov,
-        Some(&mut space),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
-            fd = v.first().copied();
-        }
-    }
-    let n = msg.bytes;
-    let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    let (body, listener_fd) = recv_fd(&listener);
+    let state: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(state["metadata"], "hello-agent");
     assert_eq!(state["fds"], json!(["seccompFd"]));
     assert_eq!(state["state"]["id"], id.as_str());
     assert!(state["pid"].as_i64().unwrap() > 0);
-    let fd = fd.expect("no descriptor in SCM_RIGHTS");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener_fd);
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
     assert!(
         link.to_string_lossy().contains("seccomp notify"),
@@ -137,9 +120,7 @@ fn seccomp_notify_listener_reaches_the_agent() {
         link.display()
     );
     // the agent goes away without answering: the notified call fails (ENOSYS), nothing hangs
-    // SAFETY: fd came to us through SCM_RIGHTS and is closed once.
-    unsafe { libc::close(fd) };
-    drop(conn);
+    drop(listener_fd);
     let out = runner.join().unwrap();
     let text = stdout(&out);
     assert!(text.ends_with("done\n"), "{text} {}", stderr(&out));

@@ -183,3 +183,32 @@ pub fn unique(prefix: &str) -> String {
 pub fn tmp_path(p: &Path) -> PathBuf {
     p.to_path_buf()
 }
+
+/// Accept one connection and receive a message with one descriptor (SCM_RIGHTS), as engines'
+/// console sockets and seccomp agents do.
+pub fn recv_fd(listener: &std::os::unix::net::UnixListener) -> (Vec<u8>, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let n = msg.bytes;
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmRights(v) => v.first().copied(),
+            _ => None,
+        })
+        .expect("no descriptor in SCM_RIGHTS");
+    buf.truncate(n);
+    // SAFETY: the descriptor came through SCM_RIGHTS; the OwnedFd is its only owner.
+    (buf, unsafe { OwnedFd::from_raw_fd(fd) })
+}
