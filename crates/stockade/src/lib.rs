@@ -5,6 +5,7 @@
 //! [`process`] (keyring, no_new_privs, exec). [`container`] is the engine that runs them in order;
 //! [`spec`] and [`sandbox`] are the front ends that feed it one OCI spec.
 
+pub mod audit;
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;

@@ -198,6 +198,113 @@ fn docker_runs_containers_with_stockade() {
     }
 }
 
+/// `stockade audit` of real `docker inspect` output: a privileged container with the host's
+/// namespaces, root and socket, and a hardened one (containers are only created: inspect is
+/// what is audited).
+#[test]
+fn docker_inspect_output_is_audited() {
+    let d = Dockerd::start();
+    let priv_ = d.docker(&[
+        "create",
+        "--name",
+        "priv",
+        "--privileged",
+        "--network",
+        "host",
+        "--pid",
+        "host",
+        "-v",
+        "/:/host",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "bb",
+        "sleep",
+        "9",
+    ]);
+    assert!(priv_.status.success(), "{}", stderr(&priv_));
+    let hard = d.docker(&[
+        "create",
+        "--name",
+        "hard",
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "--memory",
+        "256m",
+        "--pids-limit",
+        "100",
+        "--cpus",
+        "1",
+        "--security-opt",
+        "no-new-privileges",
+        "--user",
+        "1000",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "9",
+    ]);
+    assert!(hard.status.success(), "{}", stderr(&hard));
+    let inspect = d.docker(&["inspect", "priv", "hard"]);
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let file = d.dir.path().join("inspect.json");
+    std::fs::write(&file, &inspect.stdout).unwrap();
+    let out = timeout()
+        .arg(bin())
+        .args(["audit", "--format", "json", "--fail-on", "high"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = |target: &str| -> Vec<(String, String, String)> {
+        v["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == target)
+            .unwrap_or_else(|| panic!("no {target} in {v:#}"))["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().into(),
+                    f["severity"].as_str().unwrap().into(),
+                    f["evidence"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let p = findings("docker container priv");
+    for (id, cis) in [
+        ("SA001", "[0].HostConfig.Privileged = true"),
+        ("SA010", "[0].HostConfig.NetworkMode = \\\"host\\\""),
+        ("SA011", "[0].HostConfig.PidMode"),
+        ("SA051", "/ → /host"),
+        ("SA054", "/var/run/docker.sock"),
+        ("SA040", "Privileged"),
+    ] {
+        assert!(
+            p.iter()
+                .any(|(i, s, e)| i == id && s == "high" && e.contains(cis)),
+            "priv: {id} with {cis}: {p:#?}"
+        );
+    }
+    let h = findings("docker container hard");
+    assert!(h.iter().all(|(_, s, _)| s != "high"), "hard: {h:#?}");
+    for id in [
+        "SA002", "SA003", "SA025", "SA026", "SA027", "SA030", "SA040", "SA050",
+    ] {
+        assert!(
+            h.iter().all(|(i, _, _)| i != id),
+            "hard: {id} fired: {h:#?}"
+        );
+    }
+    assert!(d.docker(&["rm", "priv", "hard"]).status.success());
+}
+
 /// Podman (through conmon) with a temporary store; no systemd here, so cgroupfs and file events.
 struct Podman {
     dir: tempfile::TempDir,
