@@ -48,6 +48,10 @@ enum Cmd {
         /// Create and start, then return (the container keeps running)
         #[arg(long, short)]
         detach: bool,
+        /// Run `stockade probe` in the container instead of its process (the binary is bound
+        /// in read-only): --probe, --probe=json, --probe=json,stress
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "table")]
+        probe: Option<String>,
     },
     /// Create a container, blocked before it runs its process until `start`
     Create {
@@ -105,6 +109,10 @@ enum Cmd {
         /// JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Also try to exhaust processes, memory, descriptors, /tmp and /dev/shm (bounded; all
+        /// given back afterwards)
+        #[arg(long)]
+        stress: bool,
     },
     /// Check containers' configuration against the seed and the CIS Docker Benchmark: OCI
     /// config.json, `docker inspect` output, Kubernetes manifests, or live processes (--pid)
@@ -275,14 +283,14 @@ fn real_main(cli: Cli) -> Result<i32> {
         );
     }
     match cli.cmd {
-        Cmd::Run { c, detach } => {
-            let code = create(&cli.root, &c, cli.quiet, detach)?;
+        Cmd::Run { c, detach, probe } => {
+            let code = create(&cli.root, &c, cli.quiet, detach, probe.as_deref())?;
             if detach {
                 stockade::lifecycle::start(&cli.root, &c.id)?;
             }
             Ok(code)
         }
-        Cmd::Create { c } => create(&cli.root, &c, cli.quiet, true),
+        Cmd::Create { c } => create(&cli.root, &c, cli.quiet, true, None),
         Cmd::Start { id } => {
             stockade::lifecycle::start(&cli.root, &id)?;
             Ok(0)
@@ -384,8 +392,11 @@ fn real_main(cli: Cli) -> Result<i32> {
             };
             Ok(container::exec(&cli.root, &a.id, &p, &opts)?)
         }
-        Cmd::Probe { json } => {
-            let checks = stockade::probe::run_all();
+        Cmd::Probe { json, stress } => {
+            let mut checks = stockade::probe::run_all();
+            if stress {
+                checks.extend(stockade::probe::run_stress());
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&checks)?);
             } else {
@@ -595,14 +606,23 @@ struct CreateArgs {
 }
 
 /// `run` (keep = false: foreground) and `create`/`run -d` (keep = true).
-fn create(root: &Path, c: &CreateArgs, quiet: bool, keep: bool) -> Result<i32> {
+fn create(
+    root: &Path,
+    c: &CreateArgs,
+    quiet: bool,
+    keep: bool,
+    probe: Option<&str>,
+) -> Result<i32> {
     if c.no_pivot {
         bail!("--no-pivot is not supported: stockade always uses pivot_root");
     }
     let bundle = std::fs::canonicalize(&c.bundle)
         .with_context(|| format!("bundle {}", c.bundle.display()))?;
     let file = bundle.join("config.json");
-    let spec = spec::load(&file)?;
+    let mut spec = spec::load(&file)?;
+    if let Some(how) = probe {
+        spec = with_probe(spec, how)?;
+    }
     let opts = RunOptions {
         root: root.to_path_buf(),
         config_file: file,
@@ -615,6 +635,32 @@ fn create(root: &Path, c: &CreateArgs, quiet: bool, keep: bool) -> Result<i32> {
         console_socket: c.console_socket.clone(),
     };
     Ok(container::run(&c.id, &bundle, &spec, &opts)?)
+}
+
+/// The bundle's spec with its process replaced by `stockade probe`, this binary bound in
+/// read-only at /.stockade/stockade.
+fn with_probe(spec: oci_spec::runtime::Spec, how: &str) -> Result<oci_spec::runtime::Spec> {
+    let mut args = vec!["/.stockade/stockade".to_string(), "probe".to_string()];
+    for w in how.split(',') {
+        match w {
+            "table" => {}
+            "json" => args.push("--json".into()),
+            "stress" => args.push("--stress".into()),
+            other => bail!("--probe={other}: use table, json or stress (comma-separated)"),
+        }
+    }
+    let exe = std::env::current_exe().context("locating the stockade binary")?;
+    let mut v = serde_json::to_value(&spec)?;
+    v["process"]["args"] = serde_json::json!(args);
+    v["process"]["terminal"] = serde_json::json!(false);
+    if !v["mounts"].is_array() {
+        v["mounts"] = serde_json::json!([]);
+    }
+    v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "destination": "/.stockade/stockade", "type": "bind", "source": exe,
+        "options": ["bind", "ro", "nosuid", "nodev"],
+    }));
+    Ok(serde_json::from_value(v)?)
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration> {

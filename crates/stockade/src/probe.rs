@@ -586,3 +586,190 @@ pub fn table(checks: &[Check], colour: bool) -> String {
     }
     s
 }
+
+/// `probe --stress`: resource exhaustion, bounded. Each test stops at its bound or at the first
+/// limit it meets, then gives back everything it took (children killed, memory freed, files
+/// closed and removed). Blocked means a limit stopped it before the bound; exposed means the bound
+/// was reached with no limit in sight.
+pub fn run_stress() -> Vec<Check> {
+    let hw = "hardware (stress)";
+    vec![
+        stress_fork(hw),
+        stress_memory(hw),
+        stress_fds(hw),
+        stress_fill(hw, "/tmp"),
+        stress_fill(hw, "/dev/shm"),
+    ]
+}
+
+const FORK_BOUND: usize = 4096;
+
+fn stress_fork(sec: &'static str) -> Check {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::waitpid;
+    use nix::unistd::Pid;
+    let mut kids = vec![];
+    let mut stopped = None;
+    while kids.len() < FORK_BOUND {
+        match crate::sys::fork_exit(|| {
+            // SAFETY: pause has no preconditions; the parent kills us.
+            unsafe { libc::pause() };
+            0
+        }) {
+            Ok(pid) => kids.push(pid),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    let n = kids.len();
+    for &k in &kids {
+        let _ = kill(Pid::from_raw(k), Signal::SIGKILL);
+    }
+    for &k in &kids {
+        let _ = waitpid(Pid::from_raw(k), None);
+    }
+    match stopped {
+        Some(e) => check(
+            sec,
+            "fork bomb",
+            Outcome::Blocked,
+            format!("fork failed after {n} processes: {e}"),
+        ),
+        None => check(
+            sec,
+            "fork bomb",
+            Outcome::Exposed,
+            format!("{n} processes started, no limit met (bound {FORK_BOUND})"),
+        ),
+    }
+}
+
+fn stress_memory(sec: &'static str) -> Check {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    // Bound: 4 GiB, or half of what the host has available, whichever is smaller.
+    let avail_kib: u64 = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0);
+    let bound_mib = (4096).min(avail_kib / 1024 / 2);
+    const CHUNK: usize = 16 << 20;
+    let child = crate::sys::fork_exit(|| {
+        let mut held: Vec<Vec<u8>> = vec![];
+        for _ in 0..bound_mib / 16 {
+            held.push(vec![1u8; CHUNK]); // touches every page
+        }
+        std::hint::black_box(&held);
+        0
+    });
+    let pid = match child {
+        Ok(p) => p,
+        Err(e) => {
+            return check(
+                sec,
+                "memory exhaustion",
+                Outcome::NotApplicable,
+                format!("fork: {e}"),
+            )
+        }
+    };
+    match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Signaled(_, sig, _)) => check(
+            sec,
+            "memory exhaustion",
+            Outcome::Blocked,
+            format!("killed by {sig:?} before {bound_mib} MiB (the memory limit's OOM kill)"),
+        ),
+        Ok(WaitStatus::Exited(_, 0)) => check(
+            sec,
+            "memory exhaustion",
+            Outcome::Exposed,
+            format!("{bound_mib} MiB allocated and touched, no limit met"),
+        ),
+        other => check(
+            sec,
+            "memory exhaustion",
+            Outcome::Blocked,
+            format!("allocation failed before {bound_mib} MiB: {other:?}"),
+        ),
+    }
+}
+
+const FD_BOUND: usize = 1 << 16;
+
+fn stress_fds(sec: &'static str) -> Check {
+    let mut fds = vec![];
+    let mut stopped = None;
+    while fds.len() < FD_BOUND {
+        match fs::File::open("/dev/null") {
+            Ok(f) => fds.push(f),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    let n = fds.len();
+    drop(fds);
+    match stopped {
+        Some(e) => check(
+            sec,
+            "descriptor exhaustion",
+            Outcome::Blocked,
+            format!("open failed after {n} descriptors: {e}"),
+        ),
+        None => check(
+            sec,
+            "descriptor exhaustion",
+            Outcome::Exposed,
+            format!("{n} descriptors opened, no limit met"),
+        ),
+    }
+}
+
+const FILL_BOUND_MIB: usize = 1024;
+
+fn stress_fill(sec: &'static str, dir: &str) -> Check {
+    use std::io::Write;
+    let name = format!("{dir} fill");
+    let path = format!("{dir}/.stockade-probe-fill-{}", std::process::id());
+    let mut f = match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => return check(sec, &name, Outcome::NotApplicable, format!("{path}: {e}")),
+    };
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut written = 0;
+    let mut stopped = None;
+    while written < FILL_BOUND_MIB {
+        if let Err(e) = f.write_all(&chunk) {
+            stopped = Some(e);
+            break;
+        }
+        written += 1;
+    }
+    drop(f);
+    let _ = fs::remove_file(&path);
+    match stopped {
+        Some(e) => check(
+            sec,
+            &name,
+            Outcome::Blocked,
+            format!("write failed after {written} MiB: {e}"),
+        ),
+        None => check(
+            sec,
+            &name,
+            Outcome::Exposed,
+            format!("{written} MiB written, no limit met (bound {FILL_BOUND_MIB} MiB)"),
+        ),
+    }
+}

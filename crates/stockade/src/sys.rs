@@ -370,3 +370,20 @@ pub fn connect_unix(path: &Path) -> io::Result<OwnedFd> {
     connect(sock.as_raw_fd(), &addr).map_err(io::Error::from)?;
     Ok(sock)
 }
+
+/// fork(2) a child that runs `child` and leaves with `_exit(code)`. For single-threaded callers
+/// only (the probe's bounded stress tests).
+pub fn fork_exit(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
+    // SAFETY: callers are single-threaded when they fork, so the child's copy of the allocator
+    // and of every lock is consistent; the child never returns into the caller's code: it runs
+    // `child` and ends with _exit, skipping the parent's atexit handlers and buffered output.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let code = child();
+            // SAFETY: _exit has no preconditions.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(pid),
+    }
+}

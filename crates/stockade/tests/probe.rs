@@ -64,22 +64,54 @@ fn loosened_sandbox_shows_the_gaps() {
     assert_eq!(outcome(&checks, "kernel keyring (keyctl)"), "exposed");
 }
 
+/// `run --probe=json,stress` on a bundle from `stockade spec`: the probe replaces the process,
+/// the limits are in effect, and the bounded stress tests meet them.
 #[test]
 fn bundle_from_stockade_spec_has_its_limits_in_effect() {
     let id = unique("probe");
-    let b = Bundle::new(&["/.stockade/stockade", "probe", "--json"], |v| {
-        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/.stockade/stockade", "type": "bind", "source": bin(), "options": ["bind", "ro"]}));
-    });
-    let checks = probe(&b.run(&id));
+    let b = Bundle::new(&["sleep", "1000"], |_| {});
+    let out = timeout()
+        .arg(bin())
+        .arg("--root")
+        .arg(b.root.path())
+        .args(["run", "--probe=json,stress", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .output()
+        .unwrap();
+    let checks = probe(&out);
     for name in [
         "memory limit",
         "pids limit",
         "cpu limit",
         "nosuid mounts",
         "network namespace",
+        "fork bomb",
+        "memory exhaustion",
+        "descriptor exhaustion",
+        "/tmp fill",
+        "/dev/shm fill",
     ] {
         assert_eq!(outcome(&checks, name), "blocked", "{name}: {checks:#?}");
     }
+    let evidence = |name: &str| {
+        checks.iter().find(|c| c["name"] == name).unwrap()["evidence"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // the pids limit (1024), not the bound (4096) or RLIMIT_NPROC (4096), stopped the fork bomb
+    let forked: usize = evidence("fork bomb")
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap();
+    assert!((900..1024).contains(&forked), "{}", evidence("fork bomb"));
+    assert!(evidence("memory exhaustion").contains("SIGKILL"));
+    assert!(
+        evidence("/tmp fill").contains("after 64 MiB"),
+        "{}",
+        evidence("/tmp fill")
+    );
     let exposed: Vec<&serde_json::Value> = checks
         .iter()
         .filter(|c| c["outcome"] == "exposed")
