@@ -160,6 +160,25 @@ pub fn pause(root: &Path, id: &str, frozen: bool) -> Result<()> {
     cg.freeze(frozen)
 }
 
+/// `update`: check the new resources as `create` would, then write them to the container's
+/// cgroup. Only what is given changes.
+pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let (dir, st) = load(root, id)?;
+    let s = status(&dir, &st);
+    if s == "stopped" {
+        return Err(Error::Other(format!(
+            "container {id} is stopped: nothing to update"
+        )));
+    }
+    crate::cgroups::validate(r)
+        .map_err(|(field, msg)| Error::Other(format!("update: linux.resources.{field}: {msg}")))?;
+    let cg = st
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup (unprivileged)")))?;
+    cg.apply(r)
+}
+
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     let (_, st) = load(root, id)?;
     Ok(st.cgroup.map(|c| c.pids()).unwrap_or_else(|| vec![st.pid]))

@@ -92,6 +92,8 @@ enum Cmd {
     },
     /// Freeze every process of a container
     Pause { id: String },
+    /// Change a running container's cgroup limits
+    Update(Box<UpdateArgs>),
     /// Thaw a paused container
     Resume { id: String },
     /// Container events; with --stats one statistics record
@@ -356,6 +358,11 @@ fn real_main(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Update(u) => {
+            let r = update_resources(&u)?;
+            stockade::lifecycle::update(&cli.root, &u.id, &r)?;
+            Ok(0)
+        }
         Cmd::Pause { id } => {
             stockade::lifecycle::pause(&cli.root, &id, true)?;
             Ok(0)
@@ -424,7 +431,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         Cmd::Other(args) => {
             let what = args.first().map(String::as_str).unwrap_or("");
             match what {
-                "exec" | "update" | "checkpoint" | "restore" => {
+                "checkpoint" | "restore" => {
                     bail!("`{what}` is not implemented in stockade yet")
                 }
                 _ => bail!("unknown command {what:?} (see stockade --help)"),
@@ -603,6 +610,120 @@ struct CreateArgs {
     #[arg(long)]
     no_new_keyring: bool,
     id: String,
+}
+
+/// runc's `update` flags; `--resources` (a linux.resources JSON file, or - for stdin) first,
+/// then the flags on top of it.
+#[derive(clap::Args)]
+struct UpdateArgs {
+    id: String,
+    #[arg(long, short)]
+    resources: Option<String>,
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    #[arg(long)]
+    cpu_share: Option<u64>,
+    #[arg(long)]
+    cpu_rt_period: Option<u64>,
+    #[arg(long)]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with k/m/g; -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap (bytes, or with k/m/g; -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+}
+
+fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut v = match u.resources.as_deref() {
+        None => serde_json::json!({}),
+        Some(src) => {
+            let (text, name) = if src == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
+                (t, "stdin".to_string())
+            } else {
+                (
+                    std::fs::read_to_string(src).with_context(|| format!("--resources {src}"))?,
+                    src.to_string(),
+                )
+            };
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("--resources {name}: not JSON"))?
+        }
+    };
+    if !v.is_object() {
+        bail!("--resources: expected a JSON object (linux.resources)");
+    }
+    let size = |flag: &str, s: &str| -> Result<i64> { Ok(stockade::sandbox::parse_size(flag, s)?) };
+    let mut set = |path: &[&str], val: serde_json::Value| {
+        let mut cur = &mut v;
+        for k in &path[..path.len() - 1] {
+            if !cur[*k].is_object() {
+                cur[*k] = serde_json::json!({});
+            }
+            cur = &mut cur[*k];
+        }
+        cur[path[path.len() - 1]] = val;
+    };
+    if let Some(w) = u.blkio_weight {
+        set(&["blockIO", "weight"], w.into());
+    }
+    if let Some(x) = u.cpu_period {
+        set(&["cpu", "period"], x.into());
+    }
+    if let Some(x) = u.cpu_quota {
+        set(&["cpu", "quota"], x.into());
+    }
+    if let Some(x) = u.cpu_share {
+        set(&["cpu", "shares"], x.into());
+    }
+    if let Some(x) = u.cpu_rt_period {
+        set(&["cpu", "realtimePeriod"], x.into());
+    }
+    if let Some(x) = u.cpu_rt_runtime {
+        set(&["cpu", "realtimeRuntime"], x.into());
+    }
+    if let Some(x) = &u.cpuset_cpus {
+        set(&["cpu", "cpus"], x.clone().into());
+    }
+    if let Some(x) = &u.cpuset_mems {
+        set(&["cpu", "mems"], x.clone().into());
+    }
+    if let Some(x) = &u.memory {
+        set(&["memory", "limit"], size("--memory", x)?.into());
+    }
+    if let Some(x) = &u.memory_reservation {
+        set(
+            &["memory", "reservation"],
+            size("--memory-reservation", x)?.into(),
+        );
+    }
+    if let Some(x) = &u.memory_swap {
+        set(&["memory", "swap"], size("--memory-swap", x)?.into());
+    }
+    if let Some(x) = u.pids_limit {
+        set(&["pids", "limit"], x.into());
+    }
+    if v.as_object().is_some_and(|o| o.is_empty()) {
+        bail!("update: nothing to change (give --resources or a flag such as --memory)");
+    }
+    let r: oci_spec::runtime::LinuxResources = serde_path_to_error::deserialize(&v)
+        .map_err(|e| anyhow::anyhow!("update: resources: {}: {}", e.path(), e.inner()))?;
+    Ok(r)
 }
 
 /// `run` (keep = false: foreground) and `create`/`run -d` (keep = true).

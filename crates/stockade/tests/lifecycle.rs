@@ -202,7 +202,7 @@ fn features_are_truthful_json_and_unsupported_commands_say_so() {
         .iter()
         .any(|n| n == "time"));
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);
-    for c in ["checkpoint", "update"] {
+    for c in ["checkpoint", "restore"] {
         let out = cmd(root.path(), &[c, "x"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
@@ -463,4 +463,69 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     );
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
     assert_nothing_left(&id, b.root.path());
+}
+
+/// `update` changes a running container's limits in the real cgroup; bad values change nothing.
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let id = unique("update");
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let root = b.root.path();
+    let out = cmd(
+        root,
+        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = |ctrl: &str, f: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}/stockade/{id}/{f}"))
+            .unwrap_or_else(|e| panic!("{ctrl}/{f}: {e}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(file("memory", "memory.limit_in_bytes"), "1073741824");
+    let out = cmd(
+        root,
+        &[
+            "update",
+            "--memory",
+            "2g",
+            "--pids-limit",
+            "77",
+            "--cpu-quota",
+            "50000",
+            &id,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(file("memory", "memory.limit_in_bytes"), "2147483648");
+    assert_eq!(file("pids", "pids.max"), "77");
+    assert_eq!(file("cpu", "cpu.cfs_quota_us"), "50000");
+    // --resources from a file, as containerd's shim passes it
+    let res = b.path().join("res.json");
+    std::fs::write(
+        &res,
+        r#"{"memory": {"limit": 536870912, "swap": 536870912}, "pids": {"limit": 33}}"#,
+    )
+    .unwrap();
+    let out = cmd(root, &["update", "--resources", res.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(file("memory", "memory.limit_in_bytes"), "536870912");
+    assert_eq!(file("pids", "pids.max"), "33");
+    // bad input: named, and nothing changes
+    for (args, want) in [
+        (vec!["update", "--pids-limit", "-5", &id], "pids.limit"),
+        (vec!["update", "--memory", "12x", &id], "unknown unit"),
+        (vec!["update", &id], "nothing to change"),
+        (
+            vec!["update", "--memory", "1g", "no-such-container"],
+            "does not exist",
+        ),
+    ] {
+        let out = cmd(root, &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(file("pids", "pids.max"), "33");
+    assert!(cmd(root, &["delete", "--force", &id]).status.success());
+    assert_nothing_left(&id, root);
 }

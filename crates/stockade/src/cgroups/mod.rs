@@ -888,6 +888,18 @@ fn apply_memory_v1(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()>
                 write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
             }
         }
+        (Some(l), None) if memsw => {
+            // Raising the limit above memory+swap fails: raise memory+swap with it (an update
+            // that gives only --memory keeps "no more swap than before" semantics).
+            let cur_sw: i64 = fs::read_to_string(dir.join("memory.memsw.limit_in_bytes"))
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(i64::MAX);
+            if l == -1 || l > cur_sw {
+                write(dir, "memory.memsw.limit_in_bytes", &l.to_string())?;
+            }
+            write(dir, "memory.limit_in_bytes", &l.to_string())?
+        }
         (Some(l), _) => write(dir, "memory.limit_in_bytes", &l.to_string())?,
         (None, Some(s)) if memsw => write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?,
         _ => {}
