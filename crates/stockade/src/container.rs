@@ -787,7 +787,7 @@ impl CgroupGuard {
     fn create(spec: &Spec, id: &str, rootless: bool, quiet: bool) -> Result<CgroupGuard> {
         let linux = spec.linux().as_ref();
         let layout = Layout::detect()?;
-        let cg = Cgroup::locate(&layout, linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        let mut cg = Cgroup::locate(&layout, linux.and_then(|l| l.cgroups_path().as_deref()), id);
         if rootless {
             if !quiet {
                 eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");

@@ -250,3 +250,34 @@ fn seccomp_profile_too_big_for_the_kernel_is_refused_clearly() {
     });
     expect_error(&b, &id, &["linux.seccomp", "4096"]);
 }
+
+/// A nested relative `cgroupsPath` whose parents stockade had to make: a run that ends and a
+/// create that fails after the directories were made both remove those parents too.
+#[test]
+fn nested_cgroups_path_parents_are_removed_too() {
+    let top = unique("nest");
+    let path = format!("{top}/mid/leaf");
+    let left = || {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join(&top))
+            .filter(|p| p.exists())
+            .collect::<Vec<_>>()
+    };
+    let b = Bundle::new(&["true"], |v| {
+        v["linux"]["cgroupsPath"] = serde_json::json!(path);
+    });
+    let out = b.run(&unique("nested"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(left(), Vec::<std::path::PathBuf>::new());
+    // CPU 999 does not exist: the kernel refuses the write, after the mkdirs
+    let b = Bundle::new(&["true"], |v| {
+        v["linux"]["cgroupsPath"] = serde_json::json!(path);
+        v["linux"]["resources"]["cpu"]["cpus"] = serde_json::json!("999");
+    });
+    let out = b.run(&unique("nested"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cpuset.cpus"), "{}", stderr(&out));
+    assert_eq!(left(), Vec::<std::path::PathBuf>::new());
+}

@@ -235,9 +235,10 @@ fn v2_membership_freeze_and_kill_on_the_unified_mount() {
         .unified
         .clone()
         .expect("a cgroup2 mount (hybrid: /sys/fs/cgroup/unified)");
-    let cg = Cgroup {
+    let mut cg = Cgroup {
         v1: vec![],
         v2: Some(unified.join(unique("stockade-v2-test"))),
+        ..Default::default()
     };
     cg.create().unwrap();
     assert!(cg.create().is_err(), "creating twice must fail");
@@ -300,9 +301,10 @@ fn v2_device_filter_program_denies_in_the_kernel() {
     require_root();
     let layout = Layout::detect().unwrap();
     let unified = layout.unified.clone().expect("a cgroup2 mount");
-    let cg = Cgroup {
+    let mut cg = Cgroup {
         v1: vec![],
         v2: Some(unified.join(unique("stockade-devfilter"))),
+        ..Default::default()
     };
     cg.create().unwrap();
     let rules = vec![

@@ -313,6 +313,10 @@ pub struct Cgroup {
     /// (controllers, directory) per v1 hierarchy.
     pub v1: Vec<(String, PathBuf)>,
     pub v2: Option<PathBuf>,
+    /// Ancestors `create` had to make (`/stockade`, or the parents of a nested `cgroupsPath`):
+    /// removed again by `destroy` once empty, so nothing is left behind.
+    #[serde(default)]
+    pub made_parents: Vec<PathBuf>,
 }
 
 impl Cgroup {
@@ -338,7 +342,19 @@ impl Cgroup {
             .unified
             .as_ref()
             .map(|u| under(u, &layout.unified_self));
-        Cgroup { v1, v2 }
+        let mut cg = Cgroup {
+            v1,
+            v2,
+            made_parents: vec![],
+        };
+        // stockade's own `/stockade` parent goes once its last container has gone, whoever made it
+        if cgroups_path.is_none() {
+            cg.made_parents = cg
+                .dirs()
+                .filter_map(|d| d.parent().map(Path::to_path_buf))
+                .collect();
+        }
+        cg
     }
 
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
@@ -353,27 +369,46 @@ impl Cgroup {
     }
 
     /// Create every directory; fails (creating nothing it keeps) if the cgroup already exists.
-    pub fn create(&self) -> Result<()> {
+    pub fn create(&mut self) -> Result<()> {
         let mut made = vec![];
-        for d in self.dirs() {
-            if let Some(parent) = d.parent() {
-                if let Err(e) = fs::create_dir_all(parent) {
-                    self.remove_dirs(&made);
-                    return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
+        let dirs: Vec<PathBuf> = self.dirs().cloned().collect();
+        for d in &dirs {
+            let mut attempt = 0;
+            loop {
+                if let Some(parent) = d.parent() {
+                    let missing: Vec<PathBuf> = parent
+                        .ancestors()
+                        .take_while(|a| !a.exists())
+                        .map(Path::to_path_buf)
+                        .collect();
+                    if let Err(e) = fs::create_dir_all(parent) {
+                        self.remove_dirs(&made);
+                        return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
+                    }
+                    for m in missing {
+                        if !self.made_parents.contains(&m) {
+                            self.made_parents.push(m);
+                        }
+                    }
                 }
-            }
-            match fs::create_dir(d) {
-                Ok(()) => made.push(d.clone()),
-                Err(e) => {
-                    self.remove_dirs(&made);
-                    return Err(Error::Cgroup(if e.kind() == io::ErrorKind::AlreadyExists {
-                        format!(
-                            "{} already exists (another container with this cgroupsPath?)",
-                            d.display()
-                        )
-                    } else {
-                        format!("mkdir {}: {e}", d.display())
-                    }));
+                match fs::create_dir(d) {
+                    Ok(()) => {
+                        made.push(d.clone());
+                        break;
+                    }
+                    // a parent removed under us by a concurrent `delete` of its last child
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+                    Err(e) => {
+                        self.remove_dirs(&made);
+                        return Err(Error::Cgroup(if e.kind() == io::ErrorKind::AlreadyExists {
+                            format!(
+                                "{} already exists (another container with this cgroupsPath?)",
+                                d.display()
+                            )
+                        } else {
+                            format!("mkdir {}: {e}", d.display())
+                        }));
+                    }
                 }
             }
         }
@@ -394,6 +429,16 @@ impl Cgroup {
     fn remove_dirs(&self, dirs: &[PathBuf]) {
         for d in dirs {
             let _ = fs::remove_dir(d);
+        }
+        self.remove_made_parents();
+    }
+
+    /// The parents `create` made, deepest first; those still holding other cgroups stay.
+    fn remove_made_parents(&self) {
+        let mut parents = self.made_parents.clone();
+        parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in parents {
+            let _ = fs::remove_dir(p);
         }
     }
 
@@ -805,6 +850,7 @@ impl Cgroup {
             }
         }
         if errs.is_empty() {
+            self.remove_made_parents();
             Ok(())
         } else {
             Err(Error::Cgroup(errs.join("; ")))
@@ -843,6 +889,14 @@ pub fn procs(dir: &Path) -> Vec<i32> {
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     fs::write(dir.join(file), value).map_err(|e| {
+        if !dir.join(file).exists() && dir.exists() {
+            // cgroupfs cannot create files: the controller or this kernel lacks the knob
+            // (blkio weights need the BFQ scheduler; kernel memory limits are gone since 6.x)
+            return Error::Cgroup(format!(
+                "{file}: this host's kernel does not offer it in {} (cannot set {value:?})",
+                dir.display()
+            ));
+        }
         Error::Cgroup(format!(
             "write {:?} to {}: {e}",
             value,
@@ -1280,6 +1334,7 @@ mod tests {
         let cg = Cgroup {
             v1: vec![],
             v2: Some(dir.path().to_path_buf()),
+            ..Default::default()
         };
         let r: LinuxResources =
             serde_json::from_str(r#"{"unified": {"memory.high": "1048576"}}"#).unwrap();
@@ -1301,6 +1356,7 @@ mod tests {
         let v1only = Cgroup {
             v1: vec![],
             v2: None,
+            ..Default::default()
         };
         let r: LinuxResources =
             serde_json::from_str(r#"{"unified": {"memory.high": "1"}}"#).unwrap();
