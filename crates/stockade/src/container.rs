@@ -98,13 +98,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
     mark("validated");
-    if !ns.new_mount && !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
-        return Err(crate::error::config_err(
-            &opts.config_file,
-            "linux.namespaces",
-            "stockade needs a mount namespace",
-        ));
-    }
     let process = spec.process().as_ref().expect("validated");
     if let Some(m) = spec
         .linux()
@@ -115,7 +108,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         #[allow(deprecated)]
         let kernel = m.kernel().is_some() || m.kernel_tcp().is_some();
         if kernel && !opts.quiet {
-            eprintln!("stockade: warning: linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec and ignored (no kernel memory limit on cgroup v2 or kernels >= 5.4)");
+            eprintln!("stockade: warning: linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec: kernel is ignored (kernels >= 6.x enforce no kernel memory limit), kernelTCP is applied on cgroup v1 only");
         }
     }
     capabilities::check_obtainable(
@@ -166,6 +159,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         rootfs_dir
     };
     let mut cgroup = CgroupGuard { cgroup: None };
+    let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {
             let path = state_dir.dir.join(EXEC_FIFO);
@@ -369,6 +363,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         // The container outlives this process: its state and cgroup stay for start/delete.
         state_dir.keep();
         std::mem::forget(cgroup);
+        std::mem::forget(host_mounts);
         return Ok(0);
     }
     // poststart failures only warn (runtime-spec)
@@ -381,6 +376,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     mark("container exited");
     let _ = old_mask.thread_set_mask();
     drop(cgroup);
+    drop(host_mounts);
     mark("cgroup removed");
     state_dir.keep();
     state_dir.remove()?;
@@ -672,6 +668,11 @@ fn child_setup(
     // Namespaces: join by path, then the ones made after the cgroup move.
     for (t, p) in &ns.join {
         namespaces::join(*t, p)?;
+        if *t == LinuxNamespaceType::Mount {
+            // The runtime opened the mount point in the mount namespace we just left: open it
+            // again here (move_mount only attaches inside the caller's namespace).
+            prepared.target = None;
+        }
     }
     let time = nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
@@ -703,6 +704,7 @@ fn child_setup(
         rootfs_dir,
         &mut prepared,
         in_userns,
+        ns.host_mount_ns(),
         &mut cgroup_ready,
         &mut before_pivot,
     )?;
@@ -776,6 +778,17 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
+}
+
+/// Mounts left in the host's namespace by a container that shares it, detached when dropped.
+struct HostMounts(Option<PathBuf>);
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        if let Some(rootfs) = &self.0 {
+            rootfs::release_host_mounts(rootfs);
+        }
+    }
 }
 
 /// The container's cgroup, removed (with anything still in it) when dropped.

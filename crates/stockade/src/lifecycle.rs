@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 
 use crate::container::EXEC_FIFO;
 use crate::error::{Context, Error, Result};
+use crate::namespaces;
 use crate::state::{pid_start_time, State, StateDir};
 
 /// The runtime-spec status of a container, from its process and cgroup, not just the file.
@@ -215,7 +216,18 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
     dir.remove()?;
-    if let Some(spec) = bundle_spec(&st) {
+    let spec = bundle_spec(&st);
+    if let Some(spec) = &spec {
+        if namespaces::Plan::from_spec(spec).host_mount_ns() {
+            let root = spec
+                .root()
+                .as_ref()
+                .map(|r| r.path().clone())
+                .unwrap_or_default();
+            crate::rootfs::release_host_mounts(&st.bundle.join(root));
+        }
+    }
+    if let Some(spec) = spec {
         crate::hooks::run(
             &spec,
             crate::hooks::Kind::Poststop,

@@ -59,6 +59,15 @@ pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
 }
 
 impl Plan {
+    /// No mount namespace of its own nor one to join: the container shares the runtime's.
+    pub fn host_mount_ns(&self) -> bool {
+        !self.new_mount
+            && !self
+                .join
+                .iter()
+                .any(|(t, _)| *t == LinuxNamespaceType::Mount)
+    }
+
     pub fn from_spec(spec: &Spec) -> Plan {
         let mut plan = Plan {
             clone_flags: CloneFlags::empty(),

@@ -437,6 +437,7 @@ pub fn setup(
     rootfs: &Path,
     prepared: &mut Prepared,
     in_userns: bool,
+    host_mount_ns: bool,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
@@ -450,14 +451,18 @@ pub fn setup(
     // and until then the tree is a slave of the host's (as runc does).
     let after_pivot = prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE);
     let before = if after_pivot { MsFlags::MS_SLAVE } else { prop };
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        before | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "make / private to the container")?;
+    // Sharing the runtime's mount namespace (the spec has no "mount" entry), the host's
+    // propagation is not ours to change: only the container's own mounts are touched.
+    if !host_mount_ns {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            before | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| "make / private to the container")?;
+    }
 
     // 1. the root itself, attached through descriptors only: the bundle's directory may not be
     // searchable by the container's root (a 0700 parent), and need not be.
@@ -509,12 +514,14 @@ pub fn setup(
                 .filter(|(bi, _)| *bi == i)
                 .ok_or_else(|| Error::Other(format!("mounts[{i}]: bind tree missing")))?;
             debug_assert_eq!(bi, i);
+
             let src_is_file = fs::metadata(sys::fd_path(&tree))
                 .map(|md| !md.is_dir())
                 .unwrap_or(false);
             let t = resolve_in_root(rootfd, dest, src_is_file)?;
             sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
                 .ctx(|| format!("mounts[{i}]: attach bind at {}", dest.display()))?;
+            renew(rootfd, dest, src_is_file)?;
             for p in &o.propagation {
                 let t = resolve_in_root(rootfd, dest, false)?;
                 mount_on_fd("none", &t, None, *p, None)
@@ -571,6 +578,12 @@ pub fn setup(
     // 4. createContainer hooks (container namespaces, host paths), then pivot_root
     before_pivot()?;
     nix::unistd::fchdir(&root).ctx(|| "chdir rootfs")?;
+    if host_mount_ns {
+        // pivot_root would move the root of every process in the host's namespace: chroot.
+        nix::unistd::chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
+        nix::unistd::chdir("/").ctx(|| "chdir /")?;
+        return Ok(());
+    }
     sys::pivot_root(Path::new("."), Path::new("."))
         .ctx(|| format!("pivot_root {}", rootfs.display()))?;
     mount(
@@ -588,6 +601,36 @@ pub fn setup(
             .ctx(|| "linux.rootfsPropagation on the new root")?;
     }
     Ok(())
+}
+
+/// Replace the bind just attached at `dest` by a clone of itself made now. The runtime made the
+/// tree before any other mount of the container, and kernels ≥ 6.8 list a namespace's mounts in
+/// creation order: the clone takes its place in the spec's order, as runtime-spec asks mounts to
+/// be made. A detached tree from another namespace cannot be cloned directly, an attached one
+/// can; where any step fails the original stays (same content, same flags, earlier in
+/// mountinfo).
+fn renew(rootfd: RawFd, dest: &Path, is_file: bool) -> Result<()> {
+    let Ok(top) = resolve_in_root(rootfd, dest, is_file) else {
+        return Ok(());
+    };
+    let Ok(fresh) = sys::open_tree_fd(top.as_raw_fd(), sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
+    else {
+        return Ok(());
+    };
+    if umount2(&sys::fd_path(&top), MntFlags::MNT_DETACH).is_err() {
+        return Ok(());
+    }
+    drop(top);
+    // From here the bind must come back: failing is an error, never a missing mount.
+    let under = resolve_in_root(rootfd, dest, is_file)?;
+    sys::move_mount_fd(fresh.as_raw_fd(), under.as_raw_fd())
+        .ctx(|| format!("re-attach bind at {}", dest.display()))
+}
+
+/// A container that shares the runtime's mount namespace leaves its mounts in the host's, on
+/// top of its rootfs: detach them all (the runtime, after the container is gone, and `delete`).
+pub fn release_host_mounts(rootfs: &Path) {
+    let _ = umount2(rootfs, MntFlags::MNT_DETACH);
 }
 
 /// After pivot_root: sysctls are written by the caller before this; masked and read-only paths,

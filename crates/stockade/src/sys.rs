@@ -113,6 +113,22 @@ pub fn open_tree(path: &Path, flags: u32) -> io::Result<OwnedFd> {
     check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `open_tree(2)` on a descriptor (`AT_EMPTY_PATH`): clone a mount tree, detached ones included.
+pub fn open_tree_fd(fd: RawFd, flags: u32) -> io::Result<OwnedFd> {
+    let empty = c"";
+    // SAFETY: empty is a valid NUL-terminated string that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd,
+            empty.as_ptr(),
+            flags | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+        )
+    };
+    // SAFETY: on success the kernel returned a new file descriptor that we now own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// `mount_setattr(2)` on the mount referred to by `fd` (`AT_EMPTY_PATH`), optionally recursive.
 pub fn mount_setattr_fd(fd: RawFd, recursive: bool, attr: &MountAttr) -> io::Result<()> {
     let empty = c"";

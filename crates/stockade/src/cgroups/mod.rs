@@ -961,6 +961,12 @@ fn apply_memory_v1(dir: &Path, m: &oci_spec::runtime::LinuxMemory) -> Result<()>
     if let Some(r) = m.reservation().filter(|x| *x != 0) {
         write(dir, "memory.soft_limit_in_bytes", &r.to_string())?;
     }
+    // runtime-spec calls both kernel limits NOT RECOMMENDED; v1 still enforces the TCP one.
+    if let Some(t) = m.kernel_tcp().filter(|x| *x != 0) {
+        if dir.join("memory.kmem.tcp.limit_in_bytes").exists() {
+            write(dir, "memory.kmem.tcp.limit_in_bytes", &t.to_string())?;
+        }
+    }
     if let Some(s) = m.swappiness().filter(|s| *s <= 100) {
         write(dir, "memory.swappiness", &s.to_string())?;
     }
