@@ -255,3 +255,62 @@ fn capabilities_can_be_added_back_one_by_one() {
     // CAP_NET_BIND_SERVICE is bit 10
     assert_eq!(stdout(&out).trim(), "CapEff:\t0000000000000400");
 }
+
+/// runtime-spec: a namespace type absent from the list is the runtime's. Without "mount" the
+/// container shares the host's mount namespace (chroot instead of pivot_root), and its mounts
+/// are detached from the host's namespace once it is gone. With a mount namespace given by
+/// path, the container joins that one.
+#[test]
+fn mount_namespace_shared_or_joined_by_path() {
+    let b = Bundle::new(&["readlink", "/proc/self/ns/mnt"], |v| {
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "uts"}]);
+        v["linux"]["uidMappings"] = serde_json::Value::Null;
+        v["linux"]["gidMappings"] = serde_json::Value::Null;
+    });
+    let id = unique("hostmnt");
+    let out = b.run(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), host_ns("mnt"));
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = b.path().join("rootfs");
+    assert!(
+        !mi.contains(rootfs.to_str().unwrap()),
+        "mounts left in the host's namespace: {mi}"
+    );
+    assert_nothing_left(&id, b.root.path());
+
+    // join a mount namespace made by `unshare -m`
+    let mut holder = std::process::Command::new("unshare")
+        .args(["-m", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux)");
+    let ns_file = format!("/proc/{}/ns/mnt", holder.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let want = loop {
+        let l = std::fs::read_link(&ns_file)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if l != host_ns("mnt") {
+            break l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare -m did not happen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let b = Bundle::new(&["readlink", "/proc/self/ns/mnt"], |v| {
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "pid"}, {"type": "mount", "path": ns_file}]);
+        v["linux"]["uidMappings"] = serde_json::Value::Null;
+        v["linux"]["gidMappings"] = serde_json::Value::Null;
+    });
+    let id = unique("joinmnt");
+    let out = b.run(&id);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), want);
+    assert_nothing_left(&id, b.root.path());
+}
