@@ -158,7 +158,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     } else {
         rootfs_dir
     };
-    let mut cgroup = CgroupGuard { cgroup: None };
+    let (mut cgroup, v2_dir) = CgroupGuard::begin(spec, id, rootless, opts.quiet)?;
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {
@@ -205,8 +205,12 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     if let Some(p) = &ns.join_pid {
         namespaces::join(LinuxNamespaceType::Pid, p)?;
     }
-    let pid = crate::sys::clone3(ns.clone_flags.bits() as u64, None)
-        .ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
+    let pid = crate::sys::clone3(
+        ns.clone_flags.bits() as u64,
+        v2_dir.as_ref().map(|f| f.as_raw_fd()),
+    )
+    .ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
+    drop(v2_dir);
     if pid == 0 {
         drop(ours);
         let _ = old_mask.thread_set_mask();
@@ -229,8 +233,22 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     mark("cloned");
     let child_pid = Pid::from_raw(pid);
 
-    // 4. The runtime's half of the setup.
-    let setup = (|| -> Result<Option<OwnedFd>> {
+    // 4. The runtime's half of the setup. The cgroup (directories and limits) and the seccomp
+    // filter are made on other threads meanwhile: the machine has cores to spare and each mostly
+    // waits on the kernel. (Threads only after the clone: the child is a fork of this process.)
+    let setup = std::thread::scope(|sc| -> Result<Option<OwnedFd>> {
+        let cg_job = sc.spawn(|| cgroup.finish(spec));
+        let filter_job = sc.spawn(|| crate::seccomp::compile(spec, &opts.config_file, opts.quiet));
+        let mut cg_job = Some(cg_job);
+        let mut tasks_files: Vec<OwnedFd> = vec![];
+        let mut join_cgroup = || -> Result<()> {
+            if let Some(j) = cg_job.take() {
+                tasks_files = j
+                    .join()
+                    .map_err(|_| Error::Other("cgroup setup thread panicked".into()))??;
+            }
+            Ok(())
+        };
         let linux = spec.linux().as_ref();
         if ns.new_user {
             let uids = linux
@@ -263,8 +281,11 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 eprintln!("stockade: warning: {w}");
             }
         }
-        // prestart and createRuntime hooks: the namespaces exist, nothing runs yet
-        // (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
+        // prestart and createRuntime hooks: the namespaces and the cgroup exist, nothing runs
+        // yet (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
+        if spec.hooks().is_some() {
+            join_cgroup()?;
+        }
         crate::hooks::run(
             spec,
             crate::hooks::Kind::Prestart,
@@ -277,23 +298,31 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         )?;
         send_go(&ours, &prepared, pid)?;
         mark("go sent");
-        // While the child builds its filesystem: the cgroup (limits set before the child joins
-        // it), then the seccomp filter, each sent as soon as it is ready. No user code has run.
-        cgroup = CgroupGuard::create(spec, id, rootless, opts.quiet)?;
-        if let Some(cg) = &cgroup.cgroup {
-            cg.add(pid)?;
-        }
+        // While the child builds its filesystem: the child joins the cgroup (limits already
+        // set), then gets the seccomp filter, each sent as soon as it is ready. No user code
+        // has run.
+        join_cgroup()?;
         if let Some(adj) = process.oom_score_adj() {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .ctx(|| format!("process.oomScoreAdj {adj}"))?;
         }
-        if let Err(e) =
-            socket::send(ours.as_raw_fd(), b"C", MsgFlags::empty()).ctx(|| "send cgroup ready")
-        {
+        let raw: Vec<RawFd> = tasks_files.iter().map(|f| f.as_raw_fd()).collect();
+        let sent = socket::sendmsg::<()>(
+            ours.as_raw_fd(),
+            &[IoSlice::new(b"C")],
+            &[ControlMessage::ScmRights(&raw)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx(|| "send cgroup ready");
+        if let Err(e) = sent {
             return Err(child_error(&ours).unwrap_or(e));
         }
+        drop(tasks_files);
         mark("cgroup ready");
-        let filter = crate::seccomp::compile(spec, &opts.config_file, opts.quiet)?;
+        let filter = filter_job
+            .join()
+            .map_err(|_| Error::Other("seccomp compile thread panicked".into()))??;
         if let Err(e) = send_filter(&ours, filter.as_ref()) {
             // The child is gone: its own error, queued on the socket, says why.
             return Err(child_error(&ours).unwrap_or(e));
@@ -322,7 +351,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 ));
             }
         }
-    })();
+    });
     let listener = match setup {
         Ok(l) => l,
         Err(e) => {
@@ -521,12 +550,16 @@ fn send_filter(sock: &OwnedFd, f: Option<&stockade_seccomp::Filter>) -> Result<(
 }
 
 /// Wait for "C" (child side): the runtime has moved us into our cgroup.
+/// With it, the v1 `tasks` files of our cgroup: we write ourselves in (see
+/// `Cgroup::v1_tasks_files`); the unified one we were born in.
 fn recv_cgroup_ready(sock: &OwnedFd) -> Result<()> {
-    let mut buf = [0u8; 8];
-    let n =
-        socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for cgroup")?;
-    if n == 0 || buf[0] != b'C' {
+    let (buf, tasks) = recv_with_fds(sock, "wait for cgroup", 8)?;
+    if buf.first() != Some(&b'C') {
         return Err(Error::Other("runtime went away during setup".into()));
+    }
+    for f in tasks {
+        std::io::Write::write_all(&mut std::fs::File::from(f), b"0")
+            .ctx(|| "join the container's v1 cgroup")?;
     }
     Ok(())
 }
@@ -797,22 +830,38 @@ struct CgroupGuard {
 }
 
 impl CgroupGuard {
-    fn create(spec: &Spec, id: &str, rootless: bool, quiet: bool) -> Result<CgroupGuard> {
-        let linux = spec.linux().as_ref();
-        let layout = Layout::detect()?;
-        let mut cg = Cgroup::locate(&layout, linux.and_then(|l| l.cgroups_path().as_deref()), id);
+    /// Before the clone: find the cgroup and make its unified directory (the process is born
+    /// in it); the v1 directories and the limits come after, while the child works.
+    fn begin(
+        spec: &Spec,
+        id: &str,
+        rootless: bool,
+        quiet: bool,
+    ) -> Result<(CgroupGuard, Option<OwnedFd>)> {
         if rootless {
             if !quiet {
                 eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
             }
-            return Ok(CgroupGuard { cgroup: None });
+            return Ok((CgroupGuard { cgroup: None }, None));
         }
-        cg.create()?;
-        let guard = CgroupGuard { cgroup: Some(cg) };
-        if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
-            guard.cgroup.as_ref().unwrap().apply(r)?;
+        let linux = spec.linux().as_ref();
+        let layout = Layout::detect()?;
+        let mut cg = Cgroup::locate(&layout, linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        let fd = cg.create_v2()?;
+        Ok((CgroupGuard { cgroup: Some(cg) }, fd))
+    }
+
+    /// The v1 directories, then every limit: returns the `tasks` files the child writes itself
+    /// into before anything of the workload runs.
+    fn finish(&mut self, spec: &Spec) -> Result<Vec<OwnedFd>> {
+        let Some(cg) = self.cgroup.as_mut() else {
+            return Ok(vec![]);
+        };
+        cg.create_v1()?;
+        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            cg.apply(r)?;
         }
-        Ok(guard)
+        cg.v1_tasks_files()
     }
 }
 
@@ -927,7 +976,18 @@ pub fn exec(
     if has(LinuxNamespaceType::Pid) {
         namespaces::join(LinuxNamespaceType::Pid, &ns_path(LinuxNamespaceType::Pid))?;
     }
-    let pid = crate::sys::clone3(0, None).ctx(|| "clone3")?;
+    // Born in the container's unified cgroup; its v1 ones it joins itself (see `exec_child`).
+    let v2_dir = st
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.v2.as_ref())
+        .and_then(|d| std::fs::File::open(d).ok());
+    let tasks_files = match &st.cgroup {
+        Some(cg) => cg.v1_tasks_files()?,
+        None => vec![],
+    };
+    let pid = crate::sys::clone3(0, v2_dir.as_ref().map(|f| f.as_raw_fd())).ctx(|| "clone3")?;
+    drop(v2_dir);
     if pid == 0 {
         drop(ours);
         let _ = old_mask.thread_set_mask();
@@ -952,10 +1012,16 @@ pub fn exec(
     drop(theirs);
     let child_pid = Pid::from_raw(pid);
     let setup = (|| -> Result<()> {
-        if let Some(cg) = &st.cgroup {
-            cg.add(pid)?;
-        }
-        socket::send(ours.as_raw_fd(), b"G", MsgFlags::empty()).ctx(|| "send go")?;
+        let raw: Vec<RawFd> = tasks_files.iter().map(|f| f.as_raw_fd()).collect();
+        socket::sendmsg::<()>(
+            ours.as_raw_fd(),
+            &[IoSlice::new(b"G")],
+            &[ControlMessage::ScmRights(&raw)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx(|| "send go")?;
+        drop(tasks_files);
         loop {
             let (buf, got) = recv_msg(&ours, "wait for exec")?;
             let n = buf.len();
@@ -1002,11 +1068,15 @@ fn exec_child(
     let process = spec.process().as_ref().expect("set by exec");
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
-    let mut buf = [0u8; 8];
-    let n =
-        socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for cgroup")?;
-    if n == 0 || buf[0] != b'G' {
+    // "G" carries the container's v1 `tasks` files: we write ourselves in (the unified cgroup
+    // we were born in), before joining any namespace.
+    let (buf, tasks) = recv_with_fds(sock, "wait for cgroup", 8)?;
+    if buf.first() != Some(&b'G') {
         return Err(Error::Other("runtime went away".into()));
+    }
+    for f in tasks {
+        std::io::Write::write_all(&mut std::fs::File::from(f), b"0")
+            .ctx(|| "join the container's v1 cgroup")?;
     }
     for (t, f) in order {
         nix::sched::setns(f, namespaces::flag(*t)).ctx(|| {

@@ -505,6 +505,7 @@ pub fn setup(
 
     // 2. every mount, in order
     let mut binds = std::mem::take(&mut prepared.binds).into_iter().peekable();
+    let mut deferred_cgroup: Vec<(usize, PathBuf, MsFlags, String)> = vec![];
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let o = mount_opts(m);
         let dest = m.destination();
@@ -540,8 +541,22 @@ pub fn setup(
             .unwrap_or_else(|| fstype.clone());
         match fstype.as_str() {
             "cgroup" | "cgroup2" => {
-                before_cgroup()?;
-                mount_cgroup(rootfd, dest, o.flags, &fstype)?
+                // It needs the process in its cgroup (the runtime is moving it meanwhile, which
+                // can wait for an RCU grace period): mount it last, unless a later mount goes
+                // inside it.
+                let nested_later = spec
+                    .mounts()
+                    .iter()
+                    .flatten()
+                    .skip(i + 1)
+                    .any(|n| n.destination().starts_with(dest) && n.destination() != dest);
+                if nested_later {
+                    before_cgroup()?;
+                    mount_cgroup(rootfd, dest, o.flags, &fstype)?
+                } else {
+                    deferred_cgroup.push((i, dest.clone(), o.flags, fstype.clone()));
+                    continue; // its propagation too
+                }
             }
             "sysfs" => {
                 if let Err(e) = mount_on_fd(&src, &t, Some("sysfs"), o.flags, data) {
@@ -572,8 +587,17 @@ pub fn setup(
         }
     }
 
-    // 3. devices
+    // 3. devices, then the cgroup mounts held back
     create_devices(spec, rootfd, prepared, in_userns)?;
+    for (i, dest, flags, fstype) in deferred_cgroup {
+        before_cgroup()?;
+        mount_cgroup(rootfd, &dest, flags, &fstype)?;
+        let m = &spec.mounts().as_ref().expect("deferred from mounts")[i];
+        for p in &mount_opts(m).propagation {
+            let t = resolve_in_root(rootfd, &dest, false)?;
+            mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+        }
+    }
 
     // 4. createContainer hooks (container namespaces, host paths), then pivot_root
     before_pivot()?;

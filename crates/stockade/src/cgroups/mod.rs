@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
+use std::os::fd::OwnedFd;
+
 use crate::error::{Error, Result};
 
 pub mod device_filter;
@@ -317,6 +319,9 @@ pub struct Cgroup {
     /// removed again by `destroy` once empty, so nothing is left behind.
     #[serde(default)]
     pub made_parents: Vec<PathBuf>,
+    /// The default `/stockade` parent is shared: never recorded as made.
+    #[serde(skip)]
+    pub keep_parent: bool,
 }
 
 impl Cgroup {
@@ -346,14 +351,12 @@ impl Cgroup {
             v1,
             v2,
             made_parents: vec![],
+            keep_parent: false,
         };
-        // stockade's own `/stockade` parent goes once its last container has gone, whoever made it
-        if cgroups_path.is_none() {
-            cg.made_parents = cg
-                .dirs()
-                .filter_map(|d| d.parent().map(Path::to_path_buf))
-                .collect();
-        }
+        // stockade's own `/stockade` parent stays (like /run/stockade): made once, shared by all
+        // containers, and removing it would cost two RCU-bound cgroup operations per hierarchy
+        // for every container.
+        cg.keep_parent = cgroups_path.is_none();
         cg
     }
 
@@ -370,9 +373,64 @@ impl Cgroup {
 
     /// Create every directory; fails (creating nothing it keeps) if the cgroup already exists.
     pub fn create(&mut self) -> Result<()> {
+        self.create_v2()?;
+        if let Err(e) = self.create_v1() {
+            if let Some(v2) = &self.v2 {
+                self.remove_dirs(std::slice::from_ref(v2));
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The unified directory alone, before the container's process exists, so it can be born
+    /// in it (`CLONE_INTO_CGROUP`): returns the directory, opened for that.
+    pub fn create_v2(&mut self) -> Result<Option<OwnedFd>> {
+        let Some(v2) = self.v2.clone() else {
+            return Ok(None);
+        };
+        self.make_dirs(std::slice::from_ref(&v2))?;
+        enable_v2_controllers(&v2);
+        let fd = fs::File::open(&v2)
+            .map_err(|e| Error::Cgroup(format!("open {}: {e}", v2.display())))?;
+        Ok(Some(fd.into()))
+    }
+
+    /// Every v1 hierarchy's directory (a v1 cpuset gets its parent's cpus and mems).
+    pub fn create_v1(&mut self) -> Result<()> {
+        let dirs: Vec<PathBuf> = self.v1.iter().map(|(_, d)| d.clone()).collect();
+        self.make_dirs(&dirs)?;
+        // A new v1 cpuset starts with no cpus and no memory nodes, and takes no task until given
+        // some: inherit the parent's (cpu.cpus / cpu.mems narrow them later).
+        if let Some(cs) = self.v1("cpuset") {
+            if let Err(e) = inherit_cpuset(cs) {
+                self.remove_dirs(&dirs);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each v1 hierarchy's `tasks` file, open for writing. A thread that writes "0" to one moves
+    /// itself, which the kernel does without the global lock a write of a pid to
+    /// `cgroup.procs` takes (and whose RCU grace period costs milliseconds): the container's
+    /// process joins its v1 cgroups this way, through descriptors the runtime opened.
+    pub fn v1_tasks_files(&self) -> Result<Vec<OwnedFd>> {
+        self.v1
+            .iter()
+            .map(|(_, d)| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("tasks"))
+                    .map(OwnedFd::from)
+                    .map_err(|e| Error::Cgroup(format!("open {}/tasks: {e}", d.display())))
+            })
+            .collect()
+    }
+
+    fn make_dirs(&mut self, dirs: &[PathBuf]) -> Result<()> {
         let mut made = vec![];
-        let dirs: Vec<PathBuf> = self.dirs().cloned().collect();
-        for d in &dirs {
+        for d in dirs {
             let mut attempt = 0;
             loop {
                 if let Some(parent) = d.parent() {
@@ -386,7 +444,7 @@ impl Cgroup {
                         return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
                     }
                     for m in missing {
-                        if !self.made_parents.contains(&m) {
+                        if !self.keep_parent && !self.made_parents.contains(&m) {
                             self.made_parents.push(m);
                         }
                     }
@@ -410,17 +468,6 @@ impl Cgroup {
                         }));
                     }
                 }
-            }
-        }
-        if let Some(v2) = &self.v2 {
-            enable_v2_controllers(v2);
-        }
-        // A new v1 cpuset starts with no cpus and no memory nodes, and takes no task until given
-        // some: inherit the parent's (cpu.cpus / cpu.mems narrow them later).
-        if let Some(cs) = self.v1("cpuset") {
-            if let Err(e) = inherit_cpuset(cs) {
-                self.remove_dirs(&made);
-                return Err(e);
             }
         }
         Ok(())
@@ -823,32 +870,18 @@ impl Cgroup {
 
     /// Kill what is left and remove every directory. Safe to call repeatedly.
     pub fn destroy(&self) -> Result<()> {
-        let mut errs = vec![];
-        for d in self.dirs() {
-            for attempt in 0..200 {
-                match fs::remove_dir(d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
-                        if fs::write(d.join("cgroup.kill"), "1").is_err() {
-                            for pid in procs(d) {
-                                let _ = nix::sys::signal::kill(
-                                    nix::unistd::Pid::from_raw(pid),
-                                    nix::sys::signal::Signal::SIGKILL,
-                                );
-                            }
-                        }
-                        std::thread::sleep(std::time::Duration::from_micros(
-                            200 * (attempt as u64 + 1).min(25),
-                        ));
-                    }
-                    Err(e) => {
-                        errs.push(format!("rmdir {}: {e}", d.display()));
-                        break;
-                    }
-                }
-            }
-        }
+        // One thread per hierarchy: each rmdir waits on the kernel (RCU) more than it computes.
+        let dirs: Vec<&PathBuf> = self.dirs().collect();
+        let errs: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = dirs
+                .iter()
+                .map(|d| s.spawn(|| remove_cgroup_dir(d)))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .collect()
+        });
         if errs.is_empty() {
             self.remove_made_parents();
             Ok(())
@@ -856,6 +889,31 @@ impl Cgroup {
             Err(Error::Cgroup(errs.join("; ")))
         }
     }
+}
+
+/// rmdir one cgroup directory, killing what is still in it; the error, if any.
+fn remove_cgroup_dir(d: &Path) -> Option<String> {
+    for attempt in 0..200 {
+        match fs::remove_dir(d) {
+            Ok(()) => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
+                if fs::write(d.join("cgroup.kill"), "1").is_err() {
+                    for pid in procs(d) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_micros(
+                    200 * (attempt as u64 + 1).min(25),
+                ));
+            }
+            Err(e) => return Some(format!("rmdir {}: {e}", d.display())),
+        }
+    }
+    None
 }
 
 /// Fill empty cpuset.cpus/mems from the nearest ancestor down (parents may be new and empty too).
