@@ -79,11 +79,10 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
         .as_ref()
         .map(|r| r.path().clone())
         .unwrap_or_else(|| PathBuf::from("rootfs"));
-    if p.is_absolute() {
-        p
-    } else {
-        bundle.join(p)
-    }
+    let p = if p.is_absolute() { p } else { bundle.join(p) };
+    // A rootfs given through a symlink (the bundle's `rootfs -> /var/lib/...`) is the directory
+    // it names: mounts attach to directories, not to links.
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 pub fn tmpfs_root(spec: &Spec) -> bool {

@@ -130,3 +130,18 @@ fn seccomp_notify_listener_reaches_the_agent() {
     );
     assert_nothing_left(&id, b.root.path());
 }
+
+/// A bundle whose `rootfs` is a symlink to the image elsewhere (as some engines lay bundles
+/// out) runs on the directory the link names.
+#[test]
+fn rootfs_given_through_a_symlink() {
+    let b = Bundle::new(&["cat", "/etc/passwd"], |_| {});
+    let real = b.path().join("image");
+    std::fs::rename(b.path().join("rootfs"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, b.path().join("rootfs")).unwrap();
+    let id = unique("symroot");
+    let out = b.run(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("root:x:0:0"), "{}", stdout(&out));
+    assert_nothing_left(&id, b.root.path());
+}
