@@ -166,7 +166,25 @@ fn kubernetes_manifests_map_to_findings_with_their_paths() {
         "low",
     ]);
     assert_eq!(code, 0, "{v:#}");
-    assert_eq!(ids(&v, "Pod/hardened"), vec![]);
+    // a Pod, a StatefulSet and a Job (init container included) that follow the seed
+    let targets: Vec<&str> = v["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "Pod/hardened container app",
+            "StatefulSet/db container db",
+            "Job/migrate container wait",
+            "Job/migrate container migrate"
+        ]
+    );
+    for t in targets {
+        assert_eq!(ids(&v, t), vec![], "{t}");
+    }
 }
 
 #[test]
