@@ -625,6 +625,25 @@ fn docker_profile() -> Profile {
     base(rules)
 }
 
+/// The 14 capabilities Docker (and containerd, CRI-O) give a container by default: what
+/// Docker's profile's `includes`/`excludes` by capability are resolved against.
+pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// A built-in profile by name: `default`, `docker`, `unconfined` (None: no such profile).
 pub fn builtin(name: &str) -> Option<Profile> {
     match name {

@@ -28,7 +28,7 @@ pub mod profile;
 pub mod resolve;
 
 pub use arch::Arch;
-pub use builtin::builtin;
+pub use builtin::{builtin, DOCKER_DEFAULT_CAPS};
 pub use compile::{compile, Filter};
 pub use profile::{Action, Op, Profile};
 pub use resolve::{Context, Resolved};

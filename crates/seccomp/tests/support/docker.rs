@@ -4,22 +4,7 @@
 
 use stockade_seccomp::Profile;
 
-pub const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const DOCKER_CAPS: &[&str] = stockade_seccomp::DOCKER_DEFAULT_CAPS;
 
 pub const DOCKER_JSON: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

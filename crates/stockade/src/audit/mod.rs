@@ -490,22 +490,7 @@ pub const DANGEROUS_CAPS: &[&str] = &[
 ];
 
 /// Docker's (and containerd's, CRI-O's) default capability set.
-pub const ENGINE_DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const ENGINE_DEFAULT_CAPS: &[&str] = stockade_seccomp::DOCKER_DEFAULT_CAPS;
 
 /// Host directories CIS 5.6 names (and their relatives that matter as much).
 pub const SENSITIVE_DIRS: &[&str] = &[
