@@ -146,7 +146,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid: 0,
         bundle: bundle.to_path_buf(),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: planned,
+        cgroup: planned.clone(),
         created: now_rfc3339(),
         pid_start: 0,
     };
@@ -158,7 +158,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     } else {
         rootfs_dir
     };
-    let (mut cgroup, v2_dir) = CgroupGuard::begin(spec, id, rootless, opts.quiet)?;
+    let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {
@@ -830,23 +830,19 @@ struct CgroupGuard {
 }
 
 impl CgroupGuard {
-    /// Before the clone: find the cgroup and make its unified directory (the process is born
-    /// in it); the v1 directories and the limits come after, while the child works.
+    /// Before the clone: make the unified directory of the cgroup `planned` (the process is
+    /// born in it); the v1 directories and the limits come after, while the child works.
     fn begin(
-        spec: &Spec,
-        id: &str,
+        planned: Option<Cgroup>,
         rootless: bool,
         quiet: bool,
     ) -> Result<(CgroupGuard, Option<OwnedFd>)> {
-        if rootless {
+        let Some(mut cg) = planned.filter(|_| !rootless) else {
             if !quiet {
                 eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
             }
             return Ok((CgroupGuard { cgroup: None }, None));
-        }
-        let linux = spec.linux().as_ref();
-        let layout = Layout::detect()?;
-        let mut cg = Cgroup::locate(&layout, linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        };
         let fd = cg.create_v2()?;
         Ok((CgroupGuard { cgroup: Some(cg) }, fd))
     }

@@ -439,7 +439,9 @@ impl Cgroup {
                         .take_while(|a| !a.exists())
                         .map(Path::to_path_buf)
                         .collect();
-                    if let Err(e) = fs::create_dir_all(parent) {
+                    if missing.is_empty() {
+                        // the common case: the parent (`/stockade`) is there already
+                    } else if let Err(e) = fs::create_dir_all(parent) {
                         self.remove_dirs(&made);
                         return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
                     }
