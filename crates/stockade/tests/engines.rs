@@ -443,6 +443,41 @@ fn podman_runs_containers_with_stockade() {
         "0"
     );
     assert!(p.podman(&["rm", &id]).status.success());
+
+    // `podman inspect` has docker's shape plus the capabilities podman computed: audit uses them
+    let c = p.podman(&[
+        "create",
+        "--name",
+        "audited",
+        "--cap-add",
+        "SYS_ADMIN",
+        "bb",
+        "true",
+    ]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let inspect = p.podman(&["inspect", "audited"]);
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let file = p.dir.path().join("inspect.json");
+    std::fs::write(&file, &inspect.stdout).unwrap();
+    let out = timeout()
+        .arg(bin())
+        .args(["audit", "--format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["reports"][0];
+    assert_eq!(r["target"], "podman container audited");
+    let caps = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "SA002")
+        .unwrap_or_else(|| panic!("no SA002: {v:#}"));
+    assert_eq!(caps["evidence"][0], "[0].EffectiveCaps");
+    assert!(caps["message"].as_str().unwrap().contains("CAP_SYS_ADMIN"));
+    assert!(p.podman(&["rm", "audited"]).status.success());
 }
 
 /// containerd with a temporary config, root, state and socket; `ctr run --runc-binary` goes

@@ -294,7 +294,13 @@ pub fn docker(c: &Value, i: usize, file: &str) -> Result<Posture> {
         .unwrap_or("?")
         .trim_start_matches('/')
         .to_string();
-    let mut p = Posture::new(format!("docker container {name}"), Some(file));
+    // `podman inspect` writes the same shape, plus the capabilities it computed.
+    let engine = if c.get("EffectiveCaps").is_some() || c.get("OCIRuntime").is_some() {
+        "podman"
+    } else {
+        "docker"
+    };
+    let mut p = Posture::new(format!("{engine} container {name}"), Some(file));
     let at = |k: &str| format!("[{i}].HostConfig.{k}");
     let privileged = b(hc, "Privileged").unwrap_or(false);
     p.privileged = Some(ev(
@@ -304,14 +310,23 @@ pub fn docker(c: &Value, i: usize, file: &str) -> Result<Posture> {
 
     let add: Vec<String> = strings(hc, "CapAdd").iter().map(|x| cap_name(x)).collect();
     let drop: Vec<String> = strings(hc, "CapDrop").iter().map(|x| cap_name(x)).collect();
-    p.caps = Some(ev(
-        effective_caps(privileged, &add, &drop),
-        format!(
-            "{} = {add:?}, {} = {drop:?} (on top of the engine's default 14)",
-            at("CapAdd"),
-            at("CapDrop")
+    p.caps = Some(match c.get("EffectiveCaps").and_then(Value::as_array) {
+        Some(list) => ev(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(cap_name)
+                .collect(),
+            format!("[{i}].EffectiveCaps"),
         ),
-    ));
+        None => ev(
+            effective_caps(privileged, &add, &drop),
+            format!(
+                "{} = {add:?}, {} = {drop:?} (on top of the engine's default 14)",
+                at("CapAdd"),
+                at("CapDrop")
+            ),
+        ),
+    });
 
     p.ns_known = true;
     for (key, ns) in [
