@@ -3,14 +3,17 @@
 //! half first, then [`child`], the container's half, in the order the kernel needs.
 //!
 //! ```text
-//! runtime                                   child (clone3 into new user/pid/mnt/uts/ipc/net ns)
-//! validate spec, compile seccomp
-//! state dir, cgroup (limits set)
+//! runtime                                   child (clone3 into new user/pid/mnt/uts/ipc/net ns,
+//! validate spec                             born in the unified cgroup: CLONE_INTO_CGROUP)
+//! state dir, unified cgroup dir
 //! clone3 ───────────────────────────────▶   wait for "go"
-//! write uid/gid maps, join cgroup
+//!   thread: v1 cgroup dirs + limits
+//!   thread: compile seccomp
+//! write uid/gid maps
 //! open rootfs + binds as (idmapped) trees
-//! send "go" + trees ────────────────────▶   join/unshare cgroup, time ns
-//!                                           mounts, devices, pivot_root, masks, read-only paths
+//! send "go" + trees ────────────────────▶   time ns; mounts (cgroup ones last), devices
+//! send "C" + v1 `tasks` files ──────────▶   write itself into them; cgroup ns; cgroup mounts
+//! send "F" + filter ────────────────────▶   pivot_root (chroot: host mount ns), masks, ro paths
 //!                                           hostname, sysctls, keyring, rlimits
 //!                                           bounding set, user, caps, no_new_privs, seccomp
 //! wait: error text, or EOF = exec'd  ◀────  execve
