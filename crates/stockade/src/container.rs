@@ -205,15 +205,28 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
 
     // 3. The child, blocked until we say go.
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
-    if let Some(p) = &ns.join_pid {
-        namespaces::join(LinuxNamespaceType::Pid, p)?;
-    }
+    // A pid namespace given by path is the one our next child is born in; we go back to our
+    // own afterwards (the kernel refuses new threads while the two differ).
+    let own_pid_ns = match &ns.join_pid {
+        Some(p) => {
+            let own = std::fs::File::open("/proc/self/ns/pid").ctx(|| "open own pid namespace")?;
+            namespaces::join(LinuxNamespaceType::Pid, p)?;
+            Some(own)
+        }
+        None => None,
+    };
     let pid = crate::sys::clone3(
         ns.clone_flags.bits() as u64,
         v2_dir.as_ref().map(|f| f.as_raw_fd()),
     )
     .ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
     drop(v2_dir);
+    if pid != 0 {
+        if let Some(own) = own_pid_ns {
+            nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID)
+                .ctx(|| "return to the runtime's pid namespace")?;
+        }
+    }
     if pid == 0 {
         drop(ours);
         let _ = old_mask.thread_set_mask();
@@ -240,15 +253,15 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // filter are made on other threads meanwhile: the machine has cores to spare and each mostly
     // waits on the kernel. (Threads only after the clone: the child is a fork of this process.)
     let setup = std::thread::scope(|sc| -> Result<Option<OwnedFd>> {
-        let cg_job = sc.spawn(|| cgroup.finish(spec));
-        let filter_job = sc.spawn(|| crate::seccomp::compile(spec, &opts.config_file, opts.quiet));
+        let cg_job = Job::start(sc, || cgroup.finish(spec));
+        let filter_job = Job::start(sc, || {
+            crate::seccomp::compile(spec, &opts.config_file, opts.quiet)
+        });
         let mut cg_job = Some(cg_job);
         let mut tasks_files: Vec<OwnedFd> = vec![];
         let mut join_cgroup = || -> Result<()> {
             if let Some(j) = cg_job.take() {
-                tasks_files = j
-                    .join()
-                    .map_err(|_| Error::Other("cgroup setup thread panicked".into()))??;
+                tasks_files = j.finish("cgroup setup")??;
             }
             Ok(())
         };
@@ -323,9 +336,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         }
         drop(tasks_files);
         mark("cgroup ready");
-        let filter = filter_job
-            .join()
-            .map_err(|_| Error::Other("seccomp compile thread panicked".into()))??;
+        let filter = filter_job.finish("seccomp compilation")??;
         if let Err(e) = send_filter(&ours, filter.as_ref()) {
             // The child is gone: its own error, queued on the socket, says why.
             return Err(child_error(&ours).unwrap_or(e));
@@ -814,6 +825,45 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
+}
+
+/// Work on a scoped thread, or done on the spot where no thread can be made.
+enum Job<'s, T> {
+    Thread(std::thread::ScopedJoinHandle<'s, T>),
+    Done(T),
+}
+
+impl<'s, T: Send + 's> Job<'s, T> {
+    fn start<'e>(sc: &'s std::thread::Scope<'s, 'e>, f: impl FnOnce() -> T + Send + 's) -> Self {
+        // `spawn_scoped` hands the closure back on failure only inside the error path of the
+        // runtime's own thread creation; keep a copy of the work behind an Option instead.
+        let work = std::sync::Mutex::new(Some(f));
+        let work = std::sync::Arc::new(work);
+        let w = work.clone();
+        match std::thread::Builder::new().spawn_scoped(sc, move || {
+            let f = w.lock().expect("job lock").take().expect("job runs once");
+            f()
+        }) {
+            Ok(h) => Job::Thread(h),
+            Err(_) => {
+                let f = work
+                    .lock()
+                    .expect("job lock")
+                    .take()
+                    .expect("job not started");
+                Job::Done(f())
+            }
+        }
+    }
+
+    fn finish(self, what: &str) -> Result<T> {
+        match self {
+            Job::Thread(h) => h
+                .join()
+                .map_err(|_| Error::Other(format!("{what} thread panicked"))),
+            Job::Done(v) => Ok(v),
+        }
+    }
 }
 
 /// Mounts left in the host's namespace by a container that shares it, detached when dropped.

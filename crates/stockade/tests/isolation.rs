@@ -261,7 +261,7 @@ fn capabilities_can_be_added_back_one_by_one() {
 /// are detached from the host's namespace once it is gone. With a mount namespace given by
 /// path, the container joins that one.
 #[test]
-fn mount_namespace_shared_or_joined_by_path() {
+fn mount_namespace_shared_or_joined_and_pid_namespace_joined_by_path() {
     let b = Bundle::new(&["readlink", "/proc/self/ns/mnt"], |v| {
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "uts"}]);
         v["linux"]["uidMappings"] = serde_json::Value::Null;
@@ -307,6 +307,43 @@ fn mount_namespace_shared_or_joined_by_path() {
         v["linux"]["gidMappings"] = serde_json::Value::Null;
     });
     let id = unique("joinmnt");
+    let out = b.run(&id);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), want);
+    assert_nothing_left(&id, b.root.path());
+
+    // and a pid namespace given by path: the container's process is born in it
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let inner = loop {
+        let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.id()))
+            .unwrap_or_default();
+        if let Some(k) = kids.split_whitespace().next() {
+            break k.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare --pid --fork did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let ns_file = format!("/proc/{inner}/ns/pid");
+    let want = std::fs::read_link(&ns_file)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let b = Bundle::new(&["readlink", "/proc/self/ns/pid"], |v| {
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "mount"}, {"type": "pid", "path": ns_file}]);
+        v["linux"]["uidMappings"] = serde_json::Value::Null;
+        v["linux"]["gidMappings"] = serde_json::Value::Null;
+    });
+    let id = unique("joinpid");
     let out = b.run(&id);
     let _ = holder.kill();
     let _ = holder.wait();
