@@ -835,8 +835,8 @@ enum Job<'s, T> {
 
 impl<'s, T: Send + 's> Job<'s, T> {
     fn start<'e>(sc: &'s std::thread::Scope<'s, 'e>, f: impl FnOnce() -> T + Send + 's) -> Self {
-        // `spawn_scoped` hands the closure back on failure only inside the error path of the
-        // runtime's own thread creation; keep a copy of the work behind an Option instead.
+        // `spawn_scoped` drops the closure when it cannot make a thread (a pids limit, say):
+        // keep the work where either side can take it, and run it here in that case.
         let work = std::sync::Mutex::new(Some(f));
         let work = std::sync::Arc::new(work);
         let w = work.clone();
