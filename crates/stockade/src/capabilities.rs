@@ -12,6 +12,17 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 use crate::error::{config_err, Error, Result};
 
+/// A capability as users write it (`sys_admin`, `SYS_ADMIN`, `CAP_SYS_ADMIN`) in the kernel's
+/// spelling, `CAP_SYS_ADMIN`.
+pub fn cap_name(c: &str) -> String {
+    let up = c.trim().to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
 pub fn name(c: &oci_spec::runtime::Capability) -> String {
     serde_json::to_value(c)
         .ok()

@@ -563,7 +563,7 @@ fn exec_process(root: &Path, a: &ExecArgs) -> Result<oci_spec::runtime::Process>
             .caps
             .iter()
             .map(|c| {
-                serde_json::from_value(serde_json::json!(stockade::sandbox::cap_name(c)))
+                serde_json::from_value(serde_json::json!(stockade::capabilities::cap_name(c)))
                     .with_context(|| format!("--cap {c}: unknown capability"))
             })
             .collect::<Result<_>>()?;
@@ -819,7 +819,7 @@ fn context(
     kernel: Option<&str>,
 ) -> Result<stockade_seccomp::Context> {
     let mut ctx =
-        stockade_seccomp::Context::host(caps.iter().map(|c| stockade::sandbox::cap_name(c)));
+        stockade_seccomp::Context::host(caps.iter().map(|c| stockade::capabilities::cap_name(c)));
     if let Some(a) = arch {
         ctx.arch = stockade_seccomp::Arch::parse(a)
             .with_context(|| format!("--arch {a}: unknown (x86_64, x86, x32, aarch64, arm)"))?;

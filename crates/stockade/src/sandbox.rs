@@ -117,15 +117,6 @@ pub fn parse_size(flag: &str, s: &str) -> Result<i64> {
     Ok(bytes as i64)
 }
 
-pub fn cap_name(c: &str) -> String {
-    let up = c.to_ascii_uppercase();
-    if up.starts_with("CAP_") {
-        up
-    } else {
-        format!("CAP_{up}")
-    }
-}
-
 /// The spec for these flags. `self_exe` is bound in for `--probe`.
 pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     let rootless = !nix::unistd::geteuid().is_root();
@@ -176,7 +167,11 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         mounts.push(json!({"destination": "/.stockade/stockade", "type": "bind", "source": self_exe, "options": ["bind", "ro", "nosuid", "nodev"]}));
     }
 
-    let caps: Vec<String> = a.cap_add.iter().map(|c| cap_name(c)).collect();
+    let caps: Vec<String> = a
+        .cap_add
+        .iter()
+        .map(|c| crate::capabilities::cap_name(c))
+        .collect();
     let capabilities = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps});
     let seccomp = if a.seccomp == "unconfined" {
         Value::Null

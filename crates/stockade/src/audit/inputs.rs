@@ -12,9 +12,10 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::capabilities::cap_name;
+
 use super::{
-    all_caps, cap_name, ev, AuditError, HostMount, Posture, Result, Seccomp, ENGINE_DEFAULT_CAPS,
-    MUST_MASK,
+    all_caps, ev, AuditError, HostMount, Posture, Result, Seccomp, ENGINE_DEFAULT_CAPS, MUST_MASK,
 };
 
 /// Read a file (or `-` for stdin) and turn it into postures, whatever of the three formats it is.

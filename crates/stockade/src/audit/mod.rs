@@ -541,16 +541,6 @@ pub fn is_engine_socket(p: &str) -> bool {
     ENGINE_SOCKETS.iter().any(|s| p.ends_with(&format!("/{s}")))
 }
 
-/// Normalise "sys_admin", "CAP_SYS_ADMIN", "SYS_ADMIN" to "CAP_SYS_ADMIN".
-pub fn cap_name(c: &str) -> String {
-    let up = c.trim().to_ascii_uppercase();
-    if up.starts_with("CAP_") {
-        up
-    } else {
-        format!("CAP_{up}")
-    }
-}
-
 pub fn all_caps() -> BTreeSet<String> {
     caps::all().into_iter().map(|c| c.to_string()).collect()
 }
