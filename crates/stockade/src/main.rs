@@ -759,17 +759,18 @@ fn create(
 }
 
 /// The bundle's spec with its process replaced by `stockade probe`, this binary bound in
-/// read-only at /.stockade/stockade.
+/// read-only as `sandbox --probe` does.
 fn with_probe(spec: oci_spec::runtime::Spec, how: &str) -> Result<oci_spec::runtime::Spec> {
-    let mut args = vec!["/.stockade/stockade".to_string(), "probe".to_string()];
+    let mut flags = vec![];
     for w in how.split(',') {
         match w {
             "table" => {}
-            "json" => args.push("--json".into()),
-            "stress" => args.push("--stress".into()),
+            "json" => flags.push("--json".to_string()),
+            "stress" => flags.push("--stress".to_string()),
             other => bail!("--probe={other}: use table, json or stress (comma-separated)"),
         }
     }
+    let args = stockade::probe::command(flags);
     let exe = std::env::current_exe().context("locating the stockade binary")?;
     let mut v = serde_json::to_value(&spec)?;
     v["process"]["args"] = serde_json::json!(args);
@@ -777,10 +778,10 @@ fn with_probe(spec: oci_spec::runtime::Spec, how: &str) -> Result<oci_spec::runt
     if !v["mounts"].is_array() {
         v["mounts"] = serde_json::json!([]);
     }
-    v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
-        "destination": "/.stockade/stockade", "type": "bind", "source": exe,
-        "options": ["bind", "ro", "nosuid", "nodev"],
-    }));
+    v["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(stockade::probe::bind_mount(&exe));
     Ok(serde_json::from_value(v)?)
 }
 

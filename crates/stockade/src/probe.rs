@@ -101,6 +101,24 @@ const DANGEROUS_CAPS: &[&str] = &[
     "CAP_MAC_OVERRIDE",
 ];
 
+/// Where `sandbox --probe` and `run --probe` bind this binary inside the container.
+pub const BOUND_AT: &str = "/.stockade/stockade";
+
+/// The container's process that runs the probe: the bound binary, `probe`, then `args`.
+pub fn command(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut c = vec![BOUND_AT.to_string(), "probe".to_string()];
+    c.extend(args);
+    c
+}
+
+/// The OCI mount that binds the runtime binary `exe` read-only at [`BOUND_AT`].
+pub fn bind_mount(exe: &std::path::Path) -> serde_json::Value {
+    serde_json::json!({
+        "destination": BOUND_AT, "type": "bind", "source": exe,
+        "options": ["bind", "ro", "nosuid", "nodev"],
+    })
+}
+
 pub fn run_all() -> Vec<Check> {
     let mut out = vec![];
     // --- seed §1: namespaces

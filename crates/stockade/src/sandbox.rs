@@ -122,8 +122,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     let rootless = !nix::unistd::geteuid().is_root();
     let mut args = a.command.clone();
     if a.probe {
-        args = vec!["/.stockade/stockade".into(), "probe".into()];
-        args.extend(a.command.iter().cloned());
+        args = crate::probe::command(a.command.iter().cloned());
     }
     if args.is_empty() {
         return Err(Error::Other(
@@ -164,7 +163,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={bytes}")]}));
     }
     if a.probe {
-        mounts.push(json!({"destination": "/.stockade/stockade", "type": "bind", "source": self_exe, "options": ["bind", "ro", "nosuid", "nodev"]}));
+        mounts.push(crate::probe::bind_mount(self_exe));
     }
 
     let caps: Vec<String> = a
