@@ -322,19 +322,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .ctx(|| format!("process.oomScoreAdj {adj}"))?;
         }
-        let raw: Vec<RawFd> = tasks_files.iter().map(|f| f.as_raw_fd()).collect();
-        let sent = socket::sendmsg::<()>(
-            ours.as_raw_fd(),
-            &[IoSlice::new(b"C")],
-            &[ControlMessage::ScmRights(&raw)],
-            MsgFlags::empty(),
-            None,
-        )
-        .ctx(|| "send cgroup ready");
-        if let Err(e) = sent {
+        if let Err(e) = send_cgroup_files(&ours, b'C', tasks_files) {
             return Err(child_error(&ours).unwrap_or(e));
         }
-        drop(tasks_files);
         mark("cgroup ready");
         let filter = filter_job.finish("seccomp compilation")??;
         if let Err(e) = send_filter(&ours, filter.as_ref()) {
@@ -563,12 +553,26 @@ fn send_filter(sock: &OwnedFd, f: Option<&stockade_seccomp::Filter>) -> Result<(
     Ok(())
 }
 
-/// Wait for "C" (child side): the runtime has moved us into our cgroup.
-/// With it, the v1 `tasks` files of our cgroup: we write ourselves in (see
-/// `Cgroup::v1_tasks_files`); the unified one we were born in.
-fn recv_cgroup_ready(sock: &OwnedFd) -> Result<()> {
+/// `tag` with the container's v1 `tasks` files (runtime side; see `Cgroup::v1_tasks_files`).
+fn send_cgroup_files(sock: &OwnedFd, tag: u8, files: Vec<OwnedFd>) -> Result<()> {
+    let raw: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+    socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(&[tag])],
+        &[ControlMessage::ScmRights(&raw)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "pass the cgroup files")?;
+    Ok(())
+}
+
+/// Wait for `tag` and the v1 `tasks` files that come with it, and write ourselves into each
+/// (child side): a thread moving itself is cheap where a pid written by another is not. The
+/// unified cgroup we were born in (CLONE_INTO_CGROUP).
+fn join_cgroup_files(sock: &OwnedFd, tag: u8) -> Result<()> {
     let (buf, tasks) = recv_with_fds(sock, "wait for cgroup", 8)?;
-    if buf.first() != Some(&b'C') {
+    if buf.first() != Some(&tag) {
         return Err(Error::Other("runtime went away during setup".into()));
     }
     for f in tasks {
@@ -734,7 +738,7 @@ fn child_setup(
     let mut in_cgroup = false;
     let mut cgroup_ready = || -> Result<()> {
         if !in_cgroup {
-            recv_cgroup_ready(sock)?;
+            join_cgroup_files(sock, b'C')?;
             in_cgroup = true;
             if ns.unshare_flags.contains(cgroupns) {
                 namespaces::unshare(cgroupns)?;
@@ -1061,16 +1065,7 @@ pub fn exec(
     drop(theirs);
     let child_pid = Pid::from_raw(pid);
     let setup = (|| -> Result<()> {
-        let raw: Vec<RawFd> = tasks_files.iter().map(|f| f.as_raw_fd()).collect();
-        socket::sendmsg::<()>(
-            ours.as_raw_fd(),
-            &[IoSlice::new(b"G")],
-            &[ControlMessage::ScmRights(&raw)],
-            MsgFlags::empty(),
-            None,
-        )
-        .ctx(|| "send go")?;
-        drop(tasks_files);
+        send_cgroup_files(&ours, b'G', tasks_files)?;
         loop {
             let (buf, got) = recv_msg(&ours, "wait for exec")?;
             let n = buf.len();
@@ -1117,16 +1112,8 @@ fn exec_child(
     let process = spec.process().as_ref().expect("set by exec");
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
-    // "G" carries the container's v1 `tasks` files: we write ourselves in (the unified cgroup
-    // we were born in), before joining any namespace.
-    let (buf, tasks) = recv_with_fds(sock, "wait for cgroup", 8)?;
-    if buf.first() != Some(&b'G') {
-        return Err(Error::Other("runtime went away".into()));
-    }
-    for f in tasks {
-        std::io::Write::write_all(&mut std::fs::File::from(f), b"0")
-            .ctx(|| "join the container's v1 cgroup")?;
-    }
+    // "G" carries the container's v1 cgroup files: joined before any namespace
+    join_cgroup_files(sock, b'G')?;
     for (t, f) in order {
         nix::sched::setns(f, namespaces::flag(*t)).ctx(|| {
             format!(
