@@ -255,17 +255,25 @@ pub fn oci(v: &Value, file: &str) -> Result<Posture> {
             ));
         }
     }
-    let masked = strings(linux, "maskedPaths");
-    let unmasked: Vec<String> = MUST_MASK
+    let (unmasked, sys_writable) = proc_exposure(
+        &strings(linux, "maskedPaths"),
+        &strings(linux, "readonlyPaths"),
+    );
+    p.unmasked = Some(ev(unmasked, "linux.maskedPaths"));
+    p.proc_sys_writable = Some(ev(sys_writable, "linux.readonlyPaths has no /proc/sys"));
+    Ok(p)
+}
+
+/// From a masked-paths and a read-only-paths list (OCI's or Docker's): the files of
+/// [`MUST_MASK`] left readable, and whether /proc/sys stays writable.
+fn proc_exposure(masked: &[String], readonly: &[String]) -> (Vec<String>, bool) {
+    let unmasked = MUST_MASK
         .iter()
         .filter(|m| !masked.iter().any(|x| m.starts_with(x.as_str())))
         .map(|m| m.to_string())
         .collect();
-    p.unmasked = Some(ev(unmasked, "linux.maskedPaths"));
-    let ro_paths = strings(linux, "readonlyPaths");
-    let sys_ro = ro_paths.iter().any(|x| x == "/proc/sys" || x == "/proc");
-    p.proc_sys_writable = Some(ev(!sys_ro, "linux.readonlyPaths has no /proc/sys"));
-    Ok(p)
+    let sys_ro = readonly.iter().any(|x| x == "/proc/sys" || x == "/proc");
+    (unmasked, !sys_ro)
 }
 
 /// Whether an OCI seccomp section lets `name` through (allow by default and not named with a
@@ -464,16 +472,11 @@ pub fn docker(c: &Value, i: usize, file: &str) -> Result<Posture> {
         ));
     }
     if hc.get("MaskedPaths").is_some() {
-        let masked = strings(hc, "MaskedPaths");
-        let unmasked = MUST_MASK
-            .iter()
-            .filter(|m| !masked.iter().any(|x| m.starts_with(x.as_str())))
-            .map(|m| m.to_string())
-            .collect();
+        let (unmasked, sys_writable) =
+            proc_exposure(&strings(hc, "MaskedPaths"), &strings(hc, "ReadonlyPaths"));
         p.unmasked = Some(ev(unmasked, at("MaskedPaths")));
-        let ro_paths = strings(hc, "ReadonlyPaths");
         p.proc_sys_writable = Some(ev(
-            !ro_paths.iter().any(|x| x == "/proc/sys"),
+            sys_writable,
             format!("{} has no /proc/sys", at("ReadonlyPaths")),
         ));
     }
