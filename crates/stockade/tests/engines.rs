@@ -8,6 +8,34 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A busybox rootfs in `dir`, tarred as `dir/bb.tar` for an engine's `import` (no download).
+fn busybox_tar(dir: &std::path::Path) -> std::path::PathBuf {
+    let rootfs = dir.join("bb");
+    busybox_rootfs(&rootfs);
+    let tar = dir.join("bb.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    tar
+}
+
+/// `import` arguments (docker's and podman's alike) that make the image `bb` from `tar`.
+fn import_bb(tar: &std::path::Path) -> [&str; 5] {
+    [
+        "import",
+        "--change",
+        "ENV PATH=/bin",
+        tar.to_str().unwrap(),
+        "bb",
+    ]
+}
+
 struct Dockerd {
     dir: tempfile::TempDir,
     child: std::process::Child,
@@ -47,25 +75,8 @@ impl Dockerd {
             std::thread::sleep(Duration::from_millis(200));
         }
         // a busybox image, made offline
-        let rootfs = d.dir.path().join("bb");
-        busybox_rootfs(&rootfs);
-        let tar = d.dir.path().join("bb.tar");
-        assert!(Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success());
-        let imp = d.docker(&[
-            "import",
-            "--change",
-            "ENV PATH=/bin",
-            tar.to_str().unwrap(),
-            "bb",
-        ]);
+        let tar = busybox_tar(d.dir.path());
+        let imp = d.docker(&import_bb(&tar));
         assert!(imp.status.success(), "{}", stderr(&imp));
         d
     }
@@ -316,25 +327,8 @@ impl Podman {
         let p = Podman {
             dir: tempfile::tempdir().unwrap(),
         };
-        let rootfs = p.dir.path().join("bb");
-        busybox_rootfs(&rootfs);
-        let tar = p.dir.path().join("bb.tar");
-        assert!(Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success());
-        let imp = p.podman(&[
-            "import",
-            "--change",
-            "ENV PATH=/bin",
-            tar.to_str().unwrap(),
-            "bb",
-        ]);
+        let tar = busybox_tar(p.dir.path());
+        let imp = p.podman(&import_bb(&tar));
         assert!(imp.status.success(), "podman import: {}", stderr(&imp));
         p
     }
