@@ -300,19 +300,13 @@ fn mount_namespace_shared_or_joined_and_pid_namespace_joined_by_path() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    let b = Bundle::new(&["readlink", "/proc/self/ns/mnt"], |v| {
-        v["linux"]["namespaces"] =
-            serde_json::json!([{"type": "pid"}, {"type": "mount", "path": ns_file}]);
-        v["linux"]["uidMappings"] = serde_json::Value::Null;
-        v["linux"]["gidMappings"] = serde_json::Value::Null;
-    });
-    let id = unique("joinmnt");
-    let out = b.run(&id);
+    let seen = ns_seen_inside(
+        "mnt",
+        serde_json::json!([{"type": "pid"}, {"type": "mount", "path": ns_file}]),
+    );
     let _ = holder.kill();
     let _ = holder.wait();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), want);
-    assert_nothing_left(&id, b.root.path());
+    assert_eq!(seen, want);
 
     // and a pid namespace given by path: the container's process is born in it
     let mut holder = std::process::Command::new("unshare")
@@ -337,17 +331,27 @@ fn mount_namespace_shared_or_joined_and_pid_namespace_joined_by_path() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let b = Bundle::new(&["readlink", "/proc/self/ns/pid"], |v| {
-        v["linux"]["namespaces"] =
-            serde_json::json!([{"type": "mount"}, {"type": "pid", "path": ns_file}]);
+    let seen = ns_seen_inside(
+        "pid",
+        serde_json::json!([{"type": "mount"}, {"type": "pid", "path": ns_file}]),
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(seen, want);
+}
+
+/// Run a bundle with exactly `namespaces` (no id mappings) that reads its own
+/// `/proc/self/ns/<file>`; what it read, once it has left nothing behind.
+fn ns_seen_inside(file: &str, namespaces: serde_json::Value) -> String {
+    let link = format!("/proc/self/ns/{file}");
+    let b = Bundle::new(&["readlink", &link], |v| {
+        v["linux"]["namespaces"] = namespaces;
         v["linux"]["uidMappings"] = serde_json::Value::Null;
         v["linux"]["gidMappings"] = serde_json::Value::Null;
     });
-    let id = unique("joinpid");
+    let id = unique("nsjoin");
     let out = b.run(&id);
-    let _ = holder.kill();
-    let _ = holder.wait();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), want);
     assert_nothing_left(&id, b.root.path());
+    stdout(&out).trim().to_string()
 }
