@@ -241,17 +241,8 @@ fn live_processes_stockade_sandbox_runc_and_host() {
     // a stockade container under the hardened defaults: nothing above low
     let b = Bundle::new(&["sleep", "60"], |_| {});
     let id = unique("audit");
-    let out = timeout()
-        .arg(bin())
-        .arg("--root")
-        .arg(b.root.path())
-        .args(["run", "-d", "--bundle", b.path().to_str().unwrap(), &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(out.success());
+    let out = b.run_detached(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
     let state = Command::new(bin())
         .arg("--root")
         .arg(b.root.path())

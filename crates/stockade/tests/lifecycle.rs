@@ -5,32 +5,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// Output goes to files, not pipes: a created container inherits the runtime's stdio and would
-/// keep pipes open (as with runc, engines pass fifos or files).
-fn cmd(root: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-    let status = timeout()
-        .arg(bin())
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap())
-        .status()
-        .unwrap();
-    use std::io::{Read, Seek};
-    let (mut o, mut e) = (vec![], vec![]);
-    out.rewind().unwrap();
-    out.read_to_end(&mut o).unwrap();
-    err.rewind().unwrap();
-    err.read_to_end(&mut e).unwrap();
-    std::process::Output {
-        status,
-        stdout: o,
-        stderr: e,
-    }
-}
-
 fn status(root: &std::path::Path, id: &str) -> String {
     let out = cmd(root, &["state", id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -118,10 +92,7 @@ fn run_detach_and_delete_force() {
     let id = unique("detach");
     let b = Bundle::new(&["sleep", "60"], |_| {});
     let root = b.root.path();
-    let out = cmd(
-        root,
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &id],
-    );
+    let out = b.run_detached(&id);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(status(root, &id), "running");
     assert!(cmd(root, &["delete", "--force", &id]).status.success());
@@ -220,12 +191,7 @@ fn exec_joins_every_namespace_and_the_cgroup() {
     let id = unique("exec");
     let b = Bundle::new(&["sleep", "60"], |_| {});
     let root = b.root.path();
-    assert!(cmd(
-        root,
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]
-    )
-    .status
-    .success());
+    assert!(b.run_detached(&id).status.success());
     let init: i32 = serde_json::from_slice::<serde_json::Value>(&cmd(root, &["state", &id]).stdout)
         .unwrap()["pid"]
         .as_i64()
@@ -471,10 +437,7 @@ fn update_changes_limits_of_a_running_container() {
     let id = unique("update");
     let b = Bundle::new(&["sleep", "60"], |_| {});
     let root = b.root.path();
-    let out = cmd(
-        root,
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &id],
-    );
+    let out = b.run_detached(&id);
     assert!(out.status.success(), "{}", stderr(&out));
     let file = |ctrl: &str, f: &str| {
         std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}/stockade/{id}/{f}"))

@@ -98,8 +98,42 @@ impl Bundle {
             .unwrap()
     }
 
+    /// `run -d`: the runtime returns, the container keeps running.
+    pub fn run_detached(&self, id: &str) -> Output {
+        cmd(
+            self.root.path(),
+            &["run", "-d", "--bundle", self.path().to_str().unwrap(), id],
+        )
+    }
+
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.path().join("config.json"), text).unwrap();
+    }
+}
+
+/// `stockade --root ROOT ARGS...` with stdout and stderr in files, not pipes: a container it
+/// leaves running must not hold the caller's pipe open.
+pub fn cmd(root: &Path, args: &[&str]) -> Output {
+    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+    let status = timeout()
+        .arg(bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    use std::io::{Read, Seek};
+    let (mut o, mut e) = (vec![], vec![]);
+    out.rewind().unwrap();
+    out.read_to_end(&mut o).unwrap();
+    err.rewind().unwrap();
+    err.read_to_end(&mut e).unwrap();
+    Output {
+        status,
+        stdout: o,
+        stderr: e,
     }
 }
 
