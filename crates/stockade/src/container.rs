@@ -123,8 +123,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket; set terminal to false to run with the caller's stdio"));
     }
     let rootless = !nix::unistd::geteuid().is_root();
-    let rootfs_dir = spec::rootfs_path(spec, bundle);
-
     // 2. State; its guard removes it if anything below fails.
     let mut state_dir = StateDir::create(&opts.root, id)?;
     // Written before anything else exists, so a `delete` after this runtime is killed at any
@@ -154,13 +152,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
-    let rootfs_dir = if spec::tmpfs_root(spec) {
-        let d = state_dir.dir.join("rootfs");
-        std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
-        d
-    } else {
-        rootfs_dir
-    };
+    let rootfs_dir = spec::rootfs_dir(spec, bundle, &state_dir.dir);
+    if spec::tmpfs_root(spec) {
+        std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
+    }
     let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {

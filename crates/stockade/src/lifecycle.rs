@@ -215,18 +215,16 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
-    dir.remove()?;
     let spec = bundle_spec(&st);
     if let Some(spec) = &spec {
+        // before the state directory goes: a tmpfs root lives in it
         if namespaces::Plan::from_spec(spec).host_mount_ns() {
-            let root = spec
-                .root()
-                .as_ref()
-                .map(|r| r.path().clone())
-                .unwrap_or_default();
-            crate::rootfs::release_host_mounts(&st.bundle.join(root));
+            crate::rootfs::release_host_mounts(&crate::spec::rootfs_dir(
+                spec, &st.bundle, &dir.dir,
+            ));
         }
     }
+    dir.remove()?;
     if let Some(spec) = spec {
         crate::hooks::run(
             &spec,

@@ -85,6 +85,16 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
     std::fs::canonicalize(&p).unwrap_or(p)
 }
 
+/// The directory the container's root is attached on: the bundle's rootfs, or for a tmpfs
+/// root the `rootfs` directory in the container's state directory.
+pub fn rootfs_dir(spec: &Spec, bundle: &Path, state_dir: &Path) -> PathBuf {
+    if tmpfs_root(spec) {
+        state_dir.join("rootfs")
+    } else {
+        rootfs_path(spec, bundle)
+    }
+}
+
 pub fn tmpfs_root(spec: &Spec) -> bool {
     spec.annotations()
         .as_ref()
