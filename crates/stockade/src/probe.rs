@@ -370,18 +370,13 @@ pub fn run_all() -> Vec<Check> {
         ),
         None => check(set, "no_new_privs", Outcome::NotApplicable, "not reported"),
     });
-    let suid_mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            !l.split(' ')
-                .nth(5)
-                .unwrap_or("")
-                .split(',')
-                .any(|o| o == "nosuid")
-        })
-        .filter_map(|l| l.split(' ').nth(4).map(String::from))
-        .collect();
+    let suid_mounts: Vec<String> = crate::rootfs::parse_mountinfo(
+        &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+    )
+    .into_iter()
+    .filter(|m| !m.options.iter().any(|o| o == "nosuid"))
+    .map(|m| m.mountpoint)
+    .collect();
     out.push(if suid_mounts.is_empty() {
         check(
             set,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::{ev, AuditError, Ev, HostMount, Posture, Result, Seccomp, MUST_MASK};
 use crate::cgroups::Layout;
+use crate::rootfs::{parse_mountinfo, MountEntry};
 
 /// The process went away while being read.
 struct Gone(String);
@@ -39,43 +40,6 @@ impl Proc {
     fn path(&self, file: &str) -> String {
         format!("/proc/{}/{file}", self.pid)
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct MountEntry {
-    pub dev: String,
-    pub root: String,
-    pub mountpoint: String,
-    pub options: Vec<String>,
-    pub optional: Vec<String>,
-    pub fstype: String,
-}
-
-pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    let unescape = |s: &str| {
-        s.replace("\\040", " ")
-            .replace("\\011", "\t")
-            .replace("\\012", "\n")
-            .replace("\\134", "\\")
-    };
-    text.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 6 || post.is_empty() {
-                return None;
-            }
-            Some(MountEntry {
-                dev: pre[2].to_string(),
-                root: unescape(pre[3]),
-                mountpoint: unescape(pre[4]),
-                options: pre[5].split(',').map(String::from).collect(),
-                optional: pre[6..].iter().map(|s| s.to_string()).collect(),
-                fstype: post[0].to_string(),
-            })
-        })
-        .collect()
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {

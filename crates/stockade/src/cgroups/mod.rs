@@ -71,23 +71,16 @@ impl Layout {
                 })
                 .unwrap_or_else(|| PathBuf::from("/"))
         };
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
-                continue;
-            }
-            let mountpoint = PathBuf::from(unescape(pre[4]));
-            match post[0] {
+        for m in crate::rootfs::parse_mountinfo(mountinfo) {
+            let mountpoint = PathBuf::from(m.mountpoint);
+            match m.fstype.as_str() {
                 "cgroup2" => {
                     layout.unified = Some(mountpoint);
                     layout.unified_self = own(&|c| c.is_empty());
                 }
                 "cgroup" => {
-                    let controllers: Vec<String> = post[2]
+                    let controllers: Vec<String> = m
+                        .super_options
                         .split(',')
                         .filter(|o| {
                             !matches!(*o, "rw" | "ro")
@@ -145,13 +138,6 @@ impl Layout {
     pub fn v1_dir(&self, controller: &str) -> Option<&Hierarchy> {
         self.v1.iter().find(|h| h.has(controller))
     }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// The systemd cgroup driver (`slice:prefix:name`) is not implemented; say so, and whether
