@@ -150,6 +150,41 @@ pub fn apply(s: &Sets) -> Result<()> {
     Ok(())
 }
 
+/// Capabilities that defeat the isolation on their own (probe and audit agree on this list).
+pub const DANGEROUS: &[&str] = &[
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_TIME",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_BPF",
+    "CAP_PERFMON",
+    "CAP_NET_ADMIN",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_SYSLOG",
+    "CAP_AUDIT_CONTROL",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_CHECKPOINT_RESTORE",
+    "CAP_SYS_RESOURCE",
+];
+
+/// The value of `key:` in the text of a /proc/PID/status file.
+pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(str::trim))
+}
+
+/// A `Cap*:` hex mask of a /proc/PID/status text (0 when absent).
+pub fn status_mask(status: &str, key: &str) -> u64 {
+    status_field(status, key)
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
+}
+
 /// Decode a `Cap*:` hex mask from /proc/PID/status into names (used by probe and audit).
 pub fn decode_mask(mask: u64) -> Vec<String> {
     caps::all()

@@ -75,31 +75,14 @@ fn reachable(section: &'static str, name: &str, r: Result<libc::c_long, i32>) ->
     }
 }
 
-fn status_field(field: &str) -> Option<String> {
-    fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{field}:"))
-                .map(|v| v.trim().to_string())
-        })
+/// Our own /proc/self/status.
+fn own_status() -> String {
+    fs::read_to_string("/proc/self/status").unwrap_or_default()
 }
 
-const DANGEROUS_CAPS: &[&str] = &[
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_TIME",
-    "CAP_NET_ADMIN",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_BPF",
-    "CAP_PERFMON",
-    "CAP_SYSLOG",
-    "CAP_SYS_BOOT",
-    "CAP_MAC_ADMIN",
-    "CAP_MAC_OVERRIDE",
-];
+fn status_field(field: &str) -> Option<String> {
+    crate::capabilities::status_field(&own_status(), field).map(String::from)
+}
 
 /// Where `sandbox --probe` and `run --probe` bind this binary inside the container.
 pub const BOUND_AT: &str = "/.stockade/stockade";
@@ -256,9 +239,7 @@ pub fn run_all() -> Vec<Check> {
         sys(libc::SYS_syslog, [10, 0, 0, 0, 0, 0]),
     ));
     // an invalid clock id: EINVAL means the call got past seccomp; setting needs CAP_SYS_TIME too
-    let caps_eff = status_field("CapEff")
-        .and_then(|h| u64::from_str_radix(&h, 16).ok())
-        .unwrap_or(0);
+    let caps_eff = crate::capabilities::status_mask(&own_status(), "CapEff");
     let has = |name: &str| {
         crate::capabilities::decode_mask(caps_eff)
             .iter()
@@ -335,13 +316,11 @@ pub fn run_all() -> Vec<Check> {
         ("CapBnd", "bounding"),
         ("CapAmb", "ambient"),
     ] {
-        let mask = status_field(field)
-            .and_then(|h| u64::from_str_radix(&h, 16).ok())
-            .unwrap_or(0);
+        let mask = crate::capabilities::status_mask(&own_status(), field);
         let names = crate::capabilities::decode_mask(mask);
         let bad: Vec<&String> = names
             .iter()
-            .filter(|n| DANGEROUS_CAPS.contains(&n.as_str()))
+            .filter(|n| crate::capabilities::DANGEROUS.contains(&n.as_str()))
             .collect();
         out.push(if bad.is_empty() {
             check(

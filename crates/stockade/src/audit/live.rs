@@ -13,6 +13,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::{ev, AuditError, Ev, HostMount, Posture, Result, Seccomp, MUST_MASK};
+use crate::capabilities::{status_field, status_mask};
 use crate::cgroups::Layout;
 use crate::rootfs::{parse_mountinfo, MountEntry};
 
@@ -40,18 +41,6 @@ impl Proc {
     fn path(&self, file: &str) -> String {
         format!("/proc/{}/{file}", self.pid)
     }
-}
-
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(str::trim))
-}
-
-fn hex_mask(status: &str, key: &str) -> u64 {
-    status_field(status, key)
-        .and_then(|v| u64::from_str_radix(v, 16).ok())
-        .unwrap_or(0)
 }
 
 /// Read a live process's posture. A missing pid is an error; a process that exits part-way
@@ -142,10 +131,11 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
     // --- capabilities reachable: effective, permitted, ambient; the bounding set too when
     // no_new_privs is off (a setuid-root binary or file capabilities raise up to it).
     let nnp = status_field(&status, "NoNewPrivs") == Some("1");
-    let mut mask =
-        hex_mask(&status, "CapEff") | hex_mask(&status, "CapPrm") | hex_mask(&status, "CapAmb");
+    let mut mask = status_mask(&status, "CapEff")
+        | status_mask(&status, "CapPrm")
+        | status_mask(&status, "CapAmb");
     if !nnp {
-        mask |= hex_mask(&status, "CapBnd");
+        mask |= status_mask(&status, "CapBnd");
     }
     let caps: BTreeSet<String> = crate::capabilities::decode_mask(mask).into_iter().collect();
     p.caps = Some(ev(

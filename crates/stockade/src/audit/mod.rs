@@ -469,25 +469,7 @@ rule!(
 );
 
 /// Capabilities that defeat the isolation on their own.
-pub const DANGEROUS_CAPS: &[&str] = &[
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_TIME",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_BPF",
-    "CAP_PERFMON",
-    "CAP_NET_ADMIN",
-    "CAP_MAC_ADMIN",
-    "CAP_MAC_OVERRIDE",
-    "CAP_SYSLOG",
-    "CAP_AUDIT_CONTROL",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_CHECKPOINT_RESTORE",
-    "CAP_SYS_RESOURCE",
-];
+pub const DANGEROUS_CAPS: &[&str] = crate::capabilities::DANGEROUS;
 
 /// Docker's (and containerd's, CRI-O's) default capability set.
 pub const ENGINE_DEFAULT_CAPS: &[&str] = stockade_seccomp::DOCKER_DEFAULT_CAPS;
