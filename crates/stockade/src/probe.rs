@@ -594,48 +594,76 @@ pub fn run_stress() -> Vec<Check> {
     ]
 }
 
+/// Take one more unit with `step` until `bound` are held or a step fails: what was taken, and
+/// the failure that stopped it (None: the bound was reached first).
+fn exhaust<T>(
+    bound: usize,
+    mut step: impl FnMut() -> std::io::Result<T>,
+) -> (Vec<T>, Option<std::io::Error>) {
+    let mut taken = vec![];
+    while taken.len() < bound {
+        match step() {
+            Ok(t) => taken.push(t),
+            Err(e) => return (taken, Some(e)),
+        }
+    }
+    (taken, None)
+}
+
+/// Blocked when a limit stopped the exhaustion before its bound, exposed when it got there.
+fn limit_met(
+    sec: &'static str,
+    name: &str,
+    verb: &str,
+    n: usize,
+    unit: &str,
+    bound: usize,
+    stopped: Option<std::io::Error>,
+) -> Check {
+    match stopped {
+        Some(e) => check(
+            sec,
+            name,
+            Outcome::Blocked,
+            format!("{verb} failed after {n} {unit}: {e}"),
+        ),
+        None => check(
+            sec,
+            name,
+            Outcome::Exposed,
+            format!("{n} {unit} taken, no limit met (bound {bound} {unit})"),
+        ),
+    }
+}
+
 const FORK_BOUND: usize = 4096;
 
 fn stress_fork(sec: &'static str) -> Check {
     use nix::sys::signal::{kill, Signal};
     use nix::sys::wait::waitpid;
     use nix::unistd::Pid;
-    let mut kids = vec![];
-    let mut stopped = None;
-    while kids.len() < FORK_BOUND {
-        match crate::sys::fork_exit(|| {
+    let (kids, stopped) = exhaust(FORK_BOUND, || {
+        crate::sys::fork_exit(|| {
             // SAFETY: pause has no preconditions; the parent kills us.
             unsafe { libc::pause() };
             0
-        }) {
-            Ok(pid) => kids.push(pid),
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
-        }
-    }
-    let n = kids.len();
+        })
+    });
     for &k in &kids {
         let _ = kill(Pid::from_raw(k), Signal::SIGKILL);
     }
     for &k in &kids {
         let _ = waitpid(Pid::from_raw(k), None);
     }
-    match stopped {
-        Some(e) => check(
-            sec,
-            "fork bomb",
-            Outcome::Blocked,
-            format!("fork failed after {n} processes: {e}"),
-        ),
-        None => check(
-            sec,
-            "fork bomb",
-            Outcome::Exposed,
-            format!("{n} processes started, no limit met (bound {FORK_BOUND})"),
-        ),
-    }
+    limit_met(
+        sec,
+        "fork bomb",
+        "fork",
+        kids.len(),
+        "processes",
+        FORK_BOUND,
+        stopped,
+    )
 }
 
 fn stress_memory(sec: &'static str) -> Check {
@@ -695,33 +723,18 @@ fn stress_memory(sec: &'static str) -> Check {
 const FD_BOUND: usize = 1 << 16;
 
 fn stress_fds(sec: &'static str) -> Check {
-    let mut fds = vec![];
-    let mut stopped = None;
-    while fds.len() < FD_BOUND {
-        match fs::File::open("/dev/null") {
-            Ok(f) => fds.push(f),
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
-        }
-    }
+    let (fds, stopped) = exhaust(FD_BOUND, || fs::File::open("/dev/null"));
     let n = fds.len();
     drop(fds);
-    match stopped {
-        Some(e) => check(
-            sec,
-            "descriptor exhaustion",
-            Outcome::Blocked,
-            format!("open failed after {n} descriptors: {e}"),
-        ),
-        None => check(
-            sec,
-            "descriptor exhaustion",
-            Outcome::Exposed,
-            format!("{n} descriptors opened, no limit met"),
-        ),
-    }
+    limit_met(
+        sec,
+        "descriptor exhaustion",
+        "open",
+        n,
+        "descriptors",
+        FD_BOUND,
+        stopped,
+    )
 }
 
 const FILL_BOUND_MIB: usize = 1024;
@@ -739,29 +752,16 @@ fn stress_fill(sec: &'static str, dir: &str) -> Check {
         Err(e) => return check(sec, &name, Outcome::NotApplicable, format!("{path}: {e}")),
     };
     let chunk = vec![0x5au8; 1 << 20];
-    let mut written = 0;
-    let mut stopped = None;
-    while written < FILL_BOUND_MIB {
-        if let Err(e) = f.write_all(&chunk) {
-            stopped = Some(e);
-            break;
-        }
-        written += 1;
-    }
+    let (written, stopped) = exhaust(FILL_BOUND_MIB, || f.write_all(&chunk));
     drop(f);
     let _ = fs::remove_file(&path);
-    match stopped {
-        Some(e) => check(
-            sec,
-            &name,
-            Outcome::Blocked,
-            format!("write failed after {written} MiB: {e}"),
-        ),
-        None => check(
-            sec,
-            &name,
-            Outcome::Exposed,
-            format!("{written} MiB written, no limit met (bound {FILL_BOUND_MIB} MiB)"),
-        ),
-    }
+    limit_met(
+        sec,
+        &name,
+        "write",
+        written.len(),
+        "MiB",
+        FILL_BOUND_MIB,
+        stopped,
+    )
 }
