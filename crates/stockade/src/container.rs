@@ -169,14 +169,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 .as_ref()
                 .map(|p| (p.user().uid(), p.user().gid()))
                 .unwrap_or((0, 0));
-            let linux = spec.linux().as_ref();
             let (uid, gid) = if ns.new_user {
-                let uids = linux
-                    .and_then(|l| l.uid_mappings().clone())
-                    .unwrap_or_default();
-                let gids = linux
-                    .and_then(|l| l.gid_mappings().clone())
-                    .unwrap_or_default();
+                let (uids, gids) = namespaces::id_maps(spec);
                 (
                     namespaces::to_host(&uids, user.0),
                     namespaces::to_host(&gids, user.1),
@@ -260,14 +254,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             }
             Ok(())
         };
-        let linux = spec.linux().as_ref();
         if ns.new_user {
-            let uids = linux
-                .and_then(|l| l.uid_mappings().clone())
-                .unwrap_or_default();
-            let gids = linux
-                .and_then(|l| l.gid_mappings().clone())
-                .unwrap_or_default();
+            let (uids, gids) = namespaces::id_maps(spec);
             namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
         }
         let userns = if ns.new_user && !rootless {

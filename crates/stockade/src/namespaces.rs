@@ -126,6 +126,19 @@ impl Plan {
     }
 }
 
+/// The spec's uid and gid mappings (empty where it has none).
+pub fn id_maps(spec: &Spec) -> (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>) {
+    let linux = spec.linux().as_ref();
+    (
+        linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default(),
+        linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default(),
+    )
+}
+
 /// Validate one uidMappings/gidMappings list: non-empty ranges, no overflow, no overlap inside or
 /// outside, at most 340 lines (the kernel's limit).
 pub fn check_id_maps(maps: &[LinuxIdMapping]) -> std::result::Result<(), String> {

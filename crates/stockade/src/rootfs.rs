@@ -297,11 +297,7 @@ pub fn prepare(
             .ctx(|| format!("open {}", rootfs.display()))?,
         );
     }
-    let uid_maps = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.uid_mappings().clone())
-        .unwrap_or_default();
+    let (uid_maps, _) = crate::namespaces::id_maps(spec);
     if !crate::spec::tmpfs_root(spec) {
         let tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
             .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
