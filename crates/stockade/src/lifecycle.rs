@@ -154,11 +154,15 @@ pub fn pause(root: &Path, id: &str, frozen: bool) -> Result<()> {
             if frozen { "pause" } else { "resume" }
         )));
     }
-    let cg = st
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup (unprivileged)")))?;
+    let cg = cgroup_of(&st, id)?;
     cg.freeze(frozen)
+}
+
+/// The container's cgroup; one started unprivileged has none.
+fn cgroup_of<'a>(st: &'a State, id: &str) -> Result<&'a crate::cgroups::Cgroup> {
+    st.cgroup
+        .as_ref()
+        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup (unprivileged)")))
 }
 
 /// `update`: check the new resources as `create` would, then write them to the container's
@@ -173,10 +177,7 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
     }
     crate::cgroups::validate(r)
         .map_err(|(field, msg)| Error::Other(format!("update: linux.resources.{field}: {msg}")))?;
-    let cg = st
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::Other(format!("container {id} has no cgroup (unprivileged)")))?;
+    let cg = cgroup_of(&st, id)?;
     cg.apply(r)
 }
 
