@@ -117,7 +117,6 @@ pub fn oci(v: &Value, file: &str) -> Result<Posture> {
     let linux = v.get("linux").unwrap_or(&null);
     let process = v.get("process").unwrap_or(&null);
 
-    p.ns_known = true;
     let nss = arr(linux, "namespaces");
     for ns in super::NAMESPACES {
         match nss.iter().position(|n| s(n, "type") == Some(ns)) {
@@ -337,7 +336,6 @@ pub fn docker(c: &Value, i: usize, file: &str) -> Result<Posture> {
         ),
     });
 
-    p.ns_known = true;
     for (key, ns) in [
         ("NetworkMode", "network"),
         ("PidMode", "pid"),
@@ -596,7 +594,6 @@ fn k8s_object(d: &Value, where_: &str, file: &str, out: &mut Vec<Posture>) -> Re
                 effective_caps(privileged, &add, &drop),
                 format!("{cpath}.securityContext.capabilities = {{add: {add:?}, drop: {drop:?}}} (on top of the runtime's default 14)"),
             ));
-            p.ns_known = true;
             let host = |k: &str| b(spec, k).unwrap_or(false);
             if host("hostNetwork") {
                 p.shared_ns.push((

@@ -103,7 +103,6 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
             _ => {} // this kernel lacks it
         }
     }
-    p.ns_known = true;
 
     // --- user: uid inside (through uid_map)
     let uid_map = pr.read("uid_map")?;

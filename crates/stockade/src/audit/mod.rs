@@ -110,8 +110,6 @@ pub struct Posture {
     pub caps: Option<Ev<BTreeSet<String>>>,
     /// Namespaces shared with the host, each with its evidence.
     pub shared_ns: Vec<(&'static str, String)>,
-    /// Whether the namespace facts are known at all (an input that cannot say leaves this false).
-    pub ns_known: bool,
     /// The process runs as uid 0 (inside its user namespace, if any).
     pub runs_as_root: Option<Ev<bool>>,
     pub memory_limit: Option<Ev<Option<u64>>>,
