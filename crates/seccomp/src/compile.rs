@@ -18,6 +18,9 @@ use crate::profile::{Arg, Op, Profile, RET_ERRNO};
 use crate::resolve::{Context, Decision, Resolved};
 use crate::{Error, Result};
 
+/// The most instructions the kernel accepts in one filter (BPF_MAXINSNS).
+pub const MAX_INSNS: usize = 4096;
+
 /// A compiled filter, ready to load.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -31,14 +34,66 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// A filter from an already compiled program (e.g. received from the runtime process).
-    pub fn from_program(program: Vec<SockFilter>, flags: u32, notify: bool) -> Filter {
-        Filter {
+    /// A compact, self-delimiting encoding (flags, notify, unknown names, program), for the
+    /// runtime↔child channel and the runtime's filter cache. Inverse of [`Filter::from_bytes`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(16 + 8 * self.program.len());
+        b.extend(self.flags.to_le_bytes());
+        b.push(self.notify as u8);
+        b.extend((self.unknown.len() as u32).to_le_bytes());
+        for u in &self.unknown {
+            b.extend((u.len() as u32).to_le_bytes());
+            b.extend(u.as_bytes());
+        }
+        b.extend((self.program.len() as u32).to_le_bytes());
+        for i in &self.program {
+            b.extend(i.code.to_le_bytes());
+            b.extend([i.jt, i.jf]);
+            b.extend(i.k.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decode [`Filter::to_bytes`]; None when `b` is not exactly such an encoding (truncated or
+    /// with trailing bytes, say).
+    pub fn from_bytes(b: &[u8]) -> Option<Filter> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, tail) = (b.get(..n)?, b.get(n..)?);
+            *b = tail;
+            Some(head)
+        }
+        let u32_of = |s: &[u8]| u32::from_le_bytes(s.try_into().expect("4 bytes"));
+        let mut b = b;
+        let flags = u32_of(take(&mut b, 4)?);
+        let notify = match take(&mut b, 1)?[0] {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let mut unknown = vec![];
+        for _ in 0..u32_of(take(&mut b, 4)?) {
+            let n = u32_of(take(&mut b, 4)?) as usize;
+            unknown.push(String::from_utf8(take(&mut b, n)?.to_vec()).ok()?);
+        }
+        let n = u32_of(take(&mut b, 4)?) as usize;
+        if n > MAX_INSNS || b.len() != 8 * n {
+            return None;
+        }
+        let program = b
+            .chunks_exact(8)
+            .map(|c| SockFilter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32_of(&c[4..8]),
+            })
+            .collect();
+        Some(Filter {
             program,
             flags,
             notify,
-            unknown: vec![],
-        }
+            unknown,
+        })
     }
 
     /// The most instructions any input can execute (longest path through the DAG).
@@ -222,7 +277,7 @@ impl Asm {
                 Item::Mark(_) => {}
             }
         }
-        if out.len() > 4096 {
+        if out.len() > MAX_INSNS {
             return Err(Error::TooLong(out.len()));
         }
         Ok(out)

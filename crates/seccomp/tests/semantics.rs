@@ -152,6 +152,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    /// The encoding the runtime sends to its child and keeps in its cache gives back the same
+    /// filter, and no strict prefix of it decodes (a truncated cache entry is never trusted).
+    #[test]
+    fn filter_encoding_round_trips(p in arb_profile(), cut in any::<prop::sample::Index>()) {
+        let mut f = stockade_seccomp::compile(&p.resolve(&ctx(Arch::X86_64, &[]))).unwrap();
+        f.unknown = vec!["no_such_call".into(), "another".into()];
+        let bytes = f.to_bytes();
+        let g = stockade_seccomp::Filter::from_bytes(&bytes).unwrap();
+        prop_assert_eq!(&g.program, &f.program);
+        prop_assert_eq!((g.flags, g.notify, &g.unknown), (f.flags, f.notify, &f.unknown));
+        let n = cut.index(bytes.len());
+        prop_assert!(stockade_seccomp::Filter::from_bytes(&bytes[..n]).is_none(), "a cut at {} decoded", n);
+        let mut long = bytes.clone();
+        long.push(0);
+        prop_assert!(stockade_seccomp::Filter::from_bytes(&long).is_none());
+    }
+}
+
 /// What Docker's profile means on x86_64 with Docker's 14 default capabilities, written out from
 /// its semantics: these are allowed, these are denied, these depend on arguments.
 #[test]

@@ -244,7 +244,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     let setup = std::thread::scope(|sc| -> Result<Option<OwnedFd>> {
         let cg_job = Job::start(sc, || cgroup.finish(spec));
         let filter_job = Job::start(sc, || {
-            crate::seccomp::compile(spec, &opts.config_file, opts.quiet)
+            crate::seccomp::compile(spec, &opts.config_file, opts.quiet, Some(&opts.root))
         });
         let mut cg_job = Some(cg_job);
         let mut tasks_files: Vec<OwnedFd> = vec![];
@@ -524,13 +524,12 @@ fn send_fd(sock: &OwnedFd, tag: &[u8], fd: &OwnedFd) -> Result<()> {
 fn send_filter(sock: &OwnedFd, f: Option<&stockade_seccomp::Filter>) -> Result<()> {
     let mut msg = vec![b'F'];
     if let Some(f) = f {
-        msg.extend(f.flags.to_le_bytes());
-        msg.push(f.notify as u8);
-        for i in &f.program {
-            msg.extend(i.code.to_le_bytes());
-            msg.extend([i.jt, i.jf]);
-            msg.extend(i.k.to_le_bytes());
-        }
+        // the child needs no warnings: keep the message within one datagram's reach
+        let program = stockade_seccomp::Filter {
+            unknown: vec![],
+            ..f.clone()
+        };
+        msg.extend(program.to_bytes());
     }
     socket::send(sock.as_raw_fd(), &msg, MsgFlags::empty()).ctx(|| "send seccomp filter")?;
     Ok(())
@@ -567,7 +566,7 @@ fn join_cgroup_files(sock: &OwnedFd, tag: u8) -> Result<()> {
 
 /// Wait for "F" (child side); returns the filter, if any.
 fn recv_filter(sock: &OwnedFd) -> Result<Option<stockade_seccomp::Filter>> {
-    let mut buf = vec![0u8; 8 * 4096 + 16];
+    let mut buf = vec![0u8; 8 * stockade_seccomp::compile::MAX_INSNS + 64];
     let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())
         .ctx(|| "wait for seccomp filter")?;
     if n == 0 || buf[0] != b'F' {
@@ -576,20 +575,9 @@ fn recv_filter(sock: &OwnedFd) -> Result<Option<stockade_seccomp::Filter>> {
     if n == 1 {
         return Ok(None);
     }
-    let flags = u32::from_le_bytes(buf[1..5].try_into().unwrap());
-    let notify = buf[5] != 0;
-    let program = buf[6..n]
-        .chunks_exact(8)
-        .map(|c| stockade_seccomp::bpf::SockFilter {
-            code: u16::from_le_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
-    Ok(Some(stockade_seccomp::Filter::from_program(
-        program, flags, notify,
-    )))
+    stockade_seccomp::Filter::from_bytes(&buf[1..n])
+        .map(Some)
+        .ok_or_else(|| Error::Other("malformed seccomp filter from the runtime".into()))
 }
 
 fn recv_go(sock: &OwnedFd) -> Result<(Vec<OwnedFd>, i32)> {
@@ -977,7 +965,7 @@ pub fn exec(
             "exec with a terminal needs --console-socket".into(),
         ));
     }
-    let filter = crate::seccomp::compile(&spec, &file, true)?;
+    let filter = crate::seccomp::compile(&spec, &file, true, Some(root))?;
     let init = st.pid;
     let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
         .map(|s| s.trim() != "deny")

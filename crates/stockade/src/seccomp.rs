@@ -20,21 +20,38 @@ pub fn bounding_names(spec: &Spec) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Compile `linux.seccomp` (None when the spec has none).
-pub fn compile(spec: &Spec, file: &Path, quiet: bool) -> Result<Option<Filter>> {
+/// Compile `linux.seccomp` (None when the spec has none), through the cache under `root` when
+/// one is given.
+pub fn compile(
+    spec: &Spec,
+    file: &Path,
+    quiet: bool,
+    root: Option<&Path>,
+) -> Result<Option<Filter>> {
     let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
-    let v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
-    let profile = Profile::from_value(&v).map_err(|e| {
-        config_err(
-            file,
-            format!("linux.seccomp{}", e.path_suffix()),
-            e.to_string(),
-        )
-    })?;
-    let filter = stockade_seccomp::compile(&profile.resolve(&Context::host(bounding_names(spec))))
-        .map_err(|e| config_err(file, "linux.seccomp", e.to_string()))?;
+    let caps = bounding_names(spec);
+    let json = serde_json::to_string(sc).map_err(|e| Error::Other(e.to_string()))?;
+    let cache = root.map(|r| Cache::new(r, &json, &caps));
+    let filter = match cache.as_ref().and_then(Cache::get) {
+        Some(f) => f,
+        None => {
+            let profile = Profile::from_json(&json).map_err(|e| {
+                config_err(
+                    file,
+                    format!("linux.seccomp{}", e.path_suffix()),
+                    e.to_string(),
+                )
+            })?;
+            let f = stockade_seccomp::compile(&profile.resolve(&Context::host(caps)))
+                .map_err(|e| config_err(file, "linux.seccomp", e.to_string()))?;
+            if let Some(c) = &cache {
+                c.put(&f);
+            }
+            f
+        }
+    };
     if !quiet && !filter.unknown.is_empty() {
         eprintln!(
             "stockade: warning: linux.seccomp names syscalls no supported architecture knows (ignored): {}",
@@ -42,6 +59,90 @@ pub fn compile(spec: &Spec, file: &Path, quiet: bool) -> Result<Option<Filter>> 
         );
     }
     Ok(Some(filter))
+}
+
+/// Compiled filters, one file per distinct input under `<root>/.seccomp/` (container ids never
+/// start with a dot). Resolving and compiling a Docker-sized profile for three architectures
+/// costs about a millisecond of CPU at every start, competing with the container's own setup on
+/// small machines; reading the result back costs a few microseconds. The key is everything the
+/// result depends on: this binary (device, inode, size, mtime: the compiler), the running
+/// kernel's release (`minKernel`), the bounding capabilities (`includes.caps`) and the profile's
+/// JSON. It is stored whole in the entry and compared byte for byte, so a collision of the file
+/// name (a 64-bit hash) can only cost a compile. The cache is best effort: any failure to read or
+/// write it just means compiling.
+struct Cache {
+    path: std::path::PathBuf,
+    key: Vec<u8>,
+}
+
+/// Entries beyond this many are pruned (all of them) on the next miss.
+const CACHE_MAX: usize = 64;
+
+impl Cache {
+    fn new(root: &Path, json: &str, caps: &[String]) -> Cache {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let mut key = b"stockade-seccomp-cache 1\n".to_vec();
+        if let Ok(m) = std::fs::metadata("/proc/self/exe") {
+            key.extend(
+                format!(
+                    "exe {} {} {} {}.{}\n",
+                    m.dev(),
+                    m.ino(),
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                )
+                .bytes(),
+            );
+        }
+        if let Ok(u) = nix::sys::utsname::uname() {
+            key.extend(b"kernel ");
+            key.extend(u.release().as_encoded_bytes());
+            key.push(b'\n');
+        }
+        key.extend(format!("caps {}\n", caps.join(",")).bytes());
+        key.extend(json.as_bytes());
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        Cache {
+            path: root.join(".seccomp").join(format!("{:016x}", h.finish())),
+            key,
+        }
+    }
+
+    fn get(&self) -> Option<Filter> {
+        let data = std::fs::read(&self.path).ok()?;
+        let n = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+        if data.get(4..4 + n)? != self.key.as_slice() {
+            return None;
+        }
+        Filter::from_bytes(&data[4 + n..])
+    }
+
+    fn put(&self, f: &Filter) {
+        let dir = self.path.parent().expect("under .seccomp");
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return;
+            }
+            if std::fs::read_dir(dir).is_ok_and(|d| d.count() >= CACHE_MAX) {
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let mut data = (self.key.len() as u32).to_le_bytes().to_vec();
+        data.extend(&self.key);
+        data.extend(f.to_bytes());
+        let tmp = self
+            .path
+            .with_extension(format!("{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, &data).is_err() || std::fs::rename(&tmp, &self.path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }
 
 /// A profile given on the command line: a built-in name or a JSON file (OCI or Docker format),

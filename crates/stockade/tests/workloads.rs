@@ -145,3 +145,61 @@ fn rootfs_given_through_a_symlink() {
     assert!(stdout(&out).starts_with("root:x:0:0"), "{}", stdout(&out));
     assert_nothing_left(&id, b.root.path());
 }
+
+/// Compiled filters are cached under `<root>/.seccomp`: the same profile is compiled once, a
+/// changed profile gets an entry (and behaviour) of its own, and a damaged entry is compiled
+/// again and rewritten instead of being trusted.
+#[test]
+fn seccomp_cache_follows_the_profile() {
+    let block = json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13});
+    let b = Bundle::new(&["sh", "-c", "mkdir /dev/shm/d && echo made"], |v| {
+        v["linux"]["seccomp"]["syscalls"]
+            .as_array_mut()
+            .unwrap()
+            .push(block.clone());
+    });
+    let cache = b.root.path().join(".seccomp");
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut e: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        e.sort();
+        e
+    };
+    let blocked = |out: &std::process::Output| {
+        assert!(!out.status.success(), "mkdir was allowed: {}", stdout(out));
+        assert!(stderr(out).contains("Permission denied"), "{}", stderr(out));
+    };
+    blocked(&b.run(&unique("sc-cache")));
+    assert_eq!(entries().len(), 1, "one profile, one entry");
+    let first = entries()[0].clone();
+    let size = std::fs::metadata(&first).unwrap().len();
+    blocked(&b.run(&unique("sc-cache")));
+    assert_eq!(entries(), vec![first.clone()], "a hit adds nothing");
+
+    // the profile without the rule: its own entry, and mkdir works
+    let file = b.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    v["linux"]["seccomp"]["syscalls"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = b.run(&unique("sc-cache"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "made\n");
+    assert_eq!(entries().len(), 2);
+
+    // a damaged entry (same length, other bytes) is not trusted: compiled and written anew
+    v["linux"]["seccomp"]["syscalls"]
+        .as_array_mut()
+        .unwrap()
+        .push(block);
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    std::fs::write(&first, vec![0x5a; size as usize]).unwrap();
+    blocked(&b.run(&unique("sc-cache")));
+    let repaired = std::fs::read(&first).unwrap();
+    assert_eq!(repaired.len() as u64, size);
+    assert_ne!(repaired, vec![0x5a; size as usize]);
+}
