@@ -127,19 +127,16 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     let mut state_dir = StateDir::create(&opts.root, id)?;
     // Written before anything else exists, so a `delete` after this runtime is killed at any
     // later point finds the cgroup to remove.
-    let planned = (!rootless)
-        .then(|| {
-            Layout::detect().map(|l| {
-                Cgroup::locate(
-                    &l,
-                    spec.linux()
-                        .as_ref()
-                        .and_then(|l| l.cgroups_path().as_deref()),
-                    id,
-                )
-            })
-        })
-        .transpose()?;
+    let layout = (!rootless).then(Layout::detect).transpose()?;
+    let planned = layout.as_ref().map(|l| {
+        Cgroup::locate(
+            l,
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_deref()),
+            id,
+        )
+    });
     let mut st = State {
         oci_version: "1.2.0".into(),
         id: id.into(),
@@ -222,6 +219,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         let err = child(
             spec,
             &ns,
+            layout.as_ref(),
             &rootfs_dir,
             &theirs,
             opts,
@@ -285,16 +283,12 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         if spec.hooks().is_some() {
             join_cgroup()?;
         }
-        crate::hooks::run(
-            spec,
-            crate::hooks::Kind::Prestart,
-            &crate::hooks::state_json(id, "created", pid, bundle, spec),
-        )?;
-        crate::hooks::run(
-            spec,
-            crate::hooks::Kind::CreateRuntime,
-            &crate::hooks::state_json(id, "creating", pid, bundle, spec),
-        )?;
+        crate::hooks::run(spec, crate::hooks::Kind::Prestart, || {
+            crate::hooks::state_json(id, "created", pid, bundle, spec)
+        })?;
+        crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
+            crate::hooks::state_json(id, "creating", pid, bundle, spec)
+        })?;
         send_go(&ours, &prepared, pid)?;
         mark("go sent");
         // While the child builds its filesystem: the child joins the cgroup (limits already
@@ -383,11 +377,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         return Ok(0);
     }
     // poststart failures only warn (runtime-spec)
-    crate::hooks::run(
-        spec,
-        crate::hooks::Kind::Poststart,
-        &crate::hooks::state_json(id, "running", pid, bundle, spec),
-    )?;
+    crate::hooks::run(spec, crate::hooks::Kind::Poststart, || {
+        crate::hooks::state_json(id, "running", pid, bundle, spec)
+    })?;
     let code = wait_forwarding(child_pid, &forwarded);
     mark("container exited");
     let _ = old_mask.thread_set_mask();
@@ -396,11 +388,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     mark("cgroup removed");
     state_dir.keep();
     state_dir.remove()?;
-    crate::hooks::run(
-        spec,
-        crate::hooks::Kind::Poststop,
-        &crate::hooks::state_json(id, "stopped", 0, bundle, spec),
-    )?;
+    crate::hooks::run(spec, crate::hooks::Kind::Poststop, || {
+        crate::hooks::state_json(id, "stopped", 0, bundle, spec)
+    })?;
     code
 }
 
@@ -603,6 +593,7 @@ fn recv_go(sock: &OwnedFd) -> Result<(Vec<OwnedFd>, i32)> {
 fn child(
     spec: &Spec,
     ns: &namespaces::Plan,
+    layout: Option<&Layout>,
     rootfs_dir: &Path,
     sock: &OwnedFd,
     opts: &RunOptions,
@@ -610,7 +601,9 @@ fn child(
     rootless: bool,
     who: (&str, &Path),
 ) -> Error {
-    match child_setup(spec, ns, rootfs_dir, sock, opts, fifo, rootless, who) {
+    match child_setup(
+        spec, ns, layout, rootfs_dir, sock, opts, fifo, rootless, who,
+    ) {
         Ok(e) | Err(e) => e,
     }
 }
@@ -619,6 +612,7 @@ fn child(
 fn child_setup(
     spec: &Spec,
     ns: &namespaces::Plan,
+    layout: Option<&Layout>,
     rootfs_dir: &Path,
     sock: &OwnedFd,
     opts: &RunOptions,
@@ -651,7 +645,13 @@ fn child_setup(
             .ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
     }
     let mut it = fds.into_iter();
-    let mut prepared = rootfs::Prepared::default();
+    let mut prepared = rootfs::Prepared {
+        // our mount table starts as a copy of the runtime's, unless we join another one below
+        cgroups: layout
+            .filter(|_| !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount))
+            .cloned(),
+        ..Default::default()
+    };
     if !rootless {
         prepared.target = it.next();
     }
@@ -718,8 +718,9 @@ fn child_setup(
         Ok(())
     };
     let mut before_pivot = || {
-        let state = crate::hooks::state_json(id, "creating", host_pid, bundle, spec);
-        crate::hooks::run(spec, crate::hooks::Kind::CreateContainer, &state)
+        crate::hooks::run(spec, crate::hooks::Kind::CreateContainer, || {
+            crate::hooks::state_json(id, "creating", host_pid, bundle, spec)
+        })
     };
     rootfs::setup(
         spec,
@@ -786,11 +787,9 @@ fn child_setup(
         use std::io::Write;
         (&w).write_all(b"0").ctx(|| "write exec fifo")?;
     }
-    crate::hooks::run(
-        spec,
-        crate::hooks::Kind::StartContainer,
-        &crate::hooks::state_json(id, "created", host_pid, bundle, spec),
-    )?;
+    crate::hooks::run(spec, crate::hooks::Kind::StartContainer, || {
+        crate::hooks::state_json(id, "created", host_pid, bundle, spec)
+    })?;
     if let (Some(f), true) = (filter, nnp) {
         listener = f.load().ctx(|| "load seccomp filter")?;
     }

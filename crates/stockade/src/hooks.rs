@@ -138,9 +138,14 @@ fn run_one(kind: Kind, i: usize, h: &Hook, state: &str) -> Result<()> {
 }
 
 /// Run every hook of `kind`. For warn-only kinds, failures are printed and the rest still run.
-pub fn run(spec: &Spec, kind: Kind, state: &str) -> Result<()> {
-    for (i, h) in list(spec, kind).iter().enumerate() {
-        if let Err(e) = run_one(kind, i, h, state) {
+pub fn run(spec: &Spec, kind: Kind, state: impl FnOnce() -> String) -> Result<()> {
+    let hooks = list(spec, kind);
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let state = state();
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(kind, i, h, &state) {
             if kind.warn_only() {
                 eprintln!("stockade: warning: {e}");
             } else {

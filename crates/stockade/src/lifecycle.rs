@@ -104,11 +104,9 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     st.status = "running".into();
     dir.save(&st)?;
     if let Some(spec) = bundle_spec(&st) {
-        crate::hooks::run(
-            &spec,
-            crate::hooks::Kind::Poststart,
-            &crate::hooks::state_json(id, "running", st.pid, &st.bundle, &spec),
-        )?;
+        crate::hooks::run(&spec, crate::hooks::Kind::Poststart, || {
+            crate::hooks::state_json(id, "running", st.pid, &st.bundle, &spec)
+        })?;
     }
     Ok(())
 }
@@ -227,11 +225,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     dir.remove()?;
     if let Some(spec) = spec {
-        crate::hooks::run(
-            &spec,
-            crate::hooks::Kind::Poststop,
-            &crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec),
-        )?;
+        crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {
+            crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec)
+        })?;
     }
     Ok(())
 }

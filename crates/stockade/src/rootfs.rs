@@ -244,6 +244,9 @@ pub struct Prepared {
     /// (container path, tree) for device nodes bound from the host (user namespace case).
     pub devices: Vec<(PathBuf, OwnedFd)>,
     pub warnings: Vec<String>,
+    /// The cgroup hierarchies as the runtime found them before the clone, when the child's
+    /// mount table is a copy of the runtime's: a cgroup mount then reads only its own cgroup.
+    pub cgroups: Option<crate::cgroups::Layout>,
 }
 
 /// The OCI default devices (runtime-spec "Default Devices").
@@ -594,7 +597,7 @@ pub fn setup(
                     .any(|n| n.destination().starts_with(dest) && n.destination() != dest);
                 if nested_later {
                     before_cgroup()?;
-                    mount_cgroup(rootfd, dest, o.flags, &fstype)?
+                    mount_cgroup(rootfd, dest, o.flags, &fstype, prepared.cgroups.as_ref())?
                 } else {
                     deferred_cgroup.push((i, dest.clone(), o.flags, fstype.clone()));
                     continue; // its propagation too
@@ -633,7 +636,7 @@ pub fn setup(
     create_devices(spec, rootfd, prepared, in_userns)?;
     for (i, dest, flags, fstype) in deferred_cgroup {
         before_cgroup()?;
-        mount_cgroup(rootfd, &dest, flags, &fstype)?;
+        mount_cgroup(rootfd, &dest, flags, &fstype, prepared.cgroups.as_ref())?;
         let m = &spec.mounts().as_ref().expect("deferred from mounts")[i];
         for p in &mount_opts(m).propagation {
             let t = resolve_in_root(rootfd, &dest, false)?;
@@ -784,8 +787,17 @@ fn readonly(p: &Path) -> Result<()> {
 /// The container's cgroup filesystem: on a pure v2 host one cgroup2 mount; on v1 and hybrid hosts
 /// a tmpfs with one mount per hierarchy (plus `unified`), as runc lays it out. In the cgroup
 /// namespace each shows the container's own cgroup as its root.
-fn mount_cgroup(rootfd: RawFd, dest: &Path, flags: MsFlags, fstype: &str) -> Result<()> {
-    let layout = crate::cgroups::Layout::detect()?;
+fn mount_cgroup(
+    rootfd: RawFd,
+    dest: &Path,
+    flags: MsFlags,
+    fstype: &str,
+    known: Option<&crate::cgroups::Layout>,
+) -> Result<()> {
+    let layout = match known {
+        Some(l) => l.reread_own()?,
+        None => crate::cgroups::Layout::detect()?,
+    };
     let ro = if flags.contains(MsFlags::MS_RDONLY) {
         MsFlags::MS_RDONLY
     } else {

@@ -111,7 +111,7 @@ impl Drop for StateDir {
 
 /// Field 22 of /proc/PID/stat (start time in clock ticks), 0 if the process is gone.
 pub fn pid_start_time(pid: i32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
+    crate::sys::read_proc(&format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             let after = s.rsplit_once(')')?.1;

@@ -262,6 +262,28 @@ pub fn keyctl_keyring_id(spec: libc::c_long) -> io::Result<i32> {
     check(ret).map(|r| r as i32)
 }
 
+/// A /proc file, whole, in few reads: its size says 0, so `fs::read_to_string` would stat it,
+/// then start with a 32-byte probe and grow from there, each read re-entering the kernel.
+pub fn read_proc(path: &str) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 16384];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// The raw descriptor number of anything that has one, for building `/proc/self/fd/N` paths.
 pub fn fd_path(fd: &impl AsRawFd) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))

@@ -52,32 +52,30 @@ pub struct Layout {
 
 impl Layout {
     pub fn detect() -> Result<Layout> {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        let mountinfo = crate::sys::read_proc("/proc/self/mountinfo")
             .map_err(|e| Error::Cgroup(format!("read mountinfo: {e}")))?;
-        let selfcg = fs::read_to_string("/proc/self/cgroup")
+        let selfcg = crate::sys::read_proc("/proc/self/cgroup")
             .map_err(|e| Error::Cgroup(format!("read /proc/self/cgroup: {e}")))?;
         Ok(Self::parse(&mountinfo, &selfcg))
     }
 
+    /// The same hierarchies with this process's own cgroup in each read again: for a process
+    /// that has moved (or entered a cgroup namespace) since `self` was detected, in the same
+    /// mount namespace. Saves reading and parsing the whole mount table.
+    pub fn reread_own(&self) -> Result<Layout> {
+        let selfcg = crate::sys::read_proc("/proc/self/cgroup")
+            .map_err(|e| Error::Cgroup(format!("read /proc/self/cgroup: {e}")))?;
+        let mut l = self.clone();
+        l.set_own(&selfcg);
+        Ok(l)
+    }
+
     pub fn parse(mountinfo: &str, selfcg: &str) -> Layout {
         let mut layout = Layout::default();
-        let own = |key: &dyn Fn(&str) -> bool| -> PathBuf {
-            selfcg
-                .lines()
-                .find_map(|l| {
-                    let mut it = l.splitn(3, ':');
-                    let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-                    key(ctrls).then(|| PathBuf::from(path))
-                })
-                .unwrap_or_else(|| PathBuf::from("/"))
-        };
         for m in crate::rootfs::parse_mountinfo(mountinfo) {
             let mountpoint = PathBuf::from(m.mountpoint);
             match m.fstype.as_str() {
-                "cgroup2" => {
-                    layout.unified = Some(mountpoint);
-                    layout.unified_self = own(&|c| c.is_empty());
-                }
+                "cgroup2" => layout.unified = Some(mountpoint),
                 "cgroup" => {
                     let controllers: Vec<String> = m
                         .super_options
@@ -93,25 +91,44 @@ impl Layout {
                     if layout.v1.iter().any(|h| h.controllers == controllers) {
                         continue;
                     }
-                    let set = controllers.clone();
-                    let path_of_self = own(&|c| {
-                        let mut a: Vec<&str> = c.split(',').collect();
-                        let mut b: Vec<&str> = set.iter().map(String::as_str).collect();
-                        a.sort();
-                        b.sort();
-                        a == b
-                    });
                     layout.v1.push(Hierarchy {
                         mountpoint,
                         options: controllers.join(","),
                         controllers,
-                        path_of_self,
+                        path_of_self: PathBuf::new(),
                     });
                 }
                 _ => {}
             }
         }
+        layout.set_own(selfcg);
         layout
+    }
+
+    /// This process's cgroup in every hierarchy, from /proc/self/cgroup's text.
+    fn set_own(&mut self, selfcg: &str) {
+        let own = |key: &dyn Fn(&str) -> bool| -> PathBuf {
+            selfcg
+                .lines()
+                .find_map(|l| {
+                    let mut it = l.splitn(3, ':');
+                    let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+                    key(ctrls).then(|| PathBuf::from(path))
+                })
+                .unwrap_or_else(|| PathBuf::from("/"))
+        };
+        if self.unified.is_some() {
+            self.unified_self = own(&|c| c.is_empty());
+        }
+        for h in &mut self.v1 {
+            let mut want: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
+            want.sort();
+            h.path_of_self = own(&|c| {
+                let mut a: Vec<&str> = c.split(',').collect();
+                a.sort();
+                a == want
+            });
+        }
     }
 
     pub fn is_v2(&self) -> bool {
