@@ -69,7 +69,7 @@ pub struct CreateOptions {
 pub const EXEC_FIFO: &str = "exec.fifo";
 
 /// Phase timing on stderr when STOCKADE_DEBUG_TIMING is set (for the benchmark's analysis).
-fn mark(what: &str) {
+pub(crate) fn mark(what: &str) {
     use std::sync::OnceLock;
     static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
     if let Some(t0) = START.get_or_init(|| {
@@ -125,6 +125,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     let rootless = !nix::unistd::geteuid().is_root();
     // 2. State; its guard removes it if anything below fails.
     let mut state_dir = StateDir::create(&opts.root, id)?;
+    mark("T state dir");
     // Written before anything else exists, so a `delete` after this runtime is killed at any
     // later point finds the cgroup to remove.
     let layout = (!rootless).then(Layout::detect).transpose()?;
@@ -149,11 +150,13 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
+    mark("T state saved");
     let rootfs_dir = spec::rootfs_dir(spec, bundle, &state_dir.dir);
     if spec::tmpfs_root(spec) {
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
     }
     let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
+    mark("T cgroup begun");
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {
@@ -191,6 +194,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
 
     // 3. The child, blocked until we say go.
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
+    mark("T channel");
     // A pid namespace given by path is the one our next child is born in; we go back to our
     // own afterwards (the kernel refuses new threads while the two differ).
     let own_pid_ns = match &ns.join_pid {
@@ -236,26 +240,18 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     mark("cloned");
     let child_pid = Pid::from_raw(pid);
 
-    // 4. The runtime's half of the setup. The cgroup (directories and limits) and the seccomp
-    // filter are made on other threads meanwhile: the machine has cores to spare and each mostly
-    // waits on the kernel. (Threads only after the clone: the child is a fork of this process.)
-    let setup = std::thread::scope(|sc| -> Result<Option<OwnedFd>> {
-        let cg_job = Job::start(sc, || cgroup.finish(spec));
-        let filter_job = Job::start(sc, || {
-            crate::seccomp::compile(spec, &opts.config_file, opts.quiet, Some(&opts.root))
-        });
-        let mut cg_job = Some(cg_job);
-        let mut tasks_files: Vec<OwnedFd> = vec![];
-        let mut join_cgroup = || -> Result<()> {
-            if let Some(j) = cg_job.take() {
-                tasks_files = j.finish("cgroup setup")??;
-            }
-            Ok(())
-        };
+    // 4. The runtime's half of the setup, in the order the child needs it: id maps and the
+    // trees to attach ("go"), then, while the child builds its filesystem, the cgroup (limits
+    // set, then its v1 `tasks` files: the child moves itself before its cgroup mounts) and the
+    // seccomp filter (loaded last). No user code has run. On a small machine this thread and the
+    // child are all there is: helper threads cost more to start than the overlap saves.
+    let setup = (|| -> Result<Option<OwnedFd>> {
+        let mut tasks_files: Option<Vec<OwnedFd>> = None;
         if ns.new_user {
             let (uids, gids) = namespaces::id_maps(spec);
             namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
         }
+        mark("T id maps");
         let userns = if ns.new_user && !rootless {
             Some(
                 std::fs::File::open(format!("/proc/{pid}/ns/user"))
@@ -281,7 +277,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         // prestart and createRuntime hooks: the namespaces and the cgroup exist, nothing runs
         // yet (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
         if spec.hooks().is_some() {
-            join_cgroup()?;
+            tasks_files = Some(cgroup.finish(spec)?);
         }
         crate::hooks::run(spec, crate::hooks::Kind::Prestart, || {
             crate::hooks::state_json(id, "created", pid, bundle, spec)
@@ -291,10 +287,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         })?;
         send_go(&ours, &prepared, pid)?;
         mark("go sent");
-        // While the child builds its filesystem: the child joins the cgroup (limits already
-        // set), then gets the seccomp filter, each sent as soon as it is ready. No user code
-        // has run.
-        join_cgroup()?;
+        let tasks_files = match tasks_files {
+            Some(t) => t,
+            None => cgroup.finish(spec)?,
+        };
         if let Some(adj) = process.oom_score_adj() {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .ctx(|| format!("process.oomScoreAdj {adj}"))?;
@@ -303,7 +299,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             return Err(child_error(&ours).unwrap_or(e));
         }
         mark("cgroup ready");
-        let filter = filter_job.finish("seccomp compilation")??;
+        let filter =
+            crate::seccomp::compile(spec, &opts.config_file, opts.quiet, Some(&opts.root))?;
         if let Err(e) = send_filter(&ours, filter.as_ref()) {
             // The child is gone: its own error, queued on the socket, says why.
             return Err(child_error(&ours).unwrap_or(e));
@@ -332,7 +329,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 ));
             }
         }
-    });
+    })();
     let listener = match setup {
         Ok(l) => l,
         Err(e) => {
@@ -352,6 +349,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     .into();
     st.pid = pid;
     st.cgroup = cgroup.cgroup.clone();
+    mark("T exec seen");
     st.pid_start = crate::state::pid_start_time(pid);
     state_dir.save(&st)?;
     mark("exec'd, state saved");
@@ -626,12 +624,15 @@ fn child_setup(
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
 
-    let (fds, host_pid) = recv_go(sock)?;
+    mark("T child: started");
     // A session of its own (as runc's init): whatever the caller does to its process group or
     // terminal does not reach the container. A terminal, if any, makes its own session below.
+    // (Before "go": it needs nothing from the runtime, and costs a scheduler autogroup.)
     if spec.process().as_ref().and_then(|p| p.terminal()) != Some(true) {
         nix::unistd::setsid().ctx(|| "setsid")?;
     }
+    mark("T child: setsid");
+    let (fds, host_pid) = recv_go(sock)?;
     mark("child: go received");
     if ns.new_user {
         // Our host credentials are unmapped in the new namespace: become its root (mapped now).
@@ -709,11 +710,14 @@ fn child_setup(
     let mut in_cgroup = false;
     let mut cgroup_ready = || -> Result<()> {
         if !in_cgroup {
+            mark("T child: wait C");
             join_cgroup_files(sock, b'C')?;
+            mark("T child: joined cgroups");
             in_cgroup = true;
             if ns.unshare_flags.contains(cgroupns) {
                 namespaces::unshare(cgroupns)?;
             }
+            mark("T child: cgroupns");
         }
         Ok(())
     };
@@ -722,16 +726,18 @@ fn child_setup(
             crate::hooks::state_json(id, "creating", host_pid, bundle, spec)
         })
     };
-    rootfs::setup(
+    let deferred = rootfs::setup(
         spec,
         rootfs_dir,
         &mut prepared,
-        in_userns,
-        ns.host_mount_ns(),
+        rootfs::InNamespaces {
+            user: in_userns,
+            host_mount: ns.host_mount_ns(),
+            own_cgroup: ns.unshare_flags.contains(cgroupns),
+        },
         &mut cgroup_ready,
         &mut before_pivot,
     )?;
-    cgroup_ready()?;
     mark("child: rootfs set up");
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).ctx(|| format!("hostname {h:?}"))?;
@@ -747,7 +753,8 @@ fn child_setup(
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
     }
     namespaces::write_sysctls(spec)?;
-    rootfs::finish(spec)?;
+    rootfs::finish(spec, deferred, prepared.cgroups.as_ref(), &mut cgroup_ready)?;
+    cgroup_ready()?;
     mark("child: masks done");
 
     if process.terminal() == Some(true) {
@@ -764,8 +771,10 @@ fn child_setup(
     }
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    mark("T child: keyring rlimits");
     let filter = recv_filter(sock)?;
     let filter = filter.as_ref();
+    mark("T child: filter recv");
     // Before any filter: the profile need not allow close_range.
     process::close_fds(opts.preserve_fds)?;
     let mut listener = None;
@@ -773,6 +782,7 @@ fn child_setup(
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
         listener = f.load().ctx(|| "load seccomp filter")?;
     }
+    mark("T child: filter loaded");
     let program = process::become_the_process(process, !rootless)?;
     mark("child: privileges dropped");
     if let Some(fifo) = fifo {
@@ -799,45 +809,6 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
-}
-
-/// Work on a scoped thread, or done on the spot where no thread can be made.
-enum Job<'s, T> {
-    Thread(std::thread::ScopedJoinHandle<'s, T>),
-    Done(T),
-}
-
-impl<'s, T: Send + 's> Job<'s, T> {
-    fn start<'e>(sc: &'s std::thread::Scope<'s, 'e>, f: impl FnOnce() -> T + Send + 's) -> Self {
-        // `spawn_scoped` drops the closure when it cannot make a thread (a pids limit, say):
-        // keep the work where either side can take it, and run it here in that case.
-        let work = std::sync::Mutex::new(Some(f));
-        let work = std::sync::Arc::new(work);
-        let w = work.clone();
-        match std::thread::Builder::new().spawn_scoped(sc, move || {
-            let f = w.lock().expect("job lock").take().expect("job runs once");
-            f()
-        }) {
-            Ok(h) => Job::Thread(h),
-            Err(_) => {
-                let f = work
-                    .lock()
-                    .expect("job lock")
-                    .take()
-                    .expect("job not started");
-                Job::Done(f())
-            }
-        }
-    }
-
-    fn finish(self, what: &str) -> Result<T> {
-        match self {
-            Job::Thread(h) => h
-                .join()
-                .map_err(|_| Error::Other(format!("{what} thread panicked"))),
-            Job::Done(v) => Ok(v),
-        }
-    }
 }
 
 /// Mounts left in the host's namespace by a container that shares it, detached when dropped.

@@ -481,11 +481,15 @@ pub fn setup(
     spec: &Spec,
     rootfs: &Path,
     prepared: &mut Prepared,
-    in_userns: bool,
-    host_mount_ns: bool,
+    ns: InNamespaces,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
-) -> Result<()> {
+) -> Result<Vec<DeferredCgroup>> {
+    let InNamespaces {
+        user: in_userns,
+        host_mount: host_mount_ns,
+        own_cgroup: own_cgroupns,
+    } = ns;
     let linux = spec.linux().as_ref();
     let prop = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -547,10 +551,11 @@ pub fn setup(
     // The parent of the new root must not be shared for pivot_root: make the root a private mount.
     mount_on_fd("none", &root, None, MsFlags::MS_PRIVATE, None).ctx(|| "make rootfs private")?;
     let rootfd = root.as_raw_fd();
+    crate::container::mark("T root attached");
 
     // 2. every mount, in order
     let mut binds = std::mem::take(&mut prepared.binds).into_iter().peekable();
-    let mut deferred_cgroup: Vec<(usize, PathBuf, MsFlags, String)> = vec![];
+    let mut deferred_cgroup: Vec<DeferredCgroup> = vec![];
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let o = mount_opts(m);
         let dest = m.destination();
@@ -599,7 +604,12 @@ pub fn setup(
                     before_cgroup()?;
                     mount_cgroup(rootfd, dest, o.flags, &fstype, prepared.cgroups.as_ref())?
                 } else {
-                    deferred_cgroup.push((i, dest.clone(), o.flags, fstype.clone()));
+                    deferred_cgroup.push(DeferredCgroup {
+                        index: i,
+                        dest: dest.clone(),
+                        flags: o.flags,
+                        fstype: fstype.clone(),
+                    });
                     continue; // its propagation too
                 }
             }
@@ -632,15 +642,16 @@ pub fn setup(
         }
     }
 
-    // 3. devices, then the cgroup mounts held back
+    crate::container::mark("T mounts");
+    // 3. devices; the cgroup mounts held back come after the masks (see `finish`), unless
+    // createContainer hooks are to see them before pivot_root, or there is no cgroup namespace
+    // (the container's own cgroups are then bound from the host's paths, gone after the pivot)
     create_devices(spec, rootfd, prepared, in_userns)?;
-    for (i, dest, flags, fstype) in deferred_cgroup {
-        before_cgroup()?;
-        mount_cgroup(rootfd, &dest, flags, &fstype, prepared.cgroups.as_ref())?;
-        let m = &spec.mounts().as_ref().expect("deferred from mounts")[i];
-        for p in &mount_opts(m).propagation {
-            let t = resolve_in_root(rootfd, &dest, false)?;
-            mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+    crate::container::mark("T devices");
+    if !own_cgroupns || !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer).is_empty() {
+        for d in std::mem::take(&mut deferred_cgroup) {
+            before_cgroup()?;
+            d.mount(spec, rootfd, prepared.cgroups.as_ref())?;
         }
     }
 
@@ -651,7 +662,7 @@ pub fn setup(
         // pivot_root would move the root of every process in the host's namespace: chroot.
         nix::unistd::chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
         nix::unistd::chdir("/").ctx(|| "chdir /")?;
-        return Ok(());
+        return Ok(deferred_cgroup);
     }
     sys::pivot_root(Path::new("."), Path::new("."))
         .ctx(|| format!("pivot_root {}", rootfs.display()))?;
@@ -663,13 +674,53 @@ pub fn setup(
         None::<&str>,
     )
     .ctx(|| "old root slave")?;
+    crate::container::mark("T pivoted");
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
+    crate::container::mark("T old root detached");
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     if after_pivot {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .ctx(|| "linux.rootfsPropagation on the new root")?;
     }
-    Ok(())
+    Ok(deferred_cgroup)
+}
+
+/// Which namespaces the filesystem is built in.
+#[derive(Debug, Clone, Copy)]
+pub struct InNamespaces {
+    /// A user namespace (of the container, or the caller's own when rootless): no mknod.
+    pub user: bool,
+    /// The runtime's own mount namespace (the spec lists none): chroot, not pivot_root.
+    pub host_mount: bool,
+    /// A cgroup namespace of its own: cgroup mounts need no host path and can come last.
+    pub own_cgroup: bool,
+}
+
+/// A cgroup mount of the spec held back until the process is in its cgroups (and cgroup
+/// namespace): the runtime places it there while the rest of the filesystem is built.
+pub struct DeferredCgroup {
+    index: usize,
+    dest: PathBuf,
+    flags: MsFlags,
+    fstype: String,
+}
+
+impl DeferredCgroup {
+    fn mount(
+        &self,
+        spec: &Spec,
+        rootfd: RawFd,
+        layout: Option<&crate::cgroups::Layout>,
+    ) -> Result<()> {
+        mount_cgroup(rootfd, &self.dest, self.flags, &self.fstype, layout)?;
+        let i = self.index;
+        let m = &spec.mounts().as_ref().expect("deferred from mounts")[i];
+        for p in &mount_opts(m).propagation {
+            let t = resolve_in_root(rootfd, &self.dest, false)?;
+            mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Replace the bind just attached at `dest` by a clone of itself made now. The runtime made the
@@ -703,16 +754,22 @@ pub fn release_host_mounts(rootfs: &Path) {
 }
 
 /// After pivot_root: sysctls are written by the caller before this; masked and read-only paths,
-/// `/proc/sys` read-only unless the spec mounts it writable itself, and the read-only root.
-pub fn finish(spec: &Spec) -> Result<()> {
+/// `/proc/sys` read-only unless the spec mounts it writable itself, and the read-only root. The
+/// cgroup mounts held back come between: `before_cgroup` (which waits for the runtime to have
+/// made the cgroup, then joins it) is called as late as the masks allow, and masks or read-only
+/// paths inside a cgroup mount are applied after it.
+pub fn finish(
+    spec: &Spec,
+    deferred: Vec<DeferredCgroup>,
+    layout: Option<&crate::cgroups::Layout>,
+    before_cgroup: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let linux = spec.linux().as_ref();
-    for p in linux
+    let masked: Vec<&String> = linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
         .flatten()
-    {
-        mask(Path::new(p))?;
-    }
+        .collect();
     let mut ro: Vec<String> = linux
         .and_then(|l| l.readonly_paths().clone())
         .unwrap_or_default();
@@ -724,8 +781,23 @@ pub fn finish(spec: &Spec) -> Result<()> {
     {
         ro.push("/proc/sys".into());
     }
-    for p in &ro {
-        readonly(Path::new(p))?;
+    let in_cgroup_mount = |p: &str| deferred.iter().any(|d| Path::new(p).starts_with(&d.dest));
+    for late in [false, true] {
+        if late && !deferred.is_empty() {
+            before_cgroup()?;
+            let root = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0, 0)
+                .ctx(|| "open /")?;
+            for d in &deferred {
+                d.mount(spec, root.as_raw_fd(), layout)?;
+            }
+            crate::container::mark("T cgroup mounts");
+        }
+        for p in masked.iter().filter(|p| in_cgroup_mount(p) == late) {
+            mask(Path::new(p))?;
+        }
+        for p in ro.iter().filter(|p| in_cgroup_mount(p) == late) {
+            readonly(Path::new(p))?;
+        }
     }
     if spec
         .root()
