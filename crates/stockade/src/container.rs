@@ -69,7 +69,7 @@ pub struct CreateOptions {
 pub const EXEC_FIFO: &str = "exec.fifo";
 
 /// Phase timing on stderr when STOCKADE_DEBUG_TIMING is set (for the benchmark's analysis).
-pub(crate) fn mark(what: &str) {
+fn mark(what: &str) {
     use std::sync::OnceLock;
     static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
     if let Some(t0) = START.get_or_init(|| {
@@ -125,7 +125,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     let rootless = !nix::unistd::geteuid().is_root();
     // 2. State; its guard removes it if anything below fails.
     let mut state_dir = StateDir::create(&opts.root, id)?;
-    mark("T state dir");
     // Written before anything else exists, so a `delete` after this runtime is killed at any
     // later point finds the cgroup to remove.
     let layout = (!rootless).then(Layout::detect).transpose()?;
@@ -150,13 +149,11 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
-    mark("T state saved");
     let rootfs_dir = spec::rootfs_dir(spec, bundle, &state_dir.dir);
     if spec::tmpfs_root(spec) {
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
     }
     let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
-    mark("T cgroup begun");
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {
@@ -194,7 +191,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
 
     // 3. The child, blocked until we say go.
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
-    mark("T channel");
     // A pid namespace given by path is the one our next child is born in; we go back to our
     // own afterwards (the kernel refuses new threads while the two differ).
     let own_pid_ns = match &ns.join_pid {
@@ -206,10 +202,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         None => None,
     };
     let pid = crate::sys::clone3(
-        ns.clone_flags.bits() as u64,
+        ns.clone_flags_early_net().bits() as u64,
         v2_dir.as_ref().map(|f| f.as_raw_fd()),
     )
-    .ctx(|| format!("clone3 with {:?}", ns.clone_flags))?;
+    .ctx(|| format!("clone3 with {:?}", ns.clone_flags_early_net()))?;
     drop(v2_dir);
     if pid != 0 {
         if let Some(own) = own_pid_ns {
@@ -251,7 +247,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             let (uids, gids) = namespaces::id_maps(spec);
             namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
         }
-        mark("T id maps");
         let userns = if ns.new_user && !rootless {
             Some(
                 std::fs::File::open(format!("/proc/{pid}/ns/user"))
@@ -349,7 +344,6 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     .into();
     st.pid = pid;
     st.cgroup = cgroup.cgroup.clone();
-    mark("T exec seen");
     st.pid_start = crate::state::pid_start_time(pid);
     state_dir.save(&st)?;
     mark("exec'd, state saved");
@@ -624,14 +618,18 @@ fn child_setup(
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
 
-    mark("T child: started");
+    if ns.net_made_by_child() {
+        // While the runtime writes our id maps: see `namespaces::Plan::net_made_by_child`.
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+        // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
+        crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
+    }
     // A session of its own (as runc's init): whatever the caller does to its process group or
     // terminal does not reach the container. A terminal, if any, makes its own session below.
     // (Before "go": it needs nothing from the runtime, and costs a scheduler autogroup.)
     if spec.process().as_ref().and_then(|p| p.terminal()) != Some(true) {
         nix::unistd::setsid().ctx(|| "setsid")?;
     }
-    mark("T child: setsid");
     let (fds, host_pid) = recv_go(sock)?;
     mark("child: go received");
     if ns.new_user {
@@ -710,14 +708,11 @@ fn child_setup(
     let mut in_cgroup = false;
     let mut cgroup_ready = || -> Result<()> {
         if !in_cgroup {
-            mark("T child: wait C");
             join_cgroup_files(sock, b'C')?;
-            mark("T child: joined cgroups");
             in_cgroup = true;
             if ns.unshare_flags.contains(cgroupns) {
                 namespaces::unshare(cgroupns)?;
             }
-            mark("T child: cgroupns");
         }
         Ok(())
     };
@@ -748,7 +743,7 @@ fn child_setup(
             return Err(std::io::Error::last_os_error()).ctx(|| format!("domainname {d:?}"));
         }
     }
-    if ns.new_net {
+    if ns.new_net && !ns.net_made_by_child() {
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
     }
@@ -771,10 +766,8 @@ fn child_setup(
     }
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
-    mark("T child: keyring rlimits");
     let filter = recv_filter(sock)?;
     let filter = filter.as_ref();
-    mark("T child: filter recv");
     // Before any filter: the profile need not allow close_range.
     process::close_fds(opts.preserve_fds)?;
     let mut listener = None;
@@ -782,7 +775,6 @@ fn child_setup(
         // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
         listener = f.load().ctx(|| "load seccomp filter")?;
     }
-    mark("T child: filter loaded");
     let program = process::become_the_process(process, !rootless)?;
     mark("child: privileges dropped");
     if let Some(fifo) = fifo {

@@ -551,7 +551,6 @@ pub fn setup(
     // The parent of the new root must not be shared for pivot_root: make the root a private mount.
     mount_on_fd("none", &root, None, MsFlags::MS_PRIVATE, None).ctx(|| "make rootfs private")?;
     let rootfd = root.as_raw_fd();
-    crate::container::mark("T root attached");
 
     // 2. every mount, in order
     let mut binds = std::mem::take(&mut prepared.binds).into_iter().peekable();
@@ -642,12 +641,10 @@ pub fn setup(
         }
     }
 
-    crate::container::mark("T mounts");
     // 3. devices; the cgroup mounts held back come after the masks (see `finish`), unless
     // createContainer hooks are to see them before pivot_root, or there is no cgroup namespace
     // (the container's own cgroups are then bound from the host's paths, gone after the pivot)
     create_devices(spec, rootfd, prepared, in_userns)?;
-    crate::container::mark("T devices");
     if !own_cgroupns || !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer).is_empty() {
         for d in std::mem::take(&mut deferred_cgroup) {
             before_cgroup()?;
@@ -674,9 +671,7 @@ pub fn setup(
         None::<&str>,
     )
     .ctx(|| "old root slave")?;
-    crate::container::mark("T pivoted");
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
-    crate::container::mark("T old root detached");
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     if after_pivot {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
@@ -790,7 +785,6 @@ pub fn finish(
             for d in &deferred {
                 d.mount(spec, root.as_raw_fd(), layout)?;
             }
-            crate::container::mark("T cgroup mounts");
         }
         for p in masked.iter().filter(|p| in_cgroup_mount(p) == late) {
             mask(Path::new(p))?;

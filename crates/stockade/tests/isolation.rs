@@ -245,6 +245,30 @@ fn namespaced_sysctls_and_hostname_from_the_spec() {
     assert_nothing_left(&id, b.root.path());
 }
 
+/// The container's network namespace belongs to its user namespace (the child makes it there):
+/// CAP_NET_ADMIN given back in the spec is honoured in it (an address on its own `lo`, and `lo`
+/// taken down), where a namespace owned by the host's user namespace would refuse both.
+#[test]
+fn network_namespace_is_owned_by_the_containers_user_namespace() {
+    let id = unique("netown");
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "ip addr add 10.77.0.1/32 dev lo && ip -o addr show lo | grep -c 10.77.0.1 && ip link set lo down && ip -o link show lo | grep -c '<LOOPBACK>'",
+        ],
+        |v| {
+            for set in ["bounding", "effective", "permitted"] {
+                v["process"]["capabilities"][set] = serde_json::json!(["CAP_NET_ADMIN"]);
+            }
+        },
+    );
+    let out = b.run(&id);
+    assert!(out.status.success(), "{} {}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "1\n1\n");
+    assert_nothing_left(&id, b.root.path());
+}
+
 #[test]
 fn capabilities_can_be_added_back_one_by_one() {
     let out = sandbox(
