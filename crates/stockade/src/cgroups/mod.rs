@@ -965,8 +965,17 @@ fn enable_v2_controllers(dir: &Path) {
     chain.reverse();
     for p in chain {
         if let Ok(avail) = fs::read_to_string(p.join("cgroup.controllers")) {
-            let want: String = avail.split_whitespace().map(|c| format!("+{c} ")).collect();
-            let _ = fs::write(p.join("cgroup.subtree_control"), want.trim());
+            // Only what is missing: a write re-applies the control of the whole subtree (all
+            // running containers), under the global cgroup lock.
+            let on = fs::read_to_string(p.join("cgroup.subtree_control")).unwrap_or_default();
+            let want: String = avail
+                .split_whitespace()
+                .filter(|c| !on.split_whitespace().any(|o| o == *c))
+                .map(|c| format!("+{c} "))
+                .collect();
+            if !want.is_empty() {
+                let _ = fs::write(p.join("cgroup.subtree_control"), want.trim());
+            }
         }
     }
 }
