@@ -777,6 +777,8 @@ pub fn finish(
         ro.push("/proc/sys".into());
     }
     let in_cgroup_mount = |p: &str| deferred.iter().any(|d| Path::new(p).starts_with(&d.dest));
+    // the first masked directory's empty tmpfs, which the others are bound to
+    let mut empty_dir: Option<PathBuf> = None;
     for late in [false, true] {
         if late && !deferred.is_empty() {
             before_cgroup()?;
@@ -787,7 +789,7 @@ pub fn finish(
             }
         }
         for p in masked.iter().filter(|p| in_cgroup_mount(p) == late) {
-            mask(Path::new(p))?;
+            mask(Path::new(p), &mut empty_dir)?;
         }
         for p in ro.iter().filter(|p| in_cgroup_mount(p) == late) {
             readonly(Path::new(p))?;
@@ -808,21 +810,16 @@ pub fn finish(
     Ok(())
 }
 
-fn mask(p: &Path) -> Result<()> {
+/// Mask `p`: `/dev/null` over a file, an empty read-only tmpfs over a directory. Directories
+/// share one tmpfs (the first one masked, in `empty_dir`): a bind keeps its read-only, nosuid,
+/// nodev, noexec flags and costs no superblock to build now and tear down at exit.
+fn mask(p: &Path, empty_dir: &mut Option<PathBuf>) -> Result<()> {
     let md = match fs::symlink_metadata(p) {
         Ok(md) => md,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).ctx(|| format!("masked path {}", p.display())),
     };
-    let r = if md.is_dir() {
-        mount(
-            Some("tmpfs"),
-            p,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=0555"),
-        )
-    } else {
+    let r = if !md.is_dir() {
         mount(
             Some("/dev/null"),
             p,
@@ -830,6 +827,20 @@ fn mask(p: &Path) -> Result<()> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
+    } else if let Some(first) = empty_dir.as_deref() {
+        mount(Some(first), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+    } else {
+        let r = mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,mode=0555"),
+        );
+        if r.is_ok() {
+            *empty_dir = Some(p.to_path_buf());
+        }
+        r
     };
     r.ctx(|| format!("mask {}", p.display()))
 }

@@ -122,8 +122,8 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
             ),
         ));
     }
-    if !tmpfs_root(spec) {
-        let root = rootfs_path(spec, bundle);
+    let root = (!tmpfs_root(spec)).then(|| rootfs_path(spec, bundle));
+    if let Some(root) = &root {
         if !root.is_dir() {
             return Err(config_err(
                 file,
@@ -157,8 +157,8 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
                 format!("{} is not absolute", m.destination().display()),
             ));
         }
-        if !tmpfs_root(spec) {
-            if let Some(msg) = crate::rootfs::escapes(&rootfs_path(spec, bundle), m.destination()) {
+        if let Some(root) = &root {
+            if let Some(msg) = crate::rootfs::escapes(root, m.destination()) {
                 return Err(config_err(file, format!("mounts[{i}].destination"), msg));
             }
         }
