@@ -39,7 +39,10 @@ struct Cli {
     cmd: Cmd,
 }
 
+// `defer`: each subcommand's arguments are built only when it is the one given (building all of
+// them took about a third of a millisecond at every start).
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Cmd {
     /// Create and run a container from a bundle, in the foreground; exits with its exit code
     Run {
