@@ -255,15 +255,20 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         } else {
             None
         };
-        let devices_by_bind = ns.new_user || rootless;
-        let prepared = rootfs::prepare(
-            spec,
-            &rootfs_dir,
-            bundle,
-            (!rootless).then_some(pid),
-            userns.as_ref(),
-            devices_by_bind,
-        )?;
+        // Unprivileged, we may not clone mounts of the host's namespace: the child, which owns
+        // its copy of it, prepares its trees itself.
+        let prepared = if rootless {
+            rootfs::Prepared::default()
+        } else {
+            rootfs::prepare(
+                spec,
+                &rootfs_dir,
+                bundle,
+                Some(pid),
+                userns.as_ref(),
+                ns.new_user,
+            )?
+        };
         if !opts.quiet {
             for w in &prepared.warnings {
                 eprintln!("stockade: warning: {w}");
@@ -616,7 +621,6 @@ fn child_setup(
     // Die with the runtime during setup; nobody may read our memory or /proc/PID/exe (which is
     // the runtime binary until execve: CVE-2019-5736).
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
-    nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
 
     if ns.net_made_by_child() {
         // While the runtime writes our id maps: see `namespaces::Plan::net_made_by_child`.
@@ -631,6 +635,9 @@ fn child_setup(
         nix::unistd::setsid().ctx(|| "setsid")?;
     }
     let (fds, host_pid) = recv_go(sock)?;
+    // Only now: an unprivileged runtime writes our id maps through /proc/PID, which a
+    // non-dumpable process closes to it.
+    nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
     mark("child: go received");
     if ns.new_user {
         // Our host credentials are unmapped in the new namespace: become its root (mapped now).
@@ -643,48 +650,18 @@ fn child_setup(
         nix::unistd::setresuid(u, u, u)
             .ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
     }
-    let mut it = fds.into_iter();
-    let mut prepared = rootfs::Prepared {
-        // our mount table starts as a copy of the runtime's, unless we join another one below
-        cgroups: layout
-            .filter(|_| !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount))
-            .cloned(),
-        ..Default::default()
-    };
-    if !rootless {
-        prepared.target = it.next();
-    }
-    if !spec::tmpfs_root(spec) {
-        prepared.rootfs = it.next();
-    }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if rootfs::mount_opts(m).bind.is_some() {
-            prepared.binds.push((
-                i,
-                it.next()
-                    .ok_or_else(|| Error::Other("bind tree missing".into()))?,
-            ));
-        }
-    }
+    // The trees to attach: sent by the runtime, or (unprivileged runtime) made here, in our
+    // own copy of the caller's mount namespace.
     let in_userns = ns.new_user || rootless;
-    if in_userns {
-        let extra = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().clone())
-            .unwrap_or_default();
-        let paths = rootfs::DEFAULT_DEVICES
-            .iter()
-            .map(|(p, _, _)| PathBuf::from(p))
-            .chain(extra.iter().map(|d| d.path().clone()));
-        for p in paths {
-            prepared.devices.push((
-                p,
-                it.next()
-                    .ok_or_else(|| Error::Other("device tree missing".into()))?,
-            ));
-        }
-    }
+    let mut prepared = if rootless {
+        rootfs::prepare(spec, rootfs_dir, bundle, None, None, true)?
+    } else {
+        received_trees(spec, fds, in_userns)?
+    };
+    // our mount table starts as a copy of the runtime's, unless we join another one below
+    prepared.cgroups = layout
+        .filter(|_| !ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount))
+        .cloned();
 
     // Namespaces: join by path, then the ones made after the cgroup move.
     for (t, p) in &ns.join {
@@ -801,6 +778,47 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
+}
+
+/// The trees the runtime sent with "go", in `send_go`'s order: mount point, rootfs, binds (in
+/// spec order), devices (in user namespaces).
+fn received_trees(spec: &Spec, fds: Vec<OwnedFd>, in_userns: bool) -> Result<rootfs::Prepared> {
+    let mut it = fds.into_iter();
+    let mut prepared = rootfs::Prepared {
+        target: it.next(),
+        ..Default::default()
+    };
+    if !spec::tmpfs_root(spec) {
+        prepared.rootfs = it.next();
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if rootfs::mount_opts(m).bind.is_some() {
+            prepared.binds.push((
+                i,
+                it.next()
+                    .ok_or_else(|| Error::Other("bind tree missing".into()))?,
+            ));
+        }
+    }
+    if in_userns {
+        let extra = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        let paths = rootfs::DEFAULT_DEVICES
+            .iter()
+            .map(|(p, _, _)| PathBuf::from(p))
+            .chain(extra.iter().map(|d| d.path().clone()));
+        for p in paths {
+            prepared.devices.push((
+                p,
+                it.next()
+                    .ok_or_else(|| Error::Other("device tree missing".into()))?,
+            ));
+        }
+    }
+    Ok(prepared)
 }
 
 /// Mounts left in the host's namespace by a container that shares it, detached when dropped.
@@ -1044,7 +1062,6 @@ fn exec_child(
 ) -> Result<Error> {
     let process = spec.process().as_ref().expect("set by exec");
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
-    nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
     // "G" carries the container's v1 cgroup files: joined before any namespace
     join_cgroup_files(sock, b'G')?;
     for (t, f) in order {

@@ -379,3 +379,54 @@ fn ns_seen_inside(file: &str, namespaces: serde_json::Value) -> String {
     assert_nothing_left(&id, b.root.path());
     stdout(&out).trim().to_string()
 }
+
+/// Run by a normal user, `sandbox` maps the caller to root inside (one id), builds its
+/// filesystem itself (the caller may not clone the host's mounts), and runs without cgroups,
+/// saying so; the rest of the isolation is the same.
+#[test]
+fn sandbox_runs_unprivileged_with_the_caller_as_root() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    // the binary and the state root where user 65534 can reach them
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin_copy = dir.path().join("stockade");
+    std::fs::copy(bin(), &bin_copy).unwrap();
+    let root = dir.path().join("state");
+    std::fs::create_dir(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin_copy)
+        .arg("--root")
+        .arg(&root)
+        .args(["sandbox", "--", "sh", "-c"])
+        .arg("id -u; cat /proc/self/uid_map; grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status; readlink /proc/self/ns/net")
+        .output()
+        .expect("setpriv (util-linux)");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text} {}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "{text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "65534", "1"],
+        "{text}"
+    );
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert_ne!(lines.last().unwrap().trim(), host_ns("net"), "{text}");
+    assert_eq!(
+        stderr(&out).matches("without cgroup limits").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".seccomp")
+        .collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
