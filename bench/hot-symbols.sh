@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate crates/stockade/hot-symbols.txt: the functions of the release binary that run during
-# `stockade run` of the benchmark's bundle. Two sources, merged with the list already there (lld
-# ignores names a build lacks): CPU samples with their callers (perf, DWARF unwinding), and the
-# code addresses of page faults (each names the first function run in a part of the binary not yet
-# mapped: what sampling misses). build.rs hands the list to the linker so that this code lies
-# together (see there). Each round moves more of it together: run it two or three times.
-# Needs root, perf, busybox-static. A stale list only costs memory.
+# `stockade run` of the benchmark's bundle (bench/bundle.sh). Two sources, merged with the list
+# already there (lld ignores names a build lacks): CPU samples with their callers (perf, DWARF
+# unwinding), and the code addresses of page faults (each names the first function run in a part
+# of the binary not yet mapped: what sampling misses). build.rs hands the list to the linker so
+# that this code lies together (see there). Each round moves more of it together: run it two or
+# three times. Needs root, perf, busybox-static. A stale list only costs memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 list=crates/stockade/hot-symbols.txt
@@ -14,11 +14,8 @@ bin=$PWD/target/x86_64-unknown-linux-gnu/release/stockade
 work=$(mktemp -d); root=$(mktemp -d /dev/shm/stockade-hot.XXXXXX)
 trap 'rm -rf "$work" "$root"' EXIT
 chmod 755 "$work"
-mkdir -p "$work/b/rootfs/bin"
-cp /bin/busybox "$work/b/rootfs/bin/busybox"
-ln -s busybox "$work/b/rootfs/bin/true"
-"$bin" spec --bundle "$work/b"
-python3 -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["process"]["args"]=["/bin/true"]; json.dump(c,open(p,"w"))' "$work/b/config.json"
+. bench/bundle.sh
+bench_bundle "$work/b" "$bin"
 runs="for i in \$(seq ${RUNS:-200}); do $bin --root $root run --bundle $work/b hot; done"
 perf record -q -F 20000 -e cpu-clock:u --call-graph dwarf,32768 -o "$work/cpu.data" -- sh -c "$runs"
 perf record -q -e page-faults:u -c 1 -d -o "$work/pf.data" -- sh -c "$runs"

@@ -10,18 +10,8 @@ bin=$PWD/target/x86_64-unknown-linux-gnu/release/stockade
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"  # runc needs the bundle reachable by the container's root
-mkdir -p "$work/b/rootfs/bin" "$work/b/rootfs/proc" "$work/b/rootfs/dev" "$work/b/rootfs/sys" "$work/b/rootfs/tmp"
-cp /bin/busybox "$work/b/rootfs/bin/busybox"
-ln -s busybox "$work/b/rootfs/bin/true"
-ln -s busybox "$work/b/rootfs/bin/sh"
-"$bin" spec --bundle "$work/b"
-python3 - "$work/b/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["args"] = ["/bin/true"]
-json.dump(c, open(p, "w"), indent=1)
-PY
+. bench/bundle.sh
+bench_bundle "$work/b" "$bin"
 # runc 1.1 (Debian 12) does not know the time namespace: its copy of the bundle leaves it out.
 mkdir -p "$work/r"
 python3 - "$work/b/config.json" "$work/r/config.json" <<'PY'
