@@ -618,8 +618,7 @@ fn child_setup(
     (id, bundle): (&str, &Path),
 ) -> Result<Error> {
     let process = spec.process().as_ref().expect("validated");
-    // Die with the runtime during setup; nobody may read our memory or /proc/PID/exe (which is
-    // the runtime binary until execve: CVE-2019-5736).
+    // Die with the runtime during setup.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
 
     if ns.net_made_by_child() {
@@ -635,8 +634,9 @@ fn child_setup(
         nix::unistd::setsid().ctx(|| "setsid")?;
     }
     let (fds, host_pid) = recv_go(sock)?;
-    // Only now: an unprivileged runtime writes our id maps through /proc/PID, which a
-    // non-dumpable process closes to it.
+    // Nobody may read our memory or /proc/PID/exe (the runtime binary until execve:
+    // CVE-2019-5736). Only now: an unprivileged runtime writes our id maps through /proc/PID,
+    // which a non-dumpable process closes to it, and no other process is in our namespaces yet.
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
     mark("child: go received");
     if ns.new_user {
