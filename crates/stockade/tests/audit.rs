@@ -221,18 +221,13 @@ fn sarif_output_is_well_formed() {
 
 /// Wait until `pid` has exec'd `comm` (the container's process is up).
 fn wait_comm(pid: i32, comm: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        != comm
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pid {pid} never became {comm}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    poll_until(&format!("pid {pid} never became {comm}"), 20, || {
+        (std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            == comm)
+            .then_some(())
+    });
 }
 
 #[test]
@@ -273,31 +268,16 @@ fn live_processes_stockade_sandbox_runc_and_host() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let inner = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sb.id()))
-                .unwrap_or_default();
-            if let Some(p) = kids
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse::<i32>().ok())
-            {
-                if std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .unwrap_or_default()
-                    .trim()
-                    == "sleep"
-                {
-                    break p;
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "sandbox never ran sleep"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
+    let inner = poll_until("sandbox never ran sleep", 20, || {
+        let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sb.id()))
+            .unwrap_or_default();
+        let p = kids.split_whitespace().next()?.parse::<i32>().ok()?;
+        (std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .unwrap_or_default()
+            .trim()
+            == "sleep")
+            .then_some(p)
+    });
     let (_, v) = audit_json(&["--pid", &inner.to_string()]);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(inner),

@@ -309,21 +309,13 @@ fn mount_namespace_shared_or_joined_and_pid_namespace_joined_by_path() {
         .spawn()
         .expect("unshare (util-linux)");
     let ns_file = format!("/proc/{}/ns/mnt", holder.id());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let want = loop {
+    let want = poll_until("unshare -m did not happen", 10, || {
         let l = std::fs::read_link(&ns_file)
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        if l != host_ns("mnt") {
-            break l;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "unshare -m did not happen"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+        (l != host_ns("mnt")).then_some(l)
+    });
     let seen = ns_seen_inside(
         "mnt",
         serde_json::json!([{"type": "pid"}, {"type": "mount", "path": ns_file}]),
@@ -337,19 +329,11 @@ fn mount_namespace_shared_or_joined_and_pid_namespace_joined_by_path() {
         .args(["--pid", "--fork", "sleep", "60"])
         .spawn()
         .expect("unshare (util-linux)");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let inner = loop {
+    let inner = poll_until("unshare --pid --fork did not start", 10, || {
         let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.id()))
             .unwrap_or_default();
-        if let Some(k) = kids.split_whitespace().next() {
-            break k.to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "unshare --pid --fork did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+        kids.split_whitespace().next().map(str::to_string)
+    });
     let ns_file = format!("/proc/{inner}/ns/pid");
     let want = std::fs::read_link(&ns_file)
         .unwrap()

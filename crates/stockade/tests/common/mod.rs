@@ -251,3 +251,15 @@ pub fn recv_fd(listener: &std::os::unix::net::UnixListener) -> (Vec<u8>, std::os
     // SAFETY: the descriptor came through SCM_RIGHTS; the OwnedFd is its only owner.
     (buf, unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Ask `f` every 10 ms until it gives a value; fail naming `what` after `secs` seconds.
+pub fn poll_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
