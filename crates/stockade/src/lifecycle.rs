@@ -12,14 +12,15 @@ use nix::unistd::Pid;
 use crate::container::EXEC_FIFO;
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
-use crate::state::{pid_start_time, State, StateDir};
+use crate::state::{pid_start_time, pid_stat, State, StateDir};
 
 /// The runtime-spec status of a container, from its process and cgroup, not just the file.
 pub fn status(dir: &StateDir, st: &State) -> &'static str {
     if st.pid == 0 && st.status == "creating" {
         return "creating";
     }
-    let alive = st.pid > 0 && pid_start_time(st.pid) == st.pid_start && !is_zombie(st.pid);
+    let alive = st.pid > 0
+        && pid_stat(st.pid).is_some_and(|(state, start)| start == st.pid_start && state != 'Z');
     if !alive {
         return "stopped";
     }
@@ -30,15 +31,6 @@ pub fn status(dir: &StateDir, st: &State) -> &'static str {
         return "paused";
     }
     "running"
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
-        .unwrap_or(true)
 }
 
 pub fn load(root: &Path, id: &str) -> Result<(StateDir, State)> {

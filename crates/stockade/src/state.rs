@@ -111,11 +111,14 @@ impl Drop for StateDir {
 
 /// Field 22 of /proc/PID/stat (start time in clock ticks), 0 if the process is gone.
 pub fn pid_start_time(pid: i32) -> u64 {
-    crate::sys::read_proc(&format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            after.split_whitespace().nth(19)?.parse().ok()
-        })
-        .unwrap_or(0)
+    pid_stat(pid).map_or(0, |(_, start)| start)
+}
+
+/// From /proc/PID/stat: the state letter (field 3: `R`, `S`, `Z`, ...) and the start time in
+/// clock ticks (field 22); None if the process is gone.
+pub fn pid_stat(pid: i32) -> Option<(char, u64)> {
+    let s = crate::sys::read_proc(&format!("/proc/{pid}/stat")).ok()?;
+    let mut after = s.rsplit_once(')')?.1.split_whitespace();
+    let state = after.next()?.chars().next()?;
+    Some((state, after.nth(18)?.parse().ok()?))
 }
