@@ -174,3 +174,37 @@ fn docker_and_default_profiles_load_and_block_keyctl() {
         assert!(matches!(st, WaitStatus::Exited(_, 0)), "{name}: {st:?}");
     }
 }
+
+/// i386 `getpid` through `int 0x80` (the compat entry point), from a 64-bit process.
+#[cfg(target_arch = "x86_64")]
+fn compat_getpid() -> i64 {
+    let r: i64;
+    // SAFETY: `int 0x80` with eax = 20 is i386 getpid: no arguments, no memory touched; the
+    // kernel clobbers nothing but eax (and r8-r11 are preserved by the compat entry).
+    unsafe { std::arch::asm!("int 0x80", inlateout("rax") 20i64 => r, options(nostack)) };
+    r
+}
+
+/// `default` allows the native ABI only: the i386 entry point answers EPERM; Docker's profile
+/// lets the same call through. (Needs IA32 emulation in the kernel, as every distribution has.)
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn default_profile_denies_the_32_bit_entry_point() {
+    assert!(compat_getpid() > 0, "this kernel has no IA32 emulation");
+    for (name, want_pid) in [("default", false), ("docker", true)] {
+        let p = stockade_seccomp::builtin(name).unwrap();
+        let f = stockade_seccomp::compile(&p.resolve(&Context::host(vec![]))).unwrap();
+        let st = if want_pid {
+            in_child(&f, |_| if compat_getpid() > 0 { 0 } else { 1 })
+        } else {
+            in_child(&f, |_| {
+                if compat_getpid() == -(libc::EPERM as i64) {
+                    0
+                } else {
+                    1
+                }
+            })
+        };
+        assert!(matches!(st, WaitStatus::Exited(_, 0)), "{name}: {st:?}");
+    }
+}

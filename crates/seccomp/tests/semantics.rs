@@ -303,6 +303,41 @@ fn builtin_docker_equals_dockers_published_profile() {
     }
 }
 
+/// `default` allows the native ABI only: i386 and x32 calls get the default action, in the
+/// resolved profile and in the compiled program; Docker's profile allows them.
+#[test]
+fn stockade_default_allows_only_the_native_abi() {
+    let c = ctx(Arch::X86_64, &[]);
+    let s = stockade_seccomp::builtin("default").unwrap().resolve(&c);
+    let d = stockade_seccomp::builtin("docker").unwrap().resolve(&c);
+    assert_eq!(s.arches, vec![Arch::X86_64]);
+    let (sf, df) = (
+        stockade_seccomp::compile(&s).unwrap(),
+        stockade_seccomp::compile(&d).unwrap(),
+    );
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    for name in ["getpid", "read", "exit_group"] {
+        let native = Arch::X86_64.syscall(name).unwrap();
+        assert_eq!(sf.eval(Arch::X86_64, native, [0; 6]).0, RET_ALLOW, "{name}");
+        for compat in [Arch::X86, Arch::X32] {
+            let nr = compat.syscall(name).unwrap();
+            assert_eq!(sf.eval(compat, nr, [0; 6]).0, eperm, "{compat:?} {name}");
+            assert_eq!(
+                df.eval(compat, nr, [0; 6]).0,
+                RET_ALLOW,
+                "docker {compat:?} {name}"
+            );
+        }
+    }
+    // and the program is the native tree alone: well under half of Docker's three
+    assert!(
+        sf.program.len() * 2 < df.program.len(),
+        "{} vs {}",
+        sf.program.len(),
+        df.program.len()
+    );
+}
+
 #[test]
 fn stockade_default_is_stricter_than_docker() {
     let d = docker_json().resolve(&ctx(Arch::X86_64, &[]));
