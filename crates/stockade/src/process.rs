@@ -12,8 +12,9 @@ use oci_spec::runtime::{PosixRlimitType, Process};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
-    match t {
+/// The RLIMIT_ number (its C type differs between glibc and musl: the caller casts).
+fn rlimit_resource(t: PosixRlimitType) -> i64 {
+    (match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
         PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
@@ -30,7 +31,7 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
         PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
         PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
         PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
-    }
+    }) as i64
 }
 
 pub fn set_rlimits(p: &Process) -> Result<()> {
@@ -40,7 +41,7 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
             rlim_max: r.hard(),
         };
         // SAFETY: lim is a valid rlimit struct for the duration of the call.
-        if unsafe { libc::setrlimit(rlimit_resource(r.typ()), &lim) } != 0 {
+        if unsafe { libc::setrlimit(rlimit_resource(r.typ()) as _, &lim) } != 0 {
             let e = std::io::Error::last_os_error();
             let hint = if e.raw_os_error() == Some(libc::EPERM) {
                 " (raising a hard limit needs CAP_SYS_RESOURCE on the host)"

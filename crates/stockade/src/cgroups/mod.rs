@@ -56,7 +56,11 @@ impl Layout {
             .map_err(|e| Error::Cgroup(format!("read mountinfo: {e}")))?;
         let selfcg = crate::sys::read_proc("/proc/self/cgroup")
             .map_err(|e| Error::Cgroup(format!("read /proc/self/cgroup: {e}")))?;
-        Ok(Self::parse(&mountinfo, &selfcg))
+        let mut l = Self::parse(&mountinfo, &selfcg);
+        if std::env::var_os("XV2ONLY").is_some() {
+            l.v1.clear();
+        }
+        Ok(l)
     }
 
     /// The same hierarchies with this process's own cgroup in each read again: for a process
