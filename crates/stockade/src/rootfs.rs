@@ -415,53 +415,71 @@ pub fn resolve_in_root(root: RawFd, path: &Path, create_file: bool) -> Result<Ow
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", path.display())),
     }
-    let mut cur = PathBuf::from("/");
     let comps: Vec<_> = path
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
-    let mut parent = open(&cur).ctx(|| "open rootfs")?;
-    for (n, c) in comps.iter().enumerate() {
-        cur.push(c);
+    // The deepest ancestor that exists (most often the parent: one component is missing).
+    let mut have = comps.len().saturating_sub(1);
+    let mut cur: PathBuf = std::iter::once(Component::RootDir)
+        .chain(comps[..have].iter().copied())
+        .collect();
+    let mut parent = loop {
         match open(&cur) {
-            Ok(fd) => parent = fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let name = CString::new(c.as_os_str().as_encoded_bytes())
-                    .map_err(|_| Error::Other("NUL in path".into()))?;
-                let last = n + 1 == comps.len();
-                // SAFETY: parent is a valid O_PATH directory descriptor and name a valid C string.
-                let r = unsafe {
-                    if last && create_file {
-                        let fd = libc::openat(
-                            parent.as_raw_fd(),
-                            name.as_ptr(),
-                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
-                            0o644,
-                        );
-                        if fd >= 0 {
-                            libc::close(fd);
-                        }
-                        fd
-                    } else {
-                        libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
-                    }
-                };
-                if r < 0 {
-                    let err = io::Error::last_os_error();
-                    if err.raw_os_error() != Some(libc::EEXIST) {
-                        return Err(err)
-                            .ctx(|| format!("create mount point {} in rootfs", cur.display()));
-                    }
-                }
-                parent = open(&cur).ctx(|| {
-                    format!(
-                        "resolve {} in rootfs (a symlink pointing nowhere?)",
-                        cur.display()
-                    )
-                })?;
+            Ok(fd) => break fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && have > 0 => {
+                have -= 1;
+                cur.pop();
             }
             Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", cur.display())),
         }
+    };
+    for (n, c) in comps.iter().enumerate().skip(have) {
+        cur.push(c);
+        let name = CString::new(c.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Other("NUL in path".into()))?;
+        let last = n + 1 == comps.len();
+        // SAFETY: parent is a valid O_PATH directory descriptor and name a valid C string.
+        let r = unsafe {
+            if last && create_file {
+                let fd = libc::openat(
+                    parent.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                fd
+            } else {
+                libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
+            }
+        };
+        parent = if r >= 0 {
+            // Made just now, in a directory already resolved inside the root: open it by name,
+            // refusing a symlink swapped in meanwhile.
+            sys::openat2(
+                parent.as_raw_fd(),
+                Path::new(c),
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+            )
+            .ctx(|| format!("open new mount point {} in rootfs", cur.display()))?
+        } else {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EEXIST) {
+                return Err(err).ctx(|| format!("create mount point {} in rootfs", cur.display()));
+            }
+            // There after all (a racing creator, or a symlink): resolve it inside the root.
+            open(&cur).ctx(|| {
+                format!(
+                    "resolve {} in rootfs (a symlink pointing nowhere?)",
+                    cur.display()
+                )
+            })?
+        };
     }
     Ok(parent)
 }

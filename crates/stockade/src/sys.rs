@@ -184,6 +184,8 @@ pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
 
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 
 #[repr(C)]
 struct OpenHow {
