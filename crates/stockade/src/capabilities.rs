@@ -37,17 +37,24 @@ fn convert(set: &Option<Capabilities>) -> HashSet<Cap> {
         .collect()
 }
 
-/// The five sets of a spec, as `caps` sets (bounding, effective, permitted, inheritable, ambient).
+/// The five sets of a spec, as `caps` sets (bounding, effective, permitted, inheritable,
+/// ambient), each cut to what the running kernel supports (probed once: 41 prctl calls).
 pub struct Sets {
     pub bounding: HashSet<Cap>,
     pub effective: HashSet<Cap>,
     pub permitted: HashSet<Cap>,
     pub inheritable: HashSet<Cap>,
     pub ambient: HashSet<Cap>,
+    /// Every capability this kernel knows.
+    pub supported: HashSet<Cap>,
 }
 
 impl Sets {
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Sets {
+        let supported = caps::runtime::thread_all_supported();
+        let only = |set: &Option<Capabilities>| -> HashSet<Cap> {
+            convert(set).intersection(&supported).copied().collect()
+        };
         match c {
             None => Sets {
                 bounding: HashSet::new(),
@@ -55,13 +62,15 @@ impl Sets {
                 permitted: HashSet::new(),
                 inheritable: HashSet::new(),
                 ambient: HashSet::new(),
+                supported,
             },
             Some(c) => Sets {
-                bounding: convert(c.bounding()),
-                effective: convert(c.effective()),
-                permitted: convert(c.permitted()),
-                inheritable: convert(c.inheritable()),
-                ambient: convert(c.ambient()),
+                bounding: only(c.bounding()),
+                effective: only(c.effective()),
+                permitted: only(c.permitted()),
+                inheritable: only(c.inheritable()),
+                ambient: only(c.ambient()),
+                supported,
             },
         }
     }
@@ -109,8 +118,7 @@ pub fn check_obtainable(
 
 /// Step 1, as (namespace) root: shrink the bounding set.
 pub fn drop_bounding(s: &Sets) -> Result<()> {
-    let supported = caps::runtime::thread_all_supported();
-    for c in supported {
+    for &c in &s.supported {
         if !s.bounding.contains(&c) {
             caps::drop(None, CapSet::Bounding, c)
                 .map_err(|e| Error::Other(format!("drop {c} from bounding set: {e}")))?;
@@ -121,26 +129,20 @@ pub fn drop_bounding(s: &Sets) -> Result<()> {
 
 /// Step 2, after the uid switch (with keep-caps): set the remaining sets exactly.
 pub fn apply(s: &Sets) -> Result<()> {
-    let supported = caps::runtime::thread_all_supported();
-    let only = |set: &HashSet<Cap>| {
-        set.intersection(&supported)
-            .copied()
-            .collect::<HashSet<_>>()
-    };
     // Order matters: inheritable may only grow within permitted, and effective must stay within
     // permitted, so narrow inheritable and effective before permitted.
-    caps::set(None, CapSet::Inheritable, &only(&s.inheritable))
+    caps::set(None, CapSet::Inheritable, &s.inheritable)
         .map_err(|e| Error::Other(format!("set inheritable capabilities: {e}")))?;
-    caps::set(None, CapSet::Effective, &only(&s.effective))
+    caps::set(None, CapSet::Effective, &s.effective)
         .map_err(|e| Error::Other(format!("set effective capabilities: {e}")))?;
-    caps::set(None, CapSet::Permitted, &only(&s.permitted)).map_err(|e| {
+    caps::set(None, CapSet::Permitted, &s.permitted).map_err(|e| {
         Error::Other(format!(
             "set permitted capabilities (effective must be a subset of permitted): {e}"
         ))
     })?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
-    for c in only(&s.ambient) {
+    for &c in &s.ambient {
         caps::raise(None, CapSet::Ambient, c).map_err(|e| {
             Error::Other(format!(
                 "raise ambient {c} (it must also be permitted and inheritable): {e}"
