@@ -440,43 +440,47 @@ impl Cgroup {
         for d in dirs {
             let mut attempt = 0;
             loop {
-                if let Some(parent) = d.parent() {
-                    let missing: Vec<PathBuf> = parent
-                        .ancestors()
-                        .take_while(|a| !a.exists())
-                        .map(Path::to_path_buf)
-                        .collect();
-                    if missing.is_empty() {
-                        // the common case: the parent (`/stockade`) is there already
-                    } else if let Err(e) = fs::create_dir_all(parent) {
-                        self.remove_dirs(&made);
-                        return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
-                    }
-                    for m in missing {
-                        if !self.keep_parent && !self.made_parents.contains(&m) {
-                            self.made_parents.push(m);
-                        }
-                    }
-                }
-                match fs::create_dir(d) {
+                // The common case first: the parent (`/stockade`) is there already.
+                let err = match fs::create_dir(d) {
                     Ok(()) => {
                         made.push(d.clone());
                         break;
                     }
-                    // a parent removed under us by a concurrent `delete` of its last child
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
-                    Err(e) => {
-                        self.remove_dirs(&made);
-                        return Err(Error::Cgroup(if e.kind() == io::ErrorKind::AlreadyExists {
-                            format!(
-                                "{} already exists (another container with this cgroupsPath?)",
-                                d.display()
-                            )
-                        } else {
-                            format!("mkdir {}: {e}", d.display())
-                        }));
+                    Err(e) => e,
+                };
+                // A missing parent (the first container, a nested cgroupsPath, or one removed
+                // under us by a concurrent `delete` of its last child): make it, then retry.
+                if err.kind() == io::ErrorKind::NotFound && attempt < 3 {
+                    attempt += 1;
+                    if let Some(parent) = d.parent() {
+                        let missing: Vec<PathBuf> = parent
+                            .ancestors()
+                            .take_while(|a| !a.exists())
+                            .map(Path::to_path_buf)
+                            .collect();
+                        if let Err(e) = fs::create_dir_all(parent) {
+                            self.remove_dirs(&made);
+                            return Err(Error::Cgroup(format!("mkdir {}: {e}", parent.display())));
+                        }
+                        for m in missing {
+                            if !self.keep_parent && !self.made_parents.contains(&m) {
+                                self.made_parents.push(m);
+                            }
+                        }
                     }
+                    continue;
                 }
+                self.remove_dirs(&made);
+                return Err(Error::Cgroup(
+                    if err.kind() == io::ErrorKind::AlreadyExists {
+                        format!(
+                            "{} already exists (another container with this cgroupsPath?)",
+                            d.display()
+                        )
+                    } else {
+                        format!("mkdir {}: {err}", d.display())
+                    },
+                ));
             }
         }
         Ok(())
@@ -916,21 +920,25 @@ fn remove_cgroup_dir(d: &Path) -> Option<String> {
     None
 }
 
-/// Fill empty cpuset.cpus/mems from the nearest ancestor down (parents may be new and empty too).
+/// Fill empty cpuset.cpus/mems from the nearest ancestor that has them, down to `dir` (parents
+/// may be new and empty too). Reads upwards only as far as needed: usually `dir` and its parent.
 fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let mut chain: Vec<&Path> = dir
-        .ancestors()
-        .take_while(|p| p.join("cpuset.cpus").exists())
-        .collect();
-    chain.reverse();
-    for w in chain.windows(2) {
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            if fs::read_to_string(w[1].join(f))
-                .map(|s| s.trim().is_empty())
-                .unwrap_or(false)
-            {
-                let v = fs::read_to_string(w[0].join(f)).unwrap_or_default();
-                write(w[1], f, v.trim())?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let mut empty = vec![];
+        let mut value = None;
+        for d in dir.ancestors() {
+            match fs::read_to_string(d.join(f)) {
+                Ok(v) if v.trim().is_empty() => empty.push(d),
+                Ok(v) => {
+                    value = Some(v);
+                    break;
+                }
+                Err(_) => break, // above the hierarchy's root
+            }
+        }
+        if let Some(v) = value {
+            for d in empty.iter().rev() {
+                write(d, f, v.trim())?;
             }
         }
     }
@@ -965,21 +973,25 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 
 /// Enable every available controller from the v2 root down to `dir`'s parent.
 fn enable_v2_controllers(dir: &Path) {
-    let mut chain: Vec<&Path> = dir.ancestors().skip(1).collect();
+    // Upwards while the directories are cgroups (they have `cgroup.controllers`), then apply
+    // from the root down.
+    let mut chain: Vec<(&Path, String)> = dir
+        .ancestors()
+        .skip(1)
+        .map_while(|p| Some((p, fs::read_to_string(p.join("cgroup.controllers")).ok()?)))
+        .collect();
     chain.reverse();
-    for p in chain {
-        if let Ok(avail) = fs::read_to_string(p.join("cgroup.controllers")) {
-            // Only what is missing: a write re-applies the control of the whole subtree (all
-            // running containers), under the global cgroup lock.
-            let on = fs::read_to_string(p.join("cgroup.subtree_control")).unwrap_or_default();
-            let want: String = avail
-                .split_whitespace()
-                .filter(|c| !on.split_whitespace().any(|o| o == *c))
-                .map(|c| format!("+{c} "))
-                .collect();
-            if !want.is_empty() {
-                let _ = fs::write(p.join("cgroup.subtree_control"), want.trim());
-            }
+    for (p, avail) in chain {
+        // Only what is missing: a write re-applies the control of the whole subtree (all
+        // running containers), under the global cgroup lock.
+        let on = fs::read_to_string(p.join("cgroup.subtree_control")).unwrap_or_default();
+        let want: String = avail
+            .split_whitespace()
+            .filter(|c| !on.split_whitespace().any(|o| o == *c))
+            .map(|c| format!("+{c} "))
+            .collect();
+        if !want.is_empty() {
+            let _ = fs::write(p.join("cgroup.subtree_control"), want.trim());
         }
     }
 }
@@ -1296,16 +1308,35 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
 }
 
 fn apply_devices_v1(dir: &Path, devs: &[LinuxDeviceCgroup]) -> Result<()> {
+    // One descriptor per file, one write(2) per rule (cgroupfs takes each write as one rule).
+    let mut files: [Option<fs::File>; 2] = [None, None];
+    let mut put = |file: &str, rule: &str| -> Result<()> {
+        let slot = &mut files[(file == "devices.deny") as usize];
+        if slot.is_none() {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join(file))
+                .map_err(|e| Error::Cgroup(format!("open {}: {e}", dir.join(file).display())))?;
+            *slot = Some(f);
+        }
+        let f = slot.as_mut().expect("opened above");
+        io::Write::write_all(f, rule.as_bytes()).map_err(|e| {
+            Error::Cgroup(format!(
+                "write {rule:?} to {}: {e}",
+                dir.join(file).display()
+            ))
+        })
+    };
     for d in devs {
         let file = if d.allow() {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        write(dir, file, &device_rule(d))?;
+        put(file, &device_rule(d))?;
     }
     for r in DEFAULT_ALLOWED_DEVICES {
-        write(dir, "devices.allow", r)?;
+        put("devices.allow", r)?;
     }
     Ok(())
 }
