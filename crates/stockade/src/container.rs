@@ -3,19 +3,17 @@
 //! half first, then [`child`], the container's half, in the order the kernel needs.
 //!
 //! ```text
-//! runtime                                   child (clone3 into new user/pid/mnt/uts/ipc/net ns,
+//! runtime                                   child (clone3 into new user/pid/mnt/uts/ipc ns,
 //! validate spec                             born in the unified cgroup: CLONE_INTO_CGROUP)
 //! state dir, unified cgroup dir
-//! clone3 ───────────────────────────────▶   wait for "go"
-//!   thread: v1 cgroup dirs + limits
-//!   thread: compile seccomp
-//! write uid/gid maps
+//! clone3 ───────────────────────────────▶   network ns (owned by its user ns), setsid
+//! write uid/gid maps                        wait for "go"
 //! open rootfs + binds as (idmapped) trees
-//! send "go" + trees ────────────────────▶   time ns; mounts (cgroup ones last), devices
+//! send "go" + trees (each described) ───▶   time ns; mounts, devices; pivot_root (chroot in the
+//! v1 cgroup dirs + limits                   host's mount ns); masks, ro paths; hostname, sysctls
 //! send "C" + v1 `tasks` files ──────────▶   write itself into them; cgroup ns; cgroup mounts
-//! send "F" + filter ────────────────────▶   pivot_root (chroot: host mount ns), masks, ro paths
-//!                                           hostname, sysctls, keyring, rlimits
-//!                                           bounding set, user, caps, no_new_privs, seccomp
+//! compile seccomp (or take it cached)       keyring, rlimits
+//! send "F" + filter ────────────────────▶   bounding set, user, caps, no_new_privs, seccomp
 //! wait: error text, or EOF = exec'd  ◀────  execve
 //! forward signals, wait, clean up
 //! ```
@@ -436,17 +434,14 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
 }
 
 /// "go", then the prepared trees as SCM_RIGHTS (rootfs first, then binds, then devices).
+/// "go": our pid as the host sees it and what each tree is (JSON), then the trees themselves.
 fn send_go(sock: &OwnedFd, p: &rootfs::Prepared, pid: i32) -> Result<()> {
-    let fds: Vec<RawFd> = p
-        .target
-        .iter()
-        .chain(p.rootfs.iter())
-        .chain(p.binds.iter().map(|(_, f)| f))
-        .chain(p.devices.iter().map(|(_, f)| f))
-        .map(|f| f.as_raw_fd())
-        .collect();
-    let header = format!("G{} {pid}", fds.len());
-    socket::send(sock.as_raw_fd(), header.as_bytes(), MsgFlags::empty()).ctx(|| "send go")?;
+    let (trees, fds) = p.to_wire();
+    let header = serde_json::to_vec(&Go { pid, trees }).expect("plain data");
+    let mut msg = Vec::with_capacity(1 + header.len());
+    msg.push(b'G');
+    msg.extend(header);
+    socket::send(sock.as_raw_fd(), &msg, MsgFlags::empty()).ctx(|| "send go")?;
     for chunk in fds.chunks(200) {
         let iov = [IoSlice::new(b"F")];
         let cmsg = [ControlMessage::ScmRights(chunk)];
@@ -454,6 +449,12 @@ fn send_go(sock: &OwnedFd, p: &rootfs::Prepared, pid: i32) -> Result<()> {
             .ctx(|| "send mount trees")?;
     }
     Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Go {
+    pid: i32,
+    trees: Vec<rootfs::Tree>,
 }
 
 /// One message and the descriptors it carried (SCM_RIGHTS, up to 200), received close-on-exec.
@@ -567,22 +568,28 @@ fn recv_filter(sock: &OwnedFd) -> Result<Option<stockade_seccomp::Filter>> {
         .ok_or_else(|| Error::Other("malformed seccomp filter from the runtime".into()))
 }
 
-fn recv_go(sock: &OwnedFd) -> Result<(Vec<OwnedFd>, i32)> {
-    let mut buf = [0u8; 64];
+/// The runtime's "go": the trees it prepared, and our pid as the host sees it.
+fn recv_go(sock: &OwnedFd) -> Result<(rootfs::Prepared, i32)> {
+    // SEQPACKET: a peek with MSG_TRUNC tells the whole message's length.
+    let n = socket::recv(
+        sock.as_raw_fd(),
+        &mut [],
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+    )
+    .ctx(|| "wait for go")?;
+    let mut buf = vec![0u8; n];
     let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for go")?;
     if n == 0 || buf[0] != b'G' {
         return Err(Error::Other("runtime went away before setup".into()));
     }
-    let header = std::str::from_utf8(&buf[1..n]).unwrap_or("");
-    let mut parts = header.split(' ');
-    let count: usize = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let host_pid: i32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut fds = Vec::with_capacity(count);
-    while fds.len() < count {
+    let go: Go = serde_json::from_slice(&buf[1..n])
+        .map_err(|e| Error::Other(format!("malformed go from the runtime: {e}")))?;
+    let mut fds = Vec::with_capacity(go.trees.len());
+    while fds.len() < go.trees.len() {
         let (_, more) = recv_with_fds(sock, "receive mount trees", 1)?;
         fds.extend(more);
     }
-    Ok((fds, host_pid))
+    Ok((rootfs::Prepared::from_wire(go.trees, fds)?, go.pid))
 }
 
 /// The container's half. Returns only on failure (the error is sent to the runtime).
@@ -633,7 +640,7 @@ fn child_setup(
     if spec.process().as_ref().and_then(|p| p.terminal()) != Some(true) {
         nix::unistd::setsid().ctx(|| "setsid")?;
     }
-    let (fds, host_pid) = recv_go(sock)?;
+    let (received, host_pid) = recv_go(sock)?;
     // Nobody may read our memory or /proc/PID/exe (the runtime binary until execve:
     // CVE-2019-5736). Only now: an unprivileged runtime writes our id maps through /proc/PID,
     // which a non-dumpable process closes to it, and no other process is in our namespaces yet.
@@ -656,7 +663,7 @@ fn child_setup(
     let mut prepared = if rootless {
         rootfs::prepare(spec, rootfs_dir, bundle, None, None, true)?
     } else {
-        received_trees(spec, fds, in_userns)?
+        received
     };
     // our mount table starts as a copy of the runtime's, unless we join another one below
     prepared.cgroups = layout
@@ -778,47 +785,6 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
-}
-
-/// The trees the runtime sent with "go", in `send_go`'s order: mount point, rootfs, binds (in
-/// spec order), devices (in user namespaces).
-fn received_trees(spec: &Spec, fds: Vec<OwnedFd>, in_userns: bool) -> Result<rootfs::Prepared> {
-    let mut it = fds.into_iter();
-    let mut prepared = rootfs::Prepared {
-        target: it.next(),
-        ..Default::default()
-    };
-    if !spec::tmpfs_root(spec) {
-        prepared.rootfs = it.next();
-    }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if rootfs::mount_opts(m).bind.is_some() {
-            prepared.binds.push((
-                i,
-                it.next()
-                    .ok_or_else(|| Error::Other("bind tree missing".into()))?,
-            ));
-        }
-    }
-    if in_userns {
-        let extra = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().clone())
-            .unwrap_or_default();
-        let paths = rootfs::DEFAULT_DEVICES
-            .iter()
-            .map(|(p, _, _)| PathBuf::from(p))
-            .chain(extra.iter().map(|d| d.path().clone()));
-        for p in paths {
-            prepared.devices.push((
-                p,
-                it.next()
-                    .ok_or_else(|| Error::Other("device tree missing".into()))?,
-            ));
-        }
-    }
-    Ok(prepared)
 }
 
 /// Mounts left in the host's namespace by a container that shares it, detached when dropped.

@@ -249,6 +249,57 @@ pub struct Prepared {
     pub cgroups: Option<crate::cgroups::Layout>,
 }
 
+/// What one descriptor the runtime sends with "go" is: the trees of a [`Prepared`] cross to the
+/// child as descriptors plus this list, so the child needs no knowledge of the order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Tree {
+    Target,
+    Rootfs,
+    /// a bind, by index into spec.mounts
+    Bind(usize),
+    /// a device node bound from the host, by its container path
+    Device(PathBuf),
+}
+
+impl Prepared {
+    /// The descriptors to send, each with what it is.
+    pub fn to_wire(&self) -> (Vec<Tree>, Vec<RawFd>) {
+        let all = self
+            .target
+            .iter()
+            .map(|f| (Tree::Target, f))
+            .chain(self.rootfs.iter().map(|f| (Tree::Rootfs, f)))
+            .chain(self.binds.iter().map(|(i, f)| (Tree::Bind(*i), f)))
+            .chain(
+                self.devices
+                    .iter()
+                    .map(|(p, f)| (Tree::Device(p.clone()), f)),
+            );
+        all.map(|(t, f)| (t, f.as_raw_fd())).unzip()
+    }
+
+    /// Inverse of [`Prepared::to_wire`], with the descriptors as received.
+    pub fn from_wire(trees: Vec<Tree>, fds: Vec<OwnedFd>) -> Result<Prepared> {
+        if trees.len() != fds.len() {
+            return Err(Error::Other(format!(
+                "{} mount trees announced, {} received",
+                trees.len(),
+                fds.len()
+            )));
+        }
+        let mut p = Prepared::default();
+        for (t, f) in trees.into_iter().zip(fds) {
+            match t {
+                Tree::Target => p.target = Some(f),
+                Tree::Rootfs => p.rootfs = Some(f),
+                Tree::Bind(i) => p.binds.push((i, f)),
+                Tree::Device(path) => p.devices.push((path, f)),
+            }
+        }
+        Ok(p)
+    }
+}
+
 /// The OCI default devices (runtime-spec "Default Devices").
 pub const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
     ("/dev/null", 1, 3),
@@ -1213,4 +1264,76 @@ pub fn is_device(path: &Path) -> bool {
     fs::metadata(path)
         .map(|m| m.file_type().is_char_device() || m.file_type().is_block_device())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd() -> OwnedFd {
+        fs::File::open("/dev/null").unwrap().into()
+    }
+
+    /// The trees cross to the child described, not by position: every kind comes back where it
+    /// was, the same descriptor with it, and a count that does not match is refused.
+    #[test]
+    fn prepared_trees_cross_the_wire_by_kind() {
+        let p = Prepared {
+            target: Some(fd()),
+            rootfs: Some(fd()),
+            binds: vec![(2, fd()), (5, fd())],
+            devices: vec![
+                (PathBuf::from("/dev/null"), fd()),
+                (PathBuf::from("/dev/x y"), fd()),
+            ],
+            ..Default::default()
+        };
+        let (trees, raw) = p.to_wire();
+        assert_eq!(
+            trees,
+            vec![
+                Tree::Target,
+                Tree::Rootfs,
+                Tree::Bind(2),
+                Tree::Bind(5),
+                Tree::Device("/dev/null".into()),
+                Tree::Device("/dev/x y".into()),
+            ]
+        );
+        let json = serde_json::to_string(&trees).unwrap();
+        let back: Vec<Tree> = serde_json::from_str(&json).unwrap();
+        // duplicates stand in for the received descriptors; their numbers say which is which
+        let dups: Vec<OwnedFd> = raw
+            .iter()
+            .map(|&r| {
+                // SAFETY: r is open (owned by p) for the duration of this call.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(r) }
+                    .try_clone_to_owned()
+                    .unwrap()
+            })
+            .collect();
+        let nums: Vec<RawFd> = dups.iter().map(|f| f.as_raw_fd()).collect();
+        let q = Prepared::from_wire(back, dups).unwrap();
+        assert_eq!(q.target.as_ref().unwrap().as_raw_fd(), nums[0]);
+        assert_eq!(q.rootfs.as_ref().unwrap().as_raw_fd(), nums[1]);
+        let binds: Vec<(usize, RawFd)> = q.binds.iter().map(|(i, f)| (*i, f.as_raw_fd())).collect();
+        assert_eq!(binds, vec![(2, nums[2]), (5, nums[3])]);
+        let devs: Vec<(PathBuf, RawFd)> = q
+            .devices
+            .iter()
+            .map(|(p, f)| (p.clone(), f.as_raw_fd()))
+            .collect();
+        assert_eq!(
+            devs,
+            vec![("/dev/null".into(), nums[4]), ("/dev/x y".into(), nums[5])]
+        );
+        let Err(e) = Prepared::from_wire(trees, vec![fd()]) else {
+            panic!("a short count was accepted")
+        };
+        assert!(
+            e.to_string()
+                .contains("6 mount trees announced, 1 received"),
+            "{e}"
+        );
+    }
 }
