@@ -76,10 +76,17 @@ impl Layout {
 
     pub fn parse(mountinfo: &str, selfcg: &str) -> Layout {
         let mut layout = Layout::default();
-        for m in crate::rootfs::parse_mountinfo(mountinfo) {
+        // One mount per hierarchy: the first of those showing the hierarchy's root (`/`), then
+        // the first of any other. Later ones are other containers' views (a container sharing
+        // this mount namespace mounts its own cgroups under its rootfs: read-only, rooted at its
+        // cgroup), never the host's.
+        let (whole, part): (Vec<_>, Vec<_>) = crate::rootfs::parse_mountinfo(mountinfo)
+            .into_iter()
+            .partition(|m| m.root == "/");
+        for m in whole.into_iter().chain(part) {
             let mountpoint = PathBuf::from(m.mountpoint);
             match m.fstype.as_str() {
-                "cgroup2" => layout.unified = Some(mountpoint),
+                "cgroup2" if layout.unified.is_none() => layout.unified = Some(mountpoint),
                 "cgroup" => {
                     let controllers: Vec<String> = m
                         .super_options
@@ -1392,6 +1399,39 @@ mod tests {
             rel.v2.as_deref(),
             Some(Path::new("/sys/fs/cgroup/unified/unified/y/sub/c1"))
         );
+    }
+
+    /// A container sharing the host's mount namespace has its own cgroup mounts under its
+    /// rootfs, later in the table and rooted at its cgroup: the host's hierarchies still win.
+    #[test]
+    fn other_containers_cgroup_mounts_are_not_the_hosts() {
+        let with_container = format!(
+            "{HYBRID}
+90 80 0:27 /stockade/c /tmp/b/rootfs/sys/fs/cgroup/unified ro,nosuid - cgroup2 cgroup2 rw
+91 80 0:33 /stockade/c /tmp/b/rootfs/sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory
+92 80 0:44 / /tmp/b/rootfs/sys/fs/cgroup/pids ro,nosuid - cgroup cgroup rw,pids"
+        );
+        let l = Layout::parse(&with_container, SELF);
+        assert_eq!(l.unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            l.v1_dir("memory").unwrap().mountpoint,
+            PathBuf::from("/sys/fs/cgroup/memory")
+        );
+        // a hierarchy only a container shows is still found (nested runtimes see only theirs)
+        assert_eq!(
+            l.v1_dir("pids").unwrap().mountpoint,
+            PathBuf::from("/tmp/b/rootfs/sys/fs/cgroup/pids")
+        );
+        // a table listing the container's unified mount first, rooted below: the host's still wins
+        let reordered = with_container.replace(
+            "31 30 0:27 / /sys/fs/cgroup/unified",
+            "31 30 0:27 /x /sys/fs/cgroup/elsewhere",
+        );
+        let l = Layout::parse(
+            &format!("{reordered}\n93 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw"),
+            SELF,
+        );
+        assert_eq!(l.unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
     }
 
     #[test]
