@@ -433,7 +433,6 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
     }
 }
 
-/// "go", then the prepared trees as SCM_RIGHTS (rootfs first, then binds, then devices).
 /// "go": our pid as the host sees it and what each tree is (JSON), then the trees themselves.
 fn send_go(sock: &OwnedFd, p: &rootfs::Prepared, pid: i32) -> Result<()> {
     let (trees, fds) = p.to_wire();

@@ -56,11 +56,7 @@ impl Layout {
             .map_err(|e| Error::Cgroup(format!("read mountinfo: {e}")))?;
         let selfcg = crate::sys::read_proc("/proc/self/cgroup")
             .map_err(|e| Error::Cgroup(format!("read /proc/self/cgroup: {e}")))?;
-        let mut l = Self::parse(&mountinfo, &selfcg);
-        if std::env::var_os("XV2ONLY").is_some() {
-            l.v1.clear();
-        }
-        Ok(l)
+        Ok(Self::parse(&mountinfo, &selfcg))
     }
 
     /// The same hierarchies with this process's own cgroup in each read again: for a process
