@@ -15,8 +15,8 @@
 //! entry points (i386 `int 0x80`, x32, arm) get the default action, as systemd's
 //! `SystemCallArchitectures=native` does. The compat layer is a separate, less exercised copy of
 //! the kernel's syscall surface with a long history of its own bugs; containers of today do not
-//! run 32-bit code (an image that does needs `docker` or its own profile). It also halves the
-//! filter the kernel checks and JIT-compiles at every start (657 → 167 instructions on x86_64).
+//! run 32-bit code (an image that does needs `docker` or its own profile). It also cuts the
+//! filter the kernel checks and JIT-compiles at every start from 657 to 170 instructions (x86_64).
 
 use crate::profile::{Action, ArchMap, Arg, Filter, Op, Profile, Rule};
 
