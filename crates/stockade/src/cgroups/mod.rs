@@ -1312,34 +1312,24 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
 
 fn apply_devices_v1(dir: &Path, devs: &[LinuxDeviceCgroup]) -> Result<()> {
     // One descriptor per file, one write(2) per rule (cgroupfs takes each write as one rule).
-    let mut files: [Option<fs::File>; 2] = [None, None];
-    let mut put = |file: &str, rule: &str| -> Result<()> {
-        let slot = &mut files[(file == "devices.deny") as usize];
-        if slot.is_none() {
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .open(dir.join(file))
-                .map_err(|e| Error::Cgroup(format!("open {}: {e}", dir.join(file).display())))?;
-            *slot = Some(f);
-        }
-        let f = slot.as_mut().expect("opened above");
-        io::Write::write_all(f, rule.as_bytes()).map_err(|e| {
-            Error::Cgroup(format!(
-                "write {rule:?} to {}: {e}",
-                dir.join(file).display()
-            ))
-        })
+    let open = |file: &str| {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(file))
+            .map(|f| (f, dir.join(file)))
+            .map_err(|e| Error::Cgroup(format!("open {}: {e}", dir.join(file).display())))
+    };
+    let (mut allow, mut deny) = (open("devices.allow")?, open("devices.deny")?);
+    let put = |(f, path): &mut (fs::File, PathBuf), rule: &str| {
+        io::Write::write_all(f, rule.as_bytes())
+            .map_err(|e| Error::Cgroup(format!("write {rule:?} to {}: {e}", path.display())))
     };
     for d in devs {
-        let file = if d.allow() {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
+        let file = if d.allow() { &mut allow } else { &mut deny };
         put(file, &device_rule(d))?;
     }
     for r in DEFAULT_ALLOWED_DEVICES {
-        put("devices.allow", r)?;
+        put(&mut allow, r)?;
     }
     Ok(())
 }
