@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod namespaces;
 pub mod probe;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod sandbox;
 pub mod seccomp;

@@ -192,6 +192,7 @@ pub fn check_id_maps(maps: &[LinuxIdMapping]) -> std::result::Result<(), String>
 
 /// Write `/proc/PID/{uid_map,gid_map}` (and `setgroups` = deny when unprivileged, as the kernel requires).
 pub fn write_id_maps(
+    proc: &crate::procfs::ProcFs,
     pid: i32,
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
@@ -203,12 +204,12 @@ pub fn write_id_maps(
             .collect::<String>()
     };
     if rootless {
-        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+        proc.write(&format!("{pid}/setgroups"), b"deny")
             .ctx(|| format!("write /proc/{pid}/setgroups"))?;
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids))
+    proc.write(&format!("{pid}/uid_map"), fmt(uids).as_bytes())
         .ctx(|| format!("write /proc/{pid}/uid_map ({})", fmt(uids).trim()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids))
+    proc.write(&format!("{pid}/gid_map"), fmt(gids).as_bytes())
         .ctx(|| format!("write /proc/{pid}/gid_map ({})", fmt(gids).trim()))?;
     Ok(())
 }
@@ -237,7 +238,7 @@ pub fn unshare(flags: CloneFlags) -> Result<()> {
 
 /// Clock offsets of a new time namespace: written after `unshare(CLONE_NEWTIME)` and before the
 /// first process enters it (our `execve`).
-pub fn write_time_offsets(spec: &Spec) -> Result<()> {
+pub fn write_time_offsets(spec: &Spec, proc: &crate::procfs::ProcFs) -> Result<()> {
     let Some(offsets) = spec
         .linux()
         .as_ref()
@@ -262,7 +263,8 @@ pub fn write_time_offsets(spec: &Spec) -> Result<()> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets")
+    proc.write("self/timens_offsets", text.as_bytes())
+        .ctx(|| "write /proc/self/timens_offsets")
 }
 
 /// Sysctls a container may set: only those its own namespaces isolate (runc's list).
@@ -306,7 +308,7 @@ pub fn check_sysctl(
     Err("is not namespaced: setting it would change the host for everyone".into())
 }
 
-pub fn write_sysctls(spec: &Spec) -> Result<()> {
+pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcFs) -> Result<()> {
     for (k, v) in spec
         .linux()
         .as_ref()
@@ -314,8 +316,9 @@ pub fn write_sysctls(spec: &Spec) -> Result<()> {
         .into_iter()
         .flatten()
     {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v).ctx(|| format!("linux.sysctl.{k}: write {path}"))?;
+        let path = format!("sys/{}", k.replace('.', "/"));
+        proc.write(&path, v.as_bytes())
+            .ctx(|| format!("linux.sysctl.{k}: write /proc/{path}"))?;
     }
     Ok(())
 }

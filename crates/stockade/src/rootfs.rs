@@ -535,14 +535,64 @@ pub fn resolve_in_root(root: RawFd, path: &Path, create_file: bool) -> Result<Ow
     Ok(parent)
 }
 
+/// Mount a new `fstype` filesystem on `target` through descriptors only: `fsopen`, `fsconfig`
+/// (the source, the superblock flags, each option of `data`), `fsmount` with the mount flags,
+/// `move_mount` onto the descriptor. No path is looked up, so neither the rootfs nor whatever is
+/// mounted at /proc can redirect it, before or after `pivot_root`.
 fn mount_on_fd(
     src: &str,
     target: &OwnedFd,
-    fstype: Option<&str>,
+    fstype: &str,
     flags: MsFlags,
-    data: Option<&str>,
-) -> nix::Result<()> {
-    mount(Some(src), &sys::fd_path(target), fstype, flags, data)
+    data: &[&str],
+) -> io::Result<()> {
+    let fs = sys::fsopen(fstype)?;
+    let named = |e: io::Error, what: &str| io::Error::new(e.kind(), format!("{what}: {e}"));
+    if !src.is_empty() {
+        sys::fsconfig_string(&fs, "source", src).map_err(|e| named(e, "source"))?;
+    }
+    for (f, key) in [
+        (MsFlags::MS_SYNCHRONOUS, "sync"),
+        (MsFlags::MS_DIRSYNC, "dirsync"),
+        (MsFlags::MS_LAZYTIME, "lazytime"),
+        (MsFlags::MS_MANDLOCK, "mand"),
+    ] {
+        if flags.contains(f) {
+            sys::fsconfig_flag(&fs, key).map_err(|e| named(e, key))?;
+        }
+    }
+    for opt in data
+        .iter()
+        .flat_map(|d| d.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        match opt.split_once('=') {
+            Some((k, v)) => sys::fsconfig_string(&fs, k, v),
+            None => sys::fsconfig_flag(&fs, opt),
+        }
+        .map_err(|e| named(e, &format!("option {opt}")))?;
+    }
+    sys::fsconfig_create(&fs)?;
+    let m = sys::fsmount(&fs, attr_of(flags).attr_set)?;
+    sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd())
+}
+
+/// Change the propagation of the mount at `target` (`MS_PRIVATE`, `MS_SLAVE`, ..., with
+/// `MS_REC` for the whole tree), through its descriptor.
+fn set_propagation(target: &OwnedFd, flag: MsFlags) -> io::Result<()> {
+    let a = MountAttr {
+        propagation: (flag & !MsFlags::MS_REC).bits() as u64,
+        ..Default::default()
+    };
+    sys::mount_setattr_fd(target.as_raw_fd(), flag.contains(MsFlags::MS_REC), &a)
+}
+
+/// Bind `src` (a host path, resolved before `pivot_root`) onto `target`: a clone of its mount
+/// (tree) attached through descriptors.
+fn bind_on_fd(src: &Path, target: &OwnedFd, recursive: bool) -> io::Result<()> {
+    let flags = sys::OPEN_TREE_CLONE | if recursive { sys::AT_RECURSIVE } else { 0 };
+    let tree = sys::open_tree(src, flags)?;
+    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd())
 }
 
 /// Child side, in the new mount namespace: build the root and pivot into it.
@@ -553,7 +603,7 @@ pub fn setup(
     ns: InNamespaces,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
-) -> Result<Vec<DeferredCgroup>> {
+) -> Result<Built> {
     let InNamespaces {
         user: in_userns,
         host_mount: host_mount_ns,
@@ -618,7 +668,7 @@ pub fn setup(
     };
     drop(target);
     // The parent of the new root must not be shared for pivot_root: make the root a private mount.
-    mount_on_fd("none", &root, None, MsFlags::MS_PRIVATE, None).ctx(|| "make rootfs private")?;
+    set_propagation(&root, MsFlags::MS_PRIVATE).ctx(|| "make rootfs private")?;
     let rootfd = root.as_raw_fd();
 
     // 2. every mount, in order
@@ -634,8 +684,8 @@ pub fn setup(
                 .ok_or_else(|| Error::Other(format!("mounts[{i}]: bind tree missing")))?;
             debug_assert_eq!(bi, i);
 
-            let src_is_file = fs::metadata(sys::fd_path(&tree))
-                .map(|md| !md.is_dir())
+            let src_is_file = nix::sys::stat::fstat(&tree)
+                .map(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
                 .unwrap_or(false);
             let t = resolve_in_root(rootfd, dest, src_is_file)?;
             sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
@@ -643,15 +693,13 @@ pub fn setup(
             renew(rootfd, dest, src_is_file)?;
             for p in &o.propagation {
                 let t = resolve_in_root(rootfd, dest, false)?;
-                mount_on_fd("none", &t, None, *p, None)
-                    .ctx(|| format!("mounts[{i}]: propagation"))?;
+                set_propagation(&t, *p).ctx(|| format!("mounts[{i}]: propagation"))?;
             }
             continue;
         }
         let fstype = m.typ().clone().unwrap_or_else(|| "none".into());
         let t = resolve_in_root(rootfd, dest, false)?;
-        let data = o.data.join(",");
-        let data = (!data.is_empty()).then_some(data.as_str());
+        let data: Vec<&str> = o.data.iter().map(String::as_str).collect();
         let src = m
             .source()
             .as_ref()
@@ -682,31 +730,30 @@ pub fn setup(
                 }
             }
             "sysfs" => {
-                if let Err(e) = mount_on_fd(&src, &t, Some("sysfs"), o.flags, data) {
+                if let Err(e) = mount_on_fd(&src, &t, "sysfs", o.flags, &data) {
                     // Without its own network namespace a user-namespaced container may not mount
                     // sysfs: bind the host's, read-only (as runc does).
-                    if e != nix::Error::EPERM {
+                    if e.raw_os_error() != Some(libc::EPERM) {
                         return Err(e)
                             .ctx(|| format!("mounts[{i}]: mount sysfs at {}", dest.display()));
                     }
-                    mount_on_fd("/sys", &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-                        .ctx(|| "bind /sys")?;
+                    bind_on_fd(Path::new("/sys"), &t, true).ctx(|| "bind /sys")?;
                     let t = resolve_in_root(rootfd, dest, false)?;
                     sys::mount_setattr_fd(t.as_raw_fd(), true, &READ_ONLY_LOCKED)
                         .ctx(|| "read-only /sys")?;
                 }
             }
-            _ => mount_on_fd(&src, &t, Some(&fstype), o.flags, data).ctx(|| {
+            _ => mount_on_fd(&src, &t, &fstype, o.flags, &data).ctx(|| {
                 format!(
                     "mounts[{i}]: mount {fstype} at {} ({})",
                     dest.display(),
-                    data.unwrap_or("")
+                    data.join(",")
                 )
             })?,
         }
         for p in &o.propagation {
             let t = resolve_in_root(rootfd, dest, false)?;
-            mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+            set_propagation(&t, *p).ctx(|| format!("mounts[{i}]: propagation"))?;
         }
     }
 
@@ -714,6 +761,7 @@ pub fn setup(
     // createContainer hooks are to see them before pivot_root, or there is no cgroup namespace
     // (the container's own cgroups are then bound from the host's paths, gone after the pivot)
     create_devices(spec, rootfd, prepared, in_userns)?;
+    let null = verified_null(rootfd)?;
     if !own_cgroupns || !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer).is_empty() {
         for d in std::mem::take(&mut deferred_cgroup) {
             before_cgroup()?;
@@ -728,7 +776,10 @@ pub fn setup(
         // pivot_root would move the root of every process in the host's namespace: chroot.
         nix::unistd::chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
         nix::unistd::chdir("/").ctx(|| "chdir /")?;
-        return Ok(deferred_cgroup);
+        return Ok(Built {
+            deferred: deferred_cgroup,
+            null,
+        });
     }
     sys::pivot_root(Path::new("."), Path::new("."))
         .ctx(|| format!("pivot_root {}", rootfs.display()))?;
@@ -746,7 +797,37 @@ pub fn setup(
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .ctx(|| "linux.rootfsPropagation on the new root")?;
     }
-    Ok(deferred_cgroup)
+    Ok(Built {
+        deferred: deferred_cgroup,
+        null,
+    })
+}
+
+/// What [`setup`] leaves to [`finish`].
+pub struct Built {
+    deferred: Vec<DeferredCgroup>,
+    /// The container's `/dev/null`, verified to be the null device (1:3) through its descriptor:
+    /// what masked files are covered with (never whatever the image calls `/dev/null`).
+    null: OwnedFd,
+}
+
+/// Open the rootfs's `dev/null` without following a symlink and check it is the null device.
+fn verified_null(rootfd: RawFd) -> Result<OwnedFd> {
+    let fd = sys::openat2(
+        rootfd,
+        Path::new("dev/null"),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )
+    .ctx(|| "open /dev/null in the rootfs")?;
+    let st = nix::sys::stat::fstat(&fd).ctx(|| "stat /dev/null in the rootfs")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(Error::Other(
+            "/dev/null in the container is not the null device (char 1:3); masked paths are covered with it".into(),
+        ));
+    }
+    Ok(fd)
 }
 
 /// Which namespaces the filesystem is built in.
@@ -781,7 +862,7 @@ impl DeferredCgroup {
         let m = &spec.mounts().as_ref().expect("deferred from mounts")[i];
         for p in &mount_opts(m).propagation {
             let t = resolve_in_root(rootfd, &self.dest, false)?;
-            mount_on_fd("none", &t, None, *p, None).ctx(|| format!("mounts[{i}]: propagation"))?;
+            set_propagation(&t, *p).ctx(|| format!("mounts[{i}]: propagation"))?;
         }
         Ok(())
     }
@@ -824,10 +905,11 @@ pub fn release_host_mounts(rootfs: &Path) {
 /// paths inside a cgroup mount are applied after it.
 pub fn finish(
     spec: &Spec,
-    deferred: Vec<DeferredCgroup>,
+    built: Built,
     layout: Option<&crate::cgroups::Layout>,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
+    let Built { deferred, null } = built;
     let linux = spec.linux().as_ref();
     let masked: Vec<&String> = linux
         .and_then(|l| l.masked_paths().as_ref())
@@ -847,21 +929,20 @@ pub fn finish(
     }
     let in_cgroup_mount = |p: &str| deferred.iter().any(|d| Path::new(p).starts_with(&d.dest));
     // the first masked directory's empty tmpfs, which the others are bound to
-    let mut empty_dir: Option<PathBuf> = None;
+    let mut empty_dir: Option<OwnedFd> = None;
+    let root = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0, 0).ctx(|| "open /")?;
     for late in [false, true] {
         if late && !deferred.is_empty() {
             before_cgroup()?;
-            let root = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0, 0)
-                .ctx(|| "open /")?;
             for d in &deferred {
                 d.mount(spec, root.as_raw_fd(), layout)?;
             }
         }
         for p in masked.iter().filter(|p| in_cgroup_mount(p) == late) {
-            mask(Path::new(p), &mut empty_dir)?;
+            mask(&root, Path::new(p), &null, &mut empty_dir)?;
         }
         for p in ro.iter().filter(|p| in_cgroup_mount(p) == late) {
-            readonly(Path::new(p))?;
+            readonly(&root, Path::new(p))?;
         }
     }
     if spec
@@ -879,55 +960,61 @@ pub fn finish(
     Ok(())
 }
 
-/// Mask `p`: `/dev/null` over a file, an empty read-only tmpfs over a directory. Directories
-/// share one tmpfs (the first one masked, in `empty_dir`): a bind keeps its read-only, nosuid,
-/// nodev, noexec flags and costs no superblock to build now and tear down at exit.
-fn mask(p: &Path, empty_dir: &mut Option<PathBuf>) -> Result<()> {
-    let md = match fs::symlink_metadata(p) {
-        Ok(md) => md,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("masked path {}", p.display())),
-    };
-    let r = if !md.is_dir() {
-        mount(
-            Some("/dev/null"),
-            p,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-    } else if let Some(first) = empty_dir.as_deref() {
-        mount(Some(first), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-    } else {
-        let r = mount(
-            Some("tmpfs"),
-            p,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=0555"),
-        );
-        if r.is_ok() {
-            *empty_dir = Some(p.to_path_buf());
-        }
-        r
-    };
-    r.ctx(|| format!("mask {}", p.display()))
+/// `p` (container view, after `pivot_root`) opened inside the root without following magic
+/// links; None when it does not exist. A symlink the image placed on the way resolves inside the
+/// root, as the image's own programs see it.
+fn open_in_root(root: &OwnedFd, p: &Path) -> Result<Option<OwnedFd>> {
+    match sys::openat2(
+        root.as_raw_fd(),
+        p,
+        libc::O_PATH,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("resolve {} in the container", p.display())),
+    }
 }
 
-fn readonly(p: &Path) -> Result<()> {
-    if !p.exists() {
+/// Mask `p`: the verified null device over a file, an empty read-only tmpfs over a directory.
+/// Directories share one tmpfs (the first one masked, in `empty_dir`): a clone keeps its
+/// read-only, nosuid, nodev, noexec flags and costs no superblock to build now and tear down at
+/// exit. Every step acts on descriptors: `open_tree` clones, `move_mount` attaches.
+fn mask(root: &OwnedFd, p: &Path, null: &OwnedFd, empty_dir: &mut Option<OwnedFd>) -> Result<()> {
+    let Some(target) = open_in_root(root, p)? else {
         return Ok(());
+    };
+    let what = || format!("mask {}", p.display());
+    let st = nix::sys::stat::fstat(&target).ctx(what)?;
+    let cover = if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        sys::open_tree_fd(null.as_raw_fd(), sys::OPEN_TREE_CLONE).ctx(what)?
+    } else if let Some(first) = empty_dir.as_ref() {
+        sys::open_tree_fd(first.as_raw_fd(), sys::OPEN_TREE_CLONE).ctx(what)?
+    } else {
+        let fs = sys::fsopen("tmpfs").ctx(what)?;
+        sys::fsconfig_string(&fs, "mode", "0555").ctx(what)?;
+        sys::fsconfig_create(&fs).ctx(what)?;
+        sys::fsmount(&fs, READ_ONLY_LOCKED.attr_set).ctx(what)?
+    };
+    sys::move_mount_fd(cover.as_raw_fd(), target.as_raw_fd()).ctx(what)?;
+    if empty_dir.is_none() && st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        *empty_dir = Some(cover);
     }
-    mount(
-        Some(p),
-        p,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind {} read-only", p.display()))?;
-    sys::mount_setattr_path(p, true, &READ_ONLY_LOCKED)
-        .ctx(|| format!("make {} read-only", p.display()))
+    Ok(())
+}
+
+/// Make `p` read-only: a recursive clone of what is mounted there, locked read-only (and nosuid,
+/// nodev, noexec), attached over it.
+fn readonly(root: &OwnedFd, p: &Path) -> Result<()> {
+    let Some(target) = open_in_root(root, p)? else {
+        return Ok(());
+    };
+    let what = || format!("make {} read-only", p.display());
+    let tree = sys::open_tree_fd(target.as_raw_fd(), sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
+        .ctx(what)?;
+    sys::mount_setattr_fd(tree.as_raw_fd(), true, &READ_ONLY_LOCKED).ctx(what)?;
+    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(what)
 }
 
 /// The container's cgroup filesystem: on a pure v2 host one cgroup2 mount; on v1 and hybrid hosts
@@ -953,31 +1040,18 @@ fn mount_cgroup(
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let target = resolve_in_root(rootfd, dest, false)?;
     if layout.v1.is_empty() || fstype == "cgroup2" {
-        return mount_on_fd("cgroup2", &target, Some("cgroup2"), flags, None)
-            .ctx(|| "mount cgroup2");
+        return mount_on_fd("cgroup2", &target, "cgroup2", flags, &[]).ctx(|| "mount cgroup2");
     }
-    mount_on_fd(
-        "tmpfs",
-        &target,
-        Some("tmpfs"),
-        base,
-        Some("mode=755,size=64k"),
-    )
-    .ctx(|| "mount tmpfs for cgroup hierarchies")?;
+    mount_on_fd("tmpfs", &target, "tmpfs", base, &["mode=755,size=64k"])
+        .ctx(|| "mount tmpfs for cgroup hierarchies")?;
     let dir = resolve_in_root(rootfd, dest, false)?;
     // Without a cgroup namespace, a fresh mount would show the host's whole hierarchy: bind the
     // container's own cgroup instead (as runc does). In a cgroup namespace, /proc/self/cgroup
     // says "/" and a fresh mount shows exactly the container's cgroup.
     let bind_own = |d: &OwnedFd, mountpoint: &Path, own: &Path, what: &str| -> Result<()> {
         let host = mountpoint.join(own.strip_prefix("/").unwrap_or(own));
-        mount(
-            Some(&host),
-            &sys::fd_path(d),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .ctx(|| format!("bind own cgroup {what} ({})", host.display()))?;
+        bind_on_fd(&host, d, false)
+            .ctx(|| format!("bind own cgroup {what} ({})", host.display()))?;
         let a = MountAttr {
             attr_set: attr_of(base | ro).attr_set,
             ..Default::default()
@@ -994,13 +1068,7 @@ fn mount_cgroup(
         let d = mkdir_at(&dir, &name)?;
         if h.path_of_self != Path::new("/") {
             bind_own(&d, &h.mountpoint, &h.path_of_self, &name)?;
-        } else if let Err(e) = mount_on_fd(
-            "cgroup",
-            &d,
-            Some("cgroup"),
-            base | ro,
-            Some(h.options.as_str()),
-        ) {
+        } else if let Err(e) = mount_on_fd("cgroup", &d, "cgroup", base | ro, &[&h.options]) {
             // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
             bind_own(&d, &h.mountpoint, &h.path_of_self, &name).map_err(|e2| {
                 Error::Other(format!(
@@ -1014,7 +1082,7 @@ fn mount_cgroup(
         if layout.unified_self != Path::new("/") {
             bind_own(&d, u, &layout.unified_self, "unified")?;
         } else {
-            mount_on_fd("cgroup2", &d, Some("cgroup2"), base | ro, None)
+            mount_on_fd("cgroup2", &d, "cgroup2", base | ro, &[])
                 .ctx(|| "mount cgroup2 at unified")?;
         }
     }
@@ -1078,7 +1146,7 @@ fn create_devices(
         .any(|m| m.destination() == Path::new("/dev"));
     if in_userns {
         for (path, tree) in prepared.devices.drain(..) {
-            let t = resolve_in_root(rootfd, &path, true)?;
+            let t = place_node(rootfd, &path, Node::MountPoint)?;
             sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
                 .ctx(|| format!("bind device {}", path.display()))?;
         }
@@ -1134,11 +1202,119 @@ fn create_devices(
     Ok(())
 }
 
+/// What belongs at a device path of the container.
+#[derive(Debug, Clone, Copy)]
+enum Node {
+    /// A node made with `mknod`: its type (`S_IFCHR`, ...) and number.
+    Device {
+        kind: libc::mode_t,
+        rdev: libc::dev_t,
+    },
+    /// Something to bind a host device onto (an empty file is made where nothing is).
+    MountPoint,
+}
+
+impl Node {
+    /// Whether what the image already has at the path can stay.
+    fn fits(self, st: &libc::stat) -> bool {
+        let kind = st.st_mode & libc::S_IFMT;
+        match self {
+            // a single link: chmod/chown of it reaches no other name
+            Node::Device { kind: k, rdev } => {
+                kind == k && (k == libc::S_IFIFO || st.st_rdev == rdev) && st.st_nlink == 1
+            }
+            Node::MountPoint => kind == libc::S_IFREG || kind == libc::S_IFCHR,
+        }
+    }
+
+    fn create(self, parent: &OwnedFd, name: &std::ffi::OsStr) -> nix::Result<()> {
+        use nix::sys::stat::{Mode, SFlag};
+        match self {
+            Node::Device { kind, rdev } => nix::sys::stat::mknodat(
+                parent,
+                name,
+                SFlag::from_bits_truncate(kind),
+                Mode::from_bits_truncate(0o600),
+                rdev,
+            ),
+            Node::MountPoint => nix::fcntl::openat(
+                parent,
+                name,
+                nix::fcntl::OFlag::O_CREAT
+                    | nix::fcntl::OFlag::O_EXCL
+                    | nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map(drop),
+        }
+    }
+}
+
+/// Put `node` at `path` inside the rootfs and return it opened `O_PATH`, never through a
+/// symlink. What the image has there is judged by `fstatat(AT_SYMLINK_NOFOLLOW)`: a fitting
+/// node stays; a symlink, file, or node of another kind is unlinked and made anew (an image's
+/// `/dev/null -> /etc/shadow` is replaced, its target never touched); a directory is refused.
+fn place_node(rootfd: RawFd, path: &Path, node: Node) -> Result<OwnedFd> {
+    use nix::fcntl::AtFlags;
+    let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Other(format!(
+            "device path {}: no file name",
+            path.display()
+        )));
+    };
+    let parent = resolve_in_root(rootfd, parent_path, false)?;
+    let mut replaced = false;
+    loop {
+        match node.create(&parent, name) {
+            Ok(()) => break,
+            Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(e).ctx(|| format!("mknod {}", path.display())),
+        }
+        let st = nix::sys::stat::fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .ctx(|| format!("stat {} in the rootfs", path.display()))?;
+        if node.fits(&st) {
+            break;
+        }
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Err(Error::Other(format!(
+                "{}: the rootfs has a directory where a device node goes",
+                path.display()
+            )));
+        }
+        if replaced {
+            return Err(Error::Other(format!(
+                "{}: replaced in the rootfs while it was being made",
+                path.display()
+            )));
+        }
+        nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+            .ctx(|| format!("replace {} (not a device in the rootfs)", path.display()))?;
+        replaced = true;
+    }
+    let fd = sys::openat2(
+        parent.as_raw_fd(),
+        Path::new(name),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
+    )
+    .ctx(|| format!("open {} in the rootfs", path.display()))?;
+    let st = nix::sys::stat::fstat(&fd).ctx(|| format!("stat {}", path.display()))?;
+    if !node.fits(&st) {
+        return Err(Error::Other(format!(
+            "{}: replaced in the rootfs while it was being made",
+            path.display()
+        )));
+    }
+    Ok(fd)
+}
+
+/// `mknod` a device of the spec inside the rootfs, then set its mode and owner through its
+/// descriptor.
 fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
     let path = d.path();
-    let parent = resolve_in_root(rootfd, path.parent().unwrap_or(Path::new("/")), false)?;
-    let name = CString::new(path.file_name().unwrap_or_default().as_encoded_bytes())
-        .map_err(|_| Error::Other("bad device path".into()))?;
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
         LinuxDeviceType::B => libc::S_IFBLK,
@@ -1150,43 +1326,12 @@ fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
             )))
         }
     };
-    let mode = kind | d.file_mode().unwrap_or(0o666);
-    let dev = libc::makedev(d.major() as u32, d.minor() as u32);
-    // SAFETY: parent is a valid directory fd and name a valid C string.
-    let r = unsafe { libc::mknodat(parent.as_raw_fd(), name.as_ptr(), mode, dev) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(e).ctx(|| format!("mknod {}", path.display()));
-        }
-    }
-    // mknod applied the umask: set the spec's mode exactly.
-    // SAFETY: parent is a valid directory fd and name a valid C string.
-    if unsafe {
-        libc::fchmodat(
-            parent.as_raw_fd(),
-            name.as_ptr(),
-            d.file_mode().unwrap_or(0o666),
-            0,
-        )
-    } < 0
-    {
-        return Err(io::Error::last_os_error()).ctx(|| format!("chmod {}", path.display()));
-    }
-    // SAFETY: as above; fchownat only reads its arguments.
-    let r = unsafe {
-        libc::fchownat(
-            parent.as_raw_fd(),
-            name.as_ptr(),
-            d.uid().unwrap_or(0),
-            d.gid().unwrap_or(0),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error()).ctx(|| format!("chown {}", path.display()));
-    }
-    Ok(())
+    let rdev = libc::makedev(d.major() as u32, d.minor() as u32);
+    let fd = place_node(rootfd, path, Node::Device { kind, rdev })?;
+    sys::fchmod_fd(&fd, d.file_mode().unwrap_or(0o666))
+        .ctx(|| format!("chmod {}", path.display()))?;
+    sys::fchown_fd(&fd, d.uid().unwrap_or(0), d.gid().unwrap_or(0))
+        .ctx(|| format!("chown {}", path.display()))
 }
 
 /// Would resolving `dest` under `root` the way the host does (following symlinks found in the

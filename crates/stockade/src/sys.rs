@@ -186,6 +186,7 @@ pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
 
 #[repr(C)]
 struct OpenHow {
@@ -426,4 +427,101 @@ pub fn fork_exit(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
         }
         pid => Ok(pid),
     }
+}
+
+const FSCONFIG_SET_FLAG: u32 = 0;
+
+/// `fsconfig(FSCONFIG_SET_FLAG)`: a filesystem option without a value (`newinstance`, `ro`).
+pub fn fsconfig_flag(fs: &OwnedFd, key: &str) -> io::Result<()> {
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: k is valid for the call; value and aux are unused for SET_FLAG.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            k.as_ptr(),
+            0usize,
+            0,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)`: chmod the inode an `O_PATH` descriptor refers to.
+/// No name is looked up, so no symlink can redirect it.
+pub fn fchmod_fd(fd: &impl AsRawFd, mode: u32) -> io::Result<()> {
+    const SYS_FCHMODAT2: libc::c_long = 452; // the same number on every architecture
+    let empty = c"";
+    // SAFETY: empty is a valid NUL-terminated string; the other arguments are integers.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_FCHMODAT2,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: chown the inode an `O_PATH` descriptor refers to.
+pub fn fchown_fd(fd: &impl AsRawFd, uid: u32, gid: u32) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: empty is a valid NUL-terminated string; the other arguments are integers.
+    let ret = unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// Whether `fd` is the root of its mount (`statx` `STATX_ATTR_MOUNT_ROOT`) and the mount's id.
+pub fn mount_root_and_id(fd: &impl AsRawFd) -> io::Result<(bool, u64)> {
+    const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+    let empty = c"";
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: empty and sx are valid for the call; the kernel writes at most sizeof(statx).
+    // (the raw system call: a static glibc may leave its weak `statx` wrapper unresolved)
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut sx as *mut libc::statx,
+        )
+    };
+    check(ret)?;
+    Ok((
+        sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT != 0
+            && sx.stx_attributes & STATX_ATTR_MOUNT_ROOT != 0,
+        sx.stx_mnt_id,
+    ))
+}
+
+/// `ioctl(TIOCGPTPEER)`: open the slave of a pty master without looking up any path.
+pub fn pty_peer(master: &impl AsRawFd) -> io::Result<OwnedFd> {
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open flags as its integer argument and returns a new descriptor.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER as _, flags) };
+    // SAFETY: on success the kernel returned a new descriptor that we now own.
+    check(ret as libc::c_long).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `flock(2)` with `LOCK_EX`, `LOCK_EX | LOCK_NB` or `LOCK_UN` on a descriptor we keep (nix's
+/// `Flock` owns the file it locks, which the state directory's lock must not).
+pub fn flock(fd: &impl AsRawFd, op: libc::c_int) -> io::Result<()> {
+    // SAFETY: flock takes a descriptor and an integer operation.
+    let ret = unsafe { libc::flock(fd.as_raw_fd(), op) };
+    check(ret as libc::c_long).map(drop)
 }
