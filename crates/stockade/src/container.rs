@@ -35,6 +35,7 @@ use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
 use crate::process;
+use crate::procfs::ProcFs;
 use crate::rootfs;
 use crate::spec;
 use crate::state::{State, StateDir};
@@ -66,18 +67,49 @@ pub struct CreateOptions {
 /// The fifo the created container's init blocks on until `start` opens it.
 pub const EXEC_FIFO: &str = "exec.fifo";
 
-/// Phase timing on stderr when STOCKADE_DEBUG_TIMING is set (for the benchmark's analysis).
-fn mark(what: &str) {
+/// A stage of setup or teardown. With STOCKADE_DEBUG_TIMING set, its time goes to stderr (for
+/// the benchmark's analysis). With STOCKADE_TEST_STOP_AT=NAME (or NAME@N for its N-th time) the
+/// process stops itself there (SIGSTOP), so the fault-injection tests can kill the runtime at
+/// each stage deterministically; a stop grants nothing a caller could not do with `kill -STOP`.
+pub fn mark(what: &str) {
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::OnceLock;
-    static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
-    if let Some(t0) = START.get_or_init(|| {
-        std::env::var_os("STOCKADE_DEBUG_TIMING").map(|_| std::time::Instant::now())
-    }) {
+    struct Marks {
+        t0: Option<std::time::Instant>,
+        stop_at: Option<(String, u32)>,
+    }
+    static MARKS: OnceLock<Marks> = OnceLock::new();
+    static SEEN: AtomicU32 = AtomicU32::new(0);
+    let m = MARKS.get_or_init(|| Marks {
+        t0: std::env::var_os("STOCKADE_DEBUG_TIMING").map(|_| std::time::Instant::now()),
+        stop_at: std::env::var("STOCKADE_TEST_STOP_AT").ok().map(|v| {
+            match v
+                .rsplit_once('@')
+                .and_then(|(n, k)| Some((n, k.parse().ok()?)))
+            {
+                Some((n, k)) => (n.to_string(), k),
+                None => (v, 1),
+            }
+        }),
+    });
+    if let Some(t0) = m.t0 {
         eprintln!(
             "[{:>8.3} ms] {} {what}",
             t0.elapsed().as_secs_f64() * 1e3,
             std::process::id()
         );
+    }
+    if let Some((name, nth)) = &m.stop_at {
+        if name == what && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *nth {
+            eprintln!("stockade-test: stopped at {what}");
+            if nix::unistd::getpid().as_raw() == 1 {
+                // a pid namespace's init ignores its own SIGSTOP: wait to be killed instead
+                loop {
+                    nix::unistd::pause();
+                }
+            }
+            let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+        }
     }
 }
 
@@ -213,6 +245,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     }
     if pid == 0 {
         drop(ours);
+        state_dir.close_inherited_lock();
         let _ = old_mask.thread_set_mask();
         let err = child(
             spec,
@@ -241,9 +274,11 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // child are all there is: helper threads cost more to start than the overlap saves.
     let setup = (|| -> Result<Option<OwnedFd>> {
         let mut tasks_files: Option<Vec<OwnedFd>> = None;
+        // Every write to /proc/PID goes through a /proc verified to be procfs (see `procfs`).
+        let proc = ProcFs::host().ctx(|| "open /proc")?;
         if ns.new_user {
             let (uids, gids) = namespaces::id_maps(spec);
-            namespaces::write_id_maps(pid, &uids, &gids, rootless)?;
+            namespaces::write_id_maps(&proc, pid, &uids, &gids, rootless)?;
         }
         let userns = if ns.new_user && !rootless {
             Some(
@@ -290,7 +325,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             None => cgroup.finish(spec)?,
         };
         if let Some(adj) = process.oom_score_adj() {
-            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())
                 .ctx(|| format!("process.oomScoreAdj {adj}"))?;
         }
         if let Err(e) = send_cgroup_files(&ours, b'C', tasks_files) {
@@ -350,6 +385,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     st.pid_start = crate::state::pid_start_time(pid);
     state_dir.save(&st)?;
     mark("exec'd, state saved");
+    // Set up and committed: from here `delete --force` from elsewhere may take it (as runc's).
+    state_dir.keep();
+    state_dir.unlock();
     if let Some(fd) = listener {
         if let Err(e) = crate::seccomp::send_listener(spec, &st, &fd) {
             let _ = nix::sys::signal::kill(child_pid, Signal::SIGKILL);
@@ -367,6 +405,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         let _ = old_mask.thread_set_mask();
         // The container outlives this process: its state and cgroup stay for start/delete.
         state_dir.keep();
+        state_dir.unlock();
         std::mem::forget(cgroup);
         std::mem::forget(host_mounts);
         return Ok(0);
@@ -381,8 +420,13 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     drop(cgroup);
     drop(host_mounts);
     mark("cgroup removed");
-    state_dir.keep();
-    state_dir.remove()?;
+    // Under the lock again (a `delete` elsewhere may have taken it meanwhile: then it is gone).
+    drop(state_dir);
+    match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
+        Ok(crate::state::Locked::Container(d)) => d.remove()?,
+        Ok(crate::state::Locked::Removed) | Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
     crate::hooks::run(spec, crate::hooks::Kind::Poststop, || {
         crate::hooks::state_json(id, "stopped", 0, bundle, spec)
     })?;
@@ -461,16 +505,24 @@ fn recv_with_fds(sock: &OwnedFd, what: &str, len: usize) -> Result<(Vec<u8>, Vec
     let mut buf = vec![0u8; len];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 200]);
-    let msg = socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
+    let mut recv = || {
+        socket::recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map(|m| (m.bytes, m.cmsgs().map(|c| c.collect::<Vec<_>>())))
+    };
+    // A peer that exits with messages of ours unread resets the connection: the kernel reports
+    // that once, then what the peer sent before it went (its error) is still there to read.
+    let (n, cmsgs) = match recv() {
+        Err(nix::Error::ECONNRESET) => recv(),
+        r => r,
+    }
     .ctx(|| what.to_string())?;
-    let n = msg.bytes;
     let mut fds = vec![];
-    for c in msg.cmsgs().ctx(|| "control message")? {
+    for c in cmsgs.ctx(|| "control message")? {
         if let ControlMessageOwned::ScmRights(v) = c {
             // SAFETY: SCM_RIGHTS gave us these new descriptors; nothing else owns them.
             fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
@@ -578,17 +630,44 @@ fn recv_go(sock: &OwnedFd) -> Result<(rootfs::Prepared, i32)> {
     .ctx(|| "wait for go")?;
     let mut buf = vec![0u8; n];
     let n = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| "wait for go")?;
-    if n == 0 || buf[0] != b'G' {
+    if n == 0 {
         return Err(Error::Other("runtime went away before setup".into()));
     }
-    let go: Go = serde_json::from_slice(&buf[1..n])
-        .map_err(|e| Error::Other(format!("malformed go from the runtime: {e}")))?;
-    let mut fds = Vec::with_capacity(go.trees.len());
-    while fds.len() < go.trees.len() {
+    let (trees, pid) = decode_go(&buf[..n])?;
+    let mut fds = Vec::with_capacity(trees.len());
+    while fds.len() < trees.len() {
         let (_, more) = recv_with_fds(sock, "receive mount trees", 1)?;
         fds.extend(more);
     }
-    Ok((rootfs::Prepared::from_wire(go.trees, fds)?, go.pid))
+    Ok((rootfs::Prepared::from_wire(trees, fds)?, pid))
+}
+
+/// The "go" message as it crossed the channel: what each tree to come is, and the child's host
+/// pid. Public for the fuzz target: a malformed message is an error, never a panic.
+pub fn decode_go(buf: &[u8]) -> Result<(Vec<rootfs::Tree>, i32)> {
+    let Some((b'G', body)) = buf.split_first() else {
+        return Err(Error::Other("runtime went away before setup".into()));
+    };
+    let go: Go = serde_json::from_slice(body)
+        .map_err(|e| Error::Other(format!("malformed go from the runtime: {e}")))?;
+    Ok((go.trees, go.pid))
+}
+
+/// (Re-)arm `PR_SET_PDEATHSIG` (SIGKILL) for the rest of the setup. The kernel clears it at every
+/// change of our uid, gid or capabilities beyond the old ones (`commit_creds`), so it is armed
+/// again after each; and since the runtime may have died before the `prctl`, its end of the
+/// channel is checked to be still open.
+fn die_with_runtime(sock: &OwnedFd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::empty())];
+    poll(&mut fds, PollTimeout::ZERO).ctx(|| "poll the runtime's channel")?;
+    let gone = PollFlags::POLLHUP | PollFlags::POLLERR;
+    if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+        return Err(Error::Other("runtime went away during setup".into()));
+    }
+    Ok(())
 }
 
 /// The container's half. Returns only on failure (the error is sent to the runtime).
@@ -625,7 +704,7 @@ fn child_setup(
 ) -> Result<Error> {
     let process = spec.process().as_ref().expect("validated");
     // Die with the runtime during setup.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
+    die_with_runtime(sock)?;
 
     if ns.net_made_by_child() {
         // While the runtime writes our id maps: see `namespaces::Plan::net_made_by_child`.
@@ -655,6 +734,7 @@ fn child_setup(
             .ctx(|| "become root of the user namespace (gid 0 unmapped?)")?;
         nix::unistd::setresuid(u, u, u)
             .ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
+        die_with_runtime(sock)?;
     }
     // The trees to attach: sent by the runtime, or (unprivileged runtime) made here, in our
     // own copy of the caller's mount namespace.
@@ -681,9 +761,12 @@ fn child_setup(
     let time = nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
     namespaces::unshare(ns.unshare_flags & !time & !cgroupns)?;
+    // The procfs every write of ours inside the container goes through: one of our own, which
+    // no mount of the config can cover (see `procfs`).
+    let proc = ProcFs::private().ctx(|| "open a private procfs")?;
     if ns.unshare_flags.contains(time) {
         namespaces::unshare(time)?;
-        namespaces::write_time_offsets(spec)?;
+        namespaces::write_time_offsets(spec, &proc)?;
     }
 
     // Filesystem. The runtime places us in our cgroup meanwhile; the cgroup namespace (and any
@@ -704,7 +787,7 @@ fn child_setup(
             crate::hooks::state_json(id, "creating", host_pid, bundle, spec)
         })
     };
-    let deferred = rootfs::setup(
+    let built = rootfs::setup(
         spec,
         rootfs_dir,
         &mut prepared,
@@ -730,8 +813,8 @@ fn child_setup(
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
     }
-    namespaces::write_sysctls(spec)?;
-    rootfs::finish(spec, deferred, prepared.cgroups.as_ref(), &mut cgroup_ready)?;
+    namespaces::write_sysctls(spec, &proc)?;
+    rootfs::finish(spec, built, prepared.cgroups.as_ref(), &mut cgroup_ready)?;
     cgroup_ready()?;
     mark("child: masks done");
 
@@ -759,15 +842,14 @@ fn child_setup(
         listener = f.load().ctx(|| "load seccomp filter")?;
     }
     let program = process::become_the_process(process, !rootless)?;
+    die_with_runtime(sock)?;
     mark("child: privileges dropped");
     if let Some(fifo) = fifo {
         // `create`: report ready, outlive the runtime, and block until `start` opens the fifo.
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
         socket::send(sock.as_raw_fd(), b"R", MsgFlags::empty()).ctx(|| "report ready")?;
-        let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-        let w = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
+        let w = proc
+            .reopen_fd(fifo, libc::O_WRONLY)
             .ctx(|| "open exec fifo")?;
         use std::io::Write;
         (&w).write_all(b"0").ctx(|| "write exec fifo")?;
@@ -979,6 +1061,7 @@ pub fn exec(
         unsafe { libc::_exit(1) }
     }
     drop(theirs);
+    mark("exec: cloned");
     let child_pid = Pid::from_raw(pid);
     let setup = (|| -> Result<()> {
         send_cgroup_files(&ours, b'G', tasks_files)?;
@@ -1026,7 +1109,10 @@ fn exec_child(
     setgroups_allowed: bool,
 ) -> Result<Error> {
     let process = spec.process().as_ref().expect("set by exec");
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "PR_SET_PDEATHSIG")?;
+    die_with_runtime(sock)?;
+    // Nobody in the container may read our memory or open /proc/PID/exe, the runtime binary
+    // until execve (CVE-2019-5736): non-dumpable before we join any of its namespaces.
+    nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
     // "G" carries the container's v1 cgroup files: joined before any namespace
     join_cgroup_files(sock, b'G')?;
     for (t, f) in order {
@@ -1042,6 +1128,7 @@ fn exec_child(
                 .ctx(|| "become root of the container's user namespace")?;
             nix::unistd::setresuid(u, u, u)
                 .ctx(|| "become root of the container's user namespace")?;
+            die_with_runtime(sock)?;
         }
     }
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
@@ -1059,6 +1146,8 @@ fn exec_child(
         f.load().ctx(|| "load seccomp filter")?;
     }
     let program = process::become_the_process(process, setgroups_allowed)?;
+    die_with_runtime(sock)?;
+    mark("exec-child: ready");
     if let (Some(f), true) = (filter, nnp) {
         f.load().ctx(|| "load seccomp filter")?;
     }

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use crate::container::EXEC_FIFO;
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
-use crate::state::{pid_start_time, pid_stat, State, StateDir};
+use crate::state::{pid_start_time, pid_stat, Locked, State, StateDir};
 
 /// The runtime-spec status of a container, from its process and cgroup, not just the file.
 pub fn status(dir: &StateDir, st: &State) -> &'static str {
@@ -185,7 +185,16 @@ pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value> {
 /// Remove a container: refuse a live one unless `force`, then kill what is left, remove its
 /// cgroup in every hierarchy and its state. Works on containers whose init or runtime died.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let (dir, st) = load(root, id)?;
+    // Locked against a runtime still creating it; what a runtime killed before its first commit
+    // left is removed by the lock itself. `--force` of an id that does not exist succeeds, as
+    // with runc.
+    let dir = match StateDir::lock(root, id, Duration::from_secs(10)) {
+        Ok(Locked::Container(d)) => d,
+        Ok(Locked::Removed) | Err(Error::NotFound(_)) if force => return Ok(()),
+        Ok(Locked::Removed) => return Err(Error::NotFound(id.to_string())),
+        Err(e) => return Err(e),
+    };
+    let st = dir.load()?;
     let s = status(&dir, &st);
     // runtime-spec: deleting a container that is not stopped is an error (a "creating" state
     // with no process is what a runtime killed mid-setup leaves: nothing runs, clean it up).
@@ -202,7 +211,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         if s != "stopped" {
             let _ = cg.signal_all(Signal::SIGKILL);
         }
+        crate::container::mark("delete: processes killed");
         cg.destroy()?;
+        crate::container::mark("delete: cgroup removed");
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }

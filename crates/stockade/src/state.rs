@@ -1,9 +1,20 @@
 //! Container state under `--root` (default `/run/stockade`): one directory per container id,
-//! created with `mkdir` (atomic: two runtimes racing for one id, exactly one wins) and holding
-//! `state.json`, written atomically (temp file + rename).
+//! holding `state.json`, written atomically (temp file + rename).
+//!
+//! Crash consistency: the runtime may be killed at any instant, so
+//! - a container *exists* once its `state.json` is committed (renamed into place). It is written
+//!   before anything else of the container is made (cgroups, processes, mounts), naming what
+//!   will be made, so a later `delete --force` finds and removes all of it;
+//! - the directory is locked (`flock` on the directory itself) by whoever creates or deletes it;
+//!   a lock dies with its holder. A directory with no committed state and no lock holder is what
+//!   a runtime killed between `mkdir` and the first commit leaves: `create` of that id reclaims
+//!   it, `delete` removes it, `list` and `state` do not show it;
+//! - taking an id (mkdir or reclaim, then lock) is done under a short lock on the root itself, so
+//!   two runtimes can never both own one id.
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,36 +64,174 @@ pub fn check_id(id: &str) -> Result<()> {
 pub struct StateDir {
     pub dir: PathBuf,
     keep: bool,
+    /// The directory, `flock`ed while we create or delete the container.
+    lock: Option<OwnedFd>,
+}
+
+const STATE: &str = "state.json";
+
+/// Open a directory without following a symlink (the root and ids are ours, but a stray
+/// symlink must not make us lock or empty another directory).
+fn open_dir(p: &Path) -> io::Result<OwnedFd> {
+    crate::sys::openat2(
+        libc::AT_FDCWD,
+        p,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        0,
+    )
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: false when another process holds it.
+fn try_lock(fd: &OwnedFd) -> io::Result<bool> {
+    match crate::sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remove what is in `dir`, `state.json` last: until it goes, the container still exists and a
+/// `delete` interrupted here can be run again.
+fn empty_dir(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        r => r?,
+    };
+    for e in entries {
+        let e = e?;
+        if e.file_name() == STATE {
+            continue;
+        }
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            fs::remove_dir_all(&p)?;
+        } else {
+            fs::remove_file(&p)?;
+        }
+    }
+    match fs::remove_file(dir.join(STATE)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What [`StateDir::lock`] found.
+pub enum Locked {
+    /// A container: its committed state, now locked by us.
+    Container(StateDir),
+    /// A directory a killed runtime left before committing anything; removed just now.
+    Removed,
 }
 
 impl StateDir {
+    /// Take `id` for a new container: its directory made (or an uncommitted one reclaimed) and
+    /// locked by us until [`StateDir::unlock`] or drop.
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         check_id(id)?;
         fs::create_dir_all(root).ctx(|| format!("create state root {}", root.display()))?;
         let dir = root.join(id);
-        match fs::create_dir(&dir) {
-            Ok(()) => Ok(StateDir { dir, keep: false }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(Error::IdInUse(id.to_string(), dir))
-            }
-            Err(e) => Err(e).ctx(|| format!("create {}", dir.display())),
+        let root_fd = open_dir(root).ctx(|| format!("open state root {}", root.display()))?;
+        crate::sys::flock(&root_fd, libc::LOCK_EX)
+            .ctx(|| format!("lock state root {}", root.display()))?;
+        let fresh = match fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e).ctx(|| format!("create {}", dir.display())),
+        };
+        crate::container::mark("state dir made");
+        let fd = open_dir(&dir).ctx(|| format!("open {}", dir.display()))?;
+        if !try_lock(&fd).ctx(|| format!("lock {}", dir.display()))? {
+            return Err(Error::IdInUse(id.to_string(), dir));
         }
+        if !fresh {
+            if dir.join(STATE).exists() {
+                return Err(Error::IdInUse(id.to_string(), dir));
+            }
+            // No committed state and nobody holding it: a runtime died before its first commit.
+            empty_dir(&dir).ctx(|| format!("reclaim stale {}", dir.display()))?;
+        }
+        drop(root_fd);
+        Ok(StateDir {
+            dir,
+            keep: false,
+            lock: Some(fd),
+        })
     }
 
+    /// An existing container, unlocked (for reading its state, signalling it, ...).
     pub fn open(root: &Path, id: &str) -> Result<StateDir> {
         check_id(id)?;
         let dir = root.join(id);
-        if !dir.join("state.json").exists() {
+        if !dir.join(STATE).exists() {
             return Err(Error::NotFound(id.to_string()));
         }
-        Ok(StateDir { dir, keep: true })
+        Ok(StateDir {
+            dir,
+            keep: true,
+            lock: None,
+        })
+    }
+
+    /// Lock `id` to remove it (`delete`): waits up to `wait` for a runtime still creating it. A
+    /// directory without committed state is removed on the spot.
+    pub fn lock(root: &Path, id: &str, wait: std::time::Duration) -> Result<Locked> {
+        check_id(id)?;
+        let dir = root.join(id);
+        let fd = match open_dir(&dir) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("open {}", dir.display())),
+        };
+        let deadline = std::time::Instant::now() + wait;
+        while !try_lock(&fd).ctx(|| format!("lock {}", dir.display()))? {
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Other(format!(
+                    "container {id} is being created or deleted by another stockade process ({} is locked)",
+                    dir.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if !dir.join(STATE).exists() {
+            empty_dir(&dir).ctx(|| format!("remove stale {}", dir.display()))?;
+            match fs::remove_dir(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).ctx(|| format!("remove stale {}", dir.display()))
+                }
+                _ => return Ok(Locked::Removed),
+            }
+        }
+        Ok(Locked::Container(StateDir {
+            dir,
+            keep: true,
+            lock: Some(fd),
+        }))
+    }
+
+    /// In the cloned child: close our copy of the lock's descriptor, so the lock lives only as
+    /// long as the runtime (a created container's init outlives it).
+    pub fn close_inherited_lock(&mut self) {
+        self.lock = None;
+    }
+
+    /// Let others lock the directory (the container is committed and set up).
+    pub fn unlock(&mut self) {
+        // LOCK_UN on the open file description: the child holds a copy of the descriptor until
+        // its execve (a created container's init, until `start`).
+        if let Some(fd) = self.lock.take() {
+            let _ = crate::sys::flock(&fd, libc::LOCK_UN);
+        }
     }
 
     pub fn save(&self, st: &State) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
         let text = serde_json::to_vec_pretty(st).map_err(|e| Error::Other(e.to_string()))?;
         fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, self.dir.join("state.json")).ctx(|| "rename state.json")
+        crate::container::mark("state written");
+        fs::rename(&tmp, self.dir.join(STATE)).ctx(|| "rename state.json")
     }
 
     pub fn load(&self) -> Result<State> {
@@ -95,16 +244,25 @@ impl StateDir {
         self.keep = true;
     }
 
+    /// Remove the directory (`state.json` last, then the directory, still under our lock).
     pub fn remove(mut self) -> Result<()> {
         self.keep = true;
-        fs::remove_dir_all(&self.dir).ctx(|| format!("remove {}", self.dir.display()))
+        empty_dir(&self.dir).ctx(|| format!("remove {}", self.dir.display()))?;
+        crate::container::mark("state emptied");
+        match fs::remove_dir(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).ctx(|| format!("remove {}", self.dir.display()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
 impl Drop for StateDir {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = fs::remove_dir_all(&self.dir);
+            let _ = empty_dir(&self.dir);
+            let _ = fs::remove_dir(&self.dir);
         }
     }
 }

@@ -263,3 +263,58 @@ pub fn poll_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) ->
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// The host's mount table (root and mount point of each entry), sorted, to compare before and
+/// after.
+pub fn host_mounts() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
+/// State letter and parent pid of `pid` (from /proc/PID/stat).
+pub fn stat_of(pid: i32) -> Option<(char, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut f = s.rsplit_once(')')?.1.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    Some((state, f.next()?.parse().ok()?))
+}
+
+/// Every process: (pid, state letter, parent pid).
+fn all_processes() -> Vec<(i32, char, i32)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| stat_of(p).map(|(s, pp)| (p, s, pp)))
+        .collect()
+}
+
+/// `pid` and every process descended from it.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let all = all_processes();
+    let mut family = vec![pid];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        family.extend(
+            all.iter()
+                .filter(|(_, _, pp)| *pp == parent)
+                .map(|(p, _, _)| *p),
+        );
+        i += 1;
+    }
+    family
+}
+
+/// `pid` itself, or a process descended from it, that is stopped (state `T`).
+pub fn stopped_descendant(pid: i32) -> Option<i32> {
+    let all = all_processes();
+    descendants(pid)
+        .into_iter()
+        .find(|p| all.iter().any(|(q, s, _)| q == p && *s == 'T'))
+}

@@ -1,0 +1,209 @@
+//! Crash consistency: the runtime killed with SIGKILL at every stage of `run`, `create`, `exec`
+//! and `delete` (stopped there deterministically with STOCKADE_TEST_STOP_AT, then killed), and
+//! after each `delete --force` leaves zero state directories, cgroup directories in every
+//! hierarchy, mounts and processes, and the id can be used again.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Stages of `run` and `create`: the runtime's marks and the child's (the child stops, the
+/// runtime waits for it, the test kills the runtime). `NAME@2` is the second time.
+const SETUP_STAGES: &[&str] = &[
+    "start",
+    "validated",
+    "state dir made",
+    "state written",
+    "cloned",
+    "child: go received",
+    "go sent",
+    "child: rootfs set up",
+    "cgroup ready",
+    "child: masks done",
+    "filter sent",
+    "child: privileges dropped",
+    "state written@2",
+    "exec'd, state saved",
+];
+
+/// Stages of a foreground `run` after its container has exited.
+const TEARDOWN_STAGES: &[&str] = &["container exited", "cgroup removed", "state emptied"];
+
+/// Start `stockade ARGS` with its stop mark at `stage`, wait until it (or a process of its)
+/// stopped there, kill the runtime with SIGKILL, and return the pids that were in the family.
+fn kill_at(root: &Path, args: &[&str], stage: &str) -> Vec<i32> {
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut rt = Command::new(bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("STOCKADE_TEST_STOP_AT", stage)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let pid = rt.id() as i32;
+    let name = stage.split('@').next().unwrap();
+    poll_until(&format!("stage {stage:?} never reached"), 20, || {
+        let text = std::fs::read_to_string(err.path()).unwrap();
+        assert!(
+            rt.try_wait().unwrap().is_none(),
+            "{stage}: runtime exited first: {text}"
+        );
+        text.contains(&format!("stockade-test: stopped at {name}\n"))
+            .then_some(())
+    });
+    let family = descendants(pid);
+    rt.kill().unwrap();
+    rt.wait().unwrap();
+    family
+}
+
+/// Nothing of `id` anywhere: state, cgroups (every hierarchy), mounts, the processes seen.
+fn assert_clean(id: &str, root: &Path, pids: &[i32], mounts_before: &[String], stage: &str) {
+    for p in pids {
+        poll_until(
+            &format!("{stage}: process {p} still alive"),
+            10,
+            || match stat_of(*p) {
+                None => Some(()),
+                Some(('Z', _)) => Some(()),
+                _ => None,
+            },
+        );
+    }
+    assert_nothing_left(id, root);
+    let left: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".seccomp")
+        .collect();
+    assert!(left.is_empty(), "{stage}: left in the state root: {left:?}");
+    assert_eq!(host_mounts(), mounts_before, "{stage}: host mounts changed");
+}
+
+fn delete_force(root: &Path, id: &str, stage: &str) {
+    let out = cmd(root, &["delete", "--force", id]);
+    assert!(
+        out.status.success(),
+        "{stage}: delete --force: {}",
+        stderr(&out)
+    );
+}
+
+/// The id works again after the cleanup.
+fn reuse(b: &Bundle, id: &str, stage: &str) {
+    let out = b.run(id);
+    assert!(
+        out.status.success(),
+        "{stage}: the id cannot be reused: {}",
+        stderr(&out)
+    );
+    assert_nothing_left(id, b.root.path());
+}
+
+#[test]
+fn run_killed_at_every_stage_leaves_nothing_after_delete_force() {
+    let b = Bundle::new(&["true"], |_| {});
+    let before = host_mounts();
+    let path = b.path().to_str().unwrap().to_string();
+    for stage in SETUP_STAGES.iter().chain(TEARDOWN_STAGES) {
+        let id = unique("crashrun");
+        let pids = kill_at(b.root.path(), &["run", "--bundle", &path, &id], stage);
+        delete_force(b.root.path(), &id, stage);
+        assert_clean(&id, b.root.path(), &pids, &before, stage);
+        reuse(&b, &id, stage);
+    }
+}
+
+#[test]
+fn create_killed_at_every_stage_leaves_nothing_after_delete_force() {
+    let b = Bundle::new(&["sleep", "30"], |_| {});
+    let before = host_mounts();
+    let path = b.path().to_str().unwrap().to_string();
+    for stage in SETUP_STAGES {
+        let id = unique("crashcreate");
+        let pids = kill_at(b.root.path(), &["create", "--bundle", &path, &id], stage);
+        // a new create of the same id is refused or reclaims, never two owners
+        delete_force(b.root.path(), &id, stage);
+        assert_clean(&id, b.root.path(), &pids, &before, stage);
+    }
+}
+
+/// A killed runtime's uncommitted directory (killed between mkdir and the first commit) is
+/// reclaimed by the next `create` of that id, and never listed.
+#[test]
+fn an_uncommitted_state_dir_is_reclaimed_by_create() {
+    let b = Bundle::new(&["true"], |_| {});
+    let path = b.path().to_str().unwrap().to_string();
+    for stage in ["state dir made", "state written"] {
+        let id = unique("reclaim");
+        kill_at(b.root.path(), &["run", "--bundle", &path, &id], stage);
+        assert!(
+            b.root.path().join(&id).exists(),
+            "{stage}: nothing to reclaim"
+        );
+        let out = cmd(b.root.path(), &["list", "--format", "json"]);
+        assert!(
+            !stdout(&out).contains(&id),
+            "{stage}: listed: {}",
+            stdout(&out)
+        );
+        let out = cmd(b.root.path(), &["state", &id]);
+        assert!(!out.status.success(), "{stage}: state shows it");
+        assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+        reuse(&b, &id, stage);
+    }
+}
+
+#[test]
+fn exec_killed_at_every_stage_leaves_no_process() {
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let before = host_mounts();
+    let id = unique("crashexec");
+    let out = b.run_detached(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for stage in ["exec: cloned", "exec-child: ready"] {
+        let pids = kill_at(b.root.path(), &["exec", &id, "sleep", "60"], stage);
+        for p in &pids {
+            poll_until(
+                &format!("{stage}: exec process {p} still alive"),
+                10,
+                || match stat_of(*p) {
+                    None | Some(('Z', _)) => Some(()),
+                    _ => None,
+                },
+            );
+        }
+        let out = cmd(b.root.path(), &["ps", &id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out).lines().count(),
+            2,
+            "{stage}: more than the init in the container: {}",
+            stdout(&out)
+        );
+    }
+    delete_force(b.root.path(), &id, "exec");
+    assert_clean(&id, b.root.path(), &[], &before, "exec");
+}
+
+#[test]
+fn delete_killed_at_every_stage_can_be_run_again() {
+    let b = Bundle::new(&["sleep", "60"], |_| {});
+    let before = host_mounts();
+    for stage in [
+        "delete: processes killed",
+        "delete: cgroup removed",
+        "state emptied",
+    ] {
+        let id = unique("crashdel");
+        let out = b.run_detached(&id);
+        assert!(out.status.success(), "{}", stderr(&out));
+        kill_at(b.root.path(), &["delete", "--force", &id], stage);
+        delete_force(b.root.path(), &id, stage);
+        assert_clean(&id, b.root.path(), &[], &before, stage);
+    }
+}
