@@ -229,10 +229,11 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
     }
     for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
         let size = h.page_size();
-        let ok = size.len() > 2
-            && size.ends_with('B')
-            && size[..size.len() - 2].parse::<u64>().is_ok()
-            && "KMG".contains(&size[size.len() - 2..size.len() - 1]);
+        // By characters, not byte offsets: a non-ASCII pageSize is an error, not a panic.
+        let ok = size
+            .strip_suffix('B')
+            .and_then(|s| s.strip_suffix(['K', 'M', 'G']))
+            .is_some_and(|n| n.parse::<u64>().is_ok());
         if !ok {
             return err(
                 &format!("hugepageLimits[{i}].pageSize"),
