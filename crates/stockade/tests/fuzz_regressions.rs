@@ -61,3 +61,35 @@ fn hugepage_size_with_a_multibyte_character_is_refused() {
         assert_eq!(parse_and_validate(&t), Ok(()), "{ok}");
     }
 }
+
+/// A device rule numbered above 32 bits passed validation, and the cgroup v2 device program
+/// (device_filter::Rule::from_oci, `v as u32`) truncated it: major 4294967297 allowed major 1,
+/// so this rule would have opened /dev/mem (c 1:1). Refused now, naming the field.
+#[test]
+fn device_rule_numbered_above_32_bits_is_refused() {
+    let spec = |major: &str, minor: &str| {
+        format!(
+            "{{\"ociVersion\":\"1.0.0\",\"annotations\":{{\"org.stockade.root\":\"tmpfs\"}},\
+            \"process\":{{\"args\":[\"x\"],\"cwd\":\"/\",\"user\":{{\"uid\":0,\"gid\":0}}}},\
+            \"linux\":{{\"resources\":{{\"devices\":[{{\"allow\":true,\"type\":\"c\",\
+            \"major\":{major},\"minor\":{minor},\"access\":\"rwm\"}}]}}}}}}"
+        )
+    };
+    let err = parse_and_validate(&spec("4294967297", "1")).unwrap_err();
+    assert!(
+        err.contains("linux.resources.devices[0].major") && err.contains("4294967297"),
+        "{err}"
+    );
+    let err = parse_and_validate(&spec("1", "4294967296")).unwrap_err();
+    assert!(err.contains("linux.resources.devices[0].minor"), "{err}");
+    // As the `spec` target found it (afl-tmin'd): a deny rule numbered 10000000000.
+    let found = r#"{"ociVersion":"1","":{"":""},"root":{"path":"/"},"process":{"args":[""],"cwd":"/","user":{"":0},"":{"":[]}},"":[{"":"","":"","":[""]}],"":{"":[{"":"","":0}],"":[{"":""}]},"linux":{"namespaces":[{"type":"user"},{"type":"network"},{"type":"ipc"},{"type":"uts","":""}],"uidMappings":[{"":0,"":0,"size":1}],"gidMappings":[{"":0,"size":6}],"":{"":""},"resources":{"":{"":0,"":0},"":{"":0,"":"","":""},"":[{"":"","":0}],"devices":[{"":false,"":"","major":10000000000,"":""}],"":"","":0,"":[{"":"","":[{"":0,"":""}]},{"":"","":0,"":[{"":0,"":0,"":""}]}]}}}"#;
+    let err = parse_and_validate(found).unwrap_err();
+    assert!(
+        err.contains("linux.resources.devices[0].major") && err.contains("10000000000"),
+        "{err}"
+    );
+    // The largest 32-bit number and -1 ("any") are still accepted.
+    assert_eq!(parse_and_validate(&spec("4294967295", "-1")), Ok(()));
+    assert_eq!(parse_and_validate(&spec("1", "3")), Ok(()));
+}

@@ -280,6 +280,16 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
                 );
             }
         }
+        // Negative means "any" (as `*`); above 32 bits the cgroup v2 program would truncate
+        // the number and match another device (4294967297 is 1).
+        for (f, v) in [("major", d.major()), ("minor", d.minor())] {
+            if let Some(v) = v.filter(|v| *v > i64::from(u32::MAX)) {
+                return err(
+                    &format!("devices[{i}].{f}"),
+                    format!("{v} is not a device number (at most {}; -1: any)", u32::MAX),
+                );
+            }
+        }
         if matches!(d.typ(), Some(LinuxDeviceType::P)) {
             return err(
                 &format!("devices[{i}].type"),
