@@ -813,18 +813,18 @@ fn child_setup(
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
     }
+    if process.terminal() == Some(true) {
+        // before the masks and a read-only root: /dev/console may need making
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let master = process::setup_terminal(size, true)?;
+        send_fd(sock, b"T", &master)?;
+    }
     namespaces::write_sysctls(spec, &proc)?;
     rootfs::finish(spec, built, prepared.cgroups.as_ref(), &mut cgroup_ready)?;
     cgroup_ready()?;
     mark("child: masks done");
-
-    if process.terminal() == Some(true) {
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        let master = process::setup_terminal(size)?;
-        send_fd(sock, b"T", &master)?;
-    }
 
     // Resources namespaces do not cover, then privileges, narrowest last.
     if !opts.no_new_keyring {
@@ -1136,7 +1136,7 @@ fn exec_child(
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        let master = process::setup_terminal(size)?;
+        let master = process::setup_terminal(size, false)?;
         send_fd(sock, b"T", &master)?;
     }
     process::set_rlimits(process)?;

@@ -180,8 +180,14 @@ pub fn check_id_maps(maps: &[LinuxIdMapping]) -> std::result::Result<(), String>
         {
             return Err(format!("[{i}]: range overflows 32 bits"));
         }
+    }
+    for (i, m) in maps.iter().enumerate() {
         for (j, o) in maps.iter().enumerate().skip(i + 1) {
-            let overlap = |a: u32, b: u32| a < b + o.size() && b < a + m.size();
+            // in 64 bits: every range was checked above, but not yet summed with another's size
+            let overlap = |a: u32, b: u32| {
+                u64::from(a) < u64::from(b) + u64::from(o.size())
+                    && u64::from(b) < u64::from(a) + u64::from(m.size())
+            };
             if overlap(m.container_id(), o.container_id()) || overlap(m.host_id(), o.host_id()) {
                 return Err(format!("[{i}] and [{j}] overlap"));
             }

@@ -3,6 +3,7 @@
 //! no_new_privs (seed §3: setuid binaries gain nothing), no leaked descriptors, and `execve`.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,30 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
+/// `chdir` to `process.cwd` resolved inside the container's root with no magic link followed:
+/// `/proc/self/fd/N` cannot make a descriptor the runtime still holds (a host directory) the
+/// workload's cwd (CVE-2024-21626). Resolved as the process's own user, after the switch.
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    let what = || format!("process.cwd {}", cwd.display());
+    let dir = sys::openat2(
+        libc::AT_FDCWD,
+        Path::new("/"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )
+    .ctx(what)?;
+    let fd = sys::openat2(
+        dir.as_raw_fd(),
+        cwd,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )
+    .ctx(what)?;
+    nix::unistd::fchdir(&fd).ctx(what)
+}
+
 /// The steps from (namespace) root to the spec's process, in the order the kernel needs: cut
 /// the bounding set, switch user with keep-caps, set the capability sets, no_new_privs, cwd.
 /// Returns the program to exec, found with the process's own PATH.
@@ -124,7 +149,7 @@ pub fn become_the_process(p: &Process, setgroups_allowed: bool) -> Result<PathBu
     if p.no_new_privileges().unwrap_or(false) {
         set_no_new_privs()?;
     }
-    nix::unistd::chdir(p.cwd()).ctx(|| format!("process.cwd {}", p.cwd().display()))?;
+    enter_cwd(p.cwd())?;
     let env = p.env().clone().unwrap_or_default();
     let arg0 = p
         .args()
@@ -195,15 +220,27 @@ pub fn exec(program: &Path, p: &Process) -> Error {
 
 /// Make a pty inside the container (its own devpts), make it the controlling terminal and stdio,
 /// and return the master for the console socket. `size` is process.consoleSize (rows, columns).
-pub fn setup_terminal(size: Option<(u16, u16)>) -> Result<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let master = nix::pty::posix_openpt(
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+pub fn setup_terminal(size: Option<(u16, u16)>, console: bool) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // The master from the container's own devpts, opened without following any symlink and
+    // checked to be on devpts through its descriptor (an image's /dev/ptmx could be anything);
+    // the slave from the master (TIOCGPTPEER), with no path looked up at all.
+    let root = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0, 0).ctx(|| "open /")?;
+    let master = sys::openat2(
+        root.as_raw_fd(),
+        Path::new("dev/pts/ptmx"),
+        libc::O_RDWR | libc::O_NOCTTY,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS,
     )
-    .ctx(|| "open /dev/ptmx (process.terminal needs a devpts mount at /dev/pts)")?;
-    nix::pty::grantpt(&master).ctx(|| "grantpt")?;
-    nix::pty::unlockpt(&master).ctx(|| "unlockpt")?;
-    let name = nix::pty::ptsname_r(&master).ctx(|| "ptsname")?;
+    .ctx(|| "open /dev/pts/ptmx (process.terminal needs a devpts mount at /dev/pts)")?;
+    let fs = nix::sys::statfs::fstatfs(&master).ctx(|| "statfs /dev/pts/ptmx")?;
+    if fs.filesystem_type() != nix::sys::statfs::DEVPTS_SUPER_MAGIC {
+        return Err(Error::Other(
+            "/dev/pts/ptmx is not on a devpts filesystem (process.terminal needs a devpts mount at /dev/pts)".into(),
+        ));
+    }
+    sys::unlock_pty(&master).ctx(|| "unlockpt")?;
     if let Some((rows, cols)) = size {
         let ws = libc::winsize {
             ws_row: rows,
@@ -214,11 +251,10 @@ pub fn setup_terminal(size: Option<(u16, u16)>) -> Result<std::os::fd::OwnedFd> 
         // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&name)
-        .ctx(|| format!("open {name}"))?;
+    let slave = sys::pty_peer(&master).ctx(|| "open the pty's slave (TIOCGPTPEER)")?;
+    if console {
+        crate::rootfs::bind_console(&root, &slave)?;
+    }
     // exec joins an existing session; a new one is needed to take a controlling terminal
     let _ = nix::unistd::setsid();
     // SAFETY: TIOCSCTTY takes an integer argument; slave is a valid terminal descriptor.
@@ -232,8 +268,7 @@ pub fn setup_terminal(size: Option<(u16, u16)>) -> Result<std::os::fd::OwnedFd> 
             return Err(std::io::Error::last_os_error()).ctx(|| "dup2 pty");
         }
     }
-    // SAFETY: master is a valid descriptor; we hand back an owned duplicate-free wrapper.
-    Ok(unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) })
+    Ok(master)
 }
 
 /// Send the pty master to the engine's console socket (runc's protocol: the pty name as data,

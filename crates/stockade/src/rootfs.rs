@@ -581,7 +581,7 @@ fn mount_on_fd(
 /// `MS_REC` for the whole tree), through its descriptor.
 fn set_propagation(target: &OwnedFd, flag: MsFlags) -> io::Result<()> {
     let a = MountAttr {
-        propagation: (flag & !MsFlags::MS_REC).bits() as u64,
+        propagation: (flag & !MsFlags::MS_REC).bits(),
         ..Default::default()
     };
     sys::mount_setattr_fd(target.as_raw_fd(), flag.contains(MsFlags::MS_REC), &a)
@@ -1309,6 +1309,19 @@ fn place_node(rootfd: RawFd, path: &Path, node: Node) -> Result<OwnedFd> {
         )));
     }
     Ok(fd)
+}
+
+/// `/dev/console` of a container with a terminal: the pty's slave bound over it (a file made
+/// there, or the image's symlink or node replaced first), all through descriptors.
+pub fn bind_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
+    let target = place_node(
+        root.as_raw_fd(),
+        Path::new("/dev/console"),
+        Node::MountPoint,
+    )?;
+    let tree = sys::open_tree_fd(slave.as_raw_fd(), sys::OPEN_TREE_CLONE)
+        .ctx(|| "clone the pty for /dev/console")?;
+    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(|| "bind /dev/console")
 }
 
 /// `mknod` a device of the spec inside the rootfs, then set its mode and owner through its

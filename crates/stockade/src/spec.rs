@@ -54,10 +54,38 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 
 /// Load `config.json`; a type error names the JSON path (`process.capabilities.bounding[2]`).
 pub fn load(file: &Path) -> Result<Spec> {
-    let text = std::fs::read_to_string(file)
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a fifo must not wait for a writer
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(file)
         .map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
+    let md = f
+        .metadata()
+        .map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
+    // a fifo, a device or a file that never ends is refused, not read forever
+    if !md.is_file() {
+        return Err(config_err(file, "", "not a regular file"));
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(config_err(
+            file,
+            "",
+            format!("larger than {} MiB", MAX_CONFIG_BYTES >> 20),
+        ));
+    }
     parse(file, &text)
 }
+
+/// The largest config.json read: Docker's and Kubernetes' are a few KiB, a huge seccomp
+/// profile a few hundred.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 pub fn parse(file: &Path, text: &str) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_str(text);

@@ -525,3 +525,12 @@ pub fn flock(fd: &impl AsRawFd, op: libc::c_int) -> io::Result<()> {
     let ret = unsafe { libc::flock(fd.as_raw_fd(), op) };
     check(ret as libc::c_long).map(drop)
 }
+
+/// `unlockpt(3)`: `ioctl(TIOCSPTLCK, 0)` on a pty master.
+pub fn unlock_pty(master: &impl AsRawFd) -> io::Result<()> {
+    const TIOCSPTLCK: libc::c_ulong = 0x4004_5431;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, valid for the call.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), TIOCSPTLCK as _, &unlock) };
+    check(ret as libc::c_long).map(drop)
+}

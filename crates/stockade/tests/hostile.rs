@@ -268,3 +268,175 @@ fn exec_does_not_expose_the_runtime_binary() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_left(&id, b.root.path());
 }
+
+/// `process.terminal` in an image whose `/dev/console` and `/dev/ptmx` are symlinks to a host
+/// file: the master comes from the container's devpts, `/dev/console` is the pty (the image's
+/// symlink replaced), the host file is untouched.
+#[test]
+fn terminal_with_symlinked_console_and_ptmx_stays_contained() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    for userns in [false, true] {
+        let bait = Bait::new();
+        let b = Bundle::new(&["sh"], |v| {
+            v["process"]["terminal"] = json!(true);
+            v["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/dev");
+            if !userns {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "user");
+                let l = v["linux"].as_object_mut().unwrap();
+                l.remove("uidMappings");
+                l.remove("gidMappings");
+            }
+        });
+        let dev = b.path().join("rootfs/dev");
+        symlink(&bait.path, dev.join("console")).unwrap();
+        symlink(&bait.path, dev.join("ptmx")).unwrap();
+        let id = unique("ttylinks");
+        let root = b.root.path();
+        let sock = b.path().join("console.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let t = std::thread::spawn(move || {
+            let m = std::fs::File::from(recv_fd(&listener).1);
+            (m, listener)
+        });
+        let out = cmd(
+            root,
+            &[
+                "run",
+                "-d",
+                "--console-socket",
+                sock.to_str().unwrap(),
+                "--bundle",
+                b.path().to_str().unwrap(),
+                &id,
+            ],
+        );
+        assert!(out.status.success(), "userns={userns}: {}", stderr(&out));
+        let (mut master, _listener) = t.join().unwrap();
+        master
+            .write_all(b"test -c /dev/console && echo console-$((6*7)); ls -l /dev/console; exit\n")
+            .unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !text.contains("console-42") && std::time::Instant::now() < deadline {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        assert!(text.contains("console-42"), "userns={userns}: {text}");
+        bait.assert_untouched();
+        let out = cmd(root, &["delete", "--force", &id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_nothing_left(&id, root);
+    }
+}
+
+/// `process.cwd` through a magic link names a descriptor the runtime held (CVE-2024-21626):
+/// refused, naming the field; a cwd that climbs with `..` stays inside the root.
+#[test]
+fn cwd_through_proc_fd_is_refused_and_dotdot_stays_inside() {
+    for n in 3..12 {
+        let b = Bundle::new(&["sh", "-c", "pwd; ls"], |v| {
+            v["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"))
+        });
+        let id = unique("cwdfd");
+        let out = b.run(&id);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "fd {n}: ran in {}",
+            stdout(&out)
+        );
+        assert!(stderr(&out).contains("process.cwd"), "{}", stderr(&out));
+        assert_nothing_left(&id, b.root.path());
+    }
+    let b = Bundle::new(&["pwd"], |v| {
+        v["process"]["cwd"] = json!("/../../../../etc/../../etc")
+    });
+    let id = unique("cwddots");
+    let out = b.run(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "/etc");
+    // a symlink as cwd resolves inside the root too
+    let b = Bundle::new(&["pwd"], |v| v["process"]["cwd"] = json!("/work"));
+    symlink("/../../../../etc", b.path().join("rootfs/work")).unwrap();
+    let out = b.run(&unique("cwdlink"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "/etc");
+}
+
+/// Configs built to exhaust the runtime: refused with a clear error naming config.json, or run
+/// contained; either way nothing is left.
+#[test]
+fn configs_built_to_exhaust_the_runtime_are_refused_or_contained() {
+    // nesting deeper than any real config: serde's recursion limit, as an error
+    let b = Bundle::new(&["true"], |_| {});
+    let deep = format!(
+        "{{\"ociVersion\": \"1.0.0\", \"annotations\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    b.write_config(&deep);
+    let id = unique("deep");
+    let out = b.run(&id);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
+    assert_nothing_left(&id, b.root.path());
+    // a config.json that never ends: a fifo nobody writes, and a file past the size limit
+    let b = Bundle::new(&["true"], |_| {});
+    let cfg = b.path().join("config.json");
+    std::fs::remove_file(&cfg).unwrap();
+    nix::unistd::mkfifo(&cfg, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let id = unique("fifo");
+    let out = cmd(
+        b.root.path(),
+        &["run", "--bundle", b.path().to_str().unwrap(), &id],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(&cfg).unwrap();
+    let f = std::fs::File::create(&cfg).unwrap();
+    f.set_len(20 << 20).unwrap();
+    let out = b.run(&id);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("larger than"), "{}", stderr(&out));
+    assert_nothing_left(&id, b.root.path());
+    // huge arrays: 20000 masked paths (none exist) and 20000 environment variables run
+    let env: Vec<String> = (0..20_000).map(|i| format!("V{i}=x")).collect();
+    let b = Bundle::new(&["sh", "-c", "echo ran"], |v| {
+        let masked = v["linux"]["maskedPaths"].as_array_mut().unwrap();
+        masked.extend((0..20_000).map(|i| json!(format!("/nonexistent/{i}"))));
+        v["process"]["env"] = json!(env);
+    });
+    let id = unique("huge");
+    let out = b.run(&id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "ran");
+    assert_nothing_left(&id, b.root.path());
+    // an argument list past the kernel's limit: execve's E2BIG, named
+    let args: Vec<String> = std::iter::once("true".to_string())
+        .chain((0..40_000).map(|_| "x".repeat(100)))
+        .collect();
+    let b = Bundle::new(&["true"], |v| v["process"]["args"] = json!(args));
+    let id = unique("e2big");
+    let out = b.run(&id);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Argument list too long"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_left(&id, b.root.path());
+}

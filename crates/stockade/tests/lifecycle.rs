@@ -278,6 +278,8 @@ fn delete_cleans_up_after_a_runtime_killed_mid_setup() {
     dir.save(&st).unwrap();
     let mut dir = dir;
     dir.keep();
+    // a killed runtime's lock dies with it
+    dir.unlock();
     // the killed runtime had made some of the directories
     for d in cg.dirs().take(4) {
         std::fs::create_dir_all(d).unwrap();
