@@ -263,6 +263,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         // SAFETY: _exit is always safe; it skips atexit handlers that belong to the runtime.
         unsafe { libc::_exit(1) }
     }
+    let channel_fd = theirs.as_raw_fd();
     drop(theirs);
     mark("cloned");
     let child_pid = Pid::from_raw(pid);
@@ -332,8 +333,13 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             return Err(child_error(&ours).unwrap_or(e));
         }
         mark("cgroup ready");
-        let filter =
-            crate::seccomp::compile(spec, &opts.config_file, opts.quiet, Some(&opts.root))?;
+        let filter = crate::seccomp::compile(
+            spec,
+            &opts.config_file,
+            opts.quiet,
+            Some(&opts.root),
+            Some(channel_fd),
+        )?;
         if let Err(e) = send_filter(&ours, filter.as_ref()) {
             // The child is gone: its own error, queued on the socket, says why.
             return Err(child_error(&ours).unwrap_or(e));
@@ -992,7 +998,7 @@ pub fn exec(
             "exec with a terminal needs --console-socket".into(),
         ));
     }
-    let filter = crate::seccomp::compile(&spec, &file, true, Some(root))?;
+    let filter = crate::seccomp::compile(&spec, &file, true, Some(root), None)?;
     let init = st.pid;
     let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
         .map(|s| s.trim() != "deny")

@@ -148,6 +148,9 @@ enum Cmd {
     },
     /// Run a host command in a sandbox (no image needed)
     Sandbox(Box<SandboxArgs>),
+    /// Learn the syscalls (with arguments) and capabilities a workload needs from its own test
+    /// scenario, and verify the result by running it again
+    Learn(Box<stockade::learn::LearnCmd>),
     /// Inspect seccomp profiles
     #[command(subcommand)]
     Seccomp(SeccompCmd),
@@ -471,6 +474,10 @@ fn real_main(cli: Cli) -> Result<i32> {
                 console_socket: None,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
+        }
+        Cmd::Learn(l) => {
+            let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
+            Ok(stockade::learn::learn(&l, &cli.root, &exe)?)
         }
         Cmd::Seccomp(c) => seccomp_cmd(c),
     }

@@ -64,6 +64,10 @@ pub struct SandboxArgs {
     /// Print the OCI spec that would run, then exit
     #[arg(long)]
     pub print_spec: bool,
+    /// Use what `stockade learn --out DIR` learned: DIR/seccomp.json and the capabilities in
+    /// DIR/capabilities.json (instead of --seccomp; --cap-add adds to them)
+    #[arg(long, value_name = "DIR")]
+    pub learned: Option<PathBuf>,
     /// Run `stockade probe` inside (the binary is bound read-only); arguments after `--` go to it
     #[arg(long)]
     pub probe: bool,
@@ -166,16 +170,31 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         mounts.push(crate::probe::bind_mount(self_exe));
     }
 
-    let caps: Vec<String> = a
+    let mut caps: Vec<String> = a
         .cap_add
         .iter()
         .map(|c| crate::capabilities::cap_name(c))
         .collect();
+    let mut seccomp_arg = a.seccomp.clone();
+    if let Some(dir) = &a.learned {
+        let file = dir.join("capabilities.json");
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::Other(format!("--learned: {}: {e}", file.display())))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Other(format!("--learned: {}: {e}", file.display())))?;
+        for c in v["needed"].as_array().into_iter().flatten() {
+            let c = c.as_str().unwrap_or_default().to_string();
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+        seccomp_arg = dir.join("seccomp.json").to_string_lossy().into_owned();
+    }
     let capabilities = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps});
-    let seccomp = if a.seccomp == "unconfined" {
+    let seccomp = if seccomp_arg == "unconfined" {
         Value::Null
     } else {
-        crate::seccomp::profile_for_cli(&a.seccomp, &caps)?.to_oci_value()
+        crate::seccomp::profile_for_cli(&seccomp_arg, &caps)?.to_oci_value()
     };
 
     let mut namespaces = spec::default_namespaces();

@@ -22,17 +22,37 @@ pub fn bounding_names(spec: &Spec) -> Vec<String> {
 
 /// Compile `linux.seccomp` (None when the spec has none), through the cache under `root` when
 /// one is given.
+///
+/// `channel_fd` is the descriptor the child sends a NOTIFY listener back on, after the filter
+/// is loaded: a profile with `SCMP_ACT_NOTIFY` gets one rule more, `sendmsg` on exactly that
+/// descriptor, so the runtime's own last call is not itself sent to the listener the runtime
+/// has not yet received (a deadlock; the profile's author cannot know that call or its number).
 pub fn compile(
     spec: &Spec,
     file: &Path,
     quiet: bool,
     root: Option<&Path>,
+    channel_fd: Option<i32>,
 ) -> Result<Option<Filter>> {
     let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
     let caps = bounding_names(spec);
-    let json = serde_json::to_string(sc).map_err(|e| Error::Other(e.to_string()))?;
+    let mut v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
+    let notify = |a: &serde_json::Value| a.as_str() == Some("SCMP_ACT_NOTIFY");
+    let uses_notify = notify(&v["defaultAction"])
+        || v["syscalls"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| notify(&r["action"])));
+    if let (true, Some(fd)) = (uses_notify, channel_fd) {
+        let rule = serde_json::json!({"names": ["sendmsg"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": fd, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]});
+        match v["syscalls"].as_array_mut() {
+            Some(r) => r.push(rule),
+            None => v["syscalls"] = serde_json::json!([rule]),
+        }
+    }
+    let json = v.to_string();
     let cache = root.map(|r| Cache::new(r, &json, &caps));
     let filter = match cache.as_ref().and_then(Cache::get) {
         Some(f) => f,

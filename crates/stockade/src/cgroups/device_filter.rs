@@ -1,13 +1,12 @@
 //! cgroup v2 has no devices files: device access is decided by a `BPF_PROG_TYPE_CGROUP_DEVICE`
 //! program attached to the cgroup. This builds that program in-process from the OCI rules — a
-//! few dozen eBPF instructions, written by hand because a compiler toolchain (clang, kernel
-//! headers) is not something a runtime may assume on its host.
+//! few dozen eBPF instructions, with the assembler the learner shares ([`crate::ebpf`]).
 //!
 //! Semantics are those of the v1 devices lists: rules apply in order and the last match decides,
 //! so the program tests them from last to first; no match denies.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
@@ -108,32 +107,8 @@ pub fn decide(rules: &[Rule], typ: u32, major: u32, minor: u32, access: u32) -> 
         .is_some_and(|r| r.allow)
 }
 
-/// `struct bpf_insn`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    pub regs: u8,
-    pub off: i16,
-    pub imm: i32,
-}
-
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | dst,
-        off,
-        imm,
-    }
-}
-
-const LDX_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
-const MOV64_REG: u8 = 0xbf;
-const MOV64_IMM: u8 = 0xb7;
-const AND64_IMM: u8 = 0x57;
-const RSH64_IMM: u8 = 0x77;
-const JNE_IMM: u8 = 0x55;
-const EXIT: u8 = 0x95;
+use crate::ebpf::op::{AND64_IMM, EXIT, JNE_IMM, LDX_W, MOV64_IMM, MOV64_REG, RSH64_IMM};
+pub use crate::ebpf::{insn, Insn};
 
 /// The program: r2 = device type, r3 = requested access, r4 = major, r5 = minor; each rule is a
 /// block that jumps past itself on a mismatch and otherwise returns its verdict.
@@ -216,67 +191,20 @@ pub fn run(p: &[Insn], typ: u32, major: u32, minor: u32, access: u32) -> bool {
     }
 }
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
-const BPF_CGROUP_DEVICE: u32 = 6;
-const BPF_F_ALLOW_MULTI: u32 = 2;
-
 /// Load `p` and attach it to the cgroup v2 directory `cgroup`.
 pub fn attach(p: &[Insn], cgroup: &std::path::Path) -> io::Result<()> {
-    let license = c"Apache-2.0";
-    let mut log = vec![0u8; 4096];
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_CGROUP_DEVICE.to_ne_bytes());
-    attr[4..8].copy_from_slice(&(p.len() as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&(p.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    attr[24..28].copy_from_slice(&1u32.to_ne_bytes()); // log_level
-    attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
-    attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
-    attr[48..56].copy_from_slice(b"stockade_dev\0\0\0\0"[..8].as_ref());
-    attr[68..72].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes()); // expected_attach_type
-                                                                    // SAFETY: attr is a zero-padded bpf_attr for BPF_PROG_LOAD whose pointers (program, license,
-                                                                    // log buffer) outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            attr.as_ptr(),
-            attr.len() as u32,
-        )
-    };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        let msg = String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)])
-            .into_owned();
-        return Err(io::Error::new(
-            e.kind(),
-            format!(
-                "load device filter: {e}{}",
-                if msg.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {msg}")
-                }
-            ),
-        ));
-    }
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let dir = std::fs::File::open(cgroup)?;
-    let mut at = [0u8; 20];
-    at[0..4].copy_from_slice(&(dir.as_raw_fd() as u32).to_ne_bytes());
-    at[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
-    at[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
-    at[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
-    // SAFETY: at is a bpf_attr for BPF_PROG_ATTACH with valid descriptors.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, at.as_ptr(), at.len() as u32) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use crate::ebpf;
+    let prog = ebpf::prog_load(
+        ebpf::PROG_TYPE_CGROUP_DEVICE,
+        p,
+        ebpf::ATTACH_CGROUP_DEVICE,
+        "stockade_dev",
+        ebpf::License::Apache,
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("device filter: {e}")))?;
+    let dir = OwnedFd::from(std::fs::File::open(cgroup)?);
     // The attachment holds the program; our descriptor may go.
-    Ok(())
+    ebpf::prog_attach_cgroup(&prog, &dir, ebpf::ATTACH_CGROUP_DEVICE)
 }
 
 #[cfg(test)]

@@ -1,0 +1,914 @@
+//! `stockade learn`: least privilege learned from the workload's own test scenario (seed §3:
+//! "remove all the capabilities ... then add only those ... required", "trial and error ...
+//! using various test scenarios"; seed §4: a custom profile that blocks "the ones ... not
+//! required by the app"), then verified by running the scenario again under the result.
+//!
+//! 1. **Record** ([`record`]): the workload runs with a permissive filter and a capability
+//!    ceiling while two in-kernel programs mark every syscall (with the risky arguments' values)
+//!    and every capability check of its cgroup, from the moment its seccomp filter is loaded:
+//!    `execve` and the runtime's own last calls included, its setup before that not.
+//! 2. **Trial**: the capabilities that were checked and granted are taken away in halves
+//!    (delta debugging); one whose removal fails the scenario is needed, with that run's output
+//!    as the evidence.
+//! 3. **Build** ([`profile`]): the observed syscalls ∩ the seccomp ceiling (what the ceiling
+//!    forbids is reported, never allowed), with argument rules.
+//! 4. **Verify**: the scenario again under the learned profile and the needed capabilities, the
+//!    profile's default action sent to a listener ([`notify`]) that names each denied call and
+//!    answers EPERM. With `--refine N`, missed calls are added and the verification repeated.
+//!
+//! Each run is a `stockade run` of a bundle written under the state root, so what is learned
+//! is what the engine really does.
+
+pub mod notify;
+pub mod profile;
+pub mod record;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::sandbox::SandboxArgs;
+use record::{Observed, Recorder};
+
+#[derive(Debug, clap::Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LearnCmd {
+    #[command(subcommand)]
+    pub merge: Option<LearnSub>,
+    #[command(flatten)]
+    pub args: LearnArgs,
+}
+
+#[derive(Debug, clap::Subcommand, Clone)]
+pub enum LearnSub {
+    /// Union of several scenarios' observations (their observed.json), written as one profile
+    Merge {
+        /// Output directories of earlier `learn` runs
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "default")]
+        seccomp_ceiling: String,
+    },
+}
+
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct LearnArgs {
+    /// Where the profile, capabilities and report go
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The scenario: a shell command run on the host side inside the sandbox's network
+    /// namespace once --ready holds; its exit status decides (default: the workload's own)
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Wait until this holds before the test: tcp:PORT (connect to 127.0.0.1:PORT inside)
+    #[arg(long, value_name = "tcp:PORT")]
+    pub ready: Option<String>,
+    /// Seconds --ready may take
+    #[arg(long, default_value_t = 30)]
+    pub ready_timeout: u64,
+    /// Seconds one run of the scenario may take
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Capabilities the learning run may use: docker (Docker's 14), all, or CAP,CAP,...
+    #[arg(long, default_value = "docker")]
+    pub caps_ceiling: String,
+    /// What the learned profile may never exceed: default, docker or a profile file
+    #[arg(long, default_value = "default")]
+    pub seccomp_ceiling: String,
+    /// Write the learned profile without re-running the scenario under it
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Verification rounds that may add syscalls the recording missed
+    #[arg(long, default_value_t = 2)]
+    pub refine: u32,
+    /// Learn for an OCI bundle instead of a host command
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// One run's result.
+struct Outcome {
+    ok: bool,
+    output: String,
+}
+
+/// Runs the scenario: each run a `stockade run` of a bundle under the state root.
+struct Runner<'a> {
+    root: &'a Path,
+    exe: &'a Path,
+    test: Option<&'a str>,
+    ready_port: Option<u16>,
+    ready_timeout: Duration,
+    timeout: Duration,
+    runs: std::cell::Cell<u32>,
+    started: Instant,
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+fn wait_deadline(
+    child: &mut std::process::Child,
+    until: Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Runner<'_> {
+    fn stockade(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.exe);
+        c.arg("--root").arg(self.root).args(args);
+        c
+    }
+
+    fn run(&self, spec: &Value) -> Result<Outcome> {
+        let n = self.runs.get();
+        self.runs.set(n + 1);
+        let id = format!("learn-{}-{n}", std::process::id());
+        let dir = self.root.join(format!(".{id}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
+        let r = self.run_in(spec, &id, &dir);
+        let _ = self
+            .stockade(&["delete", "--force", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    fn run_in(&self, spec: &Value, id: &str, dir: &Path) -> Result<Outcome> {
+        let io = |e: std::io::Error| Error::Other(format!("learn: {e}"));
+        std::fs::write(dir.join("config.json"), spec.to_string()).map_err(io)?;
+        let log = dir.join("output");
+        let out = std::fs::File::create(&log).map_err(io)?;
+        let mut rt = self
+            .stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(io)?)
+            .stderr(out)
+            .spawn()
+            .map_err(io)?;
+        let deadline = Instant::now() + self.timeout;
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let Some(test) = self.test else {
+            let Some(status) = wait_deadline(&mut rt, deadline) else {
+                let _ = rt.kill();
+                let _ = rt.wait();
+                return Err(Error::Other(format!(
+                    "learn: the workload did not finish within {} s (--timeout)",
+                    self.timeout.as_secs()
+                )));
+            };
+            return Ok(Outcome {
+                ok: status.success(),
+                output: read_log(),
+            });
+        };
+        // a server: wait for its process, its port, then run the test in its network namespace
+        let result = (|| -> Result<Outcome> {
+            let ready_by = Instant::now() + self.ready_timeout;
+            let pid = loop {
+                if let Ok(v) = crate::lifecycle::state_json(self.root, id) {
+                    if v["status"] == "running" && v["pid"].as_i64().unwrap_or(0) > 0 {
+                        break v["pid"].as_i64().unwrap_or(0) as i32;
+                    }
+                }
+                if let Ok(Some(s)) = rt.try_wait() {
+                    return Err(Error::Other(format!(
+                        "learn: the workload exited ({s}) before the test could run: {}",
+                        tail(&read_log(), 20)
+                    )));
+                }
+                if Instant::now() >= ready_by {
+                    return Err(Error::Other(format!(
+                        "learn: the container did not start within {} s (--ready-timeout)",
+                        self.ready_timeout.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            let netns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(io)?;
+            if let Some(port) = self.ready_port {
+                let ns = netns.try_clone().map_err(io)?;
+                let ok = std::thread::spawn(move || {
+                    if nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                        return false;
+                    }
+                    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                    while Instant::now() < ready_by {
+                        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100))
+                            .is_ok()
+                        {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    false
+                })
+                .join()
+                .unwrap_or(false);
+                if !ok {
+                    return Err(Error::Other(format!(
+                        "learn: --ready tcp:{port} did not hold within {} s (--ready-timeout): {}",
+                        self.ready_timeout.as_secs(),
+                        tail(&read_log(), 20)
+                    )));
+                }
+            }
+            let fd = netns.as_raw_fd();
+            let mut t = Command::new("sh");
+            t.arg("-c").arg(test).stdin(Stdio::null());
+            t.stdout(Stdio::piped()).stderr(Stdio::piped());
+            // SAFETY: setns is async-signal-safe; the closure only calls it on a descriptor
+            // that stays open until the child has exec'd.
+            unsafe {
+                t.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = t.spawn().map_err(io)?;
+            let mut stdout = child.stdout.take().expect("piped");
+            let mut stderr = child.stderr.take().expect("piped");
+            let outs = std::thread::spawn(move || {
+                let (mut a, mut b) = (String::new(), String::new());
+                let _ = stdout.read_to_string(&mut a);
+                let _ = stderr.read_to_string(&mut b);
+                a + &b
+            });
+            let status = wait_deadline(&mut child, deadline);
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let text = outs.join().unwrap_or_default();
+            Ok(Outcome {
+                ok: status.is_some_and(|s| s.success()),
+                output: format!("{}{text}", read_log()),
+            })
+        })();
+        let _ = self
+            .stockade(&["kill", id, "KILL"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if wait_deadline(&mut rt, Instant::now() + Duration::from_secs(10)).is_none() {
+            let _ = rt.kill();
+            let _ = rt.wait();
+        }
+        result
+    }
+}
+
+/// The capability ceiling as names, checked against what this runtime can grant.
+fn caps_ceiling(s: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let own = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+    let wanted: Vec<String> = match s {
+        "docker" => stockade_seccomp::DOCKER_DEFAULT_CAPS
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        "all" => caps::all().iter().map(|c| c.to_string()).collect(),
+        list => {
+            let mut v = vec![];
+            for c in list.split(',').filter(|c| !c.is_empty()) {
+                let name = crate::capabilities::cap_name(c);
+                if name.parse::<caps::Capability>().is_err() {
+                    return Err(Error::Other(format!(
+                        "--caps-ceiling: unknown capability {c:?} (docker, all, or CAP_X,CAP_Y)"
+                    )));
+                }
+                v.push(name);
+            }
+            v
+        }
+    };
+    let (mut ok, mut missing) = (vec![], vec![]);
+    for c in wanted {
+        match c.parse::<caps::Capability>() {
+            Ok(cap) if own.contains(&cap) => ok.push(c),
+            _ => missing.push(c),
+        }
+    }
+    if s != "all" && !missing.is_empty() {
+        return Err(Error::Other(format!(
+            "--caps-ceiling: this runtime's own bounding set lacks {} (a capability it does not have cannot be given)",
+            missing.join(", ")
+        )));
+    }
+    Ok((ok, missing))
+}
+
+/// The compiled ceiling, for the capabilities `caps`.
+fn ceiling_filter(name: &str, caps: &[String]) -> Result<stockade_seccomp::Filter> {
+    let p = crate::seccomp::profile_for_cli(name, caps).map_err(|e| {
+        Error::Other(format!(
+            "--seccomp-ceiling {name}: {e} (default, docker, or a profile file)"
+        ))
+    })?;
+    let json = p.to_oci_value().to_string();
+    let profile = stockade_seccomp::Profile::from_json(&json)?;
+    Ok(stockade_seccomp::compile(&profile.resolve(
+        &stockade_seccomp::Context::host(caps.iter().cloned()),
+    ))?)
+}
+
+/// The spec of one run: `base` with these capabilities, this filter, no_new_privs (the filter
+/// is then the last thing loaded before `execve`), and optionally a cgroupsPath.
+fn configure(base: &Value, caps: &[String], seccomp: &Value, cgroups_path: Option<&str>) -> Value {
+    let mut v = base.clone();
+    let nonroot = v["process"]["user"]["uid"].as_u64().unwrap_or(0) != 0;
+    let ambient: &[String] = if nonroot { caps } else { &[] };
+    v["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps,
+        "inheritable": ambient, "ambient": ambient,
+    });
+    v["process"]["noNewPrivileges"] = json!(true);
+    v["linux"]["seccomp"] = seccomp.clone();
+    if let Some(p) = cgroups_path {
+        v["linux"]["cgroupsPath"] = json!(p);
+    }
+    v
+}
+
+/// Native syscalls allowed, nothing else looked at: the learning and trial runs' filter. A
+/// filter it is (not none), so the recorder arms when it is loaded; 32-bit calls get EPERM as
+/// under the default profile.
+fn permissive() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": [stockade_seccomp::Arch::native().scmp_name()],
+        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}],
+    })
+}
+
+/// The spec the workload runs with: the bundle's config.json, or the sandbox flags'.
+fn base_spec(a: &LearnArgs, exe: &Path) -> Result<Value> {
+    if let Some(b) = &a.bundle {
+        let file = b.join("config.json");
+        let spec = crate::spec::load(&file)?;
+        let mut v = serde_json::to_value(&spec).map_err(|e| Error::Other(e.to_string()))?;
+        let root = crate::spec::rootfs_path(&spec, b);
+        v["root"]["path"] = json!(root);
+        return Ok(v);
+    }
+    let spec = crate::sandbox::build(&a.sandbox, exe)?;
+    serde_json::to_value(&spec).map_err(|e| Error::Other(e.to_string()))
+}
+
+fn check_out_dir(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .and_then(|_| std::fs::write(out.join(".write-test"), b""))
+        .and_then(|_| std::fs::remove_file(out.join(".write-test")))
+        .map_err(|e| Error::Other(format!("--out {}: not writable: {e}", out.display())))
+}
+
+/// The unified cgroup the learning run's container is made under, removed on drop.
+struct LearnCgroup {
+    dir: PathBuf,
+    rel: String,
+}
+
+impl LearnCgroup {
+    fn make() -> Result<LearnCgroup> {
+        let layout = crate::cgroups::Layout::detect()?;
+        let unified = layout.unified.ok_or_else(|| {
+            Error::Other("learn: no cgroup2 (unified) hierarchy is mounted: the recorder identifies the workload by its cgroup v2".into())
+        })?;
+        let rel = format!("stockade-learn-{}", std::process::id());
+        let dir = unified.join(&rel);
+        std::fs::create_dir(&dir)
+            .map_err(|e| Error::Other(format!("learn: mkdir {}: {e}", dir.display())))?;
+        Ok(LearnCgroup { dir, rel })
+    }
+
+    fn id(&self) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(std::fs::metadata(&self.dir)
+            .map_err(|e| Error::Other(format!("learn: {e}")))?
+            .ino())
+    }
+}
+
+impl Drop for LearnCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// What a capability trial found.
+struct Trial {
+    needed: Vec<(String, String)>,
+    not_needed: Vec<String>,
+    runs: u32,
+}
+
+/// Delta debugging over `candidates`: drop a chunk when the scenario passes without it, split a
+/// chunk that cannot go; a single capability that cannot go is needed.
+fn trial(runner: &Runner, base: &Value, candidates: &[String]) -> Result<Trial> {
+    let mut keep: Vec<String> = candidates.to_vec();
+    let mut queue: Vec<Vec<String>> = vec![candidates.to_vec()];
+    let mut needed = vec![];
+    let mut runs = 0;
+    while let Some(chunk) = queue.pop() {
+        if chunk.is_empty() {
+            continue;
+        }
+        let without: Vec<String> = keep
+            .iter()
+            .filter(|c| !chunk.contains(c))
+            .cloned()
+            .collect();
+        runs += 1;
+        let o = runner.run(&configure(base, &without, &permissive(), None))?;
+        if o.ok {
+            keep = without;
+        } else if chunk.len() == 1 {
+            needed.push((chunk[0].clone(), tail(&o.output, 15)));
+        } else {
+            let (a, b) = chunk.split_at(chunk.len() / 2);
+            queue.push(b.to_vec());
+            queue.push(a.to_vec());
+        }
+    }
+    let not_needed = candidates
+        .iter()
+        .filter(|c| !keep.contains(c))
+        .cloned()
+        .collect();
+    needed.sort();
+    Ok(Trial {
+        needed,
+        not_needed,
+        runs,
+    })
+}
+
+/// `stockade learn`: returns the exit code (0 only when verified, or written with
+/// `--no-verify`).
+pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
+    if let Some(LearnSub::Merge {
+        dirs,
+        out,
+        seccomp_ceiling,
+    }) = &cmd.merge
+    {
+        return merge(dirs, out, seccomp_ceiling);
+    }
+    let a = &cmd.args;
+    let out = a
+        .out
+        .clone()
+        .ok_or_else(|| Error::Other("learn: --out DIR is required".into()))?;
+    let (ceiling_caps, missing_caps) = caps_ceiling(&a.caps_ceiling)?;
+    // the ceiling is checked before anything runs (with the ceiling's capabilities)
+    ceiling_filter(&a.seccomp_ceiling, &ceiling_caps)?;
+    let ready_port = match &a.ready {
+        None => None,
+        Some(r) => Some(
+            r.strip_prefix("tcp:")
+                .and_then(|p| p.parse::<u16>().ok())
+                .ok_or_else(|| Error::Other(format!("--ready {r:?}: use tcp:PORT")))?,
+        ),
+    };
+    if ready_port.is_some() && a.test.is_none() {
+        return Err(Error::Other(
+            "learn: --ready needs a --test scenario".into(),
+        ));
+    }
+    check_out_dir(&out)?;
+    let base = base_spec(a, exe)?;
+    std::fs::create_dir_all(root).map_err(|e| Error::Other(format!("{}: {e}", root.display())))?;
+    let runner = Runner {
+        root,
+        exe,
+        test: a.test.as_deref(),
+        ready_port,
+        ready_timeout: Duration::from_secs(a.ready_timeout),
+        timeout: Duration::from_secs(a.timeout),
+        runs: std::cell::Cell::new(0),
+        started: Instant::now(),
+    };
+
+    // 1. record
+    let cg = LearnCgroup::make()?;
+    let recorder = Recorder::start(cg.id()?, 1).map_err(|e| {
+        Error::Other(format!(
+            "learn needs eBPF raw tracepoints (sys_enter, cap_capable) as root: {e}"
+        ))
+    })?;
+    let path = format!("/{}/ctr", cg.rel);
+    let first = runner.run(&configure(&base, &ceiling_caps, &permissive(), Some(&path)))?;
+    let armed = recorder
+        .armed()
+        .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    let observed = recorder
+        .observed()
+        .map_err(|e| Error::Other(format!("learn: read the recording: {e}")))?;
+    drop(recorder);
+    drop(cg);
+    if !first.ok {
+        return Err(Error::Other(format!(
+            "learn: the scenario fails even before any profile is applied (nothing written):\n{}",
+            tail(&first.output, 30)
+        )));
+    }
+    if !armed {
+        return Err(Error::Other(
+            "learn: the recorder never saw the container load its seccomp filter".into(),
+        ));
+    }
+    if observed.x32 {
+        return Err(Error::Other(
+            "learn: the workload made x32 system calls; stockade learns native x86_64 profiles only".into(),
+        ));
+    }
+    let record_secs = runner.started.elapsed().as_secs_f64();
+
+    // 2. capabilities: trial of what was checked and granted
+    let candidates: Vec<String> = ceiling_caps
+        .iter()
+        .filter(|c| observed.caps_granted.contains(*c))
+        .cloned()
+        .collect();
+    let t0 = Instant::now();
+    let trial = trial(&runner, &base, &candidates)?;
+    let trial_secs = t0.elapsed().as_secs_f64();
+    let needed: Vec<String> = trial.needed.iter().map(|(c, _)| c.clone()).collect();
+
+    // 3. the profile, within the ceiling (for the capabilities that stay)
+    let ceiling = ceiling_filter(&a.seccomp_ceiling, &needed)?;
+    let mut learned = profile::build(&observed, &ceiling);
+    let mut report = Report {
+        observed: observed.clone(),
+        ceiling_caps: ceiling_caps.clone(),
+        missing_caps,
+        candidates,
+        trial: &trial,
+        verification: vec![],
+        verified: None,
+        missed: vec![],
+        tolerated: BTreeSet::new(),
+        record_secs,
+        trial_secs,
+        verify_secs: 0.0,
+        seccomp_ceiling: a.seccomp_ceiling.clone(),
+    };
+    write_outputs(&out, &learned, &report, &needed)?;
+    if a.no_verify {
+        println!("{}", report.text(&learned));
+        return Ok(0);
+    }
+
+    // 4. verify (and refine)
+    let t0 = Instant::now();
+    let sock = root.join(format!(".learn-{}.sock", std::process::id()));
+    let mut round = 0;
+    let verified = loop {
+        let _ = std::fs::remove_file(&sock);
+        let listener = notify::Listener::start(&sock)
+            .map_err(|e| Error::Other(format!("learn: listen at {}: {e}", sock.display())))?;
+        let mut sc = learned.to_json("SCMP_ACT_NOTIFY");
+        sc["listenerPath"] = json!(sock);
+        let o = runner.run(&configure(&base, &needed, &sc, None));
+        let denied = listener.finish();
+        let _ = std::fs::remove_file(&sock);
+        let o = o?;
+        let names: BTreeSet<String> = denied.iter().map(|d| d.name.clone()).collect();
+        report
+            .verification
+            .push((o.ok, denied, tail(&o.output, 20)));
+        if o.ok {
+            report.tolerated = names;
+            break true;
+        }
+        if names.is_empty() || round >= a.refine {
+            break false;
+        }
+        let added = learned.add_missed(&names, &ceiling);
+        if added.is_empty() {
+            break false;
+        }
+        report.missed.extend(added);
+        round += 1;
+    };
+    report.verify_secs = t0.elapsed().as_secs_f64();
+    report.verified = Some(verified);
+    write_outputs(&out, &learned, &report, &needed)?;
+    println!("{}", report.text(&learned));
+    if !verified {
+        let (_, denied, output) = report.verification.last().expect("one round");
+        let names: BTreeSet<&str> = denied.iter().map(|d| d.name.as_str()).collect();
+        return Err(Error::Other(format!(
+            "learn: verification failed: the scenario does not pass under the learned profile{} (draft left in {}, marked unverified):\n{output}",
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; denied: {}",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            },
+            out.display()
+        )));
+    }
+    Ok(0)
+}
+
+/// What report.txt and capabilities.json say.
+struct Report<'a> {
+    observed: Observed,
+    ceiling_caps: Vec<String>,
+    missing_caps: Vec<String>,
+    candidates: Vec<String>,
+    trial: &'a Trial,
+    /// per round: passed, denied calls, output tail
+    verification: Vec<(bool, Vec<notify::Denied>, String)>,
+    verified: Option<bool>,
+    missed: Vec<String>,
+    tolerated: BTreeSet<String>,
+    record_secs: f64,
+    trial_secs: f64,
+    verify_secs: f64,
+    seccomp_ceiling: String,
+}
+
+/// How many native syscalls a built-in profile allows unconditionally or with arguments.
+fn allowed_by(profile: &str, caps: &[String]) -> usize {
+    let Ok(f) = ceiling_filter(profile, caps) else {
+        return 0;
+    };
+    let arch = stockade_seccomp::Arch::native();
+    arch.all_numbers()
+        .into_iter()
+        .filter(|nr| {
+            // allowed for some argument values: try the common ones
+            [[0u64; 6], [2, 1, 0, 0, 0, 0], [1, 0x5401, 3, 0, 0, 0]]
+                .iter()
+                .any(|args| f.eval(arch, *nr, *args).0 & 0xffff_0000 == 0x7fff_0000)
+        })
+        .count()
+}
+
+impl Report<'_> {
+    fn text(&self, l: &profile::Learned) -> String {
+        let mut s = String::new();
+        let status = match self.verified {
+            Some(true) => "VERIFIED: the scenario passed under the learned profile".to_string(),
+            Some(false) => "UNVERIFIED: the scenario failed under the learned profile".to_string(),
+            None => "UNVERIFIED (--no-verify)".to_string(),
+        };
+        s += &format!("stockade learn: {status}\n\n");
+        let n = l.allowed.len();
+        let docker = allowed_by("docker", &self.ceiling_caps);
+        let default = allowed_by("default", &[]);
+        s += &format!(
+            "syscalls: {n} allowed ({} observed); Docker's default profile allows {docker}, stockade's default {default}: {} and {} fewer\n",
+            self.observed.syscalls.len(),
+            docker.saturating_sub(n),
+            default.saturating_sub(n)
+        );
+        let constrained: Vec<String> = l
+            .allowed
+            .iter()
+            .filter(|a| !a.alternatives.iter().any(Vec::is_empty))
+            .map(|a| format!("{} ({} rule(s))", a.name, a.alternatives.len()))
+            .collect();
+        s += &format!(
+            "argument rules: {}\n",
+            if constrained.is_empty() {
+                "none".into()
+            } else {
+                constrained.join(", ")
+            }
+        );
+        for u in &l.unconstrained {
+            s += &format!("  left unconstrained: {u}\n");
+        }
+        if !l.refused.is_empty() {
+            s += &format!(
+                "refused by the seccomp ceiling ({}), used by the workload: {}\n",
+                self.seccomp_ceiling,
+                l.refused.join(", ")
+            );
+        }
+        s += &format!(
+            "allowed: {}\n\n",
+            l.names().into_iter().collect::<Vec<_>>().join(" ")
+        );
+        s += &format!("capabilities: ceiling {}\n", self.ceiling_caps.join(" "));
+        if !self.missing_caps.is_empty() {
+            s += &format!(
+                "  not in this runtime's bounding set, so not tried: {}\n",
+                self.missing_caps.join(" ")
+            );
+        }
+        s += &format!(
+            "  checked by the workload: {}\n  granted and tried: {}\n",
+            join(&self.observed.caps_checked),
+            self.candidates.join(" ")
+        );
+        s += &format!(
+            "  needed: {}\n  checked, not needed: {}\n  trial runs: {}\n",
+            if self.trial.needed.is_empty() {
+                "none".to_string()
+            } else {
+                self.trial
+                    .needed
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+            self.trial.not_needed.join(" "),
+            self.trial.runs
+        );
+        for (c, out) in &self.trial.needed {
+            s += &format!(
+                "  without {c} the scenario failed:\n    {}\n",
+                out.replace('\n', "\n    ")
+            );
+        }
+        s += "\nverification:\n";
+        for (i, (ok, denied, _)) in self.verification.iter().enumerate() {
+            let names: BTreeSet<&str> = denied.iter().map(|d| d.name.as_str()).collect();
+            s += &format!(
+                "  round {}: {}; denied: {}\n",
+                i + 1,
+                if *ok { "passed" } else { "failed" },
+                if names.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    names.into_iter().collect::<Vec<_>>().join(" ")
+                }
+            );
+        }
+        if !self.missed.is_empty() {
+            s += &format!(
+                "  added after a failed round (missed by the recording: the workload took another path this time, e.g. timing or caches): {}\n",
+                self.missed.join(" ")
+            );
+        }
+        if !self.tolerated.is_empty() {
+            s += &format!(
+                "  denied but the scenario passed without them (left denied): {}\n",
+                join(&self.tolerated)
+            );
+        }
+        s += &format!(
+            "\ntime: recording {:.2} s, capability trial {:.2} s ({} runs), verification {:.2} s ({} rounds)\n",
+            self.record_secs,
+            self.trial_secs,
+            self.trial.runs,
+            self.verify_secs,
+            self.verification.len()
+        );
+        s
+    }
+}
+
+fn join(s: &BTreeSet<String>) -> String {
+    s.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+fn write(out: &Path, name: &str, text: &str) -> Result<()> {
+    std::fs::write(out.join(name), text)
+        .map_err(|e| Error::Other(format!("write {}: {e}", out.join(name).display())))
+}
+
+fn write_outputs(out: &Path, l: &profile::Learned, r: &Report, needed: &[String]) -> Result<()> {
+    let mut sc = l.to_json("SCMP_ACT_ERRNO");
+    let verified = r.verified == Some(true);
+    sc["comment"] = json!(if verified {
+        "learned by stockade learn; verified"
+    } else {
+        "learned by stockade learn; UNVERIFIED"
+    });
+    write(
+        out,
+        "seccomp.json",
+        &serde_json::to_string_pretty(&sc).expect("json"),
+    )?;
+    write(
+        out,
+        "seccomp-profile.yaml",
+        &profile::to_spo_yaml(&sc, "stockade-learned"),
+    )?;
+    let caps = json!({
+        "needed": needed,
+        "checkedNotNeeded": r.trial.not_needed,
+        "checked": r.observed.caps_checked,
+        "ceiling": r.ceiling_caps,
+        "verified": verified,
+        "evidence": r.trial.needed.iter().map(|(c, o)| (c.clone(), json!(o))).collect::<serde_json::Map<_, _>>(),
+    });
+    write(
+        out,
+        "capabilities.json",
+        &serde_json::to_string_pretty(&caps).expect("json"),
+    )?;
+    let flags: String = needed
+        .iter()
+        .map(|c| format!("--cap-add {}\n", c.trim_start_matches("CAP_")))
+        .collect();
+    write(out, "docker-caps.txt", &flags)?;
+    write(
+        out,
+        "observed.json",
+        &serde_json::to_string_pretty(&r.observed).expect("json"),
+    )?;
+    write(out, "report.txt", &r.text(l))?;
+    if verified {
+        let _ = std::fs::remove_file(out.join("UNVERIFIED"));
+    } else {
+        write(
+            out,
+            "UNVERIFIED",
+            "this profile was not verified by re-running the scenario\n",
+        )?;
+    }
+    Ok(())
+}
+
+/// `learn merge`: the union of earlier runs' observations, as one (unverified) profile.
+fn merge(dirs: &[PathBuf], out: &Path, ceiling: &str) -> Result<i32> {
+    if dirs.is_empty() {
+        return Err(Error::Other(
+            "learn merge: name at least one directory".into(),
+        ));
+    }
+    let mut all = Observed::default();
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    for d in dirs {
+        let read = |f: &str| {
+            std::fs::read_to_string(d.join(f))
+                .map_err(|e| Error::Other(format!("{}: {e}", d.join(f).display())))
+        };
+        let o: Observed = serde_json::from_str(&read("observed.json")?)
+            .map_err(|e| Error::Other(format!("{}: {e}", d.join("observed.json").display())))?;
+        all.merge(&o);
+        let caps: Value = serde_json::from_str(&read("capabilities.json")?)
+            .map_err(|e| Error::Other(format!("{}: {e}", d.join("capabilities.json").display())))?;
+        needed.extend(
+            caps["needed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_string)),
+        );
+    }
+    check_out_dir(out)?;
+    let needed: Vec<String> = needed.into_iter().collect();
+    let f = ceiling_filter(ceiling, &needed)?;
+    let learned = profile::build(&all, &f);
+    let trial = Trial {
+        needed: needed
+            .iter()
+            .map(|c| (c.clone(), "(from an earlier run)".into()))
+            .collect(),
+        not_needed: vec![],
+        runs: 0,
+    };
+    let report = Report {
+        observed: all,
+        ceiling_caps: needed.clone(),
+        missing_caps: vec![],
+        candidates: vec![],
+        trial: &trial,
+        verification: vec![],
+        verified: None,
+        missed: vec![],
+        tolerated: BTreeSet::new(),
+        record_secs: 0.0,
+        trial_secs: 0.0,
+        verify_secs: 0.0,
+        seccomp_ceiling: ceiling.to_string(),
+    };
+    write_outputs(out, &learned, &report, &needed)?;
+    println!("{}", report.text(&learned));
+    Ok(0)
+}

@@ -1,0 +1,229 @@
+//! From observations to the workload's own profile, and the files `learn` writes.
+//!
+//! Arguments become rules as the risk they carry is shaped: families and socket types as sets
+//! (`socket(AF_PACKET, ...)` stays denied when only AF_INET/AF_UNIX were seen), namespace bits
+//! of `clone`/`unshare` as masked values, `ioctl` requests and `prctl` options as 32-bit sets,
+//! and `mmap`/`mprotect` by their PROT_WRITE|PROT_EXEC combination only (so W+X stays denied
+//! unless the workload made such a mapping). Past [`MAX_VALUES`] distinct values an argument is
+//! left unconstrained, and the report says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use stockade_seccomp::{Arch, Filter};
+
+use super::record::Observed;
+
+/// Distinct values kept per argument before it is left unconstrained.
+pub const MAX_VALUES: usize = 16;
+
+const NS_BITS: u64 = 0x7e02_0080; // CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET,TIME}
+const PROT_WX: u64 = 0x6;
+const LOW32: u64 = 0xffff_ffff;
+
+/// How one recorded argument is compared: `(arg & mask) == value`.
+fn mask_of(syscall: &str, idx: u32) -> u64 {
+    match (syscall, idx) {
+        ("socket" | "socketpair", 1) => 0xf, // the type, without SOCK_CLOEXEC/NONBLOCK
+        ("clone" | "unshare", 0) => NS_BITS,
+        ("mmap" | "mprotect" | "pkey_mprotect", 2) => PROT_WX,
+        _ => LOW32,
+    }
+}
+
+/// One allowed syscall and, if constrained, the allowed (index, mask, value) combinations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowed {
+    pub name: String,
+    /// each alternative: the conditions that must all hold; empty = unconditional
+    pub alternatives: Vec<Vec<(u32, u64, u64)>>,
+}
+
+/// The learned profile before it is written out.
+#[derive(Debug, Clone, Default)]
+pub struct Learned {
+    pub allowed: Vec<Allowed>,
+    /// syscalls (or argument values) the workload used that the ceiling forbids
+    pub refused: Vec<String>,
+    /// arguments left unconstrained, with why
+    pub unconstrained: Vec<String>,
+}
+
+fn ret_allows(ret: u32) -> bool {
+    ret & 0xffff_0000 == 0x7fff_0000
+}
+
+/// Observed ∩ ceiling. `ceiling` is the compiled ceiling filter; a combination it does not
+/// allow (evaluated with the observed argument values) is refused, never silently allowed.
+pub fn build(o: &Observed, ceiling: &Filter) -> Learned {
+    let arch = Arch::native();
+    let mut l = Learned::default();
+    for name in &o.syscalls {
+        let Some(nr) = arch.syscall(name) else {
+            continue;
+        };
+        // per constrained argument: the masked values seen
+        let mut per_arg: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+        if let Some(a) = o.args.get(name) {
+            if o.args_overflow.contains(name) {
+                l.unconstrained.push(format!(
+                    "{name}: more distinct argument values than the recording map holds"
+                ));
+            } else {
+                for (idx, vals) in a {
+                    let m = mask_of(name, *idx);
+                    let masked: BTreeSet<u64> = vals.iter().map(|v| v & m).collect();
+                    if masked.len() > MAX_VALUES {
+                        l.unconstrained.push(format!(
+                            "{name} argument {idx}: {} distinct values (more than {MAX_VALUES})",
+                            masked.len()
+                        ));
+                    } else {
+                        per_arg.insert(*idx, masked);
+                    }
+                }
+            }
+        }
+        // every combination of the constrained arguments' values
+        let mut combos: Vec<Vec<(u32, u64, u64)>> = vec![vec![]];
+        for (idx, vals) in &per_arg {
+            let m = mask_of(name, *idx);
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    vals.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push((*idx, m, *v));
+                        c
+                    })
+                })
+                .collect();
+        }
+        let mut kept = vec![];
+        for c in combos {
+            let mut args = [0u64; 6];
+            for (i, _, v) in &c {
+                args[*i as usize] = *v;
+            }
+            if ret_allows(ceiling.eval(arch, nr, args).0) {
+                kept.push(c);
+            } else if c.is_empty() {
+                l.refused.push(name.clone());
+            } else {
+                let what: Vec<String> =
+                    c.iter().map(|(i, _, v)| format!("arg{i}={v:#x}")).collect();
+                l.refused.push(format!("{name}({})", what.join(", ")));
+            }
+        }
+        if !kept.is_empty() {
+            l.allowed.push(Allowed {
+                name: name.clone(),
+                alternatives: kept,
+            });
+        }
+    }
+    l
+}
+
+impl Learned {
+    /// Add syscalls denied during verification (missed by the recording), as unconditional
+    /// allows where the ceiling permits them.
+    pub fn add_missed(&mut self, names: &BTreeSet<String>, ceiling: &Filter) -> Vec<String> {
+        let arch = Arch::native();
+        let mut added = vec![];
+        for n in names {
+            let Some(nr) = arch.syscall(n) else { continue };
+            if !ret_allows(ceiling.eval(arch, nr, [0; 6]).0) {
+                if !self.refused.contains(n) {
+                    self.refused.push(n.clone());
+                }
+                continue;
+            }
+            match self.allowed.iter_mut().find(|a| &a.name == n) {
+                // it was constrained: a value outside the set was denied; lift the constraint
+                Some(a) => a.alternatives = vec![vec![]],
+                None => self.allowed.push(Allowed {
+                    name: n.clone(),
+                    alternatives: vec![vec![]],
+                }),
+            }
+            added.push(n.clone());
+        }
+        self.allowed.sort_by(|a, b| a.name.cmp(&b.name));
+        added
+    }
+
+    pub fn names(&self) -> BTreeSet<String> {
+        self.allowed.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// The profile in Docker/OCI JSON: `defaultAction` for everything not learned.
+    pub fn to_json(&self, default_action: &str) -> Value {
+        let plain: Vec<&str> = self
+            .allowed
+            .iter()
+            .filter(|a| a.alternatives.iter().any(Vec::is_empty))
+            .map(|a| a.name.as_str())
+            .collect();
+        let mut syscalls = vec![];
+        if !plain.is_empty() {
+            syscalls.push(json!({"names": plain, "action": "SCMP_ACT_ALLOW"}));
+        }
+        for a in &self.allowed {
+            if a.alternatives.iter().any(Vec::is_empty) {
+                continue;
+            }
+            for alt in &a.alternatives {
+                let args: Vec<Value> = alt
+                    .iter()
+                    .map(|(i, m, v)| {
+                        if *m == LOW32 && *v <= LOW32 {
+                            json!({"index": i, "value": v, "valueTwo": 0, "op": "SCMP_CMP_EQ"})
+                        } else {
+                            json!({"index": i, "value": m, "valueTwo": v, "op": "SCMP_CMP_MASKED_EQ"})
+                        }
+                    })
+                    .collect();
+                syscalls.push(json!({"names": [a.name], "action": "SCMP_ACT_ALLOW", "args": args}));
+            }
+        }
+        json!({
+            "defaultAction": default_action,
+            "defaultErrnoRet": 1,
+            "architectures": [Arch::native().scmp_name()],
+            "syscalls": syscalls,
+        })
+    }
+}
+
+/// The Security Profiles Operator's `SeccompProfile` for the same profile.
+pub fn to_spo_yaml(profile: &Value, name: &str) -> String {
+    let mut y = format!(
+        "apiVersion: security-profiles-operator.x-k8s.io/v1beta1\nkind: SeccompProfile\nmetadata:\n  name: {name}\nspec:\n  defaultAction: {}\n  architectures:\n",
+        profile["defaultAction"].as_str().unwrap_or("SCMP_ACT_ERRNO")
+    );
+    for a in profile["architectures"].as_array().into_iter().flatten() {
+        y.push_str(&format!("    - {}\n", a.as_str().unwrap_or_default()));
+    }
+    y.push_str("  syscalls:\n");
+    for s in profile["syscalls"].as_array().into_iter().flatten() {
+        y.push_str(&format!(
+            "    - action: {}\n      names:\n",
+            s["action"].as_str().unwrap_or_default()
+        ));
+        for n in s["names"].as_array().into_iter().flatten() {
+            y.push_str(&format!("        - {}\n", n.as_str().unwrap_or_default()));
+        }
+        if let Some(args) = s["args"].as_array() {
+            y.push_str("      args:\n");
+            for a in args {
+                y.push_str(&format!(
+                    "        - index: {}\n          value: {}\n          valueTwo: {}\n          op: {}\n",
+                    a["index"], a["value"], a["valueTwo"],
+                    a["op"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    y
+}

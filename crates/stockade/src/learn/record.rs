@@ -1,0 +1,323 @@
+//! Recording in the kernel: two raw-tracepoint programs, assembled in-process with
+//! [`crate::ebpf`], that set bits in maps. No ring buffer and no event stream to user space, so
+//! nothing can be dropped however fast the workload is.
+//!
+//! - `sys_enter`: for a task whose cgroup (at the container's level of the unified hierarchy:
+//!   `bpf_get_current_ancestor_cgroup_id`) is the learning run's, and only once that cgroup has
+//!   loaded its seccomp filter (the program arms itself on `seccomp(SECCOMP_SET_MODE_FILTER)`),
+//!   mark the syscall number, and for the calls whose arguments carry the risk, the distinct
+//!   values of those arguments (a hash map; when it is full the call is marked "overflowed" and
+//!   its arguments are left unconstrained).
+//! - `cap_capable`: the same cgroup, once armed: each capability checked, and whether it was
+//!   granted.
+//!
+//! x86_64 only (the argument registers' offsets in `struct pt_regs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::os::fd::OwnedFd;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ebpf::{self, helper, op::*, Asm, Label, Map};
+
+/// Syscall numbers recorded (the native table is below this).
+pub const MAX_NR: u32 = 1024;
+
+/// (syscall, argument index) pairs whose values are recorded.
+pub const ARG_RULES: &[(&str, u32)] = &[
+    ("socket", 0),
+    ("socket", 1),
+    ("socketpair", 0),
+    ("socketpair", 1),
+    ("clone", 0),
+    ("unshare", 0),
+    ("setns", 1),
+    ("ioctl", 1),
+    ("prctl", 0),
+    ("personality", 0),
+    ("mmap", 2),
+    ("mprotect", 2),
+    ("pkey_mprotect", 2),
+];
+
+/// Offsets of the six syscall argument registers in x86_64's `struct pt_regs`
+/// (rdi, rsi, rdx, r10, r8, r9).
+const ARG_REG_OFF: [i32; 6] = [112, 104, 96, 56, 72, 64];
+const ARGS_MAX_ENTRIES: u32 = 16384;
+const SECCOMP_SET_MODE_FILTER: i32 = 1;
+const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+
+/// What a learning run did, by name: the raw observations `learn merge` unions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Observed {
+    pub syscalls: BTreeSet<String>,
+    /// syscall → argument index → distinct values seen
+    pub args: BTreeMap<String, BTreeMap<u32, BTreeSet<u64>>>,
+    /// syscalls whose argument values did not all fit the map
+    pub args_overflow: BTreeSet<String>,
+    pub caps_checked: BTreeSet<String>,
+    pub caps_granted: BTreeSet<String>,
+    /// an x32 system call was made (native x86_64 profiles do not cover them)
+    pub x32: bool,
+    /// numbers with no name in this build's table
+    pub unknown_numbers: BTreeSet<u32>,
+}
+
+impl Observed {
+    pub fn merge(&mut self, o: &Observed) {
+        self.syscalls.extend(o.syscalls.iter().cloned());
+        for (n, a) in &o.args {
+            let e = self.args.entry(n.clone()).or_default();
+            for (i, v) in a {
+                e.entry(*i).or_default().extend(v.iter().copied());
+            }
+        }
+        self.args_overflow.extend(o.args_overflow.iter().cloned());
+        self.caps_checked.extend(o.caps_checked.iter().cloned());
+        self.caps_granted.extend(o.caps_granted.iter().cloned());
+        self.x32 |= o.x32;
+        self.unknown_numbers
+            .extend(o.unknown_numbers.iter().copied());
+    }
+}
+
+/// The programs attached, and their maps; everything is detached and freed on drop.
+pub struct Recorder {
+    state: Map,
+    sys: Map,
+    args: Map,
+    caps: Map,
+    _links: Vec<OwnedFd>,
+}
+
+fn nr_of(name: &str) -> i32 {
+    stockade_seccomp::Arch::native()
+        .syscall(name)
+        .expect("a native syscall") as i32
+}
+
+/// `if current task's cgroup at `level` != target: goto out`.
+fn cgroup_check(a: &mut Asm, level: u32, target: u64, out: Label) {
+    a.i(MOV64_IMM, 1, 0, 0, level as i32)
+        .call(helper::GET_CURRENT_ANCESTOR_CGROUP_ID);
+    a.ld_imm64(1, target);
+    a.jump(JNE_REG, 0, 1, 0, out);
+}
+
+/// `r0 = lookup(map, &(u32 at r10-4))`; jump to `none` when absent.
+fn lookup_u32_key(a: &mut Asm, map: &Map, none: Label) {
+    a.ld_map(1, &map.fd);
+    a.i(MOV64_REG, 2, 10, 0, 0).i(ADD64_IMM, 2, 0, 0, -4);
+    a.call(helper::MAP_LOOKUP_ELEM);
+    a.jump(JEQ_IMM, 0, 0, 0, none);
+}
+
+/// `*(u64 *)(r10 - 16) = syscall argument idx` (regs pointer at ctx[0], in r6).
+fn read_arg(a: &mut Asm, idx: u32) {
+    a.i(MOV64_REG, 1, 10, 0, 0).i(ADD64_IMM, 1, 0, 0, -16);
+    a.i(MOV64_IMM, 2, 0, 0, 8);
+    a.i(LDX_DW, 3, 6, 0, 0)
+        .i(ADD64_IMM, 3, 0, 0, ARG_REG_OFF[idx as usize]);
+    a.call(helper::PROBE_READ_KERNEL);
+}
+
+/// The armed flag: state[0].armed (r8 = its address), else `out`.
+fn state_ptr(a: &mut Asm, state: &Map, out: Label) {
+    a.i(ST_W, 10, 0, -4, 0);
+    lookup_u32_key(a, state, out);
+    a.i(MOV64_REG, 8, 0, 0, 0);
+}
+
+fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let (out, armed, native, args) = (a.label(), a.label(), a.label(), a.label());
+    a.i(MOV64_REG, 6, 1, 0, 0);
+    cgroup_check(&mut a, level, target, out);
+    a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
+    state_ptr(&mut a, &r.state, out);
+    a.i(LDX_DW, 1, 8, 0, 0);
+    a.jump(JNE_IMM, 1, 0, 0, armed);
+    // not armed yet: arm on seccomp(SECCOMP_SET_MODE_FILTER, ...), record nothing
+    a.jump(JNE_IMM, 7, 0, nr_of("seccomp"), out);
+    read_arg(&mut a, 0);
+    a.i(LDX_DW, 1, 10, -16, 0);
+    a.jump(JNE_IMM, 1, 0, SECCOMP_SET_MODE_FILTER, out);
+    a.i(MOV64_IMM, 1, 0, 0, 1).i(STX_DW, 8, 1, 0, 0);
+    a.jump(JA, 0, 0, 0, out);
+    a.place(armed);
+    a.i(MOV64_REG, 1, 7, 0, 0)
+        .i(AND64_IMM, 1, 0, 0, X32_SYSCALL_BIT);
+    a.jump(JEQ_IMM, 1, 0, 0, native);
+    a.i(MOV64_IMM, 1, 0, 0, 1).i(STX_DW, 8, 1, 8, 0);
+    a.jump(JA, 0, 0, 0, out);
+    a.place(native);
+    a.jump(JGE_IMM, 7, 0, MAX_NR as i32, out);
+    a.i(STX_W, 10, 7, -4, 0);
+    lookup_u32_key(&mut a, &r.sys, args);
+    a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
+    a.place(args);
+    for (name, idx) in ARG_RULES {
+        let Some(nr) = stockade_seccomp::Arch::native().syscall(name) else {
+            continue;
+        };
+        let next = a.label();
+        a.jump(JNE_IMM, 7, 0, nr as i32, next);
+        read_arg(&mut a, *idx);
+        // key {u32 nr, u32 idx, u64 value} at r10-32, value 1 at r10-36
+        a.i(ST_W, 10, 0, -32, nr as i32)
+            .i(ST_W, 10, 0, -28, *idx as i32);
+        a.i(LDX_DW, 1, 10, -16, 0).i(STX_DW, 10, 1, -24, 0);
+        a.i(ST_W, 10, 0, -36, 1);
+        a.ld_map(1, &r.args.fd);
+        a.i(MOV64_REG, 2, 10, 0, 0).i(ADD64_IMM, 2, 0, 0, -32);
+        a.i(MOV64_REG, 3, 10, 0, 0).i(ADD64_IMM, 3, 0, 0, -36);
+        a.i(MOV64_IMM, 4, 0, 0, 0);
+        a.call(helper::MAP_UPDATE_ELEM);
+        a.jump(JEQ_IMM, 0, 0, 0, next);
+        // the map is full: this syscall's arguments stay unconstrained (bit 2)
+        a.i(ST_W, 10, 0, -4, nr as i32);
+        lookup_u32_key(&mut a, &r.sys, next);
+        a.i(MOV64_IMM, 1, 0, 0, 2).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
+        a.place(next);
+    }
+    a.place(out);
+    a.i(MOV64_IMM, 0, 0, 0, 0).i(EXIT, 0, 0, 0, 0);
+    a.finish()
+}
+
+fn cap_capable_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let (out, store) = (a.label(), a.label());
+    a.i(MOV64_REG, 6, 1, 0, 0);
+    cgroup_check(&mut a, level, target, out);
+    state_ptr(&mut a, &r.state, out);
+    a.i(LDX_DW, 1, 8, 0, 0);
+    a.jump(JEQ_IMM, 1, 0, 0, out);
+    // cap_capable(cred, target_ns, capable_ns, cap, ret)
+    a.i(LDX_DW, 7, 6, 24, 0).i(LDX_DW, 9, 6, 32, 0);
+    a.jump(JGE_IMM, 7, 0, 64, out);
+    a.i(STX_W, 10, 7, -4, 0);
+    lookup_u32_key(&mut a, &r.caps, out);
+    a.i(MOV64_IMM, 1, 0, 0, 1);
+    a.jump(JNE_IMM, 9, 0, 0, store);
+    a.i(MOV64_IMM, 1, 0, 0, 3);
+    a.place(store);
+    a.i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
+    a.place(out);
+    a.i(MOV64_IMM, 0, 0, 0, 0).i(EXIT, 0, 0, 0, 0);
+    a.finish()
+}
+
+use crate::ebpf::Insn;
+
+impl Recorder {
+    /// Load and attach both programs for the cgroup with id `target` at depth `level` of the
+    /// unified hierarchy.
+    pub fn start(target: u64, level: u32) -> io::Result<Recorder> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(io::Error::other("stockade learn records on x86_64 only"));
+        }
+        let mut r = Recorder {
+            state: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 16, 1, "learn_state")?,
+            sys: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 4, MAX_NR, "learn_sys")?,
+            args: Map::create(ebpf::MAP_TYPE_HASH, 16, 4, ARGS_MAX_ENTRIES, "learn_args")?,
+            caps: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 4, 64, "learn_caps")?,
+            _links: vec![],
+        };
+        let sys = ebpf::prog_load(
+            ebpf::PROG_TYPE_RAW_TRACEPOINT,
+            &sys_enter_program(&r, level, target),
+            0,
+            "learn_sys",
+            ebpf::License::DualMitGpl,
+        )?;
+        let caps = ebpf::prog_load(
+            ebpf::PROG_TYPE_RAW_TRACEPOINT,
+            &cap_capable_program(&r, level, target),
+            0,
+            "learn_caps",
+            ebpf::License::DualMitGpl,
+        )?;
+        r._links
+            .push(ebpf::raw_tracepoint_open(c"sys_enter", &sys).map_err(|e| {
+                io::Error::new(e.kind(), format!("attach to raw tracepoint sys_enter: {e}"))
+            })?);
+        r._links.push(
+            ebpf::raw_tracepoint_open(c"cap_capable", &caps).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("attach to raw tracepoint cap_capable: {e}"),
+                )
+            })?,
+        );
+        Ok(r)
+    }
+
+    /// Whether the cgroup loaded its filter (nothing was recorded before that).
+    pub fn armed(&self) -> io::Result<bool> {
+        let v = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+        Ok(v.first().is_some_and(|b| *b != 0))
+    }
+
+    pub fn observed(&self) -> io::Result<Observed> {
+        let arch = stockade_seccomp::Arch::native();
+        let mut o = Observed::default();
+        let st = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+        o.x32 = st.get(8).is_some_and(|b| *b != 0);
+        for nr in 0..MAX_NR {
+            let v = self.sys.lookup(&nr.to_ne_bytes())?.unwrap_or_default();
+            let bits = v.first().copied().unwrap_or(0);
+            if bits == 0 {
+                continue;
+            }
+            match arch.name_of(nr) {
+                Some(n) => {
+                    if bits & 1 != 0 {
+                        o.syscalls.insert(n.to_string());
+                    }
+                    if bits & 2 != 0 {
+                        o.args_overflow.insert(n.to_string());
+                    }
+                }
+                None => {
+                    o.unknown_numbers.insert(nr);
+                }
+            }
+        }
+        for k in self.args.entries()?.keys() {
+            let nr = u32::from_ne_bytes(k[0..4].try_into().expect("4"));
+            let idx = u32::from_ne_bytes(k[4..8].try_into().expect("4"));
+            let val = u64::from_ne_bytes(k[8..16].try_into().expect("8"));
+            if let Some(n) = arch.name_of(nr) {
+                o.args
+                    .entry(n.to_string())
+                    .or_default()
+                    .entry(idx)
+                    .or_default()
+                    .insert(val);
+            }
+        }
+        for cap in 0..64u32 {
+            let v = self.caps.lookup(&cap.to_ne_bytes())?.unwrap_or_default();
+            let bits = v.first().copied().unwrap_or(0);
+            if bits == 0 {
+                continue;
+            }
+            let Some(name) = cap_name(cap) else { continue };
+            o.caps_checked.insert(name.clone());
+            if bits & 2 != 0 {
+                o.caps_granted.insert(name);
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `CAP_CHOWN` for 0, ...
+pub fn cap_name(n: u32) -> Option<String> {
+    caps::all()
+        .into_iter()
+        .find(|c| c.index() as u32 == n)
+        .map(|c| c.to_string())
+}
