@@ -77,7 +77,7 @@ pub struct LearnArgs {
     /// Seconds one run of the scenario may take
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
-    /// Capabilities the learning run may use: docker (Docker's 14), all, or CAP,CAP,...
+    /// Capabilities the learning run may use: docker (Docker's 14), all, none, or CAP,CAP,...
     #[arg(long, default_value = "docker")]
     pub caps_ceiling: String,
     /// What the learned profile may never exceed: default, docker or a profile file
@@ -293,6 +293,7 @@ fn caps_ceiling(s: &str) -> Result<(Vec<String>, Vec<String>)> {
             .map(|c| c.to_string())
             .collect(),
         "all" => caps::all().iter().map(|c| c.to_string()).collect(),
+        "none" => vec![],
         list => {
             let mut v = vec![];
             for c in list.split(',').filter(|c| !c.is_empty()) {
@@ -355,14 +356,19 @@ fn configure(base: &Value, caps: &[String], seccomp: &Value, cgroups_path: Optio
     v
 }
 
-/// Native syscalls allowed, nothing else looked at: the learning and trial runs' filter. A
-/// filter it is (not none), so the recorder arms when it is loaded; 32-bit calls get EPERM as
-/// under the default profile.
-fn permissive() -> Value {
+/// Native syscalls allowed but those the ceiling answers ENOSYS (answered the same, so the
+/// workload takes the fallback it will take under the result: `clone` for `clone3`): the
+/// learning and trial runs' filter. A filter it is (not none), so the recorder arms when it is
+/// loaded; 32-bit calls get EPERM as under the default profile.
+fn permissive(enosys: &[String]) -> Value {
+    let mut rules = vec![json!({"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"})];
+    if !enosys.is_empty() {
+        rules.push(json!({"names": enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+    }
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": [stockade_seccomp::Arch::native().scmp_name()],
-        "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}],
+        "syscalls": rules,
     })
 }
 
@@ -385,6 +391,18 @@ fn check_out_dir(out: &Path) -> Result<()> {
         .and_then(|_| std::fs::write(out.join(".write-test"), b""))
         .and_then(|_| std::fs::remove_file(out.join(".write-test")))
         .map_err(|e| Error::Other(format!("--out {}: not writable: {e}", out.display())))
+}
+
+/// eBPF maps and raw tracepoint programs need root (CAP_BPF and CAP_PERFMON): say so, never
+/// fall back to something lossy.
+fn ebpf_available() -> Result<()> {
+    crate::ebpf::Map::create(crate::ebpf::MAP_TYPE_ARRAY, 4, 4, 1, "learn_probe")
+        .map(drop)
+        .map_err(|e| {
+            Error::Other(format!(
+                "learn needs eBPF (maps and raw tracepoints: root, or CAP_BPF and CAP_PERFMON): {e}"
+            ))
+        })
 }
 
 /// The unified cgroup the learning run's container is made under, removed on drop.
@@ -429,7 +447,7 @@ struct Trial {
 
 /// Delta debugging over `candidates`: drop a chunk when the scenario passes without it, split a
 /// chunk that cannot go; a single capability that cannot go is needed.
-fn trial(runner: &Runner, base: &Value, candidates: &[String]) -> Result<Trial> {
+fn trial(runner: &Runner, base: &Value, candidates: &[String], filter: &Value) -> Result<Trial> {
     let mut keep: Vec<String> = candidates.to_vec();
     let mut queue: Vec<Vec<String>> = vec![candidates.to_vec()];
     let mut needed = vec![];
@@ -444,7 +462,7 @@ fn trial(runner: &Runner, base: &Value, candidates: &[String]) -> Result<Trial> 
             .cloned()
             .collect();
         runs += 1;
-        let o = runner.run(&configure(base, &without, &permissive(), None))?;
+        let o = runner.run(&configure(base, &without, filter, None))?;
         if o.ok {
             keep = without;
         } else if chunk.len() == 1 {
@@ -486,7 +504,10 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         .ok_or_else(|| Error::Other("learn: --out DIR is required".into()))?;
     let (ceiling_caps, missing_caps) = caps_ceiling(&a.caps_ceiling)?;
     // the ceiling is checked before anything runs (with the ceiling's capabilities)
-    ceiling_filter(&a.seccomp_ceiling, &ceiling_caps)?;
+    let learning_filter = permissive(&profile::enosys_of(&ceiling_filter(
+        &a.seccomp_ceiling,
+        &ceiling_caps,
+    )?));
     let ready_port = match &a.ready {
         None => None,
         Some(r) => Some(
@@ -500,6 +521,8 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
             "learn: --ready needs a --test scenario".into(),
         ));
     }
+    // what the recording needs, before anything is made
+    ebpf_available()?;
     check_out_dir(&out)?;
     let base = base_spec(a, exe)?;
     std::fs::create_dir_all(root).map_err(|e| Error::Other(format!("{}: {e}", root.display())))?;
@@ -522,7 +545,12 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         ))
     })?;
     let path = format!("/{}/ctr", cg.rel);
-    let first = runner.run(&configure(&base, &ceiling_caps, &permissive(), Some(&path)))?;
+    let first = runner.run(&configure(
+        &base,
+        &ceiling_caps,
+        &learning_filter,
+        Some(&path),
+    ))?;
     let armed = recorder
         .armed()
         .map_err(|e| Error::Other(format!("learn: {e}")))?;
@@ -556,7 +584,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         .cloned()
         .collect();
     let t0 = Instant::now();
-    let trial = trial(&runner, &base, &candidates)?;
+    let trial = trial(&runner, &base, &candidates, &learning_filter)?;
     let trial_secs = t0.elapsed().as_secs_f64();
     let needed: Vec<String> = trial.needed.iter().map(|(c, _)| c.clone()).collect();
 
@@ -717,9 +745,20 @@ impl Report<'_> {
             );
         }
         s += &format!(
-            "allowed: {}\n\n",
+            "allowed: {}\n",
             l.names().into_iter().collect::<Vec<_>>().join(" ")
         );
+        s += &format!(
+            "of which allowed for any program (lock contention, signal return, restart): {}\n",
+            profile::BASELINE.join(" ")
+        );
+        if !l.enosys.is_empty() {
+            s += &format!(
+                "answered ENOSYS as by the ceiling (libc falls back): {}\n",
+                l.enosys.join(" ")
+            );
+        }
+        s += "\n";
         s += &format!("capabilities: ceiling {}\n", self.ceiling_caps.join(" "));
         if !self.missing_caps.is_empty() {
             s += &format!(

@@ -14,6 +14,11 @@ use stockade_seccomp::{Arch, Filter};
 
 use super::record::Observed;
 
+/// Allowed whatever the recording saw: calls any program may make on paths no scenario can
+/// force — a contended lock (`futex`: the seed itself calls it "inevitable"), a signal
+/// handler's return, an interrupted call restarted. Each acts on the calling process only.
+pub const BASELINE: &[&str] = &["futex", "restart_syscall", "rt_sigreturn"];
+
 /// Distinct values kept per argument before it is left unconstrained.
 pub const MAX_VALUES: usize = 16;
 
@@ -47,6 +52,21 @@ pub struct Learned {
     pub refused: Vec<String>,
     /// arguments left unconstrained, with why
     pub unconstrained: Vec<String>,
+    /// syscalls the ceiling answers ENOSYS (`clone3`, so libc falls back to `clone`): the
+    /// profile answers them the same, not EPERM, or the fallback would not happen
+    pub enosys: Vec<String>,
+}
+
+const RET_ERRNO_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
+
+/// The syscalls `ceiling` answers ENOSYS whatever their arguments (tried with none).
+pub fn enosys_of(ceiling: &Filter) -> Vec<String> {
+    let arch = Arch::native();
+    arch.all_numbers()
+        .into_iter()
+        .filter(|nr| ceiling.eval(arch, *nr, [0; 6]).0 == RET_ERRNO_ENOSYS)
+        .filter_map(|nr| arch.name_of(nr).map(str::to_string))
+        .collect()
 }
 
 fn ret_allows(ret: u32) -> bool {
@@ -58,7 +78,9 @@ fn ret_allows(ret: u32) -> bool {
 pub fn build(o: &Observed, ceiling: &Filter) -> Learned {
     let arch = Arch::native();
     let mut l = Learned::default();
-    for name in &o.syscalls {
+    let mut names = o.syscalls.clone();
+    names.extend(BASELINE.iter().map(|s| s.to_string()));
+    for name in &names {
         let Some(nr) = arch.syscall(name) else {
             continue;
         };
@@ -122,6 +144,11 @@ pub fn build(o: &Observed, ceiling: &Filter) -> Learned {
             });
         }
     }
+    let names = l.names();
+    l.enosys = enosys_of(ceiling)
+        .into_iter()
+        .filter(|n| !names.contains(n))
+        .collect();
     l
 }
 
@@ -186,6 +213,11 @@ impl Learned {
                     .collect();
                 syscalls.push(json!({"names": [a.name], "action": "SCMP_ACT_ALLOW", "args": args}));
             }
+        }
+        if !self.enosys.is_empty() {
+            syscalls.push(
+                json!({"names": self.enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+            );
         }
         json!({
             "defaultAction": default_action,
