@@ -251,7 +251,11 @@ pub struct Map {
     pub fd: OwnedFd,
     key_size: usize,
     value_size: usize,
+    max_entries: u32,
 }
+
+/// `BPF_F_MMAPABLE`: an array map whose values user space reads by mapping them.
+pub const F_MMAPABLE: u32 = 1 << 10;
 
 impl Map {
     pub fn create(
@@ -261,11 +265,23 @@ impl Map {
         max_entries: u32,
         name: &str,
     ) -> io::Result<Map> {
+        Map::create_with(map_type, key_size, value_size, max_entries, 0, name)
+    }
+
+    pub fn create_with(
+        map_type: u32,
+        key_size: usize,
+        value_size: usize,
+        max_entries: u32,
+        flags: u32,
+        name: &str,
+    ) -> io::Result<Map> {
         let mut attr = [0u8; 72];
         put_u32(&mut attr, 0, map_type);
         put_u32(&mut attr, 4, key_size as u32);
         put_u32(&mut attr, 8, value_size as u32);
         put_u32(&mut attr, 12, max_entries);
+        put_u32(&mut attr, 16, flags);
         attr[28..44].copy_from_slice(&name16(name));
         let fd = sys_bpf(BPF_MAP_CREATE, &mut attr)
             .map_err(|e| io::Error::new(e.kind(), format!("create eBPF map {name}: {e}")))?;
@@ -273,7 +289,37 @@ impl Map {
             fd: owned(fd),
             key_size,
             value_size,
+            max_entries,
         })
+    }
+
+    /// Every value of an array map made with [`F_MMAPABLE`], in key order, read through one
+    /// mapping instead of one `bpf()` call per key.
+    pub fn array_values(&self) -> io::Result<Vec<Vec<u8>>> {
+        let stride = self.value_size.div_ceil(8) * 8;
+        let len = (stride * self.max_entries as usize).div_ceil(4096) * 4096;
+        // SAFETY: a shared read-only mapping of the map's values; the kernel checks the size.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                self.fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the mapping is len readable bytes until munmap below.
+        let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
+        let out = (0..self.max_entries as usize)
+            .map(|i| bytes[i * stride..i * stride + self.value_size].to_vec())
+            .collect();
+        // SAFETY: p and len are the mapping made above, no longer used.
+        unsafe { libc::munmap(p, len) };
+        Ok(out)
     }
 
     /// The value at `key`, if any.

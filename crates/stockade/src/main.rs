@@ -145,6 +145,9 @@ enum Cmd {
         /// For running as a normal user: map only the caller, no cgroup limits
         #[arg(long)]
         rootless: bool,
+        /// Use what `stockade learn --out DIR` learned: its seccomp profile and capabilities
+        #[arg(long, value_name = "DIR")]
+        learned: Option<PathBuf>,
     },
     /// Run a host command in a sandbox (no image needed)
     Sandbox(Box<SandboxArgs>),
@@ -443,12 +446,19 @@ fn real_main(cli: Cli) -> Result<i32> {
                 _ => bail!("unknown command {what:?} (see stockade --help)"),
             }
         }
-        Cmd::Spec { bundle, rootless } => {
+        Cmd::Spec {
+            bundle,
+            rootless,
+            learned,
+        } => {
             let file = bundle.join("config.json");
             if file.exists() {
                 bail!("{} exists already; remove it first", file.display());
             }
-            let v = spec::hardened_default(rootless);
+            let mut v = spec::hardened_default(rootless);
+            if let Some(dir) = learned {
+                stockade::learn::apply_learned(&mut v, &dir)?;
+            }
             std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n")
                 .with_context(|| format!("write {}", file.display()))?;
             Ok(0)

@@ -534,3 +534,11 @@ pub fn unlock_pty(master: &impl AsRawFd) -> io::Result<()> {
     let ret = unsafe { libc::ioctl(master.as_raw_fd(), TIOCSPTLCK as _, &unlock) };
     check(ret as libc::c_long).map(drop)
 }
+
+/// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: on success the kernel returned a new descriptor that we now own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

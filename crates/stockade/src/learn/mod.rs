@@ -119,18 +119,31 @@ fn tail(s: &str, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Wait for `child` until `until`: the exit is noticed at once (a pidfd polled), not at the
+/// next tick of a sleep loop.
 fn wait_deadline(
     child: &mut std::process::Child,
     until: Instant,
 ) -> Option<std::process::ExitStatus> {
+    let pidfd = crate::sys::pidfd_open(child.id() as i32).ok();
     loop {
         if let Ok(Some(s)) = child.try_wait() {
             return Some(s);
         }
-        if Instant::now() >= until {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        match &pidfd {
+            Some(fd) => {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                use std::os::fd::AsFd;
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
 }
 
@@ -665,6 +678,30 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         )));
     }
     Ok(0)
+}
+
+/// Put what `learn --out dir` wrote into an OCI config: `linux.seccomp` from seccomp.json and
+/// the needed capabilities in every set (ambient too for a non-root user).
+pub fn apply_learned(spec: &mut Value, dir: &Path) -> Result<()> {
+    let read = |f: &str| -> Result<Value> {
+        let p = dir.join(f);
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| Error::Other(format!("--learned: {}: {e}", p.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Other(format!("--learned: {}: {e}", p.display())))
+    };
+    let mut sc = read("seccomp.json")?;
+    if let Some(o) = sc.as_object_mut() {
+        o.remove("comment");
+    }
+    let caps: Vec<String> = read("capabilities.json")?["needed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    *spec = configure(spec, &caps, &sc, None);
+    Ok(())
 }
 
 /// What report.txt and capabilities.json say.

@@ -220,9 +220,23 @@ impl Recorder {
         }
         let mut r = Recorder {
             state: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 16, 1, "learn_state")?,
-            sys: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 4, MAX_NR, "learn_sys")?,
+            sys: Map::create_with(
+                ebpf::MAP_TYPE_ARRAY,
+                4,
+                4,
+                MAX_NR,
+                ebpf::F_MMAPABLE,
+                "learn_sys",
+            )?,
             args: Map::create(ebpf::MAP_TYPE_HASH, 16, 4, ARGS_MAX_ENTRIES, "learn_args")?,
-            caps: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 4, 64, "learn_caps")?,
+            caps: Map::create_with(
+                ebpf::MAP_TYPE_ARRAY,
+                4,
+                4,
+                64,
+                ebpf::F_MMAPABLE,
+                "learn_caps",
+            )?,
             _links: vec![],
         };
         let sys = ebpf::prog_load(
@@ -265,8 +279,7 @@ impl Recorder {
         let mut o = Observed::default();
         let st = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
         o.x32 = st.get(8).is_some_and(|b| *b != 0);
-        for nr in 0..MAX_NR {
-            let v = self.sys.lookup(&nr.to_ne_bytes())?.unwrap_or_default();
+        for (nr, v) in (0u32..).zip(self.sys.array_values()?) {
             let bits = v.first().copied().unwrap_or(0);
             if bits == 0 {
                 continue;
@@ -298,8 +311,7 @@ impl Recorder {
                     .insert(val);
             }
         }
-        for cap in 0..64u32 {
-            let v = self.caps.lookup(&cap.to_ne_bytes())?.unwrap_or_default();
+        for (cap, v) in (0u32..).zip(self.caps.array_values()?) {
             let bits = v.first().copied().unwrap_or(0);
             if bits == 0 {
                 continue;
