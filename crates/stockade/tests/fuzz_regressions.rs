@@ -28,9 +28,9 @@ fn parse_and_validate(text: &str) -> Result<(), String> {
 /// second uid mapping's host range, 4294967000 + 900, overflows 32 bits; `check_id_maps` adds
 /// the *other* mapping's size in its overlap test before that mapping's own overflow check has
 /// run (namespaces.rs:184, `b + o.size()`), which panics with overflow checks on (tests, debug
-/// builds) and wraps in release. The answer must be the overflow error.
+/// builds) and wraps in release. The answer must be the overflow error (fixed in cd22980:
+/// every range is checked first, overlaps are summed in 64 bits).
 #[test]
-#[ignore = "namespaces.rs:184 overflows in check_id_maps' overlap test; un-ignore once fixed there"]
 fn uid_mapping_whose_host_range_overflows_is_refused() {
     let text = r#"{"ociVersion":"1","":{"":""},"root":{"path":"/"},"process":{"args":[""],"cwd":"/","user":{"":0},"":{"":[]}},"":[{"":"","":"","":[""]}],"":{"":[{"":"","":0}],"":[{"":""}]},"linux":{"namespaces":[{"type":"user"},{"type":"network"},{"type":"ipc"},{"type":"pid","":""}],"uidMappings":[{"":0,"size":6},{"containerID":6,"hostID":4294967000,"size":900}],"":""},"":0,"":0}"#;
     let err = parse_and_validate(text).unwrap_err();
