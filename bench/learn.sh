@@ -14,6 +14,7 @@ bin=$PWD/target/x86_64-unknown-linux-gnu/release/stockade
 work=$(mktemp -d)
 root=$(mktemp -d /dev/shm/stockade-learn-bench.XXXXXX)
 trap 'rm -rf "$work" "$root"' EXIT
+chmod 755 "$work"
 printf 'int main(void){return 0;}\n' > "$work/a.c"
 runs=${RUNS:-10}
 declare -A W
@@ -23,7 +24,7 @@ W[python]="/usr/bin/python3 -c pass"
 W[gcc]="gcc -O2 -o /tmp/a /src/a.c"
 opts=(--ro-bind "$work:/src" --memory unlimited --pids unlimited --cpus unlimited)
 printf '%-8s %10s %10s %10s %8s %8s\n' workload native_ms learn_ms strace_ms learn/n strace/n
-for w in find tar python gcc; do
+for w in ${WORKLOADS:-find tar python gcc}; do
   c=${W[$w]}
   host_c=${c//\/src/$work}
   n_cmd="$bin --root $root sandbox ${opts[*]} -- sh -c '$c'"
@@ -36,7 +37,8 @@ for w in find tar python gcc; do
       3) order=("$s_cmd" "$n_cmd" "$l_cmd") ; names=(strace native learn) ;;
     esac
     hyperfine --warmup 1 --runs "$runs" --export-json "$work/$w-$i.json" \
-      -n "${names[0]}" "${order[0]}" -n "${names[1]}" "${order[1]}" -n "${names[2]}" "${order[2]}" >/dev/null 2>&1
+      -n "${names[0]}" "${order[0]}" -n "${names[1]}" "${order[1]}" -n "${names[2]}" "${order[2]}" >/dev/null 2>"$work/err" ||
+      { cat "$work/err" >&2; exit 1; }
   done
   python3 - "$work" "$w" <<'PY'
 import json, statistics, sys

@@ -50,6 +50,7 @@ pub mod op {
     pub const JEQ_REG: u8 = 0x1d;
     pub const JGE_IMM: u8 = 0x35;
     pub const JNE_IMM: u8 = 0x55;
+    pub const JSET_IMM: u8 = 0x45;
     pub const JNE_REG: u8 = 0x5d;
     pub const CALL: u8 = 0x85;
     pub const EXIT: u8 = 0x95;

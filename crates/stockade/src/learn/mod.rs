@@ -430,6 +430,17 @@ impl LearnCgroup {
         let unified = layout.unified.ok_or_else(|| {
             Error::Other("learn: no cgroup2 (unified) hierarchy is mounted: the recorder identifies the workload by its cgroup v2".into())
         })?;
+        // what a learn killed before its cleanup left: its pid is gone, the cgroup is empty
+        for e in std::fs::read_dir(&unified).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("stockade-learn-") else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir(e.path().join("ctr"));
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
         let rel = format!("stockade-learn-{}", std::process::id());
         let dir = unified.join(&rel);
         std::fs::create_dir(&dir)
@@ -618,6 +629,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         trial_secs,
         verify_secs: 0.0,
         seccomp_ceiling: a.seccomp_ceiling.clone(),
+        reference: reference_counts(&ceiling_caps),
     };
     write_outputs(&out, &learned, &report, &needed)?;
     if a.no_verify {
@@ -720,6 +732,12 @@ struct Report<'a> {
     trial_secs: f64,
     verify_secs: f64,
     seccomp_ceiling: String,
+    /// syscalls allowed by Docker's default profile and by stockade's (computed once)
+    reference: (usize, usize),
+}
+
+fn reference_counts(caps: &[String]) -> (usize, usize) {
+    (allowed_by("docker", caps), allowed_by("default", &[]))
 }
 
 /// How many native syscalls a built-in profile allows unconditionally or with arguments.
@@ -749,8 +767,7 @@ impl Report<'_> {
         };
         s += &format!("stockade learn: {status}\n\n");
         let n = l.allowed.len();
-        let docker = allowed_by("docker", &self.ceiling_caps);
-        let default = allowed_by("default", &[]);
+        let (docker, default) = self.reference;
         s += &format!(
             "syscalls: {n} allowed ({} observed); Docker's default profile allows {docker}, stockade's default {default}: {} and {} fewer\n",
             self.observed.syscalls.len(),
@@ -983,6 +1000,7 @@ fn merge(dirs: &[PathBuf], out: &Path, ceiling: &str) -> Result<i32> {
         trial_secs: 0.0,
         verify_secs: 0.0,
         seccomp_ceiling: ceiling.to_string(),
+        reference: reference_counts(&needed),
     };
     write_outputs(out, &learned, &report, &needed)?;
     println!("{}", report.text(&learned));

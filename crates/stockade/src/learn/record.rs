@@ -155,6 +155,9 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
     a.jump(JGE_IMM, 7, 0, MAX_NR as i32, out);
     a.i(STX_W, 10, 7, -4, 0);
     lookup_u32_key(&mut a, &r.sys, args);
+    // seen before: no write (the cache line stays shared between CPUs)
+    a.i(LDX_W, 1, 0, 0, 0);
+    a.jump(JSET_IMM, 1, 0, 1, args);
     a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
     a.place(args);
     for (name, idx) in ARG_RULES {
@@ -169,6 +172,11 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
             .i(ST_W, 10, 0, -28, *idx as i32);
         a.i(LDX_DW, 1, 10, -16, 0).i(STX_DW, 10, 1, -24, 0);
         a.i(ST_W, 10, 0, -36, 1);
+        // seen before: nothing to do (an update would allocate and RCU-free an element)
+        a.ld_map(1, &r.args.fd);
+        a.i(MOV64_REG, 2, 10, 0, 0).i(ADD64_IMM, 2, 0, 0, -32);
+        a.call(helper::MAP_LOOKUP_ELEM);
+        a.jump(JNE_IMM, 0, 0, 0, next);
         a.ld_map(1, &r.args.fd);
         a.i(MOV64_REG, 2, 10, 0, 0).i(ADD64_IMM, 2, 0, 0, -32);
         a.i(MOV64_REG, 3, 10, 0, 0).i(ADD64_IMM, 3, 0, 0, -36);
