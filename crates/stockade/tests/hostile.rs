@@ -45,24 +45,26 @@ fn core_pattern() -> (String, u32) {
     )
 }
 
-/// A bundle that brings its own /dev (no tmpfs mount there), as valid OCI allows; `userns`
-/// false removes the user namespace, as engines send configs.
-fn own_dev_bundle(args: &[&str], userns: bool) -> Bundle {
-    Bundle::new(args, |v| {
-        v["mounts"]
+/// The config brings its own /dev (no tmpfs mount there), as valid OCI allows; `userns` false
+/// removes the user namespace, as engines send configs.
+fn own_dev(v: &mut serde_json::Value, userns: bool) {
+    v["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/dev");
+    if !userns {
+        v["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
-            .retain(|m| m["destination"] != "/dev");
-        if !userns {
-            v["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|n| n["type"] != "user");
-            let l = v["linux"].as_object_mut().unwrap();
-            l.remove("uidMappings");
-            l.remove("gidMappings");
-        }
-    })
+            .retain(|n| n["type"] != "user");
+        let l = v["linux"].as_object_mut().unwrap();
+        l.remove("uidMappings");
+        l.remove("gidMappings");
+    }
+}
+
+fn own_dev_bundle(args: &[&str], userns: bool) -> Bundle {
+    Bundle::new(args, |v| own_dev(v, userns))
 }
 
 /// CVE-2025-31133's shape, and the defect stockade had: the image's `/dev/null` is a symlink to
@@ -274,25 +276,12 @@ fn exec_does_not_expose_the_runtime_binary() {
 /// symlink replaced), the host file is untouched.
 #[test]
 fn terminal_with_symlinked_console_and_ptmx_stays_contained() {
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixListener;
+    use std::io::Write;
     for userns in [false, true] {
         let bait = Bait::new();
         let b = Bundle::new(&["sh"], |v| {
             v["process"]["terminal"] = json!(true);
-            v["mounts"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|m| m["destination"] != "/dev");
-            if !userns {
-                v["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .retain(|n| n["type"] != "user");
-                let l = v["linux"].as_object_mut().unwrap();
-                l.remove("uidMappings");
-                l.remove("gidMappings");
-            }
+            own_dev(v, userns);
         });
         let dev = b.path().join("rootfs/dev");
         symlink(&bait.path, dev.join("console")).unwrap();
@@ -300,11 +289,7 @@ fn terminal_with_symlinked_console_and_ptmx_stays_contained() {
         let id = unique("ttylinks");
         let root = b.root.path();
         let sock = b.path().join("console.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
-        let t = std::thread::spawn(move || {
-            let m = std::fs::File::from(recv_fd(&listener).1);
-            (m, listener)
-        });
+        let t = console_socket(&sock);
         let out = cmd(
             root,
             &[
@@ -322,15 +307,7 @@ fn terminal_with_symlinked_console_and_ptmx_stays_contained() {
         master
             .write_all(b"test -c /dev/console && echo console-$((6*7)); ls -l /dev/console; exit\n")
             .unwrap();
-        let mut text = String::new();
-        let mut buf = [0u8; 4096];
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !text.contains("console-42") && std::time::Instant::now() < deadline {
-            match master.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
+        let text = read_until(&mut master, "console-42");
         assert!(text.contains("console-42"), "userns={userns}: {text}");
         bait.assert_untouched();
         let out = cmd(root, &["delete", "--force", &id]);

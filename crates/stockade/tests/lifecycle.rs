@@ -297,19 +297,14 @@ fn delete_cleans_up_after_a_runtime_killed_mid_setup() {
 /// (runc's protocol), the container's shell on the other end; likewise for exec --tty.
 #[test]
 fn terminal_master_goes_to_the_console_socket() {
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixListener;
+    use std::io::Write;
     let id = unique("tty");
     let b = Bundle::new(&["sh"], |v| {
         v["process"]["terminal"] = serde_json::json!(true)
     });
     let root = b.root.path();
     let sock = b.path().join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let t = std::thread::spawn(move || {
-        let m = std::fs::File::from(recv_fd(&listener).1);
-        (m, listener)
-    });
+    let t = console_socket(&sock);
     let out = cmd(
         root,
         &[
@@ -327,15 +322,7 @@ fn terminal_master_goes_to_the_console_socket() {
     master
         .write_all(b"echo typed-$((6*7)); tty; exit\n")
         .unwrap();
-    let mut text = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !text.contains("/dev/pts/0") && std::time::Instant::now() < deadline {
-        match master.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
+    let text = read_until(&mut master, "/dev/pts/0");
     assert!(
         text.contains("typed-42") && text.contains("/dev/pts/0"),
         "{text}"

@@ -318,3 +318,30 @@ pub fn stopped_descendant(pid: i32) -> Option<i32> {
         .into_iter()
         .find(|p| all.iter().any(|(q, s, _)| q == p && *s == 'T'))
 }
+
+/// A console socket at `path` (runc's protocol): the pty master the runtime sends, received in a
+/// thread (the runtime blocks until it is taken). The listener comes back too, to keep it open.
+pub fn console_socket(
+    path: &Path,
+) -> std::thread::JoinHandle<(std::fs::File, std::os::unix::net::UnixListener)> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let m = std::fs::File::from(recv_fd(&listener).1);
+        (m, listener)
+    })
+}
+
+/// What a pty master shows until `needle` appears (or it closes, or 10 s pass).
+pub fn read_until(master: &mut std::fs::File, needle: &str) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text.contains(needle) && std::time::Instant::now() < deadline {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    text
+}

@@ -11,6 +11,23 @@
 //!
 //! Every mount is `nosuid,nodev` unless its options say `suid`/`dev` (`/dev` itself keeps device
 //! nodes usable, as in runc's default spec).
+//!
+//! **The rule: inside the rootfs, by descriptor only.** The image and the config are hostile
+//! input. No path inside the rootfs (or a bind source the container could have written) is
+//! opened, stat'ed, chmod'ed, chown'ed or mounted on by name, before or after `pivot_root`:
+//! - paths are resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` (or, for what
+//!   the runtime just made, `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` and `O_NOFOLLOW`), and the
+//!   operation acts on the descriptor: `move_mount`, `mount_setattr`, `fchmodat2`/`fchownat`
+//!   with `AT_EMPTY_PATH`, `mknodat`/`unlinkat`/`fstatat(AT_SYMLINK_NOFOLLOW)` relative to a
+//!   directory descriptor resolved that way;
+//! - filesystems are made with `fsopen`/`fsconfig`/`fsmount` (never `mount(2)` on a
+//!   `/proc/self/fd/N` path, which would trust whatever is mounted at `/proc`);
+//! - what masks and consoles are made of is verified through its descriptor first: the null
+//!   device is char 1:3 ([`devices`]), the pty master is on devpts and its slave comes from
+//!   `TIOCGPTPEER`;
+//! - procfs writes go through [`crate::procfs`].
+//!
+//! `tests/hostile.rs` keeps a test per kind of operation.
 
 use std::ffi::CString;
 use std::fs;
@@ -20,10 +37,24 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::Spec;
 
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, MountAttr};
+
+mod cgroupfs;
+mod devices;
+mod masks;
+mod options;
+
+use cgroupfs::mount_cgroup;
+pub use devices::{bind_console, DEFAULT_DEVICES};
+use devices::{create_devices, verified_null};
+pub use masks::finish;
+use options::attr_of;
+pub use options::{
+    mount_opts, parse_mountinfo, parse_option, propagation_flag, MountEntry, MountOpts, Opt,
+};
 
 /// Read-only and nothing executable, setuid or device-like: what read-only paths and a
 /// fallback /sys get.
@@ -36,202 +67,6 @@ const READ_ONLY_LOCKED: MountAttr = MountAttr {
     propagation: 0,
     userns_fd: 0,
 };
-
-/// One parsed OCI mount option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opt {
-    Set(MsFlags),
-    Clear(MsFlags),
-    Propagation(MsFlags),
-    Bind {
-        recursive: bool,
-    },
-    /// Recursive read-only / read-write (`rro`, `rrw`).
-    RecursiveRo(bool),
-    Idmap {
-        recursive: bool,
-    },
-    /// Accepted and ignored (e.g. `tmpcopyup` is a Podman hint handled by the engine).
-    Ignore,
-}
-
-/// One line of `/proc/PID/mountinfo` (proc(5)), paths unescaped.
-#[derive(Debug, Clone)]
-pub struct MountEntry {
-    /// `major:minor` of the filesystem.
-    pub dev: String,
-    /// The path inside the filesystem that is mounted (a bind's source).
-    pub root: String,
-    pub mountpoint: String,
-    /// Per-mount options (`ro`, `nosuid`, ...).
-    pub options: Vec<String>,
-    /// Optional fields (`shared:N`, `master:N`, ...).
-    pub optional: Vec<String>,
-    pub fstype: String,
-    /// Per-superblock options (for cgroup v1: the controllers).
-    pub super_options: String,
-}
-
-/// Every well-formed line of a mountinfo file, in order.
-pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    let unescape = |s: &str| {
-        s.replace("\\040", " ")
-            .replace("\\011", "\t")
-            .replace("\\012", "\n")
-            .replace("\\134", "\\")
-    };
-    text.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 6 || post.len() < 3 {
-                return None;
-            }
-            Some(MountEntry {
-                dev: pre[2].to_string(),
-                root: unescape(pre[3]),
-                mountpoint: unescape(pre[4]),
-                options: pre[5].split(',').map(String::from).collect(),
-                optional: pre[6..].iter().map(|s| s.to_string()).collect(),
-                fstype: post[0].to_string(),
-                super_options: post[2].to_string(),
-            })
-        })
-        .collect()
-}
-
-pub fn parse_option(opt: &str) -> Option<Opt> {
-    use MsFlags as F;
-    Some(match opt {
-        "ro" => Opt::Set(F::MS_RDONLY),
-        "rw" => Opt::Clear(F::MS_RDONLY),
-        "nosuid" => Opt::Set(F::MS_NOSUID),
-        "suid" => Opt::Clear(F::MS_NOSUID),
-        "nodev" => Opt::Set(F::MS_NODEV),
-        "dev" => Opt::Clear(F::MS_NODEV),
-        "noexec" => Opt::Set(F::MS_NOEXEC),
-        "exec" => Opt::Clear(F::MS_NOEXEC),
-        "sync" => Opt::Set(F::MS_SYNCHRONOUS),
-        "async" => Opt::Clear(F::MS_SYNCHRONOUS),
-        "dirsync" => Opt::Set(F::MS_DIRSYNC),
-        "mand" => Opt::Set(F::MS_MANDLOCK),
-        "nomand" => Opt::Clear(F::MS_MANDLOCK),
-        "noatime" => Opt::Set(F::MS_NOATIME),
-        "atime" => Opt::Clear(F::MS_NOATIME),
-        "nodiratime" => Opt::Set(F::MS_NODIRATIME),
-        "diratime" => Opt::Clear(F::MS_NODIRATIME),
-        "relatime" => Opt::Set(F::MS_RELATIME),
-        "norelatime" => Opt::Clear(F::MS_RELATIME),
-        "strictatime" => Opt::Set(F::MS_STRICTATIME),
-        "nostrictatime" => Opt::Clear(F::MS_STRICTATIME),
-        "remount" => Opt::Ignore,
-        "bind" => Opt::Bind { recursive: false },
-        "rbind" => Opt::Bind { recursive: true },
-        "rro" => Opt::RecursiveRo(true),
-        "rrw" => Opt::RecursiveRo(false),
-        "idmap" => Opt::Idmap { recursive: false },
-        "ridmap" => Opt::Idmap { recursive: true },
-        "tmpcopyup" | "copy-symlink" | "z" | "Z" => Opt::Ignore,
-        p => Opt::Propagation(propagation_flag(p)?),
-    })
-}
-
-pub fn propagation_flag(p: &str) -> Option<MsFlags> {
-    use MsFlags as F;
-    Some(match p {
-        "private" => F::MS_PRIVATE,
-        "rprivate" => F::MS_PRIVATE | F::MS_REC,
-        "shared" => F::MS_SHARED,
-        "rshared" => F::MS_SHARED | F::MS_REC,
-        "slave" => F::MS_SLAVE,
-        "rslave" => F::MS_SLAVE | F::MS_REC,
-        "unbindable" => F::MS_UNBINDABLE,
-        "runbindable" => F::MS_UNBINDABLE | F::MS_REC,
-        _ => return None,
-    })
-}
-
-/// A mount entry's options, sorted into flags, filesystem data and the rest.
-#[derive(Debug)]
-pub struct MountOpts {
-    pub flags: MsFlags,
-    pub propagation: Vec<MsFlags>,
-    pub data: Vec<String>,
-    pub bind: Option<bool>,
-    pub recursive_ro: Option<bool>,
-    pub idmap: Option<bool>,
-}
-
-pub fn mount_opts(m: &Mount) -> MountOpts {
-    let mut o = MountOpts {
-        flags: MsFlags::empty(),
-        propagation: vec![],
-        data: vec![],
-        bind: None,
-        recursive_ro: None,
-        idmap: None,
-    };
-    let mut explicit = MsFlags::empty();
-    for s in m.options().iter().flatten() {
-        match parse_option(s) {
-            Some(Opt::Set(f)) => {
-                o.flags |= f;
-                explicit |= f;
-            }
-            Some(Opt::Clear(f)) => {
-                o.flags &= !f;
-                explicit |= f;
-            }
-            Some(Opt::Propagation(p)) => o.propagation.push(p),
-            Some(Opt::Bind { recursive }) => o.bind = Some(recursive),
-            Some(Opt::RecursiveRo(ro)) => o.recursive_ro = Some(ro),
-            Some(Opt::Idmap { recursive }) => o.idmap = Some(recursive),
-            Some(Opt::Ignore) => {}
-            None => o.data.push(s.clone()),
-        }
-    }
-    if m.typ().as_deref() == Some("bind") && o.bind.is_none() {
-        o.bind = Some(false);
-    }
-    // Hardened default: nosuid and nodev unless the options say otherwise; /dev and devpts keep
-    // their device nodes usable.
-    if !explicit.contains(MsFlags::MS_NOSUID) {
-        o.flags |= MsFlags::MS_NOSUID;
-    }
-    let holds_devices =
-        m.destination() == Path::new("/dev") || m.typ().as_deref() == Some("devpts");
-    if !explicit.contains(MsFlags::MS_NODEV) && !holds_devices {
-        o.flags |= MsFlags::MS_NODEV;
-    }
-    o
-}
-
-fn attr_of(flags: MsFlags) -> MountAttr {
-    let mut a = MountAttr::default();
-    let pairs = [
-        (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
-        (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
-        (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
-        (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
-        (MsFlags::MS_NODIRATIME, sys::MOUNT_ATTR_NODIRATIME),
-    ];
-    for (f, attr) in pairs {
-        if flags.contains(f) {
-            a.attr_set |= attr;
-        } else {
-            a.attr_clr |= attr;
-        }
-    }
-    // Access-time mode is one field: set exactly one of noatime/strictatime/relatime (0).
-    a.attr_clr |= 0x70;
-    if flags.contains(MsFlags::MS_NOATIME) {
-        a.attr_set |= sys::MOUNT_ATTR_NOATIME;
-    } else if flags.contains(MsFlags::MS_STRICTATIME) {
-        a.attr_set |= sys::MOUNT_ATTR_STRICTATIME;
-    }
-    a
-}
 
 /// Detached mount trees made by the runtime in the host's mount namespace, sent to the child.
 #[derive(Default)]
@@ -299,16 +134,6 @@ impl Prepared {
         Ok(p)
     }
 }
-
-/// The OCI default devices (runtime-spec "Default Devices").
-pub const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
 
 /// Decide whether a tree owned by `owner_uid` on disk should be idmapped into the container:
 /// only when that owner is not already one of the container's host ids (an image already
@@ -811,25 +636,6 @@ pub struct Built {
     null: OwnedFd,
 }
 
-/// Open the rootfs's `dev/null` without following a symlink and check it is the null device.
-fn verified_null(rootfd: RawFd) -> Result<OwnedFd> {
-    let fd = sys::openat2(
-        rootfd,
-        Path::new("dev/null"),
-        libc::O_PATH | libc::O_NOFOLLOW,
-        0,
-        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
-    )
-    .ctx(|| "open /dev/null in the rootfs")?;
-    let st = nix::sys::stat::fstat(&fd).ctx(|| "stat /dev/null in the rootfs")?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
-        return Err(Error::Other(
-            "/dev/null in the container is not the null device (char 1:3); masked paths are covered with it".into(),
-        ));
-    }
-    Ok(fd)
-}
-
 /// Which namespaces the filesystem is built in.
 #[derive(Debug, Clone, Copy)]
 pub struct InNamespaces {
@@ -898,207 +704,6 @@ pub fn release_host_mounts(rootfs: &Path) {
     let _ = umount2(rootfs, MntFlags::MNT_DETACH);
 }
 
-/// After pivot_root: sysctls are written by the caller before this; masked and read-only paths,
-/// `/proc/sys` read-only unless the spec mounts it writable itself, and the read-only root. The
-/// cgroup mounts held back come between: `before_cgroup` (which waits for the runtime to have
-/// made the cgroup, then joins it) is called as late as the masks allow, and masks or read-only
-/// paths inside a cgroup mount are applied after it.
-pub fn finish(
-    spec: &Spec,
-    built: Built,
-    layout: Option<&crate::cgroups::Layout>,
-    before_cgroup: &mut dyn FnMut() -> Result<()>,
-) -> Result<()> {
-    let Built { deferred, null } = built;
-    let linux = spec.linux().as_ref();
-    let masked: Vec<&String> = linux
-        .and_then(|l| l.masked_paths().as_ref())
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut ro: Vec<String> = linux
-        .and_then(|l| l.readonly_paths().clone())
-        .unwrap_or_default();
-    let proc_sys_writable = spec.mounts().iter().flatten().any(|m| {
-        m.destination() == Path::new("/proc/sys")
-            && !m.options().iter().flatten().any(|o| o == "ro")
-    });
-    if !proc_sys_writable && !ro.iter().any(|p| p == "/proc/sys") && Path::new("/proc/sys").exists()
-    {
-        ro.push("/proc/sys".into());
-    }
-    let in_cgroup_mount = |p: &str| deferred.iter().any(|d| Path::new(p).starts_with(&d.dest));
-    // the first masked directory's empty tmpfs, which the others are bound to
-    let mut empty_dir: Option<OwnedFd> = None;
-    let root = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0, 0).ctx(|| "open /")?;
-    for late in [false, true] {
-        if late && !deferred.is_empty() {
-            before_cgroup()?;
-            for d in &deferred {
-                d.mount(spec, root.as_raw_fd(), layout)?;
-            }
-        }
-        for p in masked.iter().filter(|p| in_cgroup_mount(p) == late) {
-            mask(&root, Path::new(p), &null, &mut empty_dir)?;
-        }
-        for p in ro.iter().filter(|p| in_cgroup_mount(p) == late) {
-            readonly(&root, Path::new(p))?;
-        }
-    }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        let a = MountAttr {
-            attr_set: sys::MOUNT_ATTR_RDONLY,
-            ..Default::default()
-        };
-        sys::mount_setattr_path(Path::new("/"), false, &a).ctx(|| "make root read-only")?;
-    }
-    Ok(())
-}
-
-/// `p` (container view, after `pivot_root`) opened inside the root without following magic
-/// links; None when it does not exist. A symlink the image placed on the way resolves inside the
-/// root, as the image's own programs see it.
-fn open_in_root(root: &OwnedFd, p: &Path) -> Result<Option<OwnedFd>> {
-    match sys::openat2(
-        root.as_raw_fd(),
-        p,
-        libc::O_PATH,
-        0,
-        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
-    ) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e).ctx(|| format!("resolve {} in the container", p.display())),
-    }
-}
-
-/// Mask `p`: the verified null device over a file, an empty read-only tmpfs over a directory.
-/// Directories share one tmpfs (the first one masked, in `empty_dir`): a clone keeps its
-/// read-only, nosuid, nodev, noexec flags and costs no superblock to build now and tear down at
-/// exit. Every step acts on descriptors: `open_tree` clones, `move_mount` attaches.
-fn mask(root: &OwnedFd, p: &Path, null: &OwnedFd, empty_dir: &mut Option<OwnedFd>) -> Result<()> {
-    let Some(target) = open_in_root(root, p)? else {
-        return Ok(());
-    };
-    let what = || format!("mask {}", p.display());
-    let st = nix::sys::stat::fstat(&target).ctx(what)?;
-    let cover = if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        sys::open_tree_fd(null.as_raw_fd(), sys::OPEN_TREE_CLONE).ctx(what)?
-    } else if let Some(first) = empty_dir.as_ref() {
-        sys::open_tree_fd(first.as_raw_fd(), sys::OPEN_TREE_CLONE).ctx(what)?
-    } else {
-        let fs = sys::fsopen("tmpfs").ctx(what)?;
-        sys::fsconfig_string(&fs, "mode", "0555").ctx(what)?;
-        sys::fsconfig_create(&fs).ctx(what)?;
-        sys::fsmount(&fs, READ_ONLY_LOCKED.attr_set).ctx(what)?
-    };
-    sys::move_mount_fd(cover.as_raw_fd(), target.as_raw_fd()).ctx(what)?;
-    if empty_dir.is_none() && st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        *empty_dir = Some(cover);
-    }
-    Ok(())
-}
-
-/// Make `p` read-only: a recursive clone of what is mounted there, locked read-only (and nosuid,
-/// nodev, noexec), attached over it.
-fn readonly(root: &OwnedFd, p: &Path) -> Result<()> {
-    let Some(target) = open_in_root(root, p)? else {
-        return Ok(());
-    };
-    let what = || format!("make {} read-only", p.display());
-    let tree = sys::open_tree_fd(target.as_raw_fd(), sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
-        .ctx(what)?;
-    sys::mount_setattr_fd(tree.as_raw_fd(), true, &READ_ONLY_LOCKED).ctx(what)?;
-    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(what)
-}
-
-/// The container's cgroup filesystem: on a pure v2 host one cgroup2 mount; on v1 and hybrid hosts
-/// a tmpfs with one mount per hierarchy (plus `unified`), as runc lays it out. In the cgroup
-/// namespace each shows the container's own cgroup as its root.
-fn mount_cgroup(
-    rootfd: RawFd,
-    dest: &Path,
-    flags: MsFlags,
-    fstype: &str,
-    known: Option<&crate::cgroups::Layout>,
-) -> Result<()> {
-    let layout = match known {
-        Some(l) => l.reread_own()?,
-        None => crate::cgroups::Layout::detect()?,
-    };
-    let ro = if flags.contains(MsFlags::MS_RDONLY) {
-        MsFlags::MS_RDONLY
-    } else {
-        MsFlags::empty()
-    };
-    let base = flags
-        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
-    let target = resolve_in_root(rootfd, dest, false)?;
-    if layout.v1.is_empty() || fstype == "cgroup2" {
-        return mount_on_fd("cgroup2", &target, "cgroup2", flags, &[]).ctx(|| "mount cgroup2");
-    }
-    mount_on_fd("tmpfs", &target, "tmpfs", base, &["mode=755,size=64k"])
-        .ctx(|| "mount tmpfs for cgroup hierarchies")?;
-    let dir = resolve_in_root(rootfd, dest, false)?;
-    // Without a cgroup namespace, a fresh mount would show the host's whole hierarchy: bind the
-    // container's own cgroup instead (as runc does). In a cgroup namespace, /proc/self/cgroup
-    // says "/" and a fresh mount shows exactly the container's cgroup.
-    let bind_own = |d: &OwnedFd, mountpoint: &Path, own: &Path, what: &str| -> Result<()> {
-        let host = mountpoint.join(own.strip_prefix("/").unwrap_or(own));
-        bind_on_fd(&host, d, false)
-            .ctx(|| format!("bind own cgroup {what} ({})", host.display()))?;
-        let a = MountAttr {
-            attr_set: attr_of(base | ro).attr_set,
-            ..Default::default()
-        };
-        sys::mount_setattr_fd(
-            resolve_in_root(rootfd, &dest.join(what), false)?.as_raw_fd(),
-            false,
-            &a,
-        )
-        .ctx(|| format!("flags on cgroup {what}"))
-    };
-    for h in &layout.v1 {
-        let name = h.mount_name();
-        let d = mkdir_at(&dir, &name)?;
-        if h.path_of_self != Path::new("/") {
-            bind_own(&d, &h.mountpoint, &h.path_of_self, &name)?;
-        } else if let Err(e) = mount_on_fd("cgroup", &d, "cgroup", base | ro, &[&h.options]) {
-            // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
-            bind_own(&d, &h.mountpoint, &h.path_of_self, &name).map_err(|e2| {
-                Error::Other(format!(
-                    "cgroup {name}: mount ({e}) and bind ({e2}) both failed"
-                ))
-            })?;
-        }
-    }
-    if let Some(u) = &layout.unified {
-        let d = mkdir_at(&dir, "unified")?;
-        if layout.unified_self != Path::new("/") {
-            bind_own(&d, u, &layout.unified_self, "unified")?;
-        } else {
-            mount_on_fd("cgroup2", &d, "cgroup2", base | ro, &[])
-                .ctx(|| "mount cgroup2 at unified")?;
-        }
-    }
-    for (l, t) in layout.symlinks() {
-        let _ = symlink_at(&dir, &t, &l);
-    }
-    if !ro.is_empty() {
-        let a = MountAttr {
-            attr_set: sys::MOUNT_ATTR_RDONLY,
-            ..Default::default()
-        };
-        sys::mount_setattr_fd(dir.as_raw_fd(), false, &a).ctx(|| "read-only cgroup tmpfs")?;
-    }
-    Ok(())
-}
-
 fn cname(name: &str) -> Result<CString> {
     CString::new(name).map_err(|_| Error::Other(format!("NUL in {name:?}")))
 }
@@ -1131,220 +736,6 @@ fn symlink_at(dir: &OwnedFd, target: &str, name: &str) -> Result<()> {
         return Err(io::Error::last_os_error()).ctx(|| format!("symlink {name} -> {target}"));
     }
     Ok(())
-}
-
-fn create_devices(
-    spec: &Spec,
-    rootfd: RawFd,
-    prepared: &mut Prepared,
-    in_userns: bool,
-) -> Result<()> {
-    let has_dev_mount = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.destination() == Path::new("/dev"));
-    if in_userns {
-        for (path, tree) in prepared.devices.drain(..) {
-            let t = place_node(rootfd, &path, Node::MountPoint)?;
-            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
-                .ctx(|| format!("bind device {}", path.display()))?;
-        }
-    } else {
-        let extra = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().clone())
-            .unwrap_or_default();
-        let defaults = DEFAULT_DEVICES
-            .iter()
-            .filter(|(p, _, _)| !extra.iter().any(|d| d.path() == Path::new(p)))
-            .map(|(p, maj, min)| {
-                let mut d = LinuxDevice::default();
-                d.set_path(PathBuf::from(p));
-                d.set_typ(LinuxDeviceType::C);
-                d.set_major(*maj as i64);
-                d.set_minor(*min as i64);
-                d.set_file_mode(Some(0o666));
-                d.set_uid(Some(0));
-                d.set_gid(Some(0));
-                d
-            });
-        for d in defaults.chain(extra.iter().cloned()) {
-            mknod_in_root(rootfd, &d)?;
-        }
-    }
-    if has_dev_mount {
-        let dev = resolve_in_root(rootfd, Path::new("/dev"), false)?;
-        for (link, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            match symlink_at(&dev, target, link) {
-                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => {}
-                r => r?,
-            }
-        }
-        if spec
-            .mounts()
-            .iter()
-            .flatten()
-            .any(|m| m.destination() == Path::new("/dev/pts"))
-        {
-            let n = cname("ptmx")?;
-            // SAFETY: dev is a valid directory descriptor and n a valid C string.
-            unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };
-            symlink_at(&dev, "pts/ptmx", "ptmx")?;
-        }
-    }
-    Ok(())
-}
-
-/// What belongs at a device path of the container.
-#[derive(Debug, Clone, Copy)]
-enum Node {
-    /// A node made with `mknod`: its type (`S_IFCHR`, ...) and number.
-    Device {
-        kind: libc::mode_t,
-        rdev: libc::dev_t,
-    },
-    /// Something to bind a host device onto (an empty file is made where nothing is).
-    MountPoint,
-}
-
-impl Node {
-    /// Whether what the image already has at the path can stay.
-    fn fits(self, st: &libc::stat) -> bool {
-        let kind = st.st_mode & libc::S_IFMT;
-        match self {
-            // a single link: chmod/chown of it reaches no other name
-            Node::Device { kind: k, rdev } => {
-                kind == k && (k == libc::S_IFIFO || st.st_rdev == rdev) && st.st_nlink == 1
-            }
-            Node::MountPoint => kind == libc::S_IFREG || kind == libc::S_IFCHR,
-        }
-    }
-
-    fn create(self, parent: &OwnedFd, name: &std::ffi::OsStr) -> nix::Result<()> {
-        use nix::sys::stat::{Mode, SFlag};
-        match self {
-            Node::Device { kind, rdev } => nix::sys::stat::mknodat(
-                parent,
-                name,
-                SFlag::from_bits_truncate(kind),
-                Mode::from_bits_truncate(0o600),
-                rdev,
-            ),
-            Node::MountPoint => nix::fcntl::openat(
-                parent,
-                name,
-                nix::fcntl::OFlag::O_CREAT
-                    | nix::fcntl::OFlag::O_EXCL
-                    | nix::fcntl::OFlag::O_WRONLY
-                    | nix::fcntl::OFlag::O_NOFOLLOW
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o644),
-            )
-            .map(drop),
-        }
-    }
-}
-
-/// Put `node` at `path` inside the rootfs and return it opened `O_PATH`, never through a
-/// symlink. What the image has there is judged by `fstatat(AT_SYMLINK_NOFOLLOW)`: a fitting
-/// node stays; a symlink, file, or node of another kind is unlinked and made anew (an image's
-/// `/dev/null -> /etc/shadow` is replaced, its target never touched); a directory is refused.
-fn place_node(rootfd: RawFd, path: &Path, node: Node) -> Result<OwnedFd> {
-    use nix::fcntl::AtFlags;
-    let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::Other(format!(
-            "device path {}: no file name",
-            path.display()
-        )));
-    };
-    let parent = resolve_in_root(rootfd, parent_path, false)?;
-    let mut replaced = false;
-    loop {
-        match node.create(&parent, name) {
-            Ok(()) => break,
-            Err(nix::Error::EEXIST) => {}
-            Err(e) => return Err(e).ctx(|| format!("mknod {}", path.display())),
-        }
-        let st = nix::sys::stat::fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .ctx(|| format!("stat {} in the rootfs", path.display()))?;
-        if node.fits(&st) {
-            break;
-        }
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            return Err(Error::Other(format!(
-                "{}: the rootfs has a directory where a device node goes",
-                path.display()
-            )));
-        }
-        if replaced {
-            return Err(Error::Other(format!(
-                "{}: replaced in the rootfs while it was being made",
-                path.display()
-            )));
-        }
-        nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
-            .ctx(|| format!("replace {} (not a device in the rootfs)", path.display()))?;
-        replaced = true;
-    }
-    let fd = sys::openat2(
-        parent.as_raw_fd(),
-        Path::new(name),
-        libc::O_PATH | libc::O_NOFOLLOW,
-        0,
-        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS,
-    )
-    .ctx(|| format!("open {} in the rootfs", path.display()))?;
-    let st = nix::sys::stat::fstat(&fd).ctx(|| format!("stat {}", path.display()))?;
-    if !node.fits(&st) {
-        return Err(Error::Other(format!(
-            "{}: replaced in the rootfs while it was being made",
-            path.display()
-        )));
-    }
-    Ok(fd)
-}
-
-/// `/dev/console` of a container with a terminal: the pty's slave bound over it (a file made
-/// there, or the image's symlink or node replaced first), all through descriptors.
-pub fn bind_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
-    let target = place_node(
-        root.as_raw_fd(),
-        Path::new("/dev/console"),
-        Node::MountPoint,
-    )?;
-    let tree = sys::open_tree_fd(slave.as_raw_fd(), sys::OPEN_TREE_CLONE)
-        .ctx(|| "clone the pty for /dev/console")?;
-    sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()).ctx(|| "bind /dev/console")
-}
-
-/// `mknod` a device of the spec inside the rootfs, then set its mode and owner through its
-/// descriptor.
-fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
-    let path = d.path();
-    let kind = match d.typ() {
-        LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
-        LinuxDeviceType::B => libc::S_IFBLK,
-        LinuxDeviceType::P => libc::S_IFIFO,
-        LinuxDeviceType::A => {
-            return Err(Error::Other(format!(
-                "linux.devices: {}: type 'a' is not a device node",
-                path.display()
-            )))
-        }
-    };
-    let rdev = libc::makedev(d.major() as u32, d.minor() as u32);
-    let fd = place_node(rootfd, path, Node::Device { kind, rdev })?;
-    sys::fchmod_fd(&fd, d.file_mode().unwrap_or(0o666))
-        .ctx(|| format!("chmod {}", path.display()))?;
-    sys::fchown_fd(&fd, d.uid().unwrap_or(0), d.gid().unwrap_or(0))
-        .ctx(|| format!("chown {}", path.display()))
 }
 
 /// Would resolving `dest` under `root` the way the host does (following symlinks found in the

@@ -1,0 +1,246 @@
+//! What `learn` writes: report.txt in numbers and words, and the profile files.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::record::Observed;
+use super::{ceiling_filter, notify, profile, Trial};
+use crate::error::{Error, Result};
+
+/// What report.txt and capabilities.json say.
+pub(super) struct Report<'a> {
+    pub(super) observed: Observed,
+    pub(super) ceiling_caps: Vec<String>,
+    pub(super) missing_caps: Vec<String>,
+    pub(super) candidates: Vec<String>,
+    pub(super) trial: &'a Trial,
+    /// per round: passed, denied calls, output tail
+    pub(super) verification: Vec<(bool, Vec<notify::Denied>, String)>,
+    pub(super) verified: Option<bool>,
+    pub(super) missed: Vec<String>,
+    pub(super) tolerated: BTreeSet<String>,
+    pub(super) record_secs: f64,
+    pub(super) trial_secs: f64,
+    pub(super) verify_secs: f64,
+    pub(super) seccomp_ceiling: String,
+    /// syscalls allowed by Docker's default profile and by stockade's (computed once)
+    pub(super) reference: (usize, usize),
+}
+
+pub(super) fn reference_counts(caps: &[String]) -> (usize, usize) {
+    (allowed_by("docker", caps), allowed_by("default", &[]))
+}
+
+/// How many native syscalls a built-in profile allows unconditionally or with arguments.
+fn allowed_by(profile: &str, caps: &[String]) -> usize {
+    let Ok(f) = ceiling_filter(profile, caps) else {
+        return 0;
+    };
+    let arch = stockade_seccomp::Arch::native();
+    arch.all_numbers()
+        .into_iter()
+        .filter(|nr| {
+            // allowed for some argument values: try the common ones
+            [[0u64; 6], [2, 1, 0, 0, 0, 0], [1, 0x5401, 3, 0, 0, 0]]
+                .iter()
+                .any(|args| f.eval(arch, *nr, *args).0 & 0xffff_0000 == 0x7fff_0000)
+        })
+        .count()
+}
+
+impl Report<'_> {
+    pub(super) fn text(&self, l: &profile::Learned) -> String {
+        let mut s = String::new();
+        let status = match self.verified {
+            Some(true) => "VERIFIED: the scenario passed under the learned profile".to_string(),
+            Some(false) => "UNVERIFIED: the scenario failed under the learned profile".to_string(),
+            None => "UNVERIFIED (--no-verify)".to_string(),
+        };
+        s += &format!("stockade learn: {status}\n\n");
+        let n = l.allowed.len();
+        let (docker, default) = self.reference;
+        s += &format!(
+            "syscalls: {n} allowed ({} observed); Docker's default profile allows {docker}, stockade's default {default}: {} and {} fewer\n",
+            self.observed.syscalls.len(),
+            docker.saturating_sub(n),
+            default.saturating_sub(n)
+        );
+        let constrained: Vec<String> = l
+            .allowed
+            .iter()
+            .filter(|a| !a.alternatives.iter().any(Vec::is_empty))
+            .map(|a| format!("{} ({} rule(s))", a.name, a.alternatives.len()))
+            .collect();
+        s += &format!(
+            "argument rules: {}\n",
+            if constrained.is_empty() {
+                "none".into()
+            } else {
+                constrained.join(", ")
+            }
+        );
+        for u in &l.unconstrained {
+            s += &format!("  left unconstrained: {u}\n");
+        }
+        if !l.refused.is_empty() {
+            s += &format!(
+                "refused by the seccomp ceiling ({}), used by the workload: {}\n",
+                self.seccomp_ceiling,
+                l.refused.join(", ")
+            );
+        }
+        s += &format!(
+            "allowed: {}\n",
+            l.names().into_iter().collect::<Vec<_>>().join(" ")
+        );
+        s += &format!(
+            "of which allowed for any program (lock contention, signal return, restart): {}\n",
+            profile::BASELINE.join(" ")
+        );
+        if !l.enosys.is_empty() {
+            s += &format!(
+                "answered ENOSYS as by the ceiling (libc falls back): {}\n",
+                l.enosys.join(" ")
+            );
+        }
+        s += "\n";
+        s += &format!("capabilities: ceiling {}\n", self.ceiling_caps.join(" "));
+        if !self.missing_caps.is_empty() {
+            s += &format!(
+                "  not in this runtime's bounding set, so not tried: {}\n",
+                self.missing_caps.join(" ")
+            );
+        }
+        s += &format!(
+            "  checked by the workload: {}\n  granted and tried: {}\n",
+            join(&self.observed.caps_checked),
+            self.candidates.join(" ")
+        );
+        s += &format!(
+            "  needed: {}\n  checked, not needed: {}\n  trial runs: {}\n",
+            if self.trial.needed.is_empty() {
+                "none".to_string()
+            } else {
+                self.trial
+                    .needed
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+            self.trial.not_needed.join(" "),
+            self.trial.runs
+        );
+        for (c, out) in &self.trial.needed {
+            s += &format!(
+                "  without {c} the scenario failed:\n    {}\n",
+                out.replace('\n', "\n    ")
+            );
+        }
+        s += "\nverification:\n";
+        for (i, (ok, denied, _)) in self.verification.iter().enumerate() {
+            let names: BTreeSet<&str> = denied.iter().map(|d| d.name.as_str()).collect();
+            s += &format!(
+                "  round {}: {}; denied: {}\n",
+                i + 1,
+                if *ok { "passed" } else { "failed" },
+                if names.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    names.into_iter().collect::<Vec<_>>().join(" ")
+                }
+            );
+        }
+        if !self.missed.is_empty() {
+            s += &format!(
+                "  added after a failed round (missed by the recording: the workload took another path this time, e.g. timing or caches): {}\n",
+                self.missed.join(" ")
+            );
+        }
+        if !self.tolerated.is_empty() {
+            s += &format!(
+                "  denied but the scenario passed without them (left denied): {}\n",
+                join(&self.tolerated)
+            );
+        }
+        s += &format!(
+            "\ntime: recording {:.2} s, capability trial {:.2} s ({} runs), verification {:.2} s ({} rounds)\n",
+            self.record_secs,
+            self.trial_secs,
+            self.trial.runs,
+            self.verify_secs,
+            self.verification.len()
+        );
+        s
+    }
+}
+
+fn join(s: &BTreeSet<String>) -> String {
+    s.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+fn write(out: &Path, name: &str, text: &str) -> Result<()> {
+    std::fs::write(out.join(name), text)
+        .map_err(|e| Error::Other(format!("write {}: {e}", out.join(name).display())))
+}
+
+pub(super) fn write_outputs(
+    out: &Path,
+    l: &profile::Learned,
+    r: &Report,
+    needed: &[String],
+) -> Result<()> {
+    let mut sc = l.to_json("SCMP_ACT_ERRNO");
+    let verified = r.verified == Some(true);
+    sc["comment"] = json!(if verified {
+        "learned by stockade learn; verified"
+    } else {
+        "learned by stockade learn; UNVERIFIED"
+    });
+    write(
+        out,
+        "seccomp.json",
+        &serde_json::to_string_pretty(&sc).expect("json"),
+    )?;
+    write(
+        out,
+        "seccomp-profile.yaml",
+        &profile::to_spo_yaml(&sc, "stockade-learned"),
+    )?;
+    let caps = json!({
+        "needed": needed,
+        "checkedNotNeeded": r.trial.not_needed,
+        "checked": r.observed.caps_checked,
+        "ceiling": r.ceiling_caps,
+        "verified": verified,
+        "evidence": r.trial.needed.iter().map(|(c, o)| (c.clone(), json!(o))).collect::<serde_json::Map<_, _>>(),
+    });
+    write(
+        out,
+        "capabilities.json",
+        &serde_json::to_string_pretty(&caps).expect("json"),
+    )?;
+    let flags: String = needed
+        .iter()
+        .map(|c| format!("--cap-add {}\n", c.trim_start_matches("CAP_")))
+        .collect();
+    write(out, "docker-caps.txt", &flags)?;
+    write(
+        out,
+        "observed.json",
+        &serde_json::to_string_pretty(&r.observed).expect("json"),
+    )?;
+    write(out, "report.txt", &r.text(l))?;
+    if verified {
+        let _ = std::fs::remove_file(out.join("UNVERIFIED"));
+    } else {
+        write(
+            out,
+            "UNVERIFIED",
+            "this profile was not verified by re-running the scenario\n",
+        )?;
+    }
+    Ok(())
+}

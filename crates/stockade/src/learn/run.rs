@@ -1,0 +1,214 @@
+//! Running the scenario once: a bundle under the state root, `stockade run` of it, and for a
+//! server the `--ready` wait and the `--test` command inside its network namespace.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// One run's result.
+pub(super) struct Outcome {
+    pub(super) ok: bool,
+    pub(super) output: String,
+}
+
+/// Runs the scenario: each run a `stockade run` of a bundle under the state root.
+pub(super) struct Runner<'a> {
+    pub(super) root: &'a Path,
+    pub(super) exe: &'a Path,
+    pub(super) test: Option<&'a str>,
+    pub(super) ready_port: Option<u16>,
+    pub(super) ready_timeout: Duration,
+    pub(super) timeout: Duration,
+    pub(super) runs: std::cell::Cell<u32>,
+    pub(super) started: Instant,
+}
+
+pub(super) fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Wait for `child` until `until`: the exit is noticed at once (a pidfd polled), not at the
+/// next tick of a sleep loop.
+fn wait_deadline(
+    child: &mut std::process::Child,
+    until: Instant,
+) -> Option<std::process::ExitStatus> {
+    let pidfd = crate::sys::pidfd_open(child.id() as i32).ok();
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        match &pidfd {
+            Some(fd) => {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                use std::os::fd::AsFd;
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+impl Runner<'_> {
+    fn stockade(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.exe);
+        c.arg("--root").arg(self.root).args(args);
+        c
+    }
+
+    pub(super) fn run(&self, spec: &Value) -> Result<Outcome> {
+        let n = self.runs.get();
+        self.runs.set(n + 1);
+        let id = format!("learn-{}-{n}", std::process::id());
+        let dir = self.root.join(format!(".{id}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
+        let r = self.run_in(spec, &id, &dir);
+        let _ = self
+            .stockade(&["delete", "--force", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    fn run_in(&self, spec: &Value, id: &str, dir: &Path) -> Result<Outcome> {
+        let io = |e: std::io::Error| Error::Other(format!("learn: {e}"));
+        std::fs::write(dir.join("config.json"), spec.to_string()).map_err(io)?;
+        let log = dir.join("output");
+        let out = std::fs::File::create(&log).map_err(io)?;
+        let mut rt = self
+            .stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(io)?)
+            .stderr(out)
+            .spawn()
+            .map_err(io)?;
+        let deadline = Instant::now() + self.timeout;
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let Some(test) = self.test else {
+            let Some(status) = wait_deadline(&mut rt, deadline) else {
+                let _ = rt.kill();
+                let _ = rt.wait();
+                return Err(Error::Other(format!(
+                    "learn: the workload did not finish within {} s (--timeout)",
+                    self.timeout.as_secs()
+                )));
+            };
+            return Ok(Outcome {
+                ok: status.success(),
+                output: read_log(),
+            });
+        };
+        // a server: wait for its process, its port, then run the test in its network namespace
+        let result = (|| -> Result<Outcome> {
+            let ready_by = Instant::now() + self.ready_timeout;
+            let pid = loop {
+                if let Ok(v) = crate::lifecycle::state_json(self.root, id) {
+                    if v["status"] == "running" && v["pid"].as_i64().unwrap_or(0) > 0 {
+                        break v["pid"].as_i64().unwrap_or(0) as i32;
+                    }
+                }
+                if let Ok(Some(s)) = rt.try_wait() {
+                    return Err(Error::Other(format!(
+                        "learn: the workload exited ({s}) before the test could run: {}",
+                        tail(&read_log(), 20)
+                    )));
+                }
+                if Instant::now() >= ready_by {
+                    return Err(Error::Other(format!(
+                        "learn: the container did not start within {} s (--ready-timeout)",
+                        self.ready_timeout.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            let netns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(io)?;
+            if let Some(port) = self.ready_port {
+                let ns = netns.try_clone().map_err(io)?;
+                let ok = std::thread::spawn(move || {
+                    if nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                        return false;
+                    }
+                    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                    while Instant::now() < ready_by {
+                        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100))
+                            .is_ok()
+                        {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    false
+                })
+                .join()
+                .unwrap_or(false);
+                if !ok {
+                    return Err(Error::Other(format!(
+                        "learn: --ready tcp:{port} did not hold within {} s (--ready-timeout): {}",
+                        self.ready_timeout.as_secs(),
+                        tail(&read_log(), 20)
+                    )));
+                }
+            }
+            let fd = netns.as_raw_fd();
+            let mut t = Command::new("sh");
+            t.arg("-c").arg(test).stdin(Stdio::null());
+            t.stdout(Stdio::piped()).stderr(Stdio::piped());
+            // SAFETY: setns is async-signal-safe; the closure only calls it on a descriptor
+            // that stays open until the child has exec'd.
+            unsafe {
+                t.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = t.spawn().map_err(io)?;
+            let mut stdout = child.stdout.take().expect("piped");
+            let mut stderr = child.stderr.take().expect("piped");
+            let outs = std::thread::spawn(move || {
+                let (mut a, mut b) = (String::new(), String::new());
+                let _ = stdout.read_to_string(&mut a);
+                let _ = stderr.read_to_string(&mut b);
+                a + &b
+            });
+            let status = wait_deadline(&mut child, deadline);
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let text = outs.join().unwrap_or_default();
+            Ok(Outcome {
+                ok: status.is_some_and(|s| s.success()),
+                output: format!("{}{text}", read_log()),
+            })
+        })();
+        let _ = self
+            .stockade(&["kill", id, "KILL"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if wait_deadline(&mut rt, Instant::now() + Duration::from_secs(10)).is_none() {
+            let _ = rt.kill();
+            let _ = rt.wait();
+        }
+        result
+    }
+}
