@@ -700,6 +700,9 @@ fn child_setup(
     if let Some(fd) = listener {
         // The agent's socket is a host path: the runtime delivers the descriptor.
         send_fd(sock, b"L", &fd)?;
+        // Not closed here: the filter is loaded, and every call now must be one the profile
+        // allows (a debug build's close even adds an fcntl). It is close-on-exec.
+        std::mem::forget(fd);
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
