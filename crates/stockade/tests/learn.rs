@@ -211,6 +211,38 @@ fn learns_a_busybox_pipeline() {
     let out = sandbox(&["--learned", l.out.path().to_str().unwrap()], &cmd);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "5");
+    // and in a bundle: `spec --learned` writes it into config.json, `run` enforces it
+    let dir = tempfile::tempdir().unwrap();
+    busybox_rootfs(&dir.path().join("rootfs"));
+    let o = Command::new(bin())
+        .args([
+            "spec",
+            "--bundle",
+            dir.path().to_str().unwrap(),
+            "--learned",
+        ])
+        .arg(l.out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = dir.path().join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(v["linux"]["seccomp"]["syscalls"], l.seccomp()["syscalls"]);
+    v["process"]["args"] = serde_json::json!(cmd);
+    std::fs::write(&file, v.to_string()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let o = common::cmd(
+        root.path(),
+        &[
+            "run",
+            "--bundle",
+            dir.path().to_str().unwrap(),
+            &unique("learned"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "5");
 }
 
 const PY: &str = r#"
