@@ -19,6 +19,21 @@ use super::record::Observed;
 /// handler's return, an interrupted call restarted. Each acts on the calling process only.
 pub const BASELINE: &[&str] = &["futex", "restart_syscall", "rt_sigreturn"];
 
+/// Allowed when the workload made threads (`clone` with CLONE_THREAD): a thread's own teardown,
+/// which may still be under way when the process exits and so is seen in one run, not the next
+/// (glibc returns the stack with `madvise`, then the thread calls `exit`).
+pub const THREAD_TEARDOWN: &[&str] = &["exit", "madvise"];
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// Whether the workload made threads: a `clone` with CLONE_THREAD was recorded.
+pub fn has_threads(o: &Observed) -> bool {
+    o.args
+        .get("clone")
+        .and_then(|a| a.get(&0))
+        .is_some_and(|flags| flags.iter().any(|f| f & CLONE_THREAD != 0))
+}
+
 /// Distinct values kept per argument before it is left unconstrained.
 pub const MAX_VALUES: usize = 16;
 
@@ -80,6 +95,9 @@ pub fn build(o: &Observed, ceiling: &Filter) -> Learned {
     let mut l = Learned::default();
     let mut names = o.syscalls.clone();
     names.extend(BASELINE.iter().map(|s| s.to_string()));
+    if has_threads(o) {
+        names.extend(THREAD_TEARDOWN.iter().map(|s| s.to_string()));
+    }
     for name in &names {
         let Some(nr) = arch.syscall(name) else {
             continue;

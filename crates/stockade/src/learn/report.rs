@@ -99,6 +99,12 @@ impl Report<'_> {
             "of which allowed for any program (lock contention, signal return, restart): {}\n",
             profile::BASELINE.join(" ")
         );
+        if profile::has_threads(&self.observed) {
+            s += &format!(
+                "and for a program with threads (their teardown may outlast the process): {}\n",
+                profile::THREAD_TEARDOWN.join(" ")
+            );
+        }
         if !l.enosys.is_empty() {
             s += &format!(
                 "answered ENOSYS as by the ceiling (libc falls back): {}\n",

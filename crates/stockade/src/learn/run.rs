@@ -78,11 +78,15 @@ impl Runner<'_> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
         let r = self.run_in(spec, &id, &dir);
-        let _ = self
-            .stockade(&["delete", "--force", &id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // a foreground run that ended removed its container itself; one killed or timed out
+        // left its state directory, and everything else is found from it
+        if self.root.join(&id).exists() {
+            let _ = self
+                .stockade(&["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&dir);
         r
     }
