@@ -402,14 +402,7 @@ pub fn hooks(data: &[u8]) {
     };
     use stockade::hooks::Kind;
     let mut n = 0;
-    for kind in [
-        Kind::Prestart,
-        Kind::CreateRuntime,
-        Kind::CreateContainer,
-        Kind::StartContainer,
-        Kind::Poststart,
-        Kind::Poststop,
-    ] {
+    for kind in Kind::ALL {
         let _ = (kind.name(), kind.warn_only());
         n += stockade::hooks::list(&spec, kind).len();
     }

@@ -23,6 +23,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order they run.
+    pub const ALL: [Kind; 6] = [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Prestart => "prestart",
@@ -54,16 +64,7 @@ pub fn list(spec: &Spec, kind: Kind) -> Vec<Hook> {
 }
 
 pub fn any(spec: &Spec) -> bool {
-    [
-        Kind::Prestart,
-        Kind::CreateRuntime,
-        Kind::CreateContainer,
-        Kind::StartContainer,
-        Kind::Poststart,
-        Kind::Poststop,
-    ]
-    .iter()
-    .any(|k| !list(spec, *k).is_empty())
+    Kind::ALL.iter().any(|k| !list(spec, *k).is_empty())
 }
 
 /// The state JSON hooks read on stdin.

@@ -116,6 +116,16 @@ fn empty_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The directory and what is in it ([`empty_dir`] first), already gone counting as done.
+fn remove_whole(dir: &Path) -> io::Result<()> {
+    empty_dir(dir)?;
+    crate::container::mark("state emptied");
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// What [`StateDir::lock`] found.
 pub enum Locked {
     /// A container: its committed state, now locked by us.
@@ -196,13 +206,8 @@ impl StateDir {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         if !dir.join(STATE).exists() {
-            empty_dir(&dir).ctx(|| format!("remove stale {}", dir.display()))?;
-            match fs::remove_dir(&dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(e).ctx(|| format!("remove stale {}", dir.display()))
-                }
-                _ => return Ok(Locked::Removed),
-            }
+            remove_whole(&dir).ctx(|| format!("remove stale {}", dir.display()))?;
+            return Ok(Locked::Removed);
         }
         Ok(Locked::Container(StateDir {
             dir,
@@ -247,22 +252,14 @@ impl StateDir {
     /// Remove the directory (`state.json` last, then the directory, still under our lock).
     pub fn remove(mut self) -> Result<()> {
         self.keep = true;
-        empty_dir(&self.dir).ctx(|| format!("remove {}", self.dir.display()))?;
-        crate::container::mark("state emptied");
-        match fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(e).ctx(|| format!("remove {}", self.dir.display()))
-            }
-            _ => Ok(()),
-        }
+        remove_whole(&self.dir).ctx(|| format!("remove {}", self.dir.display()))
     }
 }
 
 impl Drop for StateDir {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = empty_dir(&self.dir);
-            let _ = fs::remove_dir(&self.dir);
+            let _ = remove_whole(&self.dir);
         }
     }
 }

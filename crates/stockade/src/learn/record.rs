@@ -324,7 +324,9 @@ impl Recorder {
             if bits == 0 {
                 continue;
             }
-            let Some(name) = cap_name(cap) else { continue };
+            let Some(name) = crate::capabilities::decode_mask(1 << cap).pop() else {
+                continue;
+            };
             o.caps_checked.insert(name.clone());
             if bits & 2 != 0 {
                 o.caps_granted.insert(name);
@@ -332,12 +334,4 @@ impl Recorder {
         }
         Ok(o)
     }
-}
-
-/// `CAP_CHOWN` for 0, ...
-pub fn cap_name(n: u32) -> Option<String> {
-    caps::all()
-        .into_iter()
-        .find(|c| c.index() as u32 == n)
-        .map(|c| c.to_string())
 }
