@@ -46,6 +46,10 @@ pub struct SandboxArgs {
     /// CPU limit in CPUs (e.g. 0.5, 2) or "unlimited"
     #[arg(long, default_value = "1")]
     pub cpus: String,
+    /// Set a resource limit (as podman's --ulimit): nofile=1024[:2048], nproc=512, core=0;
+    /// without it every default is at most the caller's own limit
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
     /// Give a capability back (CAP_NET_BIND_SERVICE or NET_BIND_SERVICE)
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -147,6 +151,15 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}));
     mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
     mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]}));
+    // A read-only /sys (masked as `run`'s) with the sandbox's own cgroup view (cgroup namespace):
+    // runtimes (JVM, Go, .NET, Node, Python) size themselves from the limits they find there.
+    if a.net != "host" {
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+    } else {
+        // sysfs belongs to the network namespace that mounts it: with the host's, bind the host's
+        mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
+    }
+    mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
     for b in &a.ro_bind {
         let (src, dst) = split_bind(b);
         mounts.push(json!({"destination": dst, "type": "bind", "source": abs(&src)?, "options": ["rbind", "ro", "nosuid", "nodev"]}));
@@ -270,7 +283,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
             "env": env,
             "cwd": a.chdir,
             "capabilities": capabilities,
-            "rlimits": spec::default_rlimits(),
+            "rlimits": rlimits(&a.ulimit)?,
             "noNewPrivileges": true
         },
         "root": {"path": "/", "readonly": true},
@@ -280,6 +293,77 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         "annotations": {spec::ANNOTATION_TMPFS_ROOT: "tmpfs"}
     });
     spec::parse(Path::new("sandbox flags"), &v.to_string())
+}
+
+/// The sandbox's rlimits: its defaults, each lowered to the caller's own (a sandbox that raised a
+/// limit would grant more than its caller had), then the user's `--ulimit`s as given (those may
+/// fail at start, with the error naming them).
+fn rlimits(ulimits: &[String]) -> Result<Value> {
+    let mut out: Vec<(String, u64, u64)> = vec![];
+    for r in spec::default_rlimits().as_array().expect("array") {
+        let typ = r["type"].as_str().expect("type").to_string();
+        let (mut soft, mut hard) = (r["soft"].as_u64().unwrap(), r["hard"].as_u64().unwrap());
+        if let Some(res) = rlimit_resource(&typ) {
+            let (cs, ch) = nix::sys::resource::getrlimit(res)
+                .map_err(|e| Error::Other(format!("getrlimit {typ}: {e}")))?;
+            hard = hard.min(ch);
+            soft = soft.min(cs).min(hard);
+        }
+        out.push((typ, soft, hard));
+    }
+    for u in ulimits {
+        let bad = |why: &str| Error::Other(format!("--ulimit {u:?}: {why}"));
+        let (name, vals) = u
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
+        let typ = format!("RLIMIT_{}", name.to_ascii_uppercase());
+        if rlimit_resource(&typ).is_none() {
+            return Err(bad("unknown limit (nofile, nproc, core, stack, memlock, as, cpu, fsize, data, rss, locks, sigpending, msgqueue, nice, rtprio, rttime)"));
+        }
+        let num = |v: &str| -> Result<u64> {
+            if v == "unlimited" || v == "-1" {
+                return Ok(u64::MAX);
+            }
+            v.parse().map_err(|_| bad("not a number"))
+        };
+        let (soft, hard) = match vals.split_once(':') {
+            Some((s, h)) => (num(s)?, num(h)?),
+            None => (num(vals)?, num(vals)?),
+        };
+        if soft > hard {
+            return Err(bad("soft limit above hard limit"));
+        }
+        out.retain(|(t, _, _)| t != &typ);
+        out.push((typ, soft, hard));
+    }
+    Ok(Value::Array(
+        out.into_iter()
+            .map(|(t, s, h)| json!({"type": t, "soft": s, "hard": h}))
+            .collect(),
+    ))
+}
+
+fn rlimit_resource(typ: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource as R;
+    Some(match typ {
+        "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => R::RLIMIT_NPROC,
+        "RLIMIT_CORE" => R::RLIMIT_CORE,
+        "RLIMIT_STACK" => R::RLIMIT_STACK,
+        "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => R::RLIMIT_AS,
+        "RLIMIT_CPU" => R::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => R::RLIMIT_DATA,
+        "RLIMIT_RSS" => R::RLIMIT_RSS,
+        "RLIMIT_LOCKS" => R::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => R::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => R::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => R::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => R::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
+        _ => return None,
+    })
 }
 
 fn abs(p: &str) -> Result<PathBuf> {
