@@ -72,6 +72,32 @@ pub struct SandboxArgs {
     /// DIR/capabilities.json (instead of --seccomp; --cap-add adds to them)
     #[arg(long, value_name = "DIR")]
     pub learned: Option<PathBuf>,
+    /// Landlock derived from the binds: read-only binds read-only (and executable), --bind,
+    /// /tmp, --tmpfs and /dev read-write; every other path and every TCP port denied
+    #[arg(long)]
+    pub landlock: bool,
+    /// Landlock: read (and execute) beneath PATH
+    #[arg(long = "landlock-ro", value_name = "PATH")]
+    pub landlock_ro: Vec<String>,
+    /// Landlock: every access beneath PATH
+    #[arg(long = "landlock-rw", value_name = "PATH")]
+    pub landlock_rw: Vec<String>,
+    /// Landlock: execute (and read) beneath PATH
+    #[arg(long = "landlock-exec", value_name = "PATH")]
+    pub landlock_exec: Vec<String>,
+    /// Landlock: allow binding this TCP port (others are denied once Landlock is on)
+    #[arg(long = "landlock-bind", value_name = "PORT")]
+    pub landlock_bind: Vec<u16>,
+    /// Landlock: allow connecting to this TCP port
+    #[arg(long = "landlock-connect", value_name = "PORT")]
+    pub landlock_connect: Vec<u16>,
+    /// Landlock scopes: abstract, signal (default both), or none
+    #[arg(
+        long = "landlock-scope",
+        value_name = "SCOPE,..",
+        value_delimiter = ','
+    )]
+    pub landlock_scope: Option<Vec<String>>,
     /// Run `stockade probe` inside (the binary is bound read-only); arguments after `--` go to it
     #[arg(long)]
     pub probe: bool,
@@ -138,11 +164,21 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         ));
     }
     let mut mounts: Vec<Value> = vec![];
+    // A merged-/usr host's `/bin -> usr/bin` stays a symlink (as bwrap's --symlink): one mount
+    // fewer each, and /bin is beneath /usr for Landlock rules.
+    let mut symlinks = serde_json::Map::new();
     for dir in [
         "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
     ] {
-        if Path::new(dir).exists() {
-            mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+        let p = Path::new(dir);
+        match std::fs::read_link(p) {
+            Ok(to) if to.is_relative() && !to.to_string_lossy().contains("..") => {
+                symlinks.insert(dir[1..].to_string(), json!(to.to_string_lossy()));
+            }
+            _ if p.exists() => {
+                mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+            }
+            _ => {}
         }
     }
     mounts.push(json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}));
@@ -274,6 +310,15 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     if !seccomp.is_null() {
         linux["seccomp"] = seccomp;
     }
+    let mut annotations = json!({spec::ANNOTATION_TMPFS_ROOT: "tmpfs"});
+    if !symlinks.is_empty() {
+        annotations[spec::ANNOTATION_ROOT_SYMLINKS] = json!(Value::Object(symlinks).to_string());
+    }
+    if let Some(l) = landlock_flags(a) {
+        let c = l.to_config().map_err(Error::Other)?;
+        annotations[crate::landlock::ANNOTATION] =
+            json!(serde_json::to_string(&c).expect("serializable"));
+    }
     let v = json!({
         "ociVersion": "1.2.0",
         "process": {
@@ -290,9 +335,49 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         "hostname": a.hostname,
         "mounts": mounts,
         "linux": linux,
-        "annotations": {spec::ANNOTATION_TMPFS_ROOT: "tmpfs"}
+        "annotations": annotations
     });
     spec::parse(Path::new("sandbox flags"), &v.to_string())
+}
+
+/// The Landlock flags, with `--landlock`'s rules derived from the binds; None without any.
+fn landlock_flags(a: &SandboxArgs) -> Option<crate::landlock::Flags> {
+    let any = a.landlock
+        || !a.landlock_ro.is_empty()
+        || !a.landlock_rw.is_empty()
+        || !a.landlock_exec.is_empty()
+        || !a.landlock_bind.is_empty()
+        || !a.landlock_connect.is_empty()
+        || a.landlock_scope.is_some();
+    if !any {
+        return None;
+    }
+    let mut f = crate::landlock::Flags {
+        ro: a.landlock_ro.clone(),
+        rw: a.landlock_rw.clone(),
+        exec: a.landlock_exec.clone(),
+        bind: a.landlock_bind.clone(),
+        connect: a.landlock_connect.clone(),
+        scope: a.landlock_scope.clone(),
+    };
+    if a.landlock {
+        for dir in [
+            "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc",
+        ] {
+            if Path::new(dir).exists() {
+                f.ro.push(dir.into());
+            }
+        }
+        f.ro.extend(a.ro_bind.iter().map(|b| split_bind(b).1));
+        f.rw.extend(a.bind.iter().map(|b| split_bind(b).1));
+        f.rw.extend(
+            a.tmpfs
+                .iter()
+                .map(|t| t.split(':').next().unwrap_or(t).to_string()),
+        );
+        f.rw.extend(["/tmp".to_string(), "/dev".to_string()]);
+    }
+    Some(f)
 }
 
 /// The sandbox's rlimits: its defaults, each lowered to the caller's own (a sandbox that raised a

@@ -668,7 +668,11 @@ fn child_setup(
         process::fresh_keyring()?;
     }
     process::set_rlimits(process)?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
+    let landlock =
+        crate::landlock::Config::from_annotations(spec.annotations().as_ref()).expect("validated");
+    // A Landlock ruleset implies no_new_privs (the kernel's condition without CAP_SYS_ADMIN),
+    // and is enforced before the filter, so the profile need not allow Landlock's calls.
+    let nnp = process.no_new_privileges().unwrap_or(false) || landlock.is_some();
     let filter = recv_filter(sock)?;
     let filter = filter.as_ref();
     // Before any filter: the profile need not allow close_range.
@@ -694,6 +698,13 @@ fn child_setup(
     crate::hooks::run(spec, crate::hooks::Kind::StartContainer, || {
         crate::hooks::state_json(id, "created", host_pid, bundle, spec)
     })?;
+    if let Some(l) = &landlock {
+        if let Some(note) = l.enforce().map_err(Error::Other)? {
+            if !opts.quiet {
+                eprintln!("stockade: warning: {note}");
+            }
+        }
+    }
     if let (Some(f), true) = (filter, nnp) {
         listener = f.load().ctx(|| "load seccomp filter")?;
     }

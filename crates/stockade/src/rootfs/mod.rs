@@ -479,6 +479,11 @@ pub fn setup(
             .ctx(|| "fsmount tmpfs root")?;
         sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd())
             .ctx(|| format!("attach tmpfs root at {}", rootfs.display()))?;
+        // the host's merged-/usr symlinks (`/bin -> usr/bin`), made in the fresh root
+        for (name, to) in crate::spec::root_symlinks(spec) {
+            nix::unistd::symlinkat(to.as_str(), &m, name.as_str())
+                .ctx(|| format!("symlink /{name} -> {to} in the tmpfs root"))?;
+        }
         m
     } else {
         let tree = prepared.rootfs.take().expect("rootfs tree prepared");
