@@ -227,6 +227,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     dir.remove()?;
+    crate::policy::ids::release_for(root, id, &st.annotations);
     if let Some(spec) = spec {
         crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {
             crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec)

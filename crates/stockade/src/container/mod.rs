@@ -436,7 +436,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // Under the lock again (a `delete` elsewhere may have taken it meanwhile: then it is gone).
     drop(state_dir);
     match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
-        Ok(crate::state::Locked::Container(d)) => d.remove()?,
+        Ok(crate::state::Locked::Container(d)) => {
+            d.remove()?;
+            crate::policy::ids::release_for(&opts.root, id, &st.annotations);
+        }
         Ok(crate::state::Locked::Removed) | Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
     }

@@ -159,6 +159,16 @@ pub fn release(root: &Path, slot: u32, id: &str) {
     }
 }
 
+/// Give back the slot a container's annotations name (`org.stockade.policy.idSlot`), if any.
+pub fn release_for(root: &Path, id: &str, annotations: &std::collections::HashMap<String, String>) {
+    if let Some(slot) = annotations
+        .get(super::ANNOTATION_ID_SLOT)
+        .and_then(|s| s.parse().ok())
+    {
+        release(root, slot, id);
+    }
+}
+
 /// The slots held now (for tests and `list`).
 pub fn held(root: &Path) -> Vec<(u32, String)> {
     let mut out = vec![];

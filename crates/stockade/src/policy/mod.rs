@@ -162,10 +162,12 @@ pub struct Policy {
     pub source: String,
 }
 
-/// How `--policy` was given: a file, `none`, or not at all (then the default file if present).
+/// How `--policy` was given: a file, `none`, `default` (the built-in floor alone), or not at all
+/// (then the default file if present).
 pub fn load(flag: Option<&str>) -> Result<Option<Policy>> {
     let file = match flag {
         Some("none") => return Ok(None),
+        Some("default") => None,
         Some(f) => Some(PathBuf::from(f)),
         None => Path::new(DEFAULT_FILE)
             .exists()
