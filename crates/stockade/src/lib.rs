@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod learn;
 pub mod lifecycle;
 pub mod namespaces;
+pub mod net;
 pub mod probe;
 pub mod process;
 pub mod procfs;

@@ -137,6 +137,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     crate::state::check_id(id)?;
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
+    let net_plan = crate::net::Plan::from_spec(spec, &opts.config_file)?;
     mark("validated");
     let process = spec.process().as_ref().expect("validated");
     if let Some(m) = spec
@@ -186,6 +187,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
+    // The network's record (address, veth, ports) is written next, before any of it exists;
+    // its guard takes it all down again if anything below fails.
+    let mut net = match &net_plan {
+        Some(p) => Some(crate::net::prepare(p, &opts.root, id, &state_dir.dir)?),
+        None => None,
+    };
+    let with_net_files;
+    let spec = match &net {
+        Some(g) => {
+            // /etc/hosts and /etc/resolv.conf: files in the state dir, bound over the image's
+            let mut s = spec.clone();
+            let mut mounts = s.mounts().clone().unwrap_or_default();
+            mounts.extend(g.mounts());
+            s.set_mounts(Some(mounts));
+            with_net_files = s;
+            &with_net_files
+        }
+        None => spec,
+    };
     let rootfs_dir = spec::rootfs_dir(spec, bundle, &state_dir.dir);
     if spec::tmpfs_root(spec) {
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
@@ -340,6 +360,23 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             return Err(child_error(&ours).unwrap_or(e));
         }
         mark("cgroup ready");
+        if let Some(g) = net.as_mut() {
+            // The child says "N" once its network namespace exists (with an rtnetlink socket
+            // inside it, for a bridge); it gets its filter, and runs nothing of its own, only
+            // after the network is up.
+            let (buf, fd) = recv_msg(&ours, "wait for the container's network namespace")?;
+            match buf.first() {
+                Some(b'N') => {}
+                Some(b'E') => {
+                    return Err(Error::Child(
+                        String::from_utf8_lossy(&buf[1..]).into_owned(),
+                    ))
+                }
+                _ => return Err(Error::Other("container setup: unexpected message".into())),
+            }
+            g.attach(pid, fd, &proc)?;
+            mark("net ready");
+        }
         let filter = crate::seccomp::compile(
             spec,
             &opts.config_file,
@@ -421,6 +458,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         state_dir.unlock();
         std::mem::forget(cgroup);
         std::mem::forget(host_mounts);
+        if let Some(g) = net {
+            g.keep();
+        }
         return Ok(0);
     }
     // poststart failures only warn (runtime-spec)
@@ -433,6 +473,11 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     drop(cgroup);
     drop(host_mounts);
     mark("cgroup removed");
+    if let Some(g) = net.take() {
+        if let Err(e) = g.release() {
+            eprintln!("stockade: warning: {e}");
+        }
+    }
     // Under the lock again (a `delete` elsewhere may have taken it meanwhile: then it is gone).
     drop(state_dir);
     match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
@@ -548,6 +593,21 @@ fn child_setup(
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
+    }
+    if let Some(with_socket) = crate::net::child_handoff(spec) {
+        // Our network namespace exists: the runtime sets it up (see `net`).
+        if with_socket {
+            let nl = socket::socket(
+                AddressFamily::Netlink,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                socket::SockProtocol::NetlinkRoute,
+            )
+            .ctx(|| "rtnetlink socket")?;
+            send_fd(sock, b"N", &nl)?;
+        } else {
+            socket::send(sock.as_raw_fd(), b"N", MsgFlags::empty()).ctx(|| "send N")?;
+        }
     }
     // A session of its own (as runc's init): whatever the caller does to its process group or
     // terminal does not reach the container. A terminal, if any, makes its own session below.
