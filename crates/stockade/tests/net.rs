@@ -570,3 +570,205 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     a.stop();
     assert_net_gone(root.path(), &held, &rec);
 }
+
+/// A CNI conflist directory of the test's own: `stktest` (Debian's bridge + host-local +
+/// portmap) and `stkcheck` (bridge + host-local), their address files under it too.
+fn cni_dir() -> tempfile::TempDir {
+    assert!(
+        Path::new("/usr/lib/cni/bridge").exists() && Path::new("/usr/lib/cni/portmap").exists(),
+        "CNI plugins missing: apt-get install containernetworking-plugins (.ci/run does)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let ipam = d.path().join("ipam");
+    let conf = |name: &str, br: &str, subnet: &str, portmap: bool| {
+        let mut plugins = vec![serde_json::json!({
+            "type": "bridge", "bridge": br, "isGateway": true, "ipMasq": true,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": ipam}
+        })];
+        if portmap {
+            plugins.push(
+                serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+            );
+        }
+        serde_json::json!({"cniVersion": "1.0.0", "name": name, "plugins": plugins}).to_string()
+    };
+    std::fs::write(
+        d.path().join("10-stktest.conflist"),
+        conf("stktest", "stkcni0", "10.222.0.0/24", true),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("20-stkcheck.conflist"),
+        conf("stkcheck", "stkcni1", "10.223.0.0/24", false),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("30-broken.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"broken","plugins":[{"type":"no-such-plugin"}]}"#,
+    )
+    .unwrap();
+    d
+}
+
+fn cni_address(rec: &serde_json::Value) -> String {
+    rec["cni"]["result"]["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn cni_bridge_portmap_and_the_builtin_bridge_side_by_side() {
+    enter_netns();
+    let conf = cni_dir();
+    let dir = conf.path().to_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (ida, idb, idc) = (unique("cni-a"), unique("cni-b"), unique("cni-c"));
+    let cni = ["--net", "cni:stktest", "--cni-conf-dir", dir];
+    let mut flags = cni.to_vec();
+    flags.extend(["--publish", "18088:8080"]);
+    let a = Running::httpd(root.path(), &ida, &flags, "hello-cni");
+    // the built-in bridge beside it, with a port of its own
+    let c = Running::httpd(
+        root.path(),
+        &idc,
+        &["--net", "bridge", "--publish", "18089:8080"],
+        "hello-builtin",
+    );
+    let rec = poll_until("A's CNI result never cached", 20, || {
+        let r = record(root.path(), &ida);
+        (!r["cni"]["result"].is_null()).then_some(r)
+    });
+    let ip = cni_address(&rec);
+    assert!(ip.starts_with("10.222.0."), "{ip}");
+    wait_http(&format!("http://{ip}:8080/"), "hello-cni");
+    assert_eq!(
+        curl("http://10.222.0.1:18088/").as_deref(),
+        Some("hello-cni\n")
+    );
+    assert_eq!(
+        curl("http://127.0.0.1:18088/").as_deref(),
+        Some("hello-cni\n")
+    );
+    let crec = record(root.path(), &idc);
+    wait_http(&format!("http://{}:8080/", address(&crec)), "hello-builtin");
+    assert_eq!(
+        curl("http://127.0.0.1:18089/").as_deref(),
+        Some("hello-builtin\n")
+    );
+    // B on the CNI network reaches A by address; its /etc/hosts has the address CNI gave it
+    let o = cmd(
+        root.path(),
+        &[
+            "sandbox",
+            "--id",
+            &idb,
+            "--net",
+            "cni:stktest",
+            "--cni-conf-dir",
+            dir,
+            "--",
+            "sh",
+            "-c",
+            &format!("curl -sS -m 2 http://{ip}:8080/ && cat /etc/hosts"),
+        ],
+    );
+    assert!(o.status.success(), "B: {}", stderr(&o));
+    assert!(stdout(&o).contains("hello-cni"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("10.222.0."),
+        "B's hosts: {}",
+        stdout(&o)
+    );
+    // neither touched the other's: CNI's chains are iptables', ours the stockade tables
+    let rules = ruleset();
+    assert!(rules.contains("table inet stockade") && rules.contains("10.209.0.0/16"));
+    let ipt = sh("iptables-save -t nat");
+    assert!(ipt.contains(&ida), "portmap's rules name A: {ipt}");
+    assert!(
+        !ipt.contains("stockade0"),
+        "CNI touched the built-in bridge: {ipt}"
+    );
+
+    let veth = rec["cni"]["result"]["interfaces"][1]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.stop();
+    // DEL ran: the address file, portmap's rules and the veth are gone
+    let ipam_dir = conf.path().join("ipam/stktest");
+    assert!(!ipam_dir.join(&ip).exists(), "host-local kept {ip}");
+    assert!(
+        !sh("iptables-save -t nat").contains(&ida),
+        "portmap rules of A left"
+    );
+    poll_until("CNI veth left", 10, || {
+        (!links().contains(&veth)).then_some(())
+    });
+    assert!(!root.path().join(&ida).exists());
+    c.stop();
+    assert_net_gone(root.path(), &idc, &crec);
+}
+
+#[test]
+fn cni_check_on_request_and_bad_networks() {
+    enter_netns();
+    let conf = cni_dir();
+    let dir = conf.path().to_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let id = unique("chk");
+    let a = Running::start(
+        root.path(),
+        &id,
+        &["--net", "cni:stkcheck", "--cni-conf-dir", dir],
+        &["sleep", "60"],
+    );
+    let rec = poll_until("result never cached", 20, || {
+        let r = record(root.path(), &id);
+        (!r["cni"]["result"].is_null()).then_some(r)
+    });
+    let o = cmd(root.path(), &["net-check", &id]);
+    assert!(o.status.success(), "CHECK: {}", stderr(&o));
+    assert!(stdout(&o).contains("CHECK passed"));
+    // CHECK notices the container's address gone
+    let st: serde_json::Value =
+        serde_json::from_slice(&cmd(root.path(), &["state", &id]).stdout).unwrap();
+    sh(&format!(
+        "nsenter -t {} -n ip addr flush dev eth0",
+        st["pid"]
+    ));
+    let o = cmd(root.path(), &["net-check", &id]);
+    assert!(!o.status.success(), "CHECK passed without the address");
+    assert!(stderr(&o).contains("bridge CHECK failed"), "{}", stderr(&o));
+    a.stop();
+    let ip = cni_address(&rec);
+    assert!(!conf.path().join("ipam/stkcheck").join(&ip).exists());
+
+    for (net, want) in [
+        ("cni:nosuch", "no network \"nosuch\""),
+        ("cni:broken", "plugin \"no-such-plugin\" not found"),
+    ] {
+        let bad = unique("cnibad");
+        let o = cmd(
+            root.path(),
+            &[
+                "sandbox",
+                "--id",
+                &bad,
+                "--net",
+                net,
+                "--cni-conf-dir",
+                dir,
+                "--",
+                "true",
+            ],
+        );
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{net}: {}", stderr(&o));
+        assert_nothing_left(&bad, root.path());
+    }
+}

@@ -106,6 +106,39 @@ pub fn teardown(root: &Path, rec: &super::Record, b: &BridgeRecord) -> Result<()
     Ok(())
 }
 
+/// The container's veth is on its bridge, and its rules are there.
+pub fn check(rec: &super::Record, b: &BridgeRecord) -> Result<String> {
+    let mut host = Rtnl::new().map_err(|e| net_err("rtnetlink socket", e))?;
+    let found = veth::master_of(&mut host, &b.veth)
+        .map_err(|e| net_err(format!("look up {}", b.veth), e))?;
+    match found {
+        None => {
+            return Err(Error::Other(format!(
+                "net-check: veth {} is missing",
+                b.veth
+            )))
+        }
+        Some(m) if m != b.bridge_index => {
+            return Err(Error::Other(format!(
+                "net-check: veth {} is not on {}",
+                b.veth, b.bridge
+            )))
+        }
+        Some(_) => {}
+    }
+    let want = b.publish.len() * b.addrs.len() * 2 + if b.isolate { 2 } else { 0 };
+    let have = nft::count_tagged(&rec.token).map_err(|e| net_err("list nftables rules", e))?;
+    if have != want {
+        return Err(Error::Other(format!(
+            "net-check: {have} of the container's {want} nftables rules are there"
+        )));
+    }
+    Ok(format!(
+        "bridge {}: veth {} on it, {} rules",
+        b.bridge, b.veth, have
+    ))
+}
+
 /// The bridge's ifindex and subnets: the existing bridge's (which must match the subnets
 /// asked for, if any), or a new one's.
 fn ensure(

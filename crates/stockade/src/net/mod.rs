@@ -539,10 +539,20 @@ impl Guard {
                 bridge::attach(self, netns.as_raw_fd(), sock, proc)
             }
             Mode::Cni(_) => {
+                let id = self.record.id.clone();
                 let rec = self.record.cni.as_mut().expect("prepared");
-                let res = cni::add(rec, &self.record.id, pid, &self.plan.publish);
+                // named before the pin and ADD exist, so a DEL after a kill finds them
+                let pin = self.state_dir.join("netns");
+                rec.netns = pin.to_string_lossy().into_owned();
+                self.record.save(&self.state_dir)?;
+                let netns = proc
+                    .open_ns(pid, "net")
+                    .ctx(|| format!("open /proc/{pid}/ns/net"))?;
+                cni::pin_netns(&netns, &pin)?;
+                let rec = self.record.cni.as_mut().expect("prepared");
+                let res = cni::add(rec, &id);
                 let res = res.and_then(|_| self.record.save(&self.state_dir));
-                // the result's addresses go into /etc/hosts (a bind of the file: rewritten in place)
+                // the result's addresses go into /etc/hosts (rewritten in place: the bind follows)
                 self.write_etc_files()?;
                 res
             }
@@ -591,6 +601,22 @@ pub fn teardown(root: &Path, rec: &Record) -> Result<()> {
     }
     crate::container::mark("net: torn down");
     Ok(())
+}
+
+/// `stockade net-check ID`: CNI's CHECK of every plugin; for the bridge, its veth on the
+/// bridge and its rules in place. Returns what was checked.
+pub fn check(state_dir: &Path) -> Result<String> {
+    let rec = Record::load(state_dir)?.ok_or_else(|| {
+        Error::Other("net-check: the container has no network of stockade's".into())
+    })?;
+    if let Some(c) = &rec.cni {
+        cni::check(c, &rec.id)?;
+        return Ok(format!("cni network {}: CHECK passed", c.name));
+    }
+    if let Some(b) = &rec.bridge {
+        return bridge::check(&rec, b);
+    }
+    Ok("pasta: nothing to check".into())
 }
 
 /// `delete`: tear down what the container's record names.

@@ -524,6 +524,12 @@ pub fn delete_tagged(token: &str) -> io::Result<()> {
     b.commit()
 }
 
+/// How many rules carry `token`.
+pub fn count_tagged(token: &str) -> io::Result<usize> {
+    let needle = format!("stockade {token} ");
+    Ok(rules(NFPROTO_INET, &needle)?.len() + rules(NFPROTO_BRIDGE, &needle)?.len())
+}
+
 /// (chain, handle) of the rules in `family`'s table whose comment contains `needle`.
 fn rules(family: u8, needle: &str) -> io::Result<Vec<(String, u64)>> {
     let sock = socket()?;

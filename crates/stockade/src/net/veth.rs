@@ -75,6 +75,29 @@ pub fn index_of(rtnl: &mut Rtnl, name: &str) -> io::Result<Option<(u32, Option<I
     }
 }
 
+/// The master (bridge) index of link `name`: None if there is no such link, Some(0) if it has
+/// no master.
+pub fn master_of(rtnl: &mut Rtnl, name: &str) -> io::Result<Option<u32>> {
+    let mut m = LinkMessage::default();
+    m.attributes = vec![LinkAttribute::IfName(name.into())];
+    match rtnl.get(RouteNetlinkMessage::GetLink(m)) {
+        Ok(RouteNetlinkMessage::NewLink(l)) => Ok(Some(
+            l.attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::Controller(i) => Some(*i),
+                    _ => None,
+                })
+                .unwrap_or(0),
+        )),
+        Ok(_) => Err(io::Error::other(
+            "netlink: unexpected answer to RTM_GETLINK",
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// An address message for `addr` on link `index` (IPv6 without duplicate address detection:
 /// the address is ours by allocation, and DAD would hold it "tentative" for a second).
 pub fn address(index: u32, addr: &IpNet) -> AddressMessage {
