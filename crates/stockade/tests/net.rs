@@ -772,3 +772,89 @@ fn cni_check_on_request_and_bad_networks() {
         assert_nothing_left(&bad, root.path());
     }
 }
+
+/// An unprivileged caller (nobody) with `--net pasta`: a server in the sandbox reached through
+/// the published port on the host's loopback; pasta gone with the sandbox. The "host" has one
+/// veth with a documentation-range address and a default route (pasta copies them), all inside
+/// the test's namespace. This machine's /dev/net/tun is 0600: the scenario runs in a private
+/// mount namespace with a 0666 node bound over it (the host's node is not changed).
+#[test]
+fn rootless_pasta_publishes_a_port() {
+    enter_netns();
+    assert!(
+        Path::new("/usr/bin/pasta").exists(),
+        "pasta missing: apt-get install passt (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    sh(&format!(
+        "chmod 755 {0} && chown 65534:65534 {0}/root",
+        dir.path().display()
+    ));
+    let exe = dir.path().join("stockade");
+    std::fs::copy(bin(), &exe).unwrap();
+    let id = unique("pasta");
+    let nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+    let script = format!(
+        r#"set -e
+mknod -m 666 {d}/tun c 10 200 && mount --bind {d}/tun /dev/net/tun
+ip link add stkp0 type veth peer name stkp1
+ip addr add 192.0.2.1/24 dev stkp0 && ip link set stkp0 up && ip link set stkp1 up
+ip route add default via 192.0.2.254 dev stkp0
+{nobody} {exe} --root {root} sandbox --id {id} --net pasta --publish 18095:8080 -- \
+  sh -c 'mkdir /tmp/w; echo hello-pasta > /tmp/w/index.html; exec busybox httpd -f -p 8080 -h /tmp/w' &
+for i in $(seq 100); do curl -sS -m 1 http://127.0.0.1:18095/ 2>/dev/null && break; sleep 0.1; done
+echo "pasta=$(cat {root}/{id}/pasta.pid)"
+{nobody} {exe} --root {root} kill {id} KILL
+wait || true
+echo "after=$(ls {root} | grep -v '^\.' | wc -l)"
+"#,
+        d = dir.path().display(),
+        exe = exe.display(),
+        root = root.display(),
+    );
+    let o = timeout()
+        .args([
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("hello-pasta"),
+        "not reached through pasta: {out}{}",
+        stderr(&o)
+    );
+    assert!(out.contains("after=0"), "state left: {out}");
+    let pid: i32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pasta="))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pasta pid: {out}"));
+    poll_until("pasta still running", 10, || {
+        (!matches!(stat_of(pid), Some((s, _)) if s != 'Z')).then_some(())
+    });
+    // bridge as an unprivileged caller: a clear error saying why
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .arg("--root")
+        .arg(&root)
+        .args(["sandbox", "--net", "bridge", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("needs root") && stderr(&o).contains("use pasta"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -346,6 +346,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
             crate::hooks::state_json(id, "creating", pid, bundle, spec)
         })?;
+        if let Some(g) = net.as_mut().filter(|g| g.before_go()) {
+            net_attach(&ours, g, pid, &proc)?;
+        }
         send_go(&ours, &prepared, pid)?;
         mark("go sent");
         let tasks_files = match tasks_files {
@@ -360,22 +363,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             return Err(child_error(&ours).unwrap_or(e));
         }
         mark("cgroup ready");
-        if let Some(g) = net.as_mut() {
-            // The child says "N" once its network namespace exists (with an rtnetlink socket
-            // inside it, for a bridge); it gets its filter, and runs nothing of its own, only
-            // after the network is up.
-            let (buf, fd) = recv_msg(&ours, "wait for the container's network namespace")?;
-            match buf.first() {
-                Some(b'N') => {}
-                Some(b'E') => {
-                    return Err(Error::Child(
-                        String::from_utf8_lossy(&buf[1..]).into_owned(),
-                    ))
-                }
-                _ => return Err(Error::Other("container setup: unexpected message".into())),
-            }
-            g.attach(pid, fd, &proc)?;
-            mark("net ready");
+        if let Some(g) = net.as_mut().filter(|g| !g.before_go()) {
+            net_attach(&ours, g, pid, &proc)?;
         }
         let filter = crate::seccomp::compile(
             spec,
@@ -489,6 +478,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         crate::hooks::state_json(id, "stopped", 0, bundle, spec)
     })?;
     code
+}
+
+/// The child says "N" once its network namespace exists (with an rtnetlink socket inside it, for
+/// a bridge); the runtime then sets the network up. The child gets its filter, and runs nothing
+/// of its own, only after that.
+fn net_attach(ours: &OwnedFd, g: &mut crate::net::Guard, pid: i32, proc: &ProcFs) -> Result<()> {
+    let (buf, fd) = recv_msg(ours, "wait for the container's network namespace")?;
+    match buf.first() {
+        Some(b'N') => {}
+        Some(b'E') => {
+            return Err(Error::Child(
+                String::from_utf8_lossy(&buf[1..]).into_owned(),
+            ))
+        }
+        _ => return Err(Error::Other("container setup: unexpected message".into())),
+    }
+    g.attach(pid, fd, proc)?;
+    mark("net ready");
+    Ok(())
 }
 
 /// The runtime↔child channel (SEQPACKET, close-on-exec: EOF tells the runtime `execve` worked),

@@ -499,8 +499,7 @@ impl Guard {
         let p = self.state_dir.join("hosts");
         std::fs::write(&p, hosts).ctx(|| format!("write {}", p.display()))?;
         let p = self.state_dir.join("resolv.conf");
-        std::fs::write(&p, resolv_conf(self.plan.mode == Mode::Pasta))
-            .ctx(|| format!("write {}", p.display()))?;
+        std::fs::write(&p, resolv_conf()).ctx(|| format!("write {}", p.display()))?;
         Ok(())
     }
 
@@ -562,6 +561,12 @@ impl Guard {
                 self.record.save(&self.state_dir)
             }
         }
+    }
+
+    /// pasta joins the child's namespaces from outside as the caller, which only works while
+    /// the child is still dumpable, that is before it takes "go".
+    pub fn before_go(&self) -> bool {
+        self.plan.mode == Mode::Pasta
     }
 
     /// Set up for good: the record stays for `delete`.
@@ -629,7 +634,7 @@ pub fn delete(root: &Path, state_dir: &Path) -> Result<()> {
 
 /// The container's resolv.conf: the host's, less loopback name servers (a resolver on the
 /// host's loopback is not reachable from another namespace); none left: Docker's fallback.
-fn resolv_conf(pasta: bool) -> String {
+fn resolv_conf() -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut out = String::new();
     let mut servers = 0;
@@ -637,8 +642,7 @@ fn resolv_conf(pasta: bool) -> String {
         let mut words = line.split_whitespace();
         if words.next() == Some("nameserver") {
             let ip: Option<IpAddr> = words.next().and_then(|w| w.parse().ok());
-            // pasta maps the host's loopback resolver to its own address: keep it there
-            if ip.is_some_and(|ip| ip.is_loopback()) && !pasta {
+            if ip.is_some_and(|ip| ip.is_loopback()) {
                 continue;
             }
             servers += 1;
