@@ -39,6 +39,8 @@ use crate::state::{State, StateDir};
 
 mod channel;
 mod exec;
+mod guards;
+use guards::{CgroupGuard, HostMounts};
 
 pub use channel::decode_go;
 use channel::{
@@ -774,64 +776,6 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
-}
-
-/// Mounts left in the host's namespace by a container that shares it, detached when dropped.
-struct HostMounts(Option<PathBuf>);
-
-impl Drop for HostMounts {
-    fn drop(&mut self) {
-        if let Some(rootfs) = &self.0 {
-            rootfs::release_host_mounts(rootfs);
-        }
-    }
-}
-
-/// The container's cgroup, removed (with anything still in it) when dropped.
-struct CgroupGuard {
-    cgroup: Option<Cgroup>,
-}
-
-impl CgroupGuard {
-    /// Before the clone: make the unified directory of the cgroup `planned` (the process is
-    /// born in it); the v1 directories and the limits come after, while the child works.
-    fn begin(
-        planned: Option<Cgroup>,
-        rootless: bool,
-        quiet: bool,
-    ) -> Result<(CgroupGuard, Option<OwnedFd>)> {
-        let Some(mut cg) = planned.filter(|_| !rootless) else {
-            if !quiet {
-                eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
-            }
-            return Ok((CgroupGuard { cgroup: None }, None));
-        };
-        let fd = cg.create_v2()?;
-        Ok((CgroupGuard { cgroup: Some(cg) }, fd))
-    }
-
-    /// The v1 directories, then every limit: returns the `tasks` files the child writes itself
-    /// into before anything of the workload runs.
-    fn finish(&mut self, spec: &Spec) -> Result<Vec<OwnedFd>> {
-        let Some(cg) = self.cgroup.as_mut() else {
-            return Ok(vec![]);
-        };
-        cg.create_v1()?;
-        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cg.apply(r)?;
-        }
-        cg.v1_tasks_files()
-    }
-}
-
-impl Drop for CgroupGuard {
-    fn drop(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.destroy() {
-                eprintln!("stockade: warning: {e}");
-            }
-        }
-    }
 }
 
 pub fn now_rfc3339() -> String {
