@@ -16,6 +16,7 @@ pub mod landlock;
 pub mod learn;
 pub mod lifecycle;
 pub mod namespaces;
+pub mod net;
 pub mod policy;
 pub mod probe;
 pub mod process;

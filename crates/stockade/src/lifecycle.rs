@@ -217,6 +217,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
+    // veth, rules, address and ports: what the container's net.json names
+    crate::net::delete(root, &dir.dir)?;
     let spec = bundle_spec(&st);
     if let Some(spec) = &spec {
         // before the state directory goes: a tmpfs root lives in it

@@ -122,6 +122,10 @@ enum Cmd {
     },
     /// What this runtime supports (runtime-spec features JSON)
     Features,
+    /// Check a container's network: CNI's CHECK of each plugin; for --net bridge its veth on
+    /// the bridge and its nftables rules
+    #[command(name = "net-check")]
+    NetCheck { id: String },
     /// Look at the isolation from inside: run this in a container or sandbox
     Probe {
         /// JSON instead of a table
@@ -429,6 +433,11 @@ fn real_main(cli: Cli) -> Result<i32> {
                     stockade::probe::table(&checks, std::io::stdout().is_terminal())
                 );
             }
+            Ok(0)
+        }
+        Cmd::NetCheck { id } => {
+            let dir = stockade::state::StateDir::open(&cli.root, &id)?;
+            println!("{}", stockade::net::check(&dir.dir)?);
             Ok(0)
         }
         Cmd::Features => {

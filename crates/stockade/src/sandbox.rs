@@ -34,9 +34,32 @@ pub struct SandboxArgs {
     pub chdir: String,
     #[arg(long, default_value = "sandbox")]
     pub hostname: String,
-    /// Network: none (own namespace with loopback only) or host
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    /// Network: none (own namespace, loopback only), host (the host's), bridge (a veth on a host
+    /// bridge, NAT, --publish), cni:NAME (a CNI conflist's plugins) or pasta (unprivileged)
+    #[arg(long, default_value = "none")]
     pub net: String,
+    /// The host bridge of --net bridge (made on first use)
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// The bridge's subnet, IPv4 and/or IPv6 (default 10.209.0.0/16; one of each family)
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Vec<String>,
+    /// Publish a container port on the host (also on its loopback)
+    #[arg(long, value_name = "HOST:CONTAINER[/tcp|udp]")]
+    pub publish: Vec<String>,
+    /// No traffic between this sandbox and the others on its bridge
+    #[arg(long)]
+    pub isolate: bool,
+    /// Let the host forward the bridge's traffic (sets net.ipv4.ip_forward=1, and IPv6
+    /// forwarding with an IPv6 subnet)
+    #[arg(long = "allow-forwarding")]
+    pub allow_forwarding: bool,
+    /// Where --net cni:NAME finds NAME's conflist (default /etc/cni/net.d)
+    #[arg(long = "cni-conf-dir", value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugins are, colon-separated (default /usr/lib/cni)
+    #[arg(long = "cni-path", value_name = "DIRS")]
+    pub cni_path: Option<String>,
     /// Memory limit (e.g. 512m, 2g) or "unlimited"
     #[arg(long, default_value = "1g")]
     pub memory: String,
@@ -246,6 +269,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         crate::seccomp::profile_for_cli(&seccomp_arg, &caps)?.to_oci_value()
     };
 
+    let mut annotations = net_annotations(a)?;
     let mut namespaces = spec::default_namespaces();
     if a.net == "host" {
         namespaces
@@ -310,7 +334,6 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     if !seccomp.is_null() {
         linux["seccomp"] = seccomp;
     }
-    let mut annotations = json!({spec::ANNOTATION_TMPFS_ROOT: "tmpfs"});
     if !symlinks.is_empty() {
         annotations[spec::ANNOTATION_ROOT_SYMLINKS] = json!(Value::Object(symlinks).to_string());
     }
@@ -449,6 +472,77 @@ fn rlimit_resource(typ: &str) -> Option<nix::sys::resource::Resource> {
         "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
         _ => return None,
     })
+}
+
+/// The `--net` flags as the annotations the engine reads (see [`crate::net`]), checked here so
+/// an error names the flag.
+fn net_annotations(a: &SandboxArgs) -> Result<Value> {
+    use crate::net;
+    let mut ann = serde_json::Map::new();
+    ann.insert(spec::ANNOTATION_TMPFS_ROOT.into(), json!("tmpfs"));
+    let mode = a.net.as_str();
+    let networked = match mode {
+        "none" | "host" => false,
+        "bridge" | "pasta" => true,
+        m if m.starts_with("cni:") && m.len() > 4 => true,
+        m => {
+            return Err(Error::Other(format!(
+                "--net {m:?}: expected none, host, bridge, cni:NAME or pasta"
+            )))
+        }
+    };
+    let flag_given = [
+        ("--bridge", a.bridge.is_some()),
+        ("--subnet", !a.subnet.is_empty()),
+        ("--publish", !a.publish.is_empty()),
+        ("--isolate", a.isolate),
+        ("--allow-forwarding", a.allow_forwarding),
+        ("--cni-conf-dir", a.cni_conf_dir.is_some()),
+        ("--cni-path", a.cni_path.is_some()),
+    ];
+    if let Some((f, _)) = flag_given.iter().find(|(_, g)| *g) {
+        if !networked {
+            return Err(Error::Other(format!(
+                "{f} needs --net bridge, cni:NAME or pasta (not --net {mode})"
+            )));
+        }
+    }
+    if !networked {
+        return Ok(Value::Object(ann));
+    }
+    ann.insert(net::ANNOTATION.into(), json!(mode));
+    if let Some(b) = &a.bridge {
+        net::check_ifname(b).map_err(|m| Error::Other(format!("--bridge {m}")))?;
+        ann.insert(net::A_BRIDGE.into(), json!(b));
+    }
+    for s in &a.subnet {
+        net::parse_subnet(s).map_err(|m| Error::Other(format!("--subnet {m}")))?;
+    }
+    if !a.subnet.is_empty() {
+        ann.insert(net::A_SUBNET.into(), json!(a.subnet.join(",")));
+    }
+    for p in &a.publish {
+        net::parse_publish(p).map_err(|m| Error::Other(format!("--publish {m}")))?;
+    }
+    if !a.publish.is_empty() {
+        ann.insert(net::A_PUBLISH.into(), json!(a.publish.join(",")));
+    }
+    if a.isolate {
+        ann.insert(net::A_ISOLATE.into(), json!("true"));
+    }
+    if a.allow_forwarding {
+        ann.insert(net::A_FORWARDING.into(), json!("true"));
+    }
+    if let Some(d) = &a.cni_conf_dir {
+        ann.insert(
+            net::A_CNI_CONF_DIR.into(),
+            json!(abs(&d.to_string_lossy())?),
+        );
+    }
+    if let Some(p) = &a.cni_path {
+        ann.insert(net::A_CNI_PATH.into(), json!(p));
+    }
+    Ok(Value::Object(ann))
 }
 
 fn abs(p: &str) -> Result<PathBuf> {

@@ -39,6 +39,8 @@ use crate::state::{State, StateDir};
 
 mod channel;
 mod exec;
+mod guards;
+use guards::{CgroupGuard, HostMounts};
 
 pub use channel::decode_go;
 use channel::{
@@ -137,6 +139,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     crate::state::check_id(id)?;
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
+    let net_plan = crate::net::Plan::from_spec(spec, &opts.config_file)?;
     mark("validated");
     let process = spec.process().as_ref().expect("validated");
     if let Some(m) = spec
@@ -186,6 +189,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
+    // The network's record (address, veth, ports) is written next, before any of it exists;
+    // its guard takes it all down again if anything below fails.
+    let mut net = match &net_plan {
+        Some(p) => Some(crate::net::prepare(p, &opts.root, id, &state_dir.dir)?),
+        None => None,
+    };
+    let with_net_files;
+    let spec = match &net {
+        Some(g) => {
+            // /etc/hosts and /etc/resolv.conf: files in the state dir, bound over the image's
+            let mut s = spec.clone();
+            let mut mounts = s.mounts().clone().unwrap_or_default();
+            mounts.extend(g.mounts());
+            s.set_mounts(Some(mounts));
+            with_net_files = s;
+            &with_net_files
+        }
+        None => spec,
+    };
     let rootfs_dir = spec::rootfs_dir(spec, bundle, &state_dir.dir);
     if spec::tmpfs_root(spec) {
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
@@ -326,6 +348,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
             crate::hooks::state_json(id, "creating", pid, bundle, spec)
         })?;
+        if let Some(g) = net.as_mut().filter(|g| g.before_go()) {
+            net_attach(&ours, g, pid, &proc)?;
+        }
         send_go(&ours, &prepared, pid)?;
         mark("go sent");
         let tasks_files = match tasks_files {
@@ -340,6 +365,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             return Err(child_error(&ours).unwrap_or(e));
         }
         mark("cgroup ready");
+        if let Some(g) = net.as_mut().filter(|g| !g.before_go()) {
+            net_attach(&ours, g, pid, &proc)?;
+        }
         let filter = crate::seccomp::compile(
             spec,
             &opts.config_file,
@@ -421,6 +449,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         state_dir.unlock();
         std::mem::forget(cgroup);
         std::mem::forget(host_mounts);
+        if let Some(g) = net {
+            g.keep();
+        }
         return Ok(0);
     }
     // poststart failures only warn (runtime-spec)
@@ -433,6 +464,11 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     drop(cgroup);
     drop(host_mounts);
     mark("cgroup removed");
+    if let Some(g) = net.take() {
+        if let Err(e) = g.release() {
+            eprintln!("stockade: warning: {e}");
+        }
+    }
     // Under the lock again (a `delete` elsewhere may have taken it meanwhile: then it is gone).
     drop(state_dir);
     match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
@@ -447,6 +483,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         crate::hooks::state_json(id, "stopped", 0, bundle, spec)
     })?;
     code
+}
+
+/// The child says "N" once its network namespace exists (with an rtnetlink socket inside it, for
+/// a bridge); the runtime then sets the network up. The child gets its filter, and runs nothing
+/// of its own, only after that.
+fn net_attach(ours: &OwnedFd, g: &mut crate::net::Guard, pid: i32, proc: &ProcFs) -> Result<()> {
+    let (buf, fd) = recv_msg(ours, "wait for the container's network namespace")?;
+    match buf.first() {
+        Some(b'N') => {}
+        Some(b'E') => {
+            return Err(Error::Child(
+                String::from_utf8_lossy(&buf[1..]).into_owned(),
+            ))
+        }
+        _ => return Err(Error::Other("container setup: unexpected message".into())),
+    }
+    g.attach(pid, fd, proc)?;
+    mark("net ready");
+    Ok(())
 }
 
 /// The runtime↔child channel (SEQPACKET, close-on-exec: EOF tells the runtime `execve` worked),
@@ -551,6 +606,21 @@ fn child_setup(
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
+    }
+    if let Some(with_socket) = crate::net::child_handoff(spec) {
+        // Our network namespace exists: the runtime sets it up (see `net`).
+        if with_socket {
+            let nl = socket::socket(
+                AddressFamily::Netlink,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                socket::SockProtocol::NetlinkRoute,
+            )
+            .ctx(|| "rtnetlink socket")?;
+            send_fd(sock, b"N", &nl)?;
+        } else {
+            socket::send(sock.as_raw_fd(), b"N", MsgFlags::empty()).ctx(|| "send N")?;
+        }
     }
     // A session of its own (as runc's init): whatever the caller does to its process group or
     // terminal does not reach the container. A terminal, if any, makes its own session below.
@@ -720,64 +790,6 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
-}
-
-/// Mounts left in the host's namespace by a container that shares it, detached when dropped.
-struct HostMounts(Option<PathBuf>);
-
-impl Drop for HostMounts {
-    fn drop(&mut self) {
-        if let Some(rootfs) = &self.0 {
-            rootfs::release_host_mounts(rootfs);
-        }
-    }
-}
-
-/// The container's cgroup, removed (with anything still in it) when dropped.
-struct CgroupGuard {
-    cgroup: Option<Cgroup>,
-}
-
-impl CgroupGuard {
-    /// Before the clone: make the unified directory of the cgroup `planned` (the process is
-    /// born in it); the v1 directories and the limits come after, while the child works.
-    fn begin(
-        planned: Option<Cgroup>,
-        rootless: bool,
-        quiet: bool,
-    ) -> Result<(CgroupGuard, Option<OwnedFd>)> {
-        let Some(mut cg) = planned.filter(|_| !rootless) else {
-            if !quiet {
-                eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
-            }
-            return Ok((CgroupGuard { cgroup: None }, None));
-        };
-        let fd = cg.create_v2()?;
-        Ok((CgroupGuard { cgroup: Some(cg) }, fd))
-    }
-
-    /// The v1 directories, then every limit: returns the `tasks` files the child writes itself
-    /// into before anything of the workload runs.
-    fn finish(&mut self, spec: &Spec) -> Result<Vec<OwnedFd>> {
-        let Some(cg) = self.cgroup.as_mut() else {
-            return Ok(vec![]);
-        };
-        cg.create_v1()?;
-        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cg.apply(r)?;
-        }
-        cg.v1_tasks_files()
-    }
-}
-
-impl Drop for CgroupGuard {
-    fn drop(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.destroy() {
-                eprintln!("stockade: warning: {e}");
-            }
-        }
-    }
 }
 
 pub fn now_rfc3339() -> String {
