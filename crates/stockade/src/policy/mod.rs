@@ -434,7 +434,18 @@ pub fn apply(p: &Policy, v: &mut Value, config: &Path) -> Result<Outcome> {
 
     // the user namespace
     if r.user_namespace == Some(UserNs::Auto) && !present.iter().any(|(t, _)| t == "user") {
-        out.add_user_ns = true;
+        // A new user namespace cannot mount /proc for the host's pid namespace (its procfs
+        // belongs to the host's user namespace): such a container runs without one, said.
+        let pid_new = namespaces(v).iter().any(|(t, _)| t == "pid");
+        if pid_new {
+            out.add_user_ns = true;
+        } else {
+            change(
+                "userNamespace",
+                "linux.namespaces",
+                "NOT added: the container shares the host's pid namespace, whose /proc a new user namespace may not mount".into(),
+            );
+        }
     }
 
     if !privileged_allowed {
@@ -486,6 +497,7 @@ pub fn apply(p: &Policy, v: &mut Value, config: &Path) -> Result<Outcome> {
                     }
                 }
             }
+            dropped.sort();
             if !dropped.is_empty() {
                 change(
                     "capabilityCeiling",
