@@ -95,7 +95,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
     st.status = "running".into();
     dir.save(&st)?;
-    if let Some(spec) = bundle_spec(&st) {
+    if let Some(spec) = bundle_spec(root, &st) {
         crate::hooks::run(&spec, crate::hooks::Kind::Poststart, || {
             crate::hooks::state_json(id, "running", st.pid, &st.bundle, &spec)
         })?;
@@ -104,8 +104,8 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 }
 
 /// The container's config.json, for its hooks (None for sandboxes, which have no bundle file).
-fn bundle_spec(st: &State) -> Option<oci_spec::runtime::Spec> {
-    let f = st.bundle.join("config.json");
+fn bundle_spec(root: &Path, st: &State) -> Option<oci_spec::runtime::Spec> {
+    let f = crate::state::config_file(root, st);
     f.exists().then(|| crate::spec::load(&f).ok()).flatten()
 }
 
@@ -219,7 +219,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     // veth, rules, address and ports: what the container's net.json names
     crate::net::delete(root, &dir.dir)?;
-    let spec = bundle_spec(&st);
+    let spec = bundle_spec(root, &st);
     if let Some(spec) = &spec {
         // before the state directory goes: a tmpfs root lives in it
         if namespaces::Plan::from_spec(spec).host_mount_ns() {

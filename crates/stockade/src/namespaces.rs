@@ -32,6 +32,11 @@ pub struct Plan {
     pub new_mount: bool,
     /// A PID namespace to join: entered by the runtime before cloning.
     pub join_pid: Option<PathBuf>,
+    /// With a new user namespace: the network, IPC and UTS namespaces given by path, entered by
+    /// the runtime before cloning (as runc's nsexec joins before it unshares the user
+    /// namespace). From inside the new user namespace the child could not join them: they
+    /// belong to another user namespace (an engine's, the host's).
+    pub pre_join: Vec<(LinuxNamespaceType, PathBuf)>,
 }
 
 impl Plan {
@@ -101,6 +106,7 @@ impl Plan {
             new_net: false,
             new_mount: false,
             join_pid: None,
+            pre_join: vec![],
         };
         let nss = spec
             .linux()
@@ -144,6 +150,16 @@ impl Plan {
                     _ => {}
                 }
             }
+        }
+        if plan.new_user {
+            let (pre, rest): (Vec<_>, Vec<_>) = plan.join.drain(..).partition(|(t, _)| {
+                matches!(
+                    t,
+                    LinuxNamespaceType::Network | LinuxNamespaceType::Ipc | LinuxNamespaceType::Uts
+                )
+            });
+            plan.pre_join = pre;
+            plan.join = rest;
         }
         plan
     }
@@ -314,13 +330,71 @@ pub fn check_sysctl(
     Err("is not namespaced: setting it would change the host for everyone".into())
 }
 
-pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcFs) -> Result<()> {
+/// The network namespace a container joins by path while it has a user namespace of its own:
+/// that namespace belongs to another user namespace (an engine's, the host's), so the container
+/// may not write its sysctls; the runtime does, from outside (Docker sets
+/// `net.ipv4.ip_unprivileged_port_start` and `ping_group_range` in nearly every config).
+pub fn runtime_written_netns(spec: &Spec, plan: &Plan) -> Option<PathBuf> {
+    if !plan.new_user {
+        return None;
+    }
+    plan.join
+        .iter()
+        .chain(&plan.pre_join)
+        .find(|(t, _)| *t == LinuxNamespaceType::Network)
+        .map(|(_, p)| p.clone())
+        .filter(|_| {
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.sysctl().as_ref())
+                .is_some_and(|s| s.keys().any(|k| k.starts_with("net.")))
+        })
+}
+
+/// Runtime side: write the `net.*` sysctls into the network namespace at `netns`, from a thread
+/// that enters it (a sysctl file under /proc/sys/net is the opener's namespace's).
+pub fn write_net_sysctls_in(spec: &Spec, netns: &std::path::Path) -> Result<()> {
+    let ns =
+        std::fs::File::open(netns).ctx(|| format!("open network namespace {}", netns.display()))?;
+    let list: Vec<(String, String)> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("net."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
+                .ctx(|| format!("enter network namespace {}", netns.display()))?;
+            let proc = crate::procfs::ProcFs::host().ctx(|| "open /proc")?;
+            for (k, v) in &list {
+                let path = format!("sys/{}", k.replace('.', "/"));
+                proc.write(&path, v.as_bytes()).ctx(|| {
+                    format!(
+                        "linux.sysctl.{k}: write /proc/{path} in {}",
+                        netns.display()
+                    )
+                })?;
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Other("sysctl thread panicked".into())))
+    })
+}
+
+/// Child side: every sysctl, but those the runtime writes (see [`runtime_written_netns`]).
+pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcFs, skip_net: bool) -> Result<()> {
     for (k, v) in spec
         .linux()
         .as_ref()
         .and_then(|l| l.sysctl().as_ref())
         .into_iter()
         .flatten()
+        .filter(|(k, _)| !(skip_net && k.starts_with("net.")))
     {
         let path = format!("sys/{}", k.replace('.', "/"));
         proc.write(&path, v.as_bytes())

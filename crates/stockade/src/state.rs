@@ -277,3 +277,17 @@ pub fn pid_stat(pid: i32) -> Option<(char, u64)> {
     let state = after.next()?.chars().next()?;
     Some((state, after.nth(18)?.parse().ok()?))
 }
+
+/// The config a container runs with, when the policy changed the bundle's: kept in its state
+/// directory, so `exec`, hooks and `delete` see what was enforced, not what was asked.
+pub const EFFECTIVE_CONFIG: &str = "config.json";
+
+/// The container's config file: the effective one in its state directory, else the bundle's.
+pub fn config_file(root: &Path, st: &State) -> std::path::PathBuf {
+    let ours = root.join(&st.id).join(EFFECTIVE_CONFIG);
+    if ours.exists() {
+        ours
+    } else {
+        st.bundle.join("config.json")
+    }
+}

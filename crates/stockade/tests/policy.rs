@@ -419,3 +419,86 @@ fn an_overlay_rootfs_is_rebuilt_from_idmapped_layers() {
         "only the test's own overlay: {mi}"
     );
 }
+
+/// Docker's network sysctls with the added user namespace: written from the runtime's side into
+/// a network namespace joined by path (owned by the host's user namespace), and restated in the
+/// ids the user namespace maps for a network namespace of the container's own.
+#[test]
+fn engine_network_sysctls_still_take_effect() {
+    let holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = holder.id();
+    let _k = Kill(holder);
+    let netns = format!("/proc/{pid}/ns/net");
+    poll_until("unshare's namespace", 5, || {
+        (std::fs::read_link(&netns).ok()? != std::fs::read_link("/proc/self/ns/net").ok()?)
+            .then_some(())
+    });
+    let sysctls = json!({"net.ipv4.ping_group_range": "0 2147483647", "net.ipv4.ip_unprivileged_port_start": "0"});
+    let ns = netns.clone();
+    let s2 = sysctls.clone();
+    let b = Bundle::new(&["sleep", "30"], move |v| {
+        docker_like(v);
+        v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "network", "path": ns}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+        v["linux"]["sysctl"] = s2;
+    });
+    let bundle = b.path().to_str().unwrap().to_string();
+    let id = unique("sysjoin");
+    let out = with_policy(&b, "default", &["create", "--bundle", &bundle, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(cmd(b.root.path(), &["start", &id]).status.success());
+    // exec enters it too: the joined namespace before the container's user namespace
+    let out = with_policy(
+        &b,
+        "default",
+        &["exec", &id, "sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/self/uid_map; readlink /proc/self/ns/net"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let l: Vec<&str> = text.lines().collect();
+    assert_eq!(l[0], "0", "{text}");
+    assert!(
+        !l[1].contains("4294967295"),
+        "in the added user namespace: {text}"
+    );
+    assert_eq!(l[2], std::fs::read_link(&netns).unwrap().to_str().unwrap());
+    assert!(cmd(b.root.path(), &["delete", "--force", &id])
+        .status
+        .success());
+    assert_nothing_left(&id, b.root.path());
+    let ping = std::process::Command::new("nsenter")
+        .arg(format!("--net={netns}"))
+        .args(["cat", "/proc/sys/net/ipv4/ping_group_range"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&ping).split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"]
+    );
+    // a network namespace of its own: the range restated in mapped gids, said
+    let b = Bundle::new(&["cat", "/proc/sys/net/ipv4/ping_group_range"], move |v| {
+        docker_like(v);
+        v["linux"]["sysctl"] = sysctls;
+    });
+    let bundle = b.path().to_str().unwrap().to_string();
+    let out = with_policy(&b, "default", &["run", "--bundle", &bundle, "sysown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["0", "65535"]
+    );
+    assert!(
+        stderr(&out).contains("ping_group_range"),
+        "{}",
+        stderr(&out)
+    );
+}

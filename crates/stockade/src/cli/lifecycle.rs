@@ -54,7 +54,7 @@ pub fn exec_process(root: &Path, a: &ExecArgs) -> Result<oci_spec::runtime::Proc
         bail!("exec: give a command after the container id, or --process FILE");
     }
     let (_, st) = stockade::lifecycle::load(root, &a.id)?;
-    let spec = spec::load(&st.bundle.join("config.json"))?;
+    let spec = spec::load(&stockade::state::config_file(root, &st))?;
     let mut p = spec
         .process()
         .clone()

@@ -147,6 +147,9 @@ pub fn apply_to_create(
                 let pool = p.rules.id_pool.clone().unwrap_or_else(ids::Pool::from_subuid);
                 let r = ids::allocate(root, &pool, id)?;
                 policy::set_id_maps(&mut v, &r);
+                if let Some(n) = v["annotations"]["org.stockade.policy.sysctl"].as_str() {
+                    log.warn(&format!("policy userNamespace: {n}"));
+                }
                 log.warn(&format!(
                     "policy userNamespace: linux.namespaces: added a user namespace, container root = host uid {} ({} ids)",
                     r.start, r.size

@@ -44,7 +44,7 @@ pub fn exec(
             )))
         }
     }
-    let file = st.bundle.join("config.json");
+    let file = crate::state::config_file(root, &st);
     let mut spec = spec::load(&file)?;
     spec.set_process(Some(process.clone()));
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -85,6 +85,13 @@ pub fn exec(
                 std::fs::File::open(ns_path(t)).ctx(|| format!("open {}", ns_path(t).display()))?;
             order.push((t, f));
         }
+    }
+    // Privileged, the user namespace goes last: host root may enter the container's other
+    // namespaces from outside, and must, for those owned by another user namespace (a network
+    // namespace an engine made, joined by path). Unprivileged, it goes first: its capabilities
+    // are what lets us join the rest.
+    if nix::unistd::geteuid().is_root() {
+        order.sort_by_key(|(t, _)| *t == LinuxNamespaceType::User);
     }
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
     if has(LinuxNamespaceType::Pid) {

@@ -189,6 +189,15 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
+    if st
+        .annotations
+        .keys()
+        .any(|k| k.starts_with(crate::policy::ANNOTATION_PREFIX))
+    {
+        let f = state_dir.dir.join(crate::state::EFFECTIVE_CONFIG);
+        let text = serde_json::to_vec(spec).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(&f, text).ctx(|| format!("write {}", f.display()))?;
+    }
     // The network's record (address, veth, ports) is written next, before any of it exists;
     // its guard takes it all down again if anything below fails.
     let mut net = match &net_plan {
@@ -260,6 +269,14 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         }
         None => None,
     };
+    let mut own_others = vec![];
+    for (t, p) in &ns.pre_join {
+        let name = namespaces::proc_name(*t);
+        let own = std::fs::File::open(format!("/proc/thread-self/ns/{name}"))
+            .ctx(|| format!("open own {name} namespace"))?;
+        namespaces::join(*t, p)?;
+        own_others.push((*t, own));
+    }
     let pid = crate::sys::clone3(
         ns.clone_flags_early_net().bits() as u64,
         v2_dir.as_ref().map(|f| f.as_raw_fd()),
@@ -267,6 +284,14 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     .ctx(|| format!("clone3 with {:?}", ns.clone_flags_early_net()))?;
     drop(v2_dir);
     if pid != 0 {
+        for (t, own) in own_others {
+            nix::sched::setns(own, namespaces::flag(t)).ctx(|| {
+                format!(
+                    "return to the runtime's {} namespace",
+                    namespaces::proc_name(t)
+                )
+            })?;
+        }
         if let Some(own) = own_pid_ns {
             nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID)
                 .ctx(|| "return to the runtime's pid namespace")?;
@@ -309,6 +334,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         if ns.new_user {
             let (uids, gids) = namespaces::id_maps(spec);
             namespaces::write_id_maps(&proc, pid, &uids, &gids, rootless)?;
+        }
+        if let Some(netns) = namespaces::runtime_written_netns(spec, &ns) {
+            namespaces::write_net_sysctls_in(spec, &netns)?;
         }
         let userns = if ns.new_user && !rootless {
             Some(
@@ -731,7 +759,11 @@ fn child_setup(
         let master = process::setup_terminal(size, true)?;
         send_fd(sock, b"T", &master)?;
     }
-    namespaces::write_sysctls(spec, &proc)?;
+    namespaces::write_sysctls(
+        spec,
+        &proc,
+        namespaces::runtime_written_netns(spec, ns).is_some(),
+    )?;
     rootfs::finish(spec, built, prepared.cgroups.as_ref(), &mut cgroup_ready)?;
     cgroup_ready()?;
     mark("child: masks done");

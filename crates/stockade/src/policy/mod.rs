@@ -781,6 +781,33 @@ pub fn set_id_maps(v: &mut Value, range: &ids::Range) {
     if !v["annotations"].is_object() {
         v["annotations"] = json!({});
     }
+    // Docker's `net.ipv4.ping_group_range = "0 2147483647"` ("every group may ping") names gids
+    // a new network namespace under this user namespace cannot map: the same meaning there is
+    // the mapped range. (A namespace joined by path keeps the value: the runtime writes it.)
+    let own_netns = v["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|n| n["type"] == "network" && n.get("path").is_none());
+    if own_netns {
+        if let Some(val) = v["linux"]["sysctl"]["net.ipv4.ping_group_range"]
+            .as_str()
+            .map(String::from)
+        {
+            let max = range.size - 1;
+            let clamp = |x: &str| x.parse::<u64>().map(|n| n.min(max as u64)).ok();
+            let mut it = val.split_whitespace();
+            if let (Some(lo), Some(hi)) = (it.next().and_then(clamp), it.next().and_then(clamp)) {
+                let new = format!("{lo} {hi}");
+                if new != val {
+                    v["linux"]["sysctl"]["net.ipv4.ping_group_range"] = json!(new);
+                    v["annotations"][format!("{ANNOTATION_PREFIX}sysctl")] = json!(format!(
+                        "linux.sysctl.net.ipv4.ping_group_range: {val:?} -> {new:?} (the gids the added user namespace maps)"
+                    ));
+                }
+            }
+        }
+    }
     v["annotations"][ANNOTATION_ID_SLOT] = json!(range.slot.to_string());
     v["annotations"][format!("{ANNOTATION_PREFIX}userNamespace")] = json!(format!(
         "linux.namespaces: added a user namespace, container 0 = host {} ({} ids)",
