@@ -349,6 +349,7 @@ pub fn run_all() -> Vec<Check> {
         ),
         None => check(set, "no_new_privs", Outcome::NotApplicable, "not reported"),
     });
+    out.push(landlock());
     let suid_mounts: Vec<String> = crate::rootfs::parse_mountinfo(
         &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
     )
@@ -764,4 +765,34 @@ fn stress_fill(sec: &'static str, dir: &str) -> Check {
         FILL_BOUND_MIB,
         stopped,
     )
+}
+
+/// Landlock: the kernel's ABI, and whether this process is in a domain. Nothing reports a
+/// domain directly; a filesystem ruleset that does not list `/` denies opening it although its
+/// mode allows it (EACCES), which is what is looked for. A domain that handles only ports or
+/// scopes is not seen: then the check says "not detected", not "none".
+fn landlock() -> Check {
+    let sec = "landlock";
+    let Some(abi) = crate::landlock::abi() else {
+        return check(
+            sec,
+            "landlock domain",
+            Outcome::NotApplicable,
+            "the kernel has no Landlock",
+        );
+    };
+    match fs::read_dir("/") {
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => check(
+            sec,
+            "landlock domain",
+            Outcome::Blocked,
+            format!("enforced (ABI {abi}): opening / is denied although its mode allows it"),
+        ),
+        _ => check(
+            sec,
+            "landlock domain",
+            Outcome::NotApplicable,
+            format!("not detected (ABI {abi} available: `sandbox --landlock`, or the org.stockade.landlock annotation)"),
+        ),
+    }
 }

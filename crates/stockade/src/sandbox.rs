@@ -399,6 +399,9 @@ fn landlock_flags(a: &SandboxArgs) -> Option<crate::landlock::Flags> {
                 .map(|t| t.split(':').next().unwrap_or(t).to_string()),
         );
         f.rw.extend(["/tmp".to_string(), "/dev".to_string()]);
+        if a.probe {
+            f.exec.push(crate::probe::BOUND_AT.to_string());
+        }
     }
     Some(f)
 }

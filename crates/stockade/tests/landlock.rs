@@ -154,3 +154,47 @@ fn the_annotation_is_checked_and_hard_requirements_are_clear_errors() {
     );
     assert_nothing_left("ll-bad", b.root.path());
 }
+
+#[test]
+fn probe_reports_the_domain_and_audit_its_absence() {
+    let probe = |flags: &[&str]| -> String {
+        let mut f = vec!["--probe"];
+        f.extend_from_slice(flags);
+        let out = sandbox(&f, &["--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "landlock domain")
+            .map(|c| format!("{} {}", c["outcome"].as_str().unwrap(), c["evidence"]))
+            .expect("a landlock check")
+    };
+    let on = probe(&["--landlock"]);
+    assert!(on.starts_with("blocked") && on.contains("ABI 7"), "{on}");
+    let off = probe(&[]);
+    assert!(off.starts_with("n/a") || off.starts_with("not"), "{off}");
+    // audit: a config without a ruleset gets the low finding, one with it does not
+    let b = Bundle::new(&["true"], |_| {});
+    let audit = |b: &Bundle| -> serde_json::Value {
+        let out = std::process::Command::new(bin())
+            .args(["audit", "--format", "json"])
+            .arg(b.path().join("config.json"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let has = |v: &serde_json::Value| {
+        v["reports"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "SA033" && f["severity"] == "low")
+    };
+    assert!(has(&audit(&b)));
+    let b = Bundle::new(&["true"], |v| {
+        v["annotations"]["org.stockade.landlock"] =
+            serde_json::json!(r#"{"ruleset": {"handledAccessFS": ["read_file"]}}"#);
+    });
+    assert!(!has(&audit(&b)));
+}

@@ -193,6 +193,15 @@ pub fn oci(v: &Value, file: &str) -> Result<Posture> {
         .and_then(|r| b(r, "readonly"))
         .unwrap_or(false);
     p.readonly_root = Some(ev(ro, format!("root.readonly = {ro}")));
+    let ll = v["annotations"][crate::landlock::ANNOTATION].is_string();
+    p.landlock = Some(ev(
+        ll,
+        format!(
+            "annotations.{} {}",
+            crate::landlock::ANNOTATION,
+            if ll { "set" } else { "absent" }
+        ),
+    ));
     p.seccomp = Some(match linux.get("seccomp") {
         None | Some(Value::Null) => ev(Seccomp::Unconfined, "linux.seccomp is not set"),
         Some(sc) => ev(
