@@ -193,9 +193,11 @@ pub fn prepare(
                         .ctx(|| format!("read the overlay at {}", rootfs.display()))?
                     {
                         let (uids, gids) = crate::namespaces::id_maps(spec);
-                        res = overlay::mapping_userns(&uids, &gids)
-                            .and_then(|mapping| overlay::rebuild(&layers, &mapping))
-                            .map(|t| tree = t);
+                        let root = (
+                            crate::namespaces::to_host(&uids, 0).unwrap_or(0),
+                            crate::namespaces::to_host(&gids, 0).unwrap_or(0),
+                        );
+                        res = overlay::rebuild(&layers, ns, root).map(|t| tree = t);
                     }
                 }
                 let added_by_policy = spec

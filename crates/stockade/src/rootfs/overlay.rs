@@ -167,109 +167,123 @@ fn context(what: &str, p: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
 }
 
-/// A user namespace for idmapping the layers: the container's maps, plus host root at one id
-/// past them. overlayfs does its upper-layer work (workdir, whiteouts, copy-up temporaries) with
-/// the mounter's credentials, host root's here, and through an idmapped layer an id with no
-/// mapping fails (EOVERFLOW). The extra id only ever owns those transient files: copy-up sets
-/// every file's owner to its lower original's.
-pub fn mapping_userns(
-    uids: &[oci_spec::runtime::LinuxIdMapping],
-    gids: &[oci_spec::runtime::LinuxIdMapping],
-) -> io::Result<fs::File> {
-    let fmt = |maps: &[oci_spec::runtime::LinuxIdMapping]| {
-        let end = maps
-            .iter()
-            .map(|m| m.container_id() as u64 + m.size() as u64)
-            .max()
-            .unwrap_or(0);
-        let mut s: String = maps
-            .iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect();
-        if !maps.iter().any(|m| m.host_id() == 0) && end < u32::MAX as u64 {
-            s.push_str(&format!("{end} 0 1\n"));
-        }
-        s
-    };
-    // A child born in a new user namespace that only waits; its namespace outlives it through
-    // the descriptor.
-    let pid = sys::clone3(libc::CLONE_NEWUSER as u64, None)?;
-    if pid == 0 {
-        loop {
-            // SAFETY: pause has no arguments; the parent kills this process.
-            unsafe { libc::pause() };
+/// The deepest directory that holds every path (all absolute).
+fn common_ancestor(paths: &[&Path]) -> PathBuf {
+    let mut anc = paths[0].to_path_buf();
+    for p in &paths[1..] {
+        while !p.starts_with(&anc) {
+            if !anc.pop() {
+                break;
+            }
         }
     }
-    let res = (|| {
-        let proc = crate::procfs::ProcFs::host()?;
-        proc.write(&format!("{pid}/uid_map"), fmt(uids).as_bytes())?;
-        proc.write(&format!("{pid}/setgroups"), b"deny")
-            .or_else(|e| {
-                if e.raw_os_error() == Some(libc::ENOENT) {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
-        proc.write(&format!("{pid}/gid_map"), fmt(gids).as_bytes())?;
-        // a magic link: opened as the runtime opens the container's own (container/mod.rs)
-        fs::File::open(format!("/proc/{pid}/ns/user"))
-    })();
-    let child = nix::unistd::Pid::from_raw(pid);
-    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(child, None);
+    anc
+}
+
+/// Runs `f` with the thread's filesystem ids set to `(uid, gid)` and its effective
+/// capabilities kept (a change of fsuid away from 0 drops the file capabilities), then back.
+fn with_fsids<T>(uid: u32, gid: u32, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    use caps::CapSet;
+    let effective = caps::read(None, CapSet::Effective).map_err(io::Error::other)?;
+    let old_gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+    let old_uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+    let res = caps::set(None, CapSet::Effective, &effective)
+        .map_err(io::Error::other)
+        .and_then(|_| f());
+    nix::unistd::setfsuid(old_uid);
+    nix::unistd::setfsgid(old_gid);
+    let _ = caps::set(None, CapSet::Effective, &effective);
     res
 }
 
-/// A new overlay of the same layers, each idmapped through `userns` (see [`mapping_userns`]):
-/// a detached mount, made by the runtime in the host's user namespace (so the layers'
-/// `trusted.overlay.*` metadata, opaque directories and redirects, reads as the engine wrote it).
-pub fn rebuild(l: &Layers, userns: &fs::File) -> io::Result<OwnedFd> {
+/// A new overlay of the same layers, idmapped into the container's user namespace `userns`,
+/// made by the runtime in the host's user namespace (so the layers' `trusted.overlay.*`
+/// metadata, opaque directories and redirects, reads as the engine wrote it): a detached mount.
+///
+/// One idmapped tree serves every layer when they share a mount (an engine's layer store):
+/// each `mount_setattr(MOUNT_ATTR_IDMAP)` costs about half a millisecond here. overlayfs does
+/// its upper-layer work (workdir, whiteouts, copy-up) with the mounter's credentials, and
+/// through an idmapped layer a host id outside the mapping fails (EOVERFLOW): the overlay is
+/// created with the filesystem ids of container root's host ids (`root` = (uid, gid)), so what
+/// it makes is owned on disk by root, as under the engine's own overlay.
+pub fn rebuild(l: &Layers, userns: &fs::File, root: (u32, u32)) -> io::Result<OwnedFd> {
     if l.lower.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no lowerdir"));
     }
-    let fsfd = sys::fsopen("overlay")?;
     let e = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("overlay {what}: {e}"));
-    let mut keep = vec![];
-    for p in &l.lower {
-        let t = idmapped(p, userns).map_err(|x| context("idmap lower layer", p, x))?;
-        sys::fsconfig_fd(&fsfd, "lowerdir+", t.as_raw_fd())
-            .map_err(|x| e("lowerdir+ by descriptor (Linux 6.13 and later)", x))?;
-        keep.push(t);
-    }
-    if let (Some(up), Some(work)) = (&l.upper, &l.work) {
-        // upper and work must be on one mount: idmap their common parent once
-        let parent = up
-            .parent()
-            .filter(|p| Some(*p) == work.parent())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "upperdir {} and workdir {} are not in one directory",
-                        up.display(),
-                        work.display()
-                    ),
-                )
-            })?;
-        // A workdir of our own beside the engine's: two live overlays must not share one (each
-        // cleans it at mount), and a `volatile` one carries a mark that refuses a second mount.
-        let ours = parent.join(WORKDIR);
-        match fs::remove_dir_all(&ours) {
-            Err(x) if x.kind() != io::ErrorKind::NotFound => {
-                return Err(context("clear our workdir", &ours, x))
+    let upper = match (&l.upper, &l.work) {
+        (Some(up), Some(work)) => {
+            // upper and work must be on one mount
+            let parent = up
+                .parent()
+                .filter(|p| Some(*p) == work.parent())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "upperdir {} and workdir {} are not in one directory",
+                            up.display(),
+                            work.display()
+                        ),
+                    )
+                })?;
+            // A workdir of our own beside the engine's: two live overlays must not share one
+            // (each cleans it at mount), and a `volatile` one carries a mark that refuses a
+            // second mount.
+            let ours = parent.join(WORKDIR);
+            match fs::remove_dir_all(&ours) {
+                Err(x) if x.kind() != io::ErrorKind::NotFound => {
+                    return Err(context("clear our workdir", &ours, x))
+                }
+                _ => {}
             }
-            _ => {}
+            fs::create_dir(&ours).map_err(|x| context("create our workdir", &ours, x))?;
+            Some((up.clone(), ours))
         }
-        fs::create_dir(&ours).map_err(|x| context("create our workdir", &ours, x))?;
-        let t = idmapped(parent, userns).map_err(|x| context("idmap upper layer", parent, x))?;
-        let u = beneath(&t, up.file_name().unwrap_or_default())
-            .map_err(|x| context("open upperdir", up, x))?;
-        let w = beneath(&t, std::ffi::OsStr::new(WORKDIR))
-            .map_err(|x| context("open workdir", &ours, x))?;
-        sys::fsconfig_fd(&fsfd, "upperdir", u.as_raw_fd()).map_err(|x| e("upperdir", x))?;
-        sys::fsconfig_fd(&fsfd, "workdir", w.as_raw_fd()).map_err(|x| e("workdir", x))?;
-        keep.extend([t, u, w]);
+        _ => None,
+    };
+    let mut all: Vec<&Path> = l.lower.iter().map(PathBuf::as_path).collect();
+    if let Some((u, w)) = &upper {
+        all.extend([u.as_path(), w.as_path()]);
+    }
+    // every layer beneath one idmapped tree, when nothing is mounted in between
+    let anc = common_ancestor(&all);
+    let shared = idmapped(&anc, userns).ok().and_then(|t| {
+        let fds: io::Result<Vec<OwnedFd>> = all
+            .iter()
+            .map(|p| beneath(&t, p.strip_prefix(&anc).unwrap_or(p).as_os_str()))
+            .collect();
+        fds.ok().map(|f| (t, f))
+    });
+    let (_trees, fds): (Vec<OwnedFd>, Vec<OwnedFd>) = match shared {
+        Some((t, f)) => (vec![t], f),
+        None => {
+            // per layer (upper and work share their parent's tree)
+            let mut trees = vec![];
+            let mut fds = vec![];
+            for p in &l.lower {
+                fds.push(idmapped(p, userns).map_err(|x| context("idmap lower layer", p, x))?);
+            }
+            if let Some((u, w)) = &upper {
+                let parent = u.parent().expect("checked above");
+                let t = idmapped(parent, userns)
+                    .map_err(|x| context("idmap upper layer", parent, x))?;
+                fds.push(beneath(&t, u.file_name().unwrap_or_default())?);
+                fds.push(beneath(&t, w.file_name().unwrap_or_default())?);
+                trees.push(t);
+            }
+            (trees, fds)
+        }
+    };
+    let fsfd = sys::fsopen("overlay")?;
+    let n = l.lower.len();
+    for fd in &fds[..n] {
+        sys::fsconfig_fd(&fsfd, "lowerdir+", fd.as_raw_fd())
+            .map_err(|x| e("lowerdir+ by descriptor (Linux 6.13 and later)", x))?;
+    }
+    if upper.is_some() {
+        sys::fsconfig_fd(&fsfd, "upperdir", fds[n].as_raw_fd()).map_err(|x| e("upperdir", x))?;
+        sys::fsconfig_fd(&fsfd, "workdir", fds[n + 1].as_raw_fd()).map_err(|x| e("workdir", x))?;
     }
     for (k, v) in &l.options {
         if !PASSED.contains(&k.as_str()) {
@@ -281,7 +295,8 @@ pub fn rebuild(l: &Layers, userns: &fs::File) -> io::Result<OwnedFd> {
         }
         .map_err(|x| e(&format!("option {k}"), x))?;
     }
-    sys::fsconfig_create(&fsfd).map_err(|x| e("create (the kernel log says why)", x))?;
+    with_fsids(root.0, root.1, || sys::fsconfig_create(&fsfd))
+        .map_err(|x| e("create (the kernel log says why)", x))?;
     sys::fsmount(&fsfd, 0).map_err(|x| e("fsmount", x))
 }
 
