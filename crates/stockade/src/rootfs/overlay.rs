@@ -127,7 +127,21 @@ pub fn layers_of(rootfs: &Path) -> io::Result<Option<Layers>> {
         .parent()
         .and_then(|p| p.parent())
         .unwrap_or(Path::new("/"));
-    Ok(parse(&info, rootfs, base))
+    // Podman's and Docker's short links (`l/ABC -> ../ID/diff`) resolved: the engine's own
+    // store, so that the layers can share one idmapped tree
+    Ok(parse(&info, rootfs, base).map(|mut l| {
+        for p in l
+            .lower
+            .iter_mut()
+            .chain(l.upper.iter_mut())
+            .chain(l.work.iter_mut())
+        {
+            if let Ok(c) = fs::canonicalize(&*p) {
+                *p = c;
+            }
+        }
+        l
+    }))
 }
 
 /// Options overlayfs takes that are passed through to the rebuilt mount.
