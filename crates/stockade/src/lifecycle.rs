@@ -168,7 +168,7 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
     crate::cgroups::validate(r)
         .map_err(|(field, msg)| Error::Other(format!("update: linux.resources.{field}: {msg}")))?;
     let cg = cgroup_of(&st, id)?;
-    cg.apply(r)
+    cg.update(r)
 }
 
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
@@ -271,7 +271,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ns,
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],

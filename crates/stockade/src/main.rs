@@ -36,7 +36,7 @@ struct Cli {
     /// More output (runc compatibility)
     #[arg(long, global = true)]
     debug: bool,
-    /// Use the systemd cgroup driver (not implemented: refused with the reason)
+    /// Use the systemd cgroup driver: a transient scope per container, cgroupsPath slice:prefix:name
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     #[command(subcommand)]
@@ -254,21 +254,21 @@ fn log_error(path: &Path, json: bool, msg: &str) {
 }
 
 fn real_main(cli: Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: {}",
-            stockade::cgroups::systemd_unsupported("--systemd-cgroup")
-        );
-    }
     match cli.cmd {
         Cmd::Run { c, detach, probe } => {
-            let code = create(&cli.root, &c, cli.quiet, detach, probe.as_deref())?;
+            let code = create(
+                &cli.root,
+                &c,
+                (cli.quiet, cli.systemd_cgroup),
+                detach,
+                probe.as_deref(),
+            )?;
             if detach {
                 stockade::lifecycle::start(&cli.root, &c.id)?;
             }
             Ok(code)
         }
-        Cmd::Create { c } => create(&cli.root, &c, cli.quiet, true, None),
+        Cmd::Create { c } => create(&cli.root, &c, (cli.quiet, cli.systemd_cgroup), true, None),
         Cmd::Start { id } => {
             stockade::lifecycle::start(&cli.root, &id)?;
             Ok(0)
@@ -449,6 +449,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 create: None,
                 no_new_keyring: false,
                 console_socket: None,
+                systemd_cgroup: cli.systemd_cgroup,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
@@ -464,7 +465,7 @@ fn real_main(cli: Cli) -> Result<i32> {
 fn create(
     root: &Path,
     c: &CreateArgs,
-    quiet: bool,
+    (quiet, systemd_cgroup): (bool, bool),
     keep: bool,
     probe: Option<&str>,
 ) -> Result<i32> {
@@ -488,6 +489,7 @@ fn create(
         }),
         no_new_keyring: c.no_new_keyring,
         console_socket: c.console_socket.clone(),
+        systemd_cgroup,
     };
     Ok(container::run(&c.id, &bundle, &spec, &opts)?)
 }

@@ -1,7 +1,7 @@
 //! Where the cgroup hierarchies are: v1, v2 or hybrid, read from `/proc/self/mountinfo`, and
 //! this process's own cgroup in each.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -15,6 +15,9 @@ pub struct Hierarchy {
     pub options: String,
     /// This process's cgroup in it (from /proc/self/cgroup).
     pub path_of_self: PathBuf,
+    /// The cgroup the mount shows at its mountpoint (`/`, or a container's own cgroup when an
+    /// engine bound only that).
+    pub root: PathBuf,
 }
 
 impl Hierarchy {
@@ -35,6 +38,8 @@ pub struct Layout {
     /// The cgroup2 mount (the whole tree on v2 hosts, `/sys/fs/cgroup/unified` on hybrid ones).
     pub unified: Option<PathBuf>,
     pub unified_self: PathBuf,
+    /// The cgroup the unified mount shows at its mountpoint.
+    pub unified_root: PathBuf,
 }
 
 impl Layout {
@@ -69,7 +74,10 @@ impl Layout {
         for m in whole.into_iter().chain(part) {
             let mountpoint = PathBuf::from(m.mountpoint);
             match m.fstype.as_str() {
-                "cgroup2" if layout.unified.is_none() => layout.unified = Some(mountpoint),
+                "cgroup2" if layout.unified.is_none() => {
+                    layout.unified = Some(mountpoint);
+                    layout.unified_root = PathBuf::from(&m.root);
+                }
                 "cgroup" => {
                     let controllers: Vec<String> = m
                         .super_options
@@ -90,6 +98,7 @@ impl Layout {
                         options: controllers.join(","),
                         controllers,
                         path_of_self: PathBuf::new(),
+                        root: PathBuf::from(&m.root),
                     });
                 }
                 _ => {}
@@ -146,6 +155,13 @@ impl Layout {
         out
     }
 
+    /// Where the cgroup `path` (from the hierarchy's root, as /proc/PID/cgroup and systemd
+    /// name it) is under a mount showing `root` at `mountpoint`.
+    pub fn under_mount(mountpoint: &Path, root: &Path, path: &Path) -> PathBuf {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        mountpoint.join(rel.strip_prefix("/").unwrap_or(rel))
+    }
+
     pub fn v1_dir(&self, controller: &str) -> Option<&Hierarchy> {
         self.v1.iter().find(|h| h.has(controller))
     }
@@ -155,7 +171,6 @@ impl Layout {
 mod tests {
     use super::*;
     use crate::cgroups::Cgroup;
-    use std::path::Path;
 
     const HYBRID: &str =
         "30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755

@@ -17,12 +17,15 @@ use std::path::{Path, PathBuf};
 
 use std::os::fd::OwnedFd;
 
+use oci_spec::runtime::LinuxResources;
+
 use crate::error::{Error, Result};
 
 pub mod device_filter;
 mod layout;
 mod resources;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 mod validate;
@@ -34,14 +37,37 @@ use v2::enable_v2_controllers;
 pub use v2::{apply_cpu_v2, apply_io_v2, apply_memory_v2, blkio_weight_to_io, shares_to_weight};
 pub use validate::{parse_cpuset, validate};
 
-/// The systemd cgroup driver (`slice:prefix:name`) is not implemented; say so, and whether
-/// systemd even runs here, instead of silently using the cgroupfs driver.
-pub fn systemd_unsupported(path: &str) -> String {
-    let running = Path::new("/run/systemd/system").is_dir();
-    format!(
-        "{path:?} is a systemd slice:prefix:name path; stockade has no systemd cgroup driver yet{}. Use a plain path such as /stockade/ID",
-        if running { "" } else { " (and systemd is not running on this host)" }
-    )
+/// The container's systemd unit (`--systemd-cgroup`), or None for the cgroupfs driver. Refuses,
+/// before anything exists, what the chosen driver cannot take.
+pub fn systemd_unit(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    systemd: bool,
+    rootless: bool,
+    config_file: &Path,
+) -> Result<Option<systemd::Unit>> {
+    let path = cgroups_path.map(|p| p.to_string_lossy().into_owned());
+    if !systemd {
+        if let Some(p) = path.as_deref().filter(|p| systemd::is_systemd_path(p)) {
+            return Err(crate::error::config_err(
+                config_file,
+                "linux.cgroupsPath",
+                format!("{p:?} is a systemd slice:prefix:name path: give --systemd-cgroup (systemd must be running), or use a plain path such as /stockade/ID"),
+            ));
+        }
+        return Ok(None);
+    }
+    if rootless {
+        return Err(Error::Cgroup(
+            "--systemd-cgroup needs root: systemd's user manager is not supported".into(),
+        ));
+    }
+    let unit = systemd::Unit::from_cgroups_path(path.as_deref(), id)
+        .map_err(|m| crate::error::config_err(config_file, "linux.cgroupsPath", m))?;
+    if !systemd::running() {
+        return Err(Error::Cgroup("--systemd-cgroup: systemd is not running on this host (/run/systemd/system is missing): run without --systemd-cgroup and give a plain cgroupsPath such as /stockade/ID".into()));
+    }
+    Ok(Some(unit))
 }
 
 /// A container's cgroup: one directory per v1 hierarchy, and/or one in the unified tree.
@@ -57,6 +83,9 @@ pub struct Cgroup {
     /// The default `/stockade` parent is shared: never recorded as made.
     #[serde(skip)]
     pub keep_parent: bool,
+    /// The systemd driver's transient unit: systemd makes (and removes) its cgroup.
+    #[serde(default)]
+    pub systemd: Option<systemd::Unit>,
 }
 
 impl Cgroup {
@@ -87,12 +116,90 @@ impl Cgroup {
             v2,
             made_parents: vec![],
             keep_parent: false,
+            systemd: None,
         };
         // stockade's own `/stockade` parent stays (like /run/stockade): made once, shared by all
         // containers, and removing it would cost two RCU-bound cgroup operations per hierarchy
         // for every container.
         cg.keep_parent = cgroups_path.is_none();
         cg
+    }
+
+    /// The cgroup for the container: under systemd's `unit`, or cgroupfs's `cgroups_path`.
+    pub fn plan(
+        layout: &Layout,
+        cgroups_path: Option<&Path>,
+        id: &str,
+        unit: Option<systemd::Unit>,
+    ) -> Cgroup {
+        let Some(unit) = unit else {
+            return Cgroup::locate(layout, cgroups_path, id);
+        };
+        let mut cg = Cgroup::at(layout, &unit.cgroup_path(&systemd::systemd_root()));
+        cg.systemd = Some(unit);
+        cg
+    }
+
+    /// The cgroup `path` as the kernel names it (from each hierarchy's root), through this
+    /// mount namespace's cgroup mounts.
+    fn at(layout: &Layout, path: &Path) -> Cgroup {
+        Cgroup {
+            v1: (layout.v1.iter())
+                .map(|h| {
+                    let d = Layout::under_mount(&h.mountpoint, &h.root, path);
+                    (h.options.clone(), d)
+                })
+                .collect(),
+            v2: (layout.unified.as_ref())
+                .map(|u| Layout::under_mount(u, &layout.unified_root, path)),
+            ..Default::default()
+        }
+    }
+
+    /// Whether every controller is on the unified hierarchy (systemd's property names differ).
+    fn controllers_on_v2(&self) -> bool {
+        self.v1
+            .iter()
+            .all(|(c, _)| c.split(',').all(|x| x.starts_with("name=")))
+    }
+
+    /// systemd driver: start the unit with `pid` in it (it moves the process), then take the
+    /// directories where systemd put them. Nothing for the cgroupfs driver.
+    pub fn start_unit(&mut self, id: &str, pid: i32, r: Option<&LinuxResources>) -> Result<()> {
+        let Some(unit) = self.systemd.clone() else {
+            return Ok(());
+        };
+        let v2 = self.controllers_on_v2();
+        let mut props = match r {
+            Some(r) => systemd::resource_properties(r, v2)?,
+            None => vec![],
+        };
+        props.push(crate::dbus::Value::prop(
+            if v2 {
+                "IOAccounting"
+            } else {
+                "BlockIOAccounting"
+            },
+            crate::dbus::Value::Bool(true),
+        ));
+        let actual = systemd::start(&unit, id, pid, props)?;
+        if Path::new(&actual) != unit.cgroup_path(&systemd::systemd_root()) {
+            // systemd's tree starts elsewhere than pid 1's cgroup said: follow the unit
+            let at = Cgroup::at(&Layout::detect()?, Path::new(&actual));
+            (self.v1, self.v2) = (at.v1, at.v2);
+        }
+        Ok(())
+    }
+
+    /// `update`: the unit's properties (systemd driver), then the files.
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            systemd::set_properties(
+                unit,
+                systemd::resource_properties(r, self.controllers_on_v2())?,
+            )?;
+        }
+        self.apply(r)
     }
 
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
@@ -121,7 +228,8 @@ impl Cgroup {
     /// The unified directory alone, before the container's process exists, so it can be born
     /// in it (`CLONE_INTO_CGROUP`): returns the directory, opened for that.
     pub fn create_v2(&mut self) -> Result<Option<OwnedFd>> {
-        let Some(v2) = self.v2.clone() else {
+        let Some(v2) = self.v2.clone().filter(|_| self.systemd.is_none()) else {
+            // systemd makes the unit's directory, and only once it has the pid
             return Ok(None);
         };
         self.make_dirs(std::slice::from_ref(&v2))?;
@@ -173,6 +281,12 @@ impl Cgroup {
                     Ok(()) => {
                         made.push(d.clone());
                         break;
+                    }
+                    // the systemd driver's unit: systemd made it (and put the process in it)
+                    Err(e)
+                        if e.kind() == io::ErrorKind::AlreadyExists && self.systemd.is_some() =>
+                    {
+                        break
                     }
                     Err(e) => e,
                 };
@@ -326,6 +440,20 @@ impl Cgroup {
 
     /// Kill what is left and remove every directory. Safe to call repeatedly.
     pub fn destroy(&self) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            // nothing left to stop when systemd stops the unit: it is quick and kills nobody
+            for d in self.dirs() {
+                if fs::write(d.join("cgroup.kill"), "1").is_err() {
+                    for pid in procs(d) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+            systemd::stop(unit)?;
+        }
         // One after the other: every cgroup rmdir takes the kernel's cgroup_mutex, so threads
         // would only queue on it (measured: slower than this loop).
         let errs: Vec<String> = self.dirs().filter_map(|d| remove_cgroup_dir(d)).collect();
@@ -387,15 +515,4 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
             dir.join(file).display()
         ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn systemd_paths_are_refused_with_a_reason() {
-        let m = systemd_unsupported("system.slice:stockade:abc");
-        assert!(m.contains("systemd cgroup driver"), "{m}");
-    }
 }
