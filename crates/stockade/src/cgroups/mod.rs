@@ -440,6 +440,7 @@ impl Cgroup {
 
     /// Kill what is left and remove every directory. Safe to call repeatedly.
     pub fn destroy(&self) -> Result<()> {
+        let mut errs: Vec<String> = vec![];
         if let Some(unit) = &self.systemd {
             // nothing left to stop when systemd stops the unit: it is quick and kills nobody
             for d in self.dirs() {
@@ -452,11 +453,13 @@ impl Cgroup {
                     }
                 }
             }
-            systemd::stop(unit)?;
+            if let Err(e) = systemd::stop(unit) {
+                errs.push(e.to_string());
+            }
         }
         // One after the other: every cgroup rmdir takes the kernel's cgroup_mutex, so threads
         // would only queue on it (measured: slower than this loop).
-        let errs: Vec<String> = self.dirs().filter_map(|d| remove_cgroup_dir(d)).collect();
+        errs.extend(self.dirs().filter_map(|d| remove_cgroup_dir(d)));
         if errs.is_empty() {
             self.remove_made_parents();
             Ok(())
