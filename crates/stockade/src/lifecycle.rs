@@ -126,7 +126,10 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     let (dir, st) = load(root, id)?;
     if status(&dir, &st) == "stopped" {
-        return Err(Error::Other(format!("container {id} is not running")));
+        // runc's words: containerd's shim takes "container not running" as already finished
+        return Err(Error::Other(format!(
+            "cannot signal {id}: container not running"
+        )));
     }
     match (all, &st.cgroup) {
         (true, Some(cg)) => cg.signal_all(sig),

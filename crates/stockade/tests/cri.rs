@@ -1,0 +1,704 @@
+//! The Kubernetes node path without a kubelet: the test starts its own containerd (Debian's 1.6,
+//! CRI plugin on; config, root, state and socket in a temporary directory) with a runtime
+//! handler `stockade` (`io.containerd.runc.v2`, `BinaryName` = the built binary), and drives it
+//! with a CRI client (`k8s-cri`'s gRPC bindings) as the kubelet would: RunPodSandbox with
+//! `runtime_handler: stockade`, CreateContainer/StartContainer, ExecSync, ContainerStats,
+//! UpdateContainerResources, the CRI log file, Stop/Remove container and pod.
+//!
+//! Images are made offline (podman import of a busybox rootfs; `ctr -n k8s.io images import`):
+//! the pause image is busybox's `sleep`. Pods get their own network namespace from CNI's
+//! bridge + host-local plugins, run by a containerd that lives in a network namespace the test
+//! made, so the bridge and the veths never touch the machine's own network.
+//!
+//! Checked from outside and inside: the app container shares the pause container's network,
+//! IPC and UTS namespaces (joined by path) and has its own mount and PID namespaces; its cgroup
+//! limits are the PodSpec's and follow UpdateContainerResources; `seccompProfile:
+//! RuntimeDefault` is enforced (`stockade probe`, bound in read-only); capabilities,
+//! readOnlyRootFilesystem and runAsUser hold; nothing is left after removal.
+//! It fails (never skips) when containerd or its CRI plugin cannot start.
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::Channel;
+
+/// A busybox image and the pause image (busybox's sleep), as docker archives, made with podman.
+fn image_archives(dir: &Path) -> (PathBuf, PathBuf) {
+    let rootfs = dir.join("bb");
+    busybox_rootfs(&rootfs);
+    let tar = dir.join("bb.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let store = dir.join("podman");
+    let podman = |args: &[&str]| {
+        let o = timeout()
+            .arg("podman")
+            .arg("--root")
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("run"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman (apt-get install podman; .ci/run does)");
+        assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
+    };
+    let t = tar.to_str().unwrap();
+    podman(&["import", "--change", "ENV PATH=/bin", t, "localhost/bb:1"]);
+    podman(&[
+        "import",
+        "--change",
+        "ENV PATH=/bin",
+        "--change",
+        r#"ENTRYPOINT ["/bin/sleep", "2147483647"]"#,
+        t,
+        "localhost/pause:1",
+    ]);
+    let (bb, pause) = (dir.join("bb-image.tar"), dir.join("pause-image.tar"));
+    podman(&["save", "-o", bb.to_str().unwrap(), "localhost/bb:1"]);
+    podman(&["save", "-o", pause.to_str().unwrap(), "localhost/pause:1"]);
+    for d in ["root", "run"] {
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(store.join(d))
+            .stderr(Stdio::null())
+            .status();
+    }
+    (bb, pause)
+}
+
+/// Mount a fresh /sys/fs/cgroup with every hierarchy of /proc/self/cgroup, then exec
+/// containerd with the config "$1".
+const MOUNT_ALL_CGROUPS: &str = r#"
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+while IFS=: read -r n ctrls path; do
+  case "$ctrls" in
+    "") mkdir -p /sys/fs/cgroup/unified; mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified ;;
+    name=systemd) mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd ;;
+    *) mkdir -p "/sys/fs/cgroup/$ctrls"; mount -t cgroup -o "$ctrls" cgroup "/sys/fs/cgroup/$ctrls"
+       for c in $(echo "$ctrls" | tr , ' '); do [ "$c" = "$ctrls" ] || ln -sf "$ctrls" "/sys/fs/cgroup/$c"; done ;;
+  esac
+done < /proc/self/cgroup
+exec containerd --config "$1"
+"#;
+
+/// containerd with its CRI plugin, in a network namespace of its own; removed when dropped.
+struct Containerd {
+    dir: tempfile::TempDir,
+    netns: String,
+    child: std::process::Child,
+    rt: tokio::runtime::Runtime,
+    runtime: RuntimeServiceClient<Channel>,
+    #[allow(dead_code)]
+    images: ImageServiceClient<Channel>,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require_root();
+        let t0 = Instant::now();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        std::fs::create_dir_all(d.join("cni")).unwrap();
+        std::fs::write(
+            d.join("cni/10-stockade.conflist"),
+            serde_json::json!({
+                "cniVersion": "0.4.0",
+                "name": "stockade-cri-test",
+                "plugins": [{
+                    "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+                    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.77.0/24"}]],
+                             "dataDir": d.join("ipam")}
+                }]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let config = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+[grpc]
+  address = "{d}/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:1"
+  # root here lacks CAP_SYS_RESOURCE: the pause container's -998 is clamped to containerd's own
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{d}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade.options]
+        BinaryName = "{bin}"
+        SystemdCgroup = false
+"#,
+            d = d.display(),
+            bin = bin()
+        );
+        std::fs::write(d.join("config.toml"), config).unwrap();
+        let netns = unique("stockade-cri");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &netns])
+            .status()
+            .expect("ip (iproute2; .ci/run installs it)")
+            .success();
+        assert!(ok, "ip netns add {netns}");
+        let _ = Command::new("ip")
+            .args(["-n", &netns, "link", "set", "lo", "up"])
+            .status();
+        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+        // containerd in the test's network namespace and a private mount namespace: its
+        // mounts (rootfs, shm, the pods' netns files) never reach the host's table, and every
+        // v1 hierarchy this host has is mounted there (containerd 1.6's cgroup v1 metrics fail,
+        // for runc too, when /proc/PID/cgroup names one that is not mounted, as perf_event and
+        // net_cls are not on this VM once a podman container made them)
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{netns}"))
+            .args([
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-ec",
+            ])
+            .arg(MOUNT_ALL_CGROUPS)
+            .arg("sh")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("nsenter + containerd (util-linux, containerd: .ci/run installs them)");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sock = d.join("containerd.sock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let channel = loop {
+            let s = sock.clone();
+            let connect = rt.block_on(async move {
+                tonic::transport::Endpoint::try_from("http://[::]:50051")
+                    .unwrap()
+                    .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                        let s = s.clone();
+                        async move {
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                                tokio::net::UnixStream::connect(s).await?,
+                            ))
+                        }
+                    }))
+                    .await
+            });
+            match connect {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "containerd did not come up ({e}):\n{}",
+                        std::fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
+        let mut c = Containerd {
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            images: ImageServiceClient::new(channel),
+            dir,
+            netns,
+            child,
+            rt,
+        };
+        // the CRI service answers once its plugin is up
+        loop {
+            let v =
+                c.rt.block_on(c.runtime.version(cri::VersionRequest::default()));
+            match v {
+                Ok(v) => {
+                    eprintln!(
+                        "containerd CRI up after {:.1} s: {} {}",
+                        t0.elapsed().as_secs_f64(),
+                        v.get_ref().runtime_name,
+                        v.get_ref().runtime_version
+                    );
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "CRI did not answer: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        let t1 = Instant::now();
+        let (bb, pause) = image_archives(c.dir.path());
+        for tar in [&bb, &pause] {
+            let o = c.ctr(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()]);
+            assert!(o.status.success(), "ctr import: {}", stderr(&o));
+        }
+        eprintln!(
+            "images made and imported in {:.1} s",
+            t1.elapsed().as_secs_f64()
+        );
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        timeout()
+            .arg("ctr")
+            .arg("-a")
+            .arg(self.dir.path().join("containerd.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn exec(&mut self, id: &str, cmd: &[&str]) -> (i32, String, String) {
+        let r = self
+            .rt
+            .block_on(self.runtime.exec_sync(cri::ExecSyncRequest {
+                container_id: id.into(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout: 30,
+            }))
+            .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}"))
+            .into_inner();
+        (
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        )
+    }
+
+    /// The `pid` containerd reports in a verbose status.
+    fn pid_of(info: &HashMap<String, String>) -> i32 {
+        let v: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+        v["pid"].as_i64().unwrap() as i32
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "containerd log (last 40 lines, newest first):\n{}",
+                tail.join("\n")
+            );
+        }
+        // whatever a failed test left: pods and containers first (they hold mounts); bounded,
+        // so a runtime that fails to stop them cannot hang the test
+        let t = Duration::from_secs(15);
+        let mut rtc = self.runtime.clone();
+        let list = rtc.list_pod_sandbox(cri::ListPodSandboxRequest::default());
+        if let Ok(Ok(pods)) = self
+            .rt
+            .block_on(async { tokio::time::timeout(t, list).await })
+        {
+            for p in &pods.get_ref().items {
+                let id = p.id.clone();
+                let stop = rtc.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                });
+                let _ = self
+                    .rt
+                    .block_on(async { tokio::time::timeout(t, stop).await });
+                let rm =
+                    rtc.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id });
+                let _ = self
+                    .rt
+                    .block_on(async { tokio::time::timeout(t, rm).await });
+            }
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        for d in ["state", "root"] {
+            let _ = Command::new("umount")
+                .arg("-R")
+                .arg(self.dir.path().join(d))
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+fn ns(pid: i32, which: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{which}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The v1 (or unified) cgroup file `file` of `pid`'s cgroup in `controller`.
+fn cgroup_file(pid: i32, controller: &str, file: &str) -> String {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = own
+        .lines()
+        .find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, c, p) = (it.next()?, it.next()?, it.next()?);
+            c.split(',').any(|x| x == controller).then(|| p.to_string())
+        })
+        .unwrap_or_else(|| panic!("{pid} has no {controller} cgroup: {own}"));
+    let f = format!("/sys/fs/cgroup/{controller}{path}/{file}");
+    std::fs::read_to_string(&f)
+        .unwrap_or_else(|e| panic!("{f}: {e}"))
+        .trim()
+        .to_string()
+}
+
+const MIB: i64 = 1 << 20;
+
+#[test]
+fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
+    let t_all = Instant::now();
+    let mut c = Containerd::start();
+    let logs = c.dir.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let parent = format!("/{}", unique("stockade-cri"));
+    let pod_config = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "web".into(),
+            uid: "pod-uid-1".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "cri-pod".into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: parent.clone(),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Pod as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ipc: cri::NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let pod =
+        c.rt.block_on(c.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_config.clone()),
+            runtime_handler: "stockade".into(),
+        }))
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}"))
+        .into_inner()
+        .pod_sandbox_id;
+    eprintln!("RunPodSandbox: {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+    let st =
+        c.rt.block_on(c.runtime.pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: true,
+        }))
+        .unwrap()
+        .into_inner();
+    let status = st.status.as_ref().unwrap();
+    assert_eq!(status.state, cri::PodSandboxState::SandboxReady as i32);
+    let pod_ip = status.network.as_ref().unwrap().ip.clone();
+    assert!(pod_ip.starts_with("10.88.77."), "pod IP {pod_ip:?}");
+    let pause_pid = Containerd::pid_of(&st.info);
+    let info: serde_json::Value = serde_json::from_str(&st.info["info"]).unwrap();
+    assert_eq!(info["runtimeHandler"], "stockade", "{info}");
+    let pod_netns = info["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["type"] == "network")
+        .and_then(|n| n["path"].as_str())
+        .unwrap_or_else(|| panic!("no pod network namespace path: {info}"))
+        .to_string();
+    let cd = c.child.id();
+    assert!(
+        Path::new(&format!("/proc/{cd}/root{pod_netns}")).exists(),
+        "{pod_netns}"
+    );
+
+    // the app: resources, a hardened security context, stockade's binary bound in as a probe
+    let resources = cri::LinuxContainerResources {
+        cpu_period: 100_000,
+        cpu_quota: 50_000,
+        cpu_shares: 256,
+        memory_limit_in_bytes: 128 * MIB,
+        ..Default::default()
+    };
+    let app_config = cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: "localhost/bb:1".into(),
+            ..Default::default()
+        }),
+        command: vec![
+            // PID 1 of its namespace takes SIGTERM only with a handler: StopContainer is quick
+            "sh".into(),
+            "-c".into(),
+            "echo hello-from-cri; trap 'exit 0' TERM; while :; do sleep 1; done".into(),
+        ],
+        log_path: "app.log".into(),
+        mounts: vec![cri::Mount {
+            container_path: "/probe/stockade".into(),
+            host_path: bin().into(),
+            readonly: true,
+            ..Default::default()
+        }],
+        linux: Some(cri::LinuxContainerConfig {
+            resources: Some(resources.clone()),
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                capabilities: Some(cri::Capability {
+                    add_capabilities: vec!["NET_BIND_SERVICE".into()],
+                    drop_capabilities: vec!["ALL".into()],
+                    ..Default::default()
+                }),
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Pod as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ipc: cri::NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                run_as_user: Some(cri::Int64Value { value: 1000 }),
+                readonly_rootfs: true,
+                no_new_privs: true,
+                seccomp: Some(cri::SecurityProfile {
+                    profile_type: cri::security_profile::ProfileType::RuntimeDefault as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    };
+    let ctr =
+        c.rt.block_on(c.runtime.create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(app_config),
+            sandbox_config: Some(pod_config.clone()),
+        }))
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}"))
+        .into_inner()
+        .container_id;
+    c.rt.block_on(c.runtime.start_container(cri::StartContainerRequest {
+        container_id: ctr.clone(),
+    }))
+    .unwrap_or_else(|e| panic!("StartContainer: {e}"));
+    let cs =
+        c.rt.block_on(c.runtime.container_status(cri::ContainerStatusRequest {
+            container_id: ctr.clone(),
+            verbose: true,
+        }))
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        cs.status.as_ref().unwrap().state,
+        cri::ContainerState::ContainerRunning as i32
+    );
+    let app_pid = Containerd::pid_of(&cs.info);
+
+    // namespaces: net, ipc, uts the pause container's; mount and pid its own
+    for n in ["net", "ipc", "uts"] {
+        assert_eq!(ns(app_pid, n), ns(pause_pid, n), "{n} namespace not shared");
+        assert_ne!(ns(app_pid, n), host_ns(n), "{n} namespace is the host's");
+    }
+    for n in ["mnt", "pid"] {
+        assert_ne!(
+            ns(app_pid, n),
+            ns(pause_pid, n),
+            "{n} namespace shared with pause"
+        );
+    }
+    let (code, out, _) = c.exec(&ctr, &["hostname"]);
+    assert_eq!((code, out.trim()), (0, "cri-pod"));
+    let (_, out, _) = c.exec(&ctr, &["ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(out.contains(&pod_ip), "{out}");
+
+    // cgroup limits are the PodSpec's, in the pod's cgroup parent
+    assert_eq!(
+        cgroup_file(app_pid, "memory", "memory.limit_in_bytes"),
+        (128 * MIB).to_string()
+    );
+    assert_eq!(cgroup_file(app_pid, "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cgroup_file(app_pid, "cpu", "cpu.shares"), "256");
+    let own = std::fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap();
+    assert!(
+        own.lines()
+            .any(|l| l.ends_with(&format!(":{parent}/{ctr}"))),
+        "{own}"
+    );
+
+    // security context: user, capabilities, read-only root, no_new_privs, RuntimeDefault seccomp
+    let (_, out, _) = c.exec(&ctr, &["id", "-u"]);
+    assert_eq!(out.trim(), "1000");
+    let (_, status, _) = c.exec(&ctr, &["cat", "/proc/self/status"]);
+    let field = |f: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(f))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    // ALL dropped, NET_BIND_SERVICE (bit 10) added: bounding set; uid 1000 has no effective caps
+    assert_eq!(field("CapBnd:"), "0000000000000400", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2");
+    let (code, _, err) = c.exec(&ctr, &["touch", "/written"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only file system"), "{err}");
+    let (_, probe, _) = c.exec(&ctr, &["/probe/stockade", "probe", "--json"]);
+    let probe: Vec<serde_json::Value> = serde_json::from_str(&probe).unwrap();
+    let outcome = |name: &str| {
+        probe
+            .iter()
+            .find(|p| p["section"] == "seccomp" && p["name"] == name)
+            .map(|p| p["outcome"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    for call in [
+        "filter mode",
+        "add_key",
+        "kcmp",
+        "open_by_handle_at",
+        "mount",
+        "bpf",
+    ] {
+        assert_eq!(outcome(call), "blocked", "{call} under RuntimeDefault");
+    }
+
+    // logs: the CRI format in the pod's log directory
+    let log = logs.join("app.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.contains("hello-from-cri") || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.contains("hello-from-cri"))
+        .unwrap_or_else(|| panic!("{text:?}"));
+    let parts: Vec<&str> = line.splitn(4, ' ').collect();
+    assert_eq!(&parts[1..], ["stdout", "F", "hello-from-cri"], "{line}");
+
+    // stats and a resource update
+    let stats =
+        c.rt.block_on(c.runtime.container_stats(cri::ContainerStatsRequest {
+            container_id: ctr.clone(),
+        }))
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let mem = stats.memory.unwrap().working_set_bytes.unwrap().value;
+    assert!(mem > 0 && mem < 128 * MIB as u64, "working set {mem}");
+    assert!(stats.cpu.unwrap().usage_core_nano_seconds.unwrap().value > 0);
+    c.rt.block_on(
+        c.runtime
+            .update_container_resources(cri::UpdateContainerResourcesRequest {
+                container_id: ctr.clone(),
+                linux: Some(cri::LinuxContainerResources {
+                    memory_limit_in_bytes: 256 * MIB,
+                    cpu_quota: 20_000,
+                    ..resources
+                }),
+                ..Default::default()
+            }),
+    )
+    .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+    assert_eq!(
+        cgroup_file(app_pid, "memory", "memory.limit_in_bytes"),
+        (256 * MIB).to_string()
+    );
+    assert_eq!(cgroup_file(app_pid, "cpu", "cpu.cfs_quota_us"), "20000");
+
+    // stop and remove: nothing left
+    let t0 = Instant::now();
+    c.rt.block_on(c.runtime.stop_container(cri::StopContainerRequest {
+        container_id: ctr.clone(),
+        timeout: 5,
+    }))
+    .unwrap();
+    c.rt.block_on(c.runtime.remove_container(cri::RemoveContainerRequest {
+        container_id: ctr.clone(),
+    }))
+    .unwrap();
+    c.rt.block_on(c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    }))
+    .unwrap();
+    c.rt.block_on(c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    }))
+    .unwrap();
+    eprintln!("stop + remove: {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+    for pid in [app_pid, pause_pid] {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
+            "process {pid} still runs"
+        );
+    }
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = h.path().join(parent.trim_start_matches('/'));
+        assert!(!p.exists(), "cgroup left: {}", p.display());
+    }
+    let state_root = Path::new("/run/containerd/runc/k8s.io");
+    for id in [&pod, &ctr] {
+        assert!(
+            !state_root.join(id).exists(),
+            "stockade state left for {id}"
+        );
+    }
+    // containerd's own mount namespace holds the containers' mounts and the pods' netns files
+    let cd = c.child.id();
+    let mi = std::fs::read_to_string(format!("/proc/{cd}/mountinfo")).unwrap();
+    assert!(
+        !mi.contains(&pod) && !mi.contains(&ctr),
+        "mounts left: {mi}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{cd}/root{pod_netns}")).exists(),
+        "pod network namespace left: {pod_netns}"
+    );
+    eprintln!("CRI test body: {:.1} s", t_all.elapsed().as_secs_f64());
+}
