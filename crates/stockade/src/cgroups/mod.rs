@@ -136,6 +136,19 @@ impl Cgroup {
             return Cgroup::locate(layout, cgroups_path, id);
         };
         let mut cg = Cgroup::at(layout, &unit.cgroup_path(&systemd::systemd_root()));
+        // The slices' directories stockade will have to make in the v1 hierarchies systemd does
+        // not manage, named in the state before anything exists: a `delete --force` after a
+        // crash removes them too (once empty). Those systemd makes are dropped after the start.
+        cg.made_parents = (cg.v1.iter())
+            .filter(|(c, _)| !c.starts_with("name="))
+            .flat_map(|(_, d)| {
+                d.ancestors()
+                    .skip(1)
+                    .take_while(|a| !a.exists())
+                    .map(Path::to_path_buf)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         cg.systemd = Some(unit);
         cg
     }
@@ -187,7 +200,15 @@ impl Cgroup {
             // systemd's tree starts elsewhere than pid 1's cgroup said: follow the unit
             let at = Cgroup::at(&Layout::detect()?, Path::new(&actual));
             (self.v1, self.v2) = (at.v1, at.v2);
+            self.made_parents.clear();
         }
+        // where systemd made the unit's directory, the slices above it are systemd's
+        let systemds: Vec<PathBuf> = (self.v1.iter())
+            .map(|(_, d)| d.clone())
+            .filter(|d| d.exists())
+            .collect();
+        self.made_parents
+            .retain(|p| !systemds.iter().any(|d| d.starts_with(p)));
         Ok(())
     }
 
