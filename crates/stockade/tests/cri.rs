@@ -18,6 +18,7 @@
 //! It fails (never skips) when containerd or its CRI plugin cannot start.
 
 mod common;
+use common::systemd::Systemd;
 use common::*;
 
 use std::collections::HashMap;
@@ -100,9 +101,13 @@ exec containerd --config "$1"
 
 /// containerd with its CRI plugin, in a network namespace of its own; removed when dropped.
 struct Containerd {
+    /// Inside a booted systemd, as a service, with `SystemdCgroup = true` (dropped first: the
+    /// directory below is bound into it)...
+    systemd: Option<Systemd>,
     dir: tempfile::TempDir,
-    netns: String,
-    child: std::process::Child,
+    /// ... or on the host: its network namespace and the process (in a private mount namespace).
+    netns: Option<String>,
+    child: Option<std::process::Child>,
     rt: tokio::runtime::Runtime,
     runtime: RuntimeServiceClient<Channel>,
     #[allow(dead_code)]
@@ -110,11 +115,15 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    /// On the host (cgroupfs driver), or with `systemd_cgroup` inside a systemd booted for the
+    /// test: there the directory, the binaries and the CNI plugins are bound in at the same
+    /// paths, so the socket, the logs and the config read the same from both sides.
+    fn start(systemd_cgroup: bool) -> Containerd {
         require_root();
         let t0 = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         std::fs::create_dir_all(d.join("cni")).unwrap();
         std::fs::write(
             d.join("cni/10-stockade.conflist"),
@@ -152,45 +161,63 @@ state = "{d}/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade.options]
         BinaryName = "{bin}"
-        SystemdCgroup = false
+        SystemdCgroup = {systemd_cgroup}
 "#,
             d = d.display(),
             bin = bin()
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
-        let netns = unique("stockade-cri");
-        let ok = Command::new("ip")
-            .args(["netns", "add", &netns])
-            .status()
-            .expect("ip (iproute2; .ci/run installs it)")
-            .success();
-        assert!(ok, "ip netns add {netns}");
-        let _ = Command::new("ip")
-            .args(["-n", &netns, "link", "set", "lo", "up"])
-            .status();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        // containerd in the test's network namespace and a private mount namespace: its
-        // mounts (rootfs, shm, the pods' netns files) never reach the host's table, and every
-        // v1 hierarchy this host has is mounted there (containerd 1.6's cgroup v1 metrics fail,
-        // for runc too, when /proc/PID/cgroup names one that is not mounted, as perf_event and
-        // net_cls are not on this VM once a podman container made them)
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{netns}"))
-            .args([
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-ec",
-            ])
-            .arg(MOUNT_ALL_CGROUPS)
-            .arg("sh")
-            .arg(d.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("nsenter + containerd (util-linux, containerd: .ci/run installs them)");
+        let (netns, child, systemd) = if systemd_cgroup {
+            let ro = |p: &str| (p.to_string(), format!("{p}:ro"));
+            let s = Systemd::boot(&[
+                (d.display().to_string(), d.display().to_string()),
+                ro(bin()),
+                ro("/usr/lib/cni"),
+                ro("/usr/bin/containerd"),
+                ro("/usr/bin/containerd-shim-runc-v2"),
+            ]);
+            let o = s.sh(&format!(
+                "systemd-run --unit=stockade-containerd -p Delegate=yes sh -c 'exec /usr/bin/containerd --config {0}/config.toml >>{0}/containerd.log 2>&1'",
+                d.display()
+            ));
+            assert!(o.status.success(), "containerd service: {}", stderr(&o));
+            (None, None, Some(s))
+        } else {
+            let netns = unique("stockade-cri");
+            let ok = Command::new("ip")
+                .args(["netns", "add", &netns])
+                .status()
+                .expect("ip (iproute2; .ci/run installs it)")
+                .success();
+            assert!(ok, "ip netns add {netns}");
+            let _ = Command::new("ip")
+                .args(["-n", &netns, "link", "set", "lo", "up"])
+                .status();
+            let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+            // containerd in the test's network namespace and a private mount namespace: its
+            // mounts (rootfs, shm, the pods' netns files) never reach the host's table, and
+            // every v1 hierarchy this host has is mounted there (containerd 1.6's cgroup v1
+            // metrics fail, for runc too, when /proc/PID/cgroup names one that is not mounted,
+            // as perf_event and net_cls are not on this VM once a podman container made them)
+            let child = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{netns}"))
+                .args([
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-ec",
+                ])
+                .arg(MOUNT_ALL_CGROUPS)
+                .arg("sh")
+                .arg(d.join("config.toml"))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("nsenter + containerd (util-linux, containerd: .ci/run installs them)");
+            (Some(netns), Some(child), None)
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -230,6 +257,7 @@ state = "{d}/state"
             dir,
             netns,
             child,
+            systemd,
             rt,
         };
         // the CRI service answers once its plugin is up
@@ -335,11 +363,16 @@ impl Drop for Containerd {
                     .block_on(async { tokio::time::timeout(t, rm).await });
             }
         }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+        if let Some(s) = &self.systemd {
+            let _ = s.sh("systemctl stop stockade-containerd");
+        }
+        if let Some(child) = &mut self.child {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
         for d in ["state", "root"] {
             let _ = Command::new("umount")
                 .arg("-R")
@@ -347,9 +380,9 @@ impl Drop for Containerd {
                 .stderr(Stdio::null())
                 .status();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        if let Some(n) = &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
     }
 }
 
@@ -383,7 +416,7 @@ const MIB: i64 = 1 << 20;
 #[test]
 fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
     let t_all = Instant::now();
-    let mut c = Containerd::start();
+    let mut c = Containerd::start(false);
     let logs = c.dir.path().join("pod-logs");
     std::fs::create_dir_all(&logs).unwrap();
     let parent = format!("/{}", unique("stockade-cri"));
@@ -443,7 +476,7 @@ fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
         .and_then(|n| n["path"].as_str())
         .unwrap_or_else(|| panic!("no pod network namespace path: {info}"))
         .to_string();
-    let cd = c.child.id();
+    let cd = c.child.as_ref().unwrap().id();
     assert!(
         Path::new(&format!("/proc/{cd}/root{pod_netns}")).exists(),
         "{pod_netns}"
@@ -690,7 +723,7 @@ fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
         );
     }
     // containerd's own mount namespace holds the containers' mounts and the pods' netns files
-    let cd = c.child.id();
+    let cd = c.child.as_ref().unwrap().id();
     let mi = std::fs::read_to_string(format!("/proc/{cd}/mountinfo")).unwrap();
     assert!(
         !mi.contains(&pod) && !mi.contains(&ctr),
@@ -701,4 +734,185 @@ fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
         "pod network namespace left: {pod_netns}"
     );
     eprintln!("CRI test body: {:.1} s", t_all.elapsed().as_secs_f64());
+}
+
+/// The same path with `SystemdCgroup = true`, as kubeadm sets up nodes: containerd runs as a
+/// service of a real systemd (booted for the test, see tests/systemd.rs), the runc shim calls
+/// stockade with `--systemd-cgroup` and `slice:cri-containerd:ID` paths in the pod's slice.
+#[test]
+fn a_pod_runs_with_the_systemd_cgroup_driver_under_a_real_systemd() {
+    let t_all = Instant::now();
+    let mut c = Containerd::start(true);
+    let s = c.systemd.as_ref().unwrap();
+    assert_eq!(stdout(&s.sh("cat /proc/1/comm")).trim(), "systemd");
+    let logs = c.dir.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // kubelet's name for a BestEffort pod's slice (its uid's dashes become underscores)
+    let slice = "kubepods-besteffort-podpod_uid_2.slice";
+    let pod_config = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "web".into(),
+            uid: "pod-uid-2".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "sysd-pod".into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: slice.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod =
+        c.rt.block_on(c.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_config.clone()),
+            runtime_handler: "stockade".into(),
+        }))
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}"))
+        .into_inner()
+        .pod_sandbox_id;
+    let resources = cri::LinuxContainerResources {
+        cpu_period: 100_000,
+        cpu_quota: 50_000,
+        cpu_shares: 256,
+        memory_limit_in_bytes: 128 * MIB,
+        ..Default::default()
+    };
+    let app_config = cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: "localhost/bb:1".into(),
+            ..Default::default()
+        }),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo hello-from-systemd-pod; trap 'exit 0' TERM; while :; do sleep 1; done".into(),
+        ],
+        log_path: "app.log".into(),
+        linux: Some(cri::LinuxContainerConfig {
+            resources: Some(resources.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let ctr =
+        c.rt.block_on(c.runtime.create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(app_config),
+            sandbox_config: Some(pod_config),
+        }))
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}"))
+        .into_inner()
+        .container_id;
+    c.rt.block_on(c.runtime.start_container(cri::StartContainerRequest {
+        container_id: ctr.clone(),
+    }))
+    .unwrap_or_else(|e| panic!("StartContainer: {e}"));
+    let s = c.systemd.as_ref().unwrap();
+    let (pod_unit, app_unit) = (
+        format!("cri-containerd-{pod}.scope"),
+        format!("cri-containerd-{ctr}.scope"),
+    );
+    for u in [&pod_unit, &app_unit] {
+        assert_eq!(s.show(u, "ActiveState"), "active", "{u}");
+        assert_eq!(s.show(u, "Slice"), slice, "{u}");
+        assert_eq!(s.show(u, "Delegate"), "yes", "{u}");
+    }
+    let cg = s.show(&app_unit, "ControlGroup");
+    assert!(
+        cg.ends_with(&format!(
+            "/kubepods.slice/kubepods-besteffort.slice/{slice}/{app_unit}"
+        )),
+        "{cg}"
+    );
+    assert_eq!(s.show(&app_unit, "MemoryMax"), (128 * MIB).to_string());
+    assert_eq!(s.show(&app_unit, "CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(s.show(&app_unit, "CPUShares"), "256");
+    // the limits are in force in the unit's v1 directories, and the app is in them
+    let mem = |s: &Systemd| {
+        let o = s.sh(&format!(
+            "d=$(find /sys/fs/cgroup/memory -type d -name {app_unit} | head -1); cat $d/memory.limit_in_bytes $d/cgroup.procs"
+        ));
+        stdout(&o)
+    };
+    let m = mem(s);
+    let mut lines = m.lines();
+    assert_eq!(lines.next(), Some((128 * MIB).to_string().as_str()), "{m}");
+    assert!(
+        lines.next().is_some(),
+        "no process in the unit's memory cgroup: {m}"
+    );
+    let (code, out, _) = c.exec(&ctr, &["sh", "-c", "hostname; cat /proc/self/cgroup"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("sysd-pod\n"), "{out}");
+    // no cgroup namespace for CRI containers on cgroup v1: the full path shows the unit
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("0::") && l.ends_with(&format!("/{app_unit}"))),
+        "{out}"
+    );
+
+    c.rt.block_on(
+        c.runtime
+            .update_container_resources(cri::UpdateContainerResourcesRequest {
+                container_id: ctr.clone(),
+                linux: Some(cri::LinuxContainerResources {
+                    memory_limit_in_bytes: 256 * MIB,
+                    ..resources
+                }),
+                ..Default::default()
+            }),
+    )
+    .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}"));
+    let s = c.systemd.as_ref().unwrap();
+    assert_eq!(s.show(&app_unit, "MemoryMax"), (256 * MIB).to_string());
+    assert!(mem(s).starts_with(&(256 * MIB).to_string()));
+    let stats =
+        c.rt.block_on(c.runtime.container_stats(cri::ContainerStatsRequest {
+            container_id: ctr.clone(),
+        }))
+        .unwrap_or_else(|e| panic!("ContainerStats: {e}"))
+        .into_inner()
+        .stats
+        .unwrap();
+    assert!(stats.memory.unwrap().working_set_bytes.unwrap().value > 0);
+    let log = std::fs::read_to_string(logs.join("app.log")).unwrap_or_default();
+    assert!(log.contains(" stdout F hello-from-systemd-pod"), "{log:?}");
+
+    c.rt.block_on(c.runtime.stop_container(cri::StopContainerRequest {
+        container_id: ctr.clone(),
+        timeout: 5,
+    }))
+    .unwrap();
+    c.rt.block_on(c.runtime.remove_container(cri::RemoveContainerRequest {
+        container_id: ctr.clone(),
+    }))
+    .unwrap();
+    c.rt.block_on(c.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    }))
+    .unwrap();
+    c.rt.block_on(c.runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    }))
+    .unwrap();
+    let s = c.systemd.as_ref().unwrap();
+    for u in [&pod_unit, &app_unit] {
+        assert_eq!(s.show(u, "LoadState"), "not-found", "{u} left");
+    }
+    let o = s.sh(
+        "own=$(sed -n 's|^0::||p' /proc/1/cgroup); own=${own%/init.scope}; \
+         find /sys/fs/cgroup -name 'cri-containerd-*' | while read p; do case $p in */libpod-*) case $p in *$own/*) echo $p;; esac;; *) echo $p;; esac; done; \
+         ls /run/containerd/runc/k8s.io 2>/dev/null",
+    );
+    assert_eq!(stdout(&o).trim(), "", "left after removal");
+    eprintln!(
+        "CRI with SystemdCgroup = true, boot included: {:.1} s",
+        t_all.elapsed().as_secs_f64()
+    );
 }
