@@ -159,6 +159,7 @@ state = "{d}/state"
       runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade]
       runtime_type = "io.containerd.runc.v2"
+      pod_annotations = ["org.stockade.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade.options]
         BinaryName = "{bin}"
         SystemdCgroup = {systemd_cgroup}
@@ -321,6 +322,83 @@ state = "{d}/state"
         )
     }
 
+    /// Create and start a container `name` running `sh -c script` in `pod` with `seccomp`
+    /// (and no_new_privs, as `stockade learn` records), wait for its exit, remove it: its exit
+    /// code and CRI log.
+    fn run_to_exit(
+        &mut self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        name: &str,
+        script: &str,
+        seccomp: cri::SecurityProfile,
+    ) -> (i32, String) {
+        let config = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: "localhost/bb:1".into(),
+                ..Default::default()
+            }),
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            log_path: format!("{name}.log"),
+            linux: Some(cri::LinuxContainerConfig {
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    no_new_privs: true,
+                    seccomp: Some(seccomp),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .rt
+            .block_on(self.runtime.create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.into(),
+                config: Some(config),
+                sandbox_config: Some(pod_config.clone()),
+            }))
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}"))
+            .into_inner()
+            .container_id;
+        self.rt
+            .block_on(self.runtime.start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            }))
+            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            let st = self
+                .rt
+                .block_on(self.runtime.container_status(cri::ContainerStatusRequest {
+                    container_id: id.clone(),
+                    verbose: false,
+                }))
+                .unwrap()
+                .into_inner()
+                .status
+                .unwrap();
+            if st.state == cri::ContainerState::ContainerExited as i32 {
+                break st.exit_code;
+            }
+            assert!(Instant::now() < deadline, "{name} did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let dir = pod_config.log_directory.clone();
+        let log = std::fs::read_to_string(Path::new(&dir).join(format!("{name}.log")))
+            .unwrap_or_default();
+        self.rt
+            .block_on(
+                self.runtime
+                    .remove_container(cri::RemoveContainerRequest { container_id: id }),
+            )
+            .unwrap();
+        (code, log)
+    }
+
     /// The `pid` containerd reports in a verbose status.
     fn pid_of(info: &HashMap<String, String>) -> i32 {
         let v: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
@@ -429,6 +507,7 @@ fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
         }),
         hostname: "cri-pod".into(),
         log_directory: logs.to_string_lossy().into_owned(),
+        annotations: [("org.stockade.profile".to_string(), "web".to_string())].into(),
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: parent.clone(),
             security_context: Some(cri::LinuxSandboxSecurityContext {
@@ -633,6 +712,59 @@ fn a_pod_runs_through_containerds_cri_with_the_stockade_runtime_class() {
         "bpf",
     ] {
         assert_eq!(outcome(call), "blocked", "{call} under RuntimeDefault");
+    }
+
+    // the pod's org.stockade.* annotations reach the runtime (containerd's pod_annotations)
+    let st = std::process::Command::new(bin())
+        .args(["--root", "/run/containerd/runc/k8s.io", "state", &ctr])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["annotations"]["org.stockade.profile"], "web", "{st}");
+
+    // seccompProfile Localhost: a profile `stockade learn` made for a scenario; the scenario
+    // passes under it, a call outside it is denied
+    let learned = c.dir.path().join("learned");
+    let scenario = "echo learned-ok; id -u";
+    let o = cmd(
+        &c.dir.path().join("learn-root"),
+        &[
+            "learn",
+            "--out",
+            learned.to_str().unwrap(),
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            scenario,
+        ],
+    );
+    assert!(o.status.success(), "stockade learn: {}", stderr(&o));
+    let profile = learned.join("seccomp.json");
+    for (name, script, want) in [
+        ("learned", scenario.to_string(), 0),
+        ("outside", format!("{scenario}; mkdir /tmp/d"), 1),
+    ] {
+        let (code, log) = c.run_to_exit(
+            &pod,
+            &pod_config,
+            name,
+            &script,
+            cri::SecurityProfile {
+                profile_type: cri::security_profile::ProfileType::Localhost as i32,
+                localhost_ref: profile.to_string_lossy().into_owned(),
+            },
+        );
+        // (outside it, `id` is no longer the last command: sh forks, which the scenario never did)
+        assert_eq!(
+            code == 0,
+            want == 0,
+            "{name} under the learned profile: {log}"
+        );
+        assert!(log.contains(" stdout F learned-ok"), "{log}");
+        if want != 0 {
+            assert!(log.contains("Operation not permitted"), "{log}");
+        }
     }
 
     // logs: the CRI format in the pod's log directory
