@@ -199,6 +199,13 @@ fn systemd_driver_runs_containers_in_transient_scopes_of_a_real_systemd() {
     assert!(stdout(&o).lines().any(|l| l == "0::/"), "{}", stdout(&o));
     assert_unit_gone(&s, "stockade-c2.scope", "c2");
 
+    // without the system bus: straight to systemd's private socket
+    let o = s.sh(
+        "cd /bundles/once && DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent stockade --systemd-cgroup run c5",
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_unit_gone(&s, "stockade-c5.scope", "c5");
+
     // a nested slice, as kubelet names a BestEffort pod's
     ok(
         &s.sh("cd /bundles/nested && stockade --systemd-cgroup run -d c3"),
