@@ -172,6 +172,17 @@ fn systemd_driver_runs_containers_in_transient_scopes_of_a_real_systemd() {
         stdout(&tasks)
     );
 
+    // a second container with the same cgroupsPath is refused and touches nothing of the first
+    let o = s.sh("cd /bundles/sleep && stockade --systemd-cgroup create c1b");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(s.show(unit, "ActiveState"), "active");
+    assert_eq!(
+        v1_file(&s, "memory", unit, "memory.limit_in_bytes").1,
+        pid.to_string()
+    );
+    assert_eq!(stdout(&s.sh("ls /run/stockade")).trim(), "c1");
+
     // start, update: properties and files follow
     ok(&s.sh("stockade start c1"), "start");
     ok(

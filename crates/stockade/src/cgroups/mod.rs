@@ -195,7 +195,15 @@ impl Cgroup {
             },
             crate::dbus::Value::Bool(true),
         ));
-        let actual = systemd::start(&unit, id, pid, props)?;
+        let actual = match systemd::start(&unit, id, pid, props) {
+            Ok(cg) => cg,
+            Err(e @ Error::UnitExists(_)) => {
+                // another container's unit: nothing here is ours to stop, kill or remove
+                *self = Cgroup::default();
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if Path::new(&actual) != unit.cgroup_path(&systemd::systemd_root()) {
             // systemd's tree starts elsewhere than pid 1's cgroup said: follow the unit
             let at = Cgroup::at(&Layout::detect()?, Path::new(&actual));

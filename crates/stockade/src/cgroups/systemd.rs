@@ -359,10 +359,7 @@ pub fn start(unit: &Unit, id: &str, pid: i32, resources: Vec<Value>) -> Result<S
     }
     let reply = reply.map_err(|e| match &e {
         DbusError::Remote { name, .. } if name == "org.freedesktop.systemd1.UnitExists" => {
-            Error::Cgroup(format!(
-                "systemd: unit {} already exists (another container with this cgroupsPath?)",
-                unit.name
-            ))
+            Error::UnitExists(unit.name.clone())
         }
         _ => remote(&unit.name, "start transient unit", e),
     })?;
