@@ -220,6 +220,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
+    // veth, rules, address and ports: what the container's net.json names
+    crate::net::delete(root, &dir.dir)?;
     let spec = bundle_spec(&st);
     if let Some(spec) = &spec {
         // before the state directory goes: a tmpfs root lives in it
@@ -230,6 +232,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     dir.remove()?;
+    crate::policy::ids::release_for(root, id, &st.annotations);
     if let Some(spec) = spec {
         crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {
             crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec)

@@ -36,6 +36,15 @@ struct Cli {
     /// More output (runc compatibility)
     #[arg(long, global = true)]
     debug: bool,
+    /// Hardening policy for create/run/exec: a policy.json, "none", or "default" (the built-in
+    /// floor); without it /etc/stockade/policy.json if present, else the built-in floor
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE|none|default",
+        env = "STOCKADE_POLICY"
+    )]
+    policy: Option<String>,
     /// Use the systemd cgroup driver: a transient scope per container, cgroupsPath slice:prefix:name
     #[arg(long, global = true)]
     systemd_cgroup: bool,
@@ -113,6 +122,10 @@ enum Cmd {
     },
     /// What this runtime supports (runtime-spec features JSON)
     Features,
+    /// Check a container's network: CNI's CHECK of each plugin; for --net bridge its veth on
+    /// the bridge and its nftables rules
+    #[command(name = "net-check")]
+    NetCheck { id: String },
     /// Look at the isolation from inside: run this in a container or sandbox
     Probe {
         /// JSON instead of a table
@@ -155,6 +168,9 @@ enum Cmd {
     },
     /// Run a host command in a sandbox (no image needed)
     Sandbox(Box<SandboxArgs>),
+    /// The hardening policy applied to engine configs: show it, or check a config against it
+    #[command(subcommand)]
+    Policy(cli::policy::PolicyCmd),
     /// Learn the syscalls (with arguments) and capabilities a workload needs from its own test
     /// scenario, and verify the result by running it again
     Learn(Box<stockade::learn::LearnCmd>),
@@ -233,13 +249,17 @@ fn audit(inputs: &[String], pids: &[i32], format: &str, fail_on: Option<&str>) -
 /// Engines (containerd's runc shim, Podman's conmon) read the runtime's error from `--log`, as
 /// JSON lines with `--log-format json`, the way runc writes them.
 fn log_error(path: &Path, json: bool, msg: &str) {
+    log_line(path, json, "error", msg)
+}
+
+pub(crate) fn log_line(path: &Path, json: bool, level: &str, msg: &str) {
     use std::io::Write;
     let line = if json {
-        serde_json::json!({"level": "error", "msg": msg, "time": container::now_rfc3339()})
+        serde_json::json!({"level": level, "msg": msg, "time": container::now_rfc3339()})
             .to_string()
     } else {
         format!(
-            "time=\"{}\" level=error msg={:?}",
+            "time=\"{}\" level={level} msg={:?}",
             container::now_rfc3339(),
             msg
         )
@@ -254,6 +274,12 @@ fn log_error(path: &Path, json: bool, msg: &str) {
 }
 
 fn real_main(cli: Cli) -> Result<i32> {
+    let log = cli::policy::Log {
+        file: cli.log.as_deref(),
+        json: cli.log_format == "json",
+        quiet: cli.quiet,
+    };
+    let policy = || stockade::policy::load(cli.policy.as_deref());
     match cli.cmd {
         Cmd::Run { c, detach, probe } => {
             let code = create(
@@ -262,13 +288,22 @@ fn real_main(cli: Cli) -> Result<i32> {
                 (cli.quiet, cli.systemd_cgroup),
                 detach,
                 probe.as_deref(),
+                (policy()?.as_ref(), &log),
             )?;
             if detach {
                 stockade::lifecycle::start(&cli.root, &c.id)?;
             }
             Ok(code)
         }
-        Cmd::Create { c } => create(&cli.root, &c, (cli.quiet, cli.systemd_cgroup), true, None),
+        Cmd::Create { c } => create(
+            &cli.root,
+            &c,
+            (cli.quiet, cli.systemd_cgroup),
+            true,
+            None,
+            (policy()?.as_ref(), &log),
+        ),
+        Cmd::Policy(c) => cli::policy::policy_cmd(cli.policy.as_deref(), c),
         Cmd::Start { id } => {
             stockade::lifecycle::start(&cli.root, &id)?;
             Ok(0)
@@ -366,7 +401,10 @@ fn real_main(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Exec(a) => {
-            let p = exec_process(&cli.root, &a)?;
+            let mut p = exec_process(&cli.root, &a)?;
+            if let Some(pol) = policy()? {
+                p = cli::policy::apply_to_exec(&pol, p, &log)?;
+            }
             let opts = container::ExecOptions {
                 console_socket: a.console_socket.clone(),
                 detach: a.detach,
@@ -389,6 +427,11 @@ fn real_main(cli: Cli) -> Result<i32> {
                     stockade::probe::table(&checks, std::io::stdout().is_terminal())
                 );
             }
+            Ok(0)
+        }
+        Cmd::NetCheck { id } => {
+            let dir = stockade::state::StateDir::open(&cli.root, &id)?;
+            println!("{}", stockade::net::check(&dir.dir)?);
             Ok(0)
         }
         Cmd::Features => {
@@ -468,6 +511,7 @@ fn create(
     (quiet, systemd_cgroup): (bool, bool),
     keep: bool,
     probe: Option<&str>,
+    (policy, log): (Option<&stockade::policy::Policy>, &cli::policy::Log),
 ) -> Result<i32> {
     if c.no_pivot {
         bail!("--no-pivot is not supported: stockade always uses pivot_root");
@@ -478,6 +522,11 @@ fn create(
     let mut spec = spec::load(&file)?;
     if let Some(how) = probe {
         spec = with_probe(spec, how)?;
+    }
+    // the policy first: everything below validates and runs what it made of the config
+    let mut range = None;
+    if let Some(p) = policy {
+        (spec, range) = cli::policy::apply_to_create(p, root, &c.id, spec, &file, &bundle, log)?;
     }
     let opts = RunOptions {
         root: root.to_path_buf(),
@@ -491,7 +540,11 @@ fn create(
         console_socket: c.console_socket.clone(),
         systemd_cgroup,
     };
-    Ok(container::run(&c.id, &bundle, &spec, &opts)?)
+    let code = container::run(&c.id, &bundle, &spec, &opts);
+    if let (Err(_), Some(r)) = (&code, &range) {
+        stockade::policy::ids::release(root, r.slot, &c.id);
+    }
+    Ok(code?)
 }
 
 /// The bundle's spec with its process replaced by `stockade probe`, this binary bound in

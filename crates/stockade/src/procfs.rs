@@ -96,6 +96,34 @@ impl ProcFs {
         f.write_all(data)
     }
 
+    /// Open the namespace file `PID/ns/NAME` (a magic link, followed as the last component
+    /// only), checked to be on nsfs.
+    pub fn open_ns(&self, pid: i32, name: &str) -> io::Result<std::fs::File> {
+        let dir = sys::openat2(
+            self.0.as_raw_fd(),
+            Path::new(&format!("{pid}/ns")),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS,
+        )?;
+        check_proc(&dir, "PID/ns")?;
+        let f = sys::openat2(
+            dir.as_raw_fd(),
+            Path::new(name),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+            0,
+            0,
+        )?;
+        const NSFS_MAGIC: i64 = 0x6e73_6673;
+        let st = fstatfs(&f).map_err(io::Error::from)?;
+        if st.filesystem_type().0 as i64 != NSFS_MAGIC {
+            return Err(io::Error::other(format!(
+                "{pid}/ns/{name} is not a namespace"
+            )));
+        }
+        Ok(std::fs::File::from(f))
+    }
+
     /// Reopen our own descriptor `fd` with `flags` through `thread-self/fd` (the exec fifo,
     /// held `O_PATH` until it is opened for writing).
     pub fn reopen_fd(&self, fd: &impl AsRawFd, flags: i32) -> io::Result<std::fs::File> {

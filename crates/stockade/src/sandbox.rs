@@ -34,9 +34,32 @@ pub struct SandboxArgs {
     pub chdir: String,
     #[arg(long, default_value = "sandbox")]
     pub hostname: String,
-    /// Network: none (own namespace with loopback only) or host
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    /// Network: none (own namespace, loopback only), host (the host's), bridge (a veth on a host
+    /// bridge, NAT, --publish), cni:NAME (a CNI conflist's plugins) or pasta (unprivileged)
+    #[arg(long, default_value = "none")]
     pub net: String,
+    /// The host bridge of --net bridge (made on first use)
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// The bridge's subnet, IPv4 and/or IPv6 (default 10.209.0.0/16; one of each family)
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Vec<String>,
+    /// Publish a container port on the host (also on its loopback)
+    #[arg(long, value_name = "HOST:CONTAINER[/tcp|udp]")]
+    pub publish: Vec<String>,
+    /// No traffic between this sandbox and the others on its bridge
+    #[arg(long)]
+    pub isolate: bool,
+    /// Let the host forward the bridge's traffic (sets net.ipv4.ip_forward=1, and IPv6
+    /// forwarding with an IPv6 subnet)
+    #[arg(long = "allow-forwarding")]
+    pub allow_forwarding: bool,
+    /// Where --net cni:NAME finds NAME's conflist (default /etc/cni/net.d)
+    #[arg(long = "cni-conf-dir", value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugins are, colon-separated (default /usr/lib/cni)
+    #[arg(long = "cni-path", value_name = "DIRS")]
+    pub cni_path: Option<String>,
     /// Memory limit (e.g. 512m, 2g) or "unlimited"
     #[arg(long, default_value = "1g")]
     pub memory: String,
@@ -46,6 +69,10 @@ pub struct SandboxArgs {
     /// CPU limit in CPUs (e.g. 0.5, 2) or "unlimited"
     #[arg(long, default_value = "1")]
     pub cpus: String,
+    /// Set a resource limit (as podman's --ulimit): nofile=1024[:2048], nproc=512, core=0;
+    /// without it every default is at most the caller's own limit
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
     /// Give a capability back (CAP_NET_BIND_SERVICE or NET_BIND_SERVICE)
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -68,6 +95,32 @@ pub struct SandboxArgs {
     /// DIR/capabilities.json (instead of --seccomp; --cap-add adds to them)
     #[arg(long, value_name = "DIR")]
     pub learned: Option<PathBuf>,
+    /// Landlock derived from the binds: read-only binds read-only (and executable), --bind,
+    /// /tmp, --tmpfs and /dev read-write; every other path and every TCP port denied
+    #[arg(long)]
+    pub landlock: bool,
+    /// Landlock: read (and execute) beneath PATH
+    #[arg(long = "landlock-ro", value_name = "PATH")]
+    pub landlock_ro: Vec<String>,
+    /// Landlock: every access beneath PATH
+    #[arg(long = "landlock-rw", value_name = "PATH")]
+    pub landlock_rw: Vec<String>,
+    /// Landlock: execute (and read) beneath PATH
+    #[arg(long = "landlock-exec", value_name = "PATH")]
+    pub landlock_exec: Vec<String>,
+    /// Landlock: allow binding this TCP port (others are denied once Landlock is on)
+    #[arg(long = "landlock-bind", value_name = "PORT")]
+    pub landlock_bind: Vec<u16>,
+    /// Landlock: allow connecting to this TCP port
+    #[arg(long = "landlock-connect", value_name = "PORT")]
+    pub landlock_connect: Vec<u16>,
+    /// Landlock scopes: abstract, signal (default both), or none
+    #[arg(
+        long = "landlock-scope",
+        value_name = "SCOPE,..",
+        value_delimiter = ','
+    )]
+    pub landlock_scope: Option<Vec<String>>,
     /// Run `stockade probe` inside (the binary is bound read-only); arguments after `--` go to it
     #[arg(long)]
     pub probe: bool,
@@ -134,11 +187,21 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         ));
     }
     let mut mounts: Vec<Value> = vec![];
+    // A merged-/usr host's `/bin -> usr/bin` stays a symlink (as bwrap's --symlink): one mount
+    // fewer each, and /bin is beneath /usr for Landlock rules.
+    let mut symlinks = serde_json::Map::new();
     for dir in [
         "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
     ] {
-        if Path::new(dir).exists() {
-            mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+        let p = Path::new(dir);
+        match std::fs::read_link(p) {
+            Ok(to) if to.is_relative() && !to.to_string_lossy().contains("..") => {
+                symlinks.insert(dir[1..].to_string(), json!(to.to_string_lossy()));
+            }
+            _ if p.exists() => {
+                mounts.push(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+            }
+            _ => {}
         }
     }
     mounts.push(json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}));
@@ -147,6 +210,15 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}));
     mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
     mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]}));
+    // A read-only /sys (masked as `run`'s) with the sandbox's own cgroup view (cgroup namespace):
+    // runtimes (JVM, Go, .NET, Node, Python) size themselves from the limits they find there.
+    if a.net != "host" {
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+    } else {
+        // sysfs belongs to the network namespace that mounts it: with the host's, bind the host's
+        mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
+    }
+    mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
     for b in &a.ro_bind {
         let (src, dst) = split_bind(b);
         mounts.push(json!({"destination": dst, "type": "bind", "source": abs(&src)?, "options": ["rbind", "ro", "nosuid", "nodev"]}));
@@ -197,6 +269,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         crate::seccomp::profile_for_cli(&seccomp_arg, &caps)?.to_oci_value()
     };
 
+    let mut annotations = net_annotations(a)?;
     let mut namespaces = spec::default_namespaces();
     if a.net == "host" {
         namespaces
@@ -261,6 +334,14 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     if !seccomp.is_null() {
         linux["seccomp"] = seccomp;
     }
+    if !symlinks.is_empty() {
+        annotations[spec::ANNOTATION_ROOT_SYMLINKS] = json!(Value::Object(symlinks).to_string());
+    }
+    if let Some(l) = landlock_flags(a) {
+        let c = l.to_config().map_err(Error::Other)?;
+        annotations[crate::landlock::ANNOTATION] =
+            json!(serde_json::to_string(&c).expect("serializable"));
+    }
     let v = json!({
         "ociVersion": "1.2.0",
         "process": {
@@ -270,16 +351,198 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
             "env": env,
             "cwd": a.chdir,
             "capabilities": capabilities,
-            "rlimits": spec::default_rlimits(),
+            "rlimits": rlimits(&a.ulimit)?,
             "noNewPrivileges": true
         },
         "root": {"path": "/", "readonly": true},
         "hostname": a.hostname,
         "mounts": mounts,
         "linux": linux,
-        "annotations": {spec::ANNOTATION_TMPFS_ROOT: "tmpfs"}
+        "annotations": annotations
     });
     spec::parse(Path::new("sandbox flags"), &v.to_string())
+}
+
+/// The Landlock flags, with `--landlock`'s rules derived from the binds; None without any.
+fn landlock_flags(a: &SandboxArgs) -> Option<crate::landlock::Flags> {
+    let any = a.landlock
+        || !a.landlock_ro.is_empty()
+        || !a.landlock_rw.is_empty()
+        || !a.landlock_exec.is_empty()
+        || !a.landlock_bind.is_empty()
+        || !a.landlock_connect.is_empty()
+        || a.landlock_scope.is_some();
+    if !any {
+        return None;
+    }
+    let mut f = crate::landlock::Flags {
+        ro: a.landlock_ro.clone(),
+        rw: a.landlock_rw.clone(),
+        exec: a.landlock_exec.clone(),
+        bind: a.landlock_bind.clone(),
+        connect: a.landlock_connect.clone(),
+        scope: a.landlock_scope.clone(),
+    };
+    if a.landlock {
+        for dir in [
+            "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc",
+        ] {
+            if Path::new(dir).exists() {
+                f.ro.push(dir.into());
+            }
+        }
+        f.ro.extend(a.ro_bind.iter().map(|b| split_bind(b).1));
+        f.rw.extend(a.bind.iter().map(|b| split_bind(b).1));
+        f.rw.extend(
+            a.tmpfs
+                .iter()
+                .map(|t| t.split(':').next().unwrap_or(t).to_string()),
+        );
+        f.rw.extend(["/tmp".to_string(), "/dev".to_string()]);
+    }
+    Some(f)
+}
+
+/// The sandbox's rlimits: its defaults, each lowered to the caller's own (a sandbox that raised a
+/// limit would grant more than its caller had), then the user's `--ulimit`s as given (those may
+/// fail at start, with the error naming them).
+fn rlimits(ulimits: &[String]) -> Result<Value> {
+    let mut out: Vec<(String, u64, u64)> = vec![];
+    for r in spec::default_rlimits().as_array().expect("array") {
+        let typ = r["type"].as_str().expect("type").to_string();
+        let (mut soft, mut hard) = (r["soft"].as_u64().unwrap(), r["hard"].as_u64().unwrap());
+        if let Some(res) = rlimit_resource(&typ) {
+            let (cs, ch) = nix::sys::resource::getrlimit(res)
+                .map_err(|e| Error::Other(format!("getrlimit {typ}: {e}")))?;
+            hard = hard.min(ch);
+            soft = soft.min(cs).min(hard);
+        }
+        out.push((typ, soft, hard));
+    }
+    for u in ulimits {
+        let bad = |why: &str| Error::Other(format!("--ulimit {u:?}: {why}"));
+        let (name, vals) = u
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
+        let typ = format!("RLIMIT_{}", name.to_ascii_uppercase());
+        if rlimit_resource(&typ).is_none() {
+            return Err(bad("unknown limit (nofile, nproc, core, stack, memlock, as, cpu, fsize, data, rss, locks, sigpending, msgqueue, nice, rtprio, rttime)"));
+        }
+        let num = |v: &str| -> Result<u64> {
+            if v == "unlimited" || v == "-1" {
+                return Ok(u64::MAX);
+            }
+            v.parse().map_err(|_| bad("not a number"))
+        };
+        let (soft, hard) = match vals.split_once(':') {
+            Some((s, h)) => (num(s)?, num(h)?),
+            None => (num(vals)?, num(vals)?),
+        };
+        if soft > hard {
+            return Err(bad("soft limit above hard limit"));
+        }
+        out.retain(|(t, _, _)| t != &typ);
+        out.push((typ, soft, hard));
+    }
+    Ok(Value::Array(
+        out.into_iter()
+            .map(|(t, s, h)| json!({"type": t, "soft": s, "hard": h}))
+            .collect(),
+    ))
+}
+
+fn rlimit_resource(typ: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource as R;
+    Some(match typ {
+        "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => R::RLIMIT_NPROC,
+        "RLIMIT_CORE" => R::RLIMIT_CORE,
+        "RLIMIT_STACK" => R::RLIMIT_STACK,
+        "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => R::RLIMIT_AS,
+        "RLIMIT_CPU" => R::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => R::RLIMIT_DATA,
+        "RLIMIT_RSS" => R::RLIMIT_RSS,
+        "RLIMIT_LOCKS" => R::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => R::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => R::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => R::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => R::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
+        _ => return None,
+    })
+}
+
+/// The `--net` flags as the annotations the engine reads (see [`crate::net`]), checked here so
+/// an error names the flag.
+fn net_annotations(a: &SandboxArgs) -> Result<Value> {
+    use crate::net;
+    let mut ann = serde_json::Map::new();
+    ann.insert(spec::ANNOTATION_TMPFS_ROOT.into(), json!("tmpfs"));
+    let mode = a.net.as_str();
+    let networked = match mode {
+        "none" | "host" => false,
+        "bridge" | "pasta" => true,
+        m if m.starts_with("cni:") && m.len() > 4 => true,
+        m => {
+            return Err(Error::Other(format!(
+                "--net {m:?}: expected none, host, bridge, cni:NAME or pasta"
+            )))
+        }
+    };
+    let flag_given = [
+        ("--bridge", a.bridge.is_some()),
+        ("--subnet", !a.subnet.is_empty()),
+        ("--publish", !a.publish.is_empty()),
+        ("--isolate", a.isolate),
+        ("--allow-forwarding", a.allow_forwarding),
+        ("--cni-conf-dir", a.cni_conf_dir.is_some()),
+        ("--cni-path", a.cni_path.is_some()),
+    ];
+    if let Some((f, _)) = flag_given.iter().find(|(_, g)| *g) {
+        if !networked {
+            return Err(Error::Other(format!(
+                "{f} needs --net bridge, cni:NAME or pasta (not --net {mode})"
+            )));
+        }
+    }
+    if !networked {
+        return Ok(Value::Object(ann));
+    }
+    ann.insert(net::ANNOTATION.into(), json!(mode));
+    if let Some(b) = &a.bridge {
+        net::check_ifname(b).map_err(|m| Error::Other(format!("--bridge {m}")))?;
+        ann.insert(net::A_BRIDGE.into(), json!(b));
+    }
+    for s in &a.subnet {
+        net::parse_subnet(s).map_err(|m| Error::Other(format!("--subnet {m}")))?;
+    }
+    if !a.subnet.is_empty() {
+        ann.insert(net::A_SUBNET.into(), json!(a.subnet.join(",")));
+    }
+    for p in &a.publish {
+        net::parse_publish(p).map_err(|m| Error::Other(format!("--publish {m}")))?;
+    }
+    if !a.publish.is_empty() {
+        ann.insert(net::A_PUBLISH.into(), json!(a.publish.join(",")));
+    }
+    if a.isolate {
+        ann.insert(net::A_ISOLATE.into(), json!("true"));
+    }
+    if a.allow_forwarding {
+        ann.insert(net::A_FORWARDING.into(), json!("true"));
+    }
+    if let Some(d) = &a.cni_conf_dir {
+        ann.insert(
+            net::A_CNI_CONF_DIR.into(),
+            json!(abs(&d.to_string_lossy())?),
+        );
+    }
+    if let Some(p) = &a.cni_path {
+        ann.insert(net::A_CNI_PATH.into(), json!(p));
+    }
+    Ok(Value::Object(ann))
 }
 
 fn abs(p: &str) -> Result<PathBuf> {

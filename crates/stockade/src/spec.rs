@@ -123,6 +123,23 @@ pub fn rootfs_dir(spec: &Spec, bundle: &Path, state_dir: &Path) -> PathBuf {
     }
 }
 
+/// With a tmpfs root: top-level symlinks to make in it (`org.stockade.root.symlinks`, a JSON
+/// object such as `{"bin": "usr/bin"}`); names are single components.
+pub const ANNOTATION_ROOT_SYMLINKS: &str = "org.stockade.root.symlinks";
+
+pub fn root_symlinks(spec: &Spec) -> Vec<(String, String)> {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_ROOT_SYMLINKS))
+        .and_then(|t| serde_json::from_str::<std::collections::BTreeMap<String, String>>(t).ok())
+        .map(|m| {
+            m.into_iter()
+                .filter(|(n, _)| !n.is_empty() && !n.contains('/') && n != "." && n != "..")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn tmpfs_root(spec: &Spec) -> bool {
     spec.annotations()
         .as_ref()
@@ -167,6 +184,8 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| config_err(file, "process", "missing"))?;
+    crate::landlock::Config::from_annotations(spec.annotations().as_ref())
+        .map_err(|(field, msg)| config_err(file, field, msg))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(config_err(
             file,

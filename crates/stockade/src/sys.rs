@@ -322,6 +322,25 @@ pub fn fsconfig_string(fs: &OwnedFd, key: &str, value: &str) -> io::Result<()> {
     check(ret).map(drop)
 }
 
+const FSCONFIG_SET_FD: u32 = 5;
+
+/// `fsconfig(FSCONFIG_SET_FD)`: an option whose value is a descriptor (overlayfs layers).
+pub fn fsconfig_fd(fs: &OwnedFd, key: &str, fd: RawFd) -> io::Result<()> {
+    let k = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: k is valid for the call; value is unused (NULL) and aux carries the descriptor.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FD,
+            k.as_ptr(),
+            0usize,
+            fd,
+        )
+    };
+    check(ret).map(drop)
+}
+
 pub fn fsconfig_create(fs: &OwnedFd) -> io::Result<()> {
     // SAFETY: CMD_CREATE takes no pointers.
     let ret = unsafe {

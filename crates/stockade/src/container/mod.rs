@@ -39,6 +39,8 @@ use crate::state::{State, StateDir};
 
 mod channel;
 mod exec;
+mod guards;
+use guards::{CgroupGuard, HostMounts};
 
 pub use channel::decode_go;
 use channel::{
@@ -139,6 +141,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     crate::state::check_id(id)?;
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
+    let net_plan = crate::net::Plan::from_spec(spec, &opts.config_file)?;
     mark("validated");
     let process = spec.process().as_ref().expect("validated");
     if let Some(m) = spec
@@ -193,6 +196,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         pid_start: 0,
     };
     state_dir.save(&st)?;
+    // The network's record (address, veth, ports) is written next, before any of it exists;
+    // its guard takes it all down again if anything below fails.
+    let mut net = match &net_plan {
+        Some(p) => Some(crate::net::prepare(p, &opts.root, id, &state_dir.dir)?),
+        None => None,
+    };
+    let with_net_files;
+    let spec = match &net {
+        Some(g) => {
+            // /etc/hosts and /etc/resolv.conf: files in the state dir, bound over the image's
+            let mut s = spec.clone();
+            let mut mounts = s.mounts().clone().unwrap_or_default();
+            mounts.extend(g.mounts());
+            s.set_mounts(Some(mounts));
+            with_net_files = s;
+            &with_net_files
+        }
+        None => spec,
+    };
     let rootfs_dir = spec::rootfs_dir(spec, bundle, &state_dir.dir);
     if spec::tmpfs_root(spec) {
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
@@ -333,6 +355,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
             crate::hooks::state_json(id, "creating", pid, bundle, spec)
         })?;
+        if let Some(g) = net.as_mut().filter(|g| g.before_go()) {
+            net_attach(&ours, g, pid, &proc)?;
+        }
         send_go(&ours, &prepared, pid)?;
         mark("go sent");
         let tasks_files = match tasks_files {
@@ -347,6 +372,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             return Err(child_error(&ours).unwrap_or(e));
         }
         mark("cgroup ready");
+        if let Some(g) = net.as_mut().filter(|g| !g.before_go()) {
+            net_attach(&ours, g, pid, &proc)?;
+        }
         let filter = crate::seccomp::compile(
             spec,
             &opts.config_file,
@@ -428,6 +456,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         state_dir.unlock();
         std::mem::forget(cgroup);
         std::mem::forget(host_mounts);
+        if let Some(g) = net {
+            g.keep();
+        }
         return Ok(0);
     }
     // poststart failures only warn (runtime-spec)
@@ -440,10 +471,18 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     drop(cgroup);
     drop(host_mounts);
     mark("cgroup removed");
+    if let Some(g) = net.take() {
+        if let Err(e) = g.release() {
+            eprintln!("stockade: warning: {e}");
+        }
+    }
     // Under the lock again (a `delete` elsewhere may have taken it meanwhile: then it is gone).
     drop(state_dir);
     match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
-        Ok(crate::state::Locked::Container(d)) => d.remove()?,
+        Ok(crate::state::Locked::Container(d)) => {
+            d.remove()?;
+            crate::policy::ids::release_for(&opts.root, id, &st.annotations);
+        }
         Ok(crate::state::Locked::Removed) | Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
@@ -451,6 +490,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         crate::hooks::state_json(id, "stopped", 0, bundle, spec)
     })?;
     code
+}
+
+/// The child says "N" once its network namespace exists (with an rtnetlink socket inside it, for
+/// a bridge); the runtime then sets the network up. The child gets its filter, and runs nothing
+/// of its own, only after that.
+fn net_attach(ours: &OwnedFd, g: &mut crate::net::Guard, pid: i32, proc: &ProcFs) -> Result<()> {
+    let (buf, fd) = recv_msg(ours, "wait for the container's network namespace")?;
+    match buf.first() {
+        Some(b'N') => {}
+        Some(b'E') => {
+            return Err(Error::Child(
+                String::from_utf8_lossy(&buf[1..]).into_owned(),
+            ))
+        }
+        _ => return Err(Error::Other("container setup: unexpected message".into())),
+    }
+    g.attach(pid, fd, proc)?;
+    mark("net ready");
+    Ok(())
 }
 
 /// The runtime↔child channel (SEQPACKET, close-on-exec: EOF tells the runtime `execve` worked),
@@ -555,6 +613,21 @@ fn child_setup(
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         crate::sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
+    }
+    if let Some(with_socket) = crate::net::child_handoff(spec) {
+        // Our network namespace exists: the runtime sets it up (see `net`).
+        if with_socket {
+            let nl = socket::socket(
+                AddressFamily::Netlink,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                socket::SockProtocol::NetlinkRoute,
+            )
+            .ctx(|| "rtnetlink socket")?;
+            send_fd(sock, b"N", &nl)?;
+        } else {
+            socket::send(sock.as_raw_fd(), b"N", MsgFlags::empty()).ctx(|| "send N")?;
+        }
     }
     // A session of its own (as runc's init): whatever the caller does to its process group or
     // terminal does not reach the container. A terminal, if any, makes its own session below.
@@ -675,7 +748,11 @@ fn child_setup(
         process::fresh_keyring()?;
     }
     process::set_rlimits(process)?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
+    let landlock =
+        crate::landlock::Config::from_annotations(spec.annotations().as_ref()).expect("validated");
+    // A Landlock ruleset implies no_new_privs (the kernel's condition without CAP_SYS_ADMIN),
+    // and is enforced before the filter, so the profile need not allow Landlock's calls.
+    let nnp = process.no_new_privileges().unwrap_or(false) || landlock.is_some();
     let filter = recv_filter(sock)?;
     let filter = filter.as_ref();
     // Before any filter: the profile need not allow close_range.
@@ -701,6 +778,13 @@ fn child_setup(
     crate::hooks::run(spec, crate::hooks::Kind::StartContainer, || {
         crate::hooks::state_json(id, "created", host_pid, bundle, spec)
     })?;
+    if let Some(l) = &landlock {
+        if let Some(note) = l.enforce().map_err(Error::Other)? {
+            if !opts.quiet {
+                eprintln!("stockade: warning: {note}");
+            }
+        }
+    }
     if let (Some(f), true) = (filter, nnp) {
         listener = f.load().ctx(|| "load seccomp filter")?;
     }
@@ -713,67 +797,6 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
-}
-
-/// Mounts left in the host's namespace by a container that shares it, detached when dropped.
-struct HostMounts(Option<PathBuf>);
-
-impl Drop for HostMounts {
-    fn drop(&mut self) {
-        if let Some(rootfs) = &self.0 {
-            rootfs::release_host_mounts(rootfs);
-        }
-    }
-}
-
-/// The container's cgroup, removed (with anything still in it) when dropped.
-struct CgroupGuard {
-    cgroup: Option<Cgroup>,
-}
-
-impl CgroupGuard {
-    /// Before the clone: make the unified directory of the cgroup `planned` (the process is
-    /// born in it); the v1 directories and the limits come after, while the child works.
-    fn begin(
-        planned: Option<Cgroup>,
-        rootless: bool,
-        quiet: bool,
-    ) -> Result<(CgroupGuard, Option<OwnedFd>)> {
-        let Some(mut cg) = planned.filter(|_| !rootless) else {
-            if !quiet {
-                eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
-            }
-            return Ok((CgroupGuard { cgroup: None }, None));
-        };
-        let fd = cg.create_v2()?;
-        Ok((CgroupGuard { cgroup: Some(cg) }, fd))
-    }
-
-    /// The v1 directories, then every limit: returns the `tasks` files the child writes itself
-    /// into before anything of the workload runs. With the systemd driver the unit is started
-    /// first, with the (still blocked) child's `pid`: systemd moves it into its cgroup.
-    fn finish(&mut self, spec: &Spec, id: &str, pid: i32) -> Result<Vec<OwnedFd>> {
-        let Some(cg) = self.cgroup.as_mut() else {
-            return Ok(vec![]);
-        };
-        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-        cg.start_unit(id, pid, resources)?;
-        cg.create_v1()?;
-        if let Some(r) = resources {
-            cg.apply(r)?;
-        }
-        cg.v1_tasks_files()
-    }
-}
-
-impl Drop for CgroupGuard {
-    fn drop(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.destroy() {
-                eprintln!("stockade: warning: {e}");
-            }
-        }
-    }
 }
 
 pub fn now_rfc3339() -> String {

@@ -46,6 +46,7 @@ mod cgroupfs;
 mod devices;
 mod masks;
 mod options;
+pub mod overlay;
 
 use cgroupfs::mount_cgroup;
 pub use devices::{bind_console, DEFAULT_DEVICES};
@@ -178,14 +179,36 @@ pub fn prepare(
     }
     let (uid_maps, _) = crate::namespaces::id_maps(spec);
     if !crate::spec::tmpfs_root(spec) {
-        let tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
+        let mut tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
             .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
         if let Some(ns) = userns {
             let owner = fs::metadata(rootfs)
                 .ctx(|| format!("stat {}", rootfs.display()))?
                 .uid();
             if wants_idmap(owner, &uid_maps) {
-                if let Err(e) = idmap(&tree, ns, true) {
+                let mut res = idmap(&tree, ns, true);
+                // overlayfs takes no idmapping itself: rebuild it from idmapped layers
+                if res.is_err() {
+                    if let Some(layers) = overlay::layers_of(rootfs)
+                        .ctx(|| format!("read the overlay at {}", rootfs.display()))?
+                    {
+                        let (uids, gids) = crate::namespaces::id_maps(spec);
+                        res = overlay::mapping_userns(&uids, &gids)
+                            .and_then(|mapping| overlay::rebuild(&layers, &mapping))
+                            .map(|t| tree = t);
+                    }
+                }
+                let added_by_policy = spec
+                    .annotations()
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(crate::policy::ANNOTATION_ID_SLOT));
+                if let (Err(e), true) = (&res, added_by_policy) {
+                    return Err(Error::Other(format!(
+                        "rootfs {}: the user namespace the policy added needs an idmapped rootfs, and {e} (run with --policy none, or a policy with userNamespace: off)",
+                        rootfs.display()
+                    )));
+                }
+                if let Err(e) = res {
                     p.warnings.push(format!(
                         "rootfs {}: the filesystem refused an idmapped mount ({e}); files owned by host ids outside the \
                          container's range will look owned by nobody inside. Chown the rootfs into the mapped range or \
@@ -479,6 +502,11 @@ pub fn setup(
             .ctx(|| "fsmount tmpfs root")?;
         sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd())
             .ctx(|| format!("attach tmpfs root at {}", rootfs.display()))?;
+        // the host's merged-/usr symlinks (`/bin -> usr/bin`), made in the fresh root
+        for (name, to) in crate::spec::root_symlinks(spec) {
+            nix::unistd::symlinkat(to.as_str(), &m, name.as_str())
+                .ctx(|| format!("symlink /{name} -> {to} in the tmpfs root"))?;
+        }
         m
     } else {
         let tree = prepared.rootfs.take().expect("rootfs tree prepared");

@@ -2,6 +2,8 @@
 //! namespaces, cgroups and mounts, and check that nothing is left behind.
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,7 +14,14 @@ pub fn timeout() -> Command {
     c
 }
 
+/// The built binary. The first call sets `STOCKADE_POLICY=none` for this test process and all
+/// it starts (engines included): these tests exercise the engine on exact configs, as runc
+/// would run them. Tests of the hardening policy pass `--policy` (which wins over the variable)
+/// or set the variable on their own commands.
 pub fn bin() -> &'static str {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // std's own environment lock orders this against every Command spawn of the process
+    ONCE.call_once(|| std::env::set_var("STOCKADE_POLICY", "none"));
     env!("CARGO_BIN_EXE_stockade")
 }
 

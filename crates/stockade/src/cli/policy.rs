@@ -1,0 +1,178 @@
+//! `--policy` at the binary's edge: `policy show`, `policy check CONFIG`, and the policy applied
+//! to `create`/`run` configs and `exec` processes, each change logged as a warning (stderr and
+//! `--log`, where engines read runtime messages).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use stockade::policy::{self, ids, Policy, Unmappable};
+
+#[derive(clap::Subcommand)]
+pub enum PolicyCmd {
+    /// Print the effective policy, each value with its origin (built-in or the file)
+    Show,
+    /// Print what the policy would change in (or refuse of) a config.json; runs nothing
+    Check {
+        /// config.json, or a bundle directory
+        config: PathBuf,
+    },
+}
+
+/// Where warnings go.
+pub struct Log<'a> {
+    pub file: Option<&'a Path>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Log<'_> {
+    pub fn warn(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("stockade: warning: {msg}");
+        }
+        if let Some(path) = self.file {
+            crate::log_line(path, self.json, "warning", msg);
+        }
+    }
+}
+
+pub fn policy_cmd(flag: Option<&str>, c: PolicyCmd) -> Result<i32> {
+    let p = policy::load(flag)?;
+    match c {
+        PolicyCmd::Show => {
+            match p {
+                None => println!("{{\"policy\": \"none\"}}"),
+                Some(p) => println!("{}", serde_json::to_string_pretty(&p.show())?),
+            }
+            Ok(0)
+        }
+        PolicyCmd::Check { config } => {
+            let file = if config.is_dir() {
+                config.join("config.json")
+            } else {
+                config
+            };
+            let Some(p) = p else {
+                println!("policy none: nothing is changed");
+                return Ok(0);
+            };
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("read {}", file.display()))?;
+            let mut v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", file.display()))?;
+            match policy::apply(&p, &mut v, &file) {
+                Err(e) => {
+                    println!("refused: {e}");
+                    Ok(1)
+                }
+                Ok(out) => {
+                    for c in &out.changes {
+                        println!("raise  {:<20} {}: {}", c.rule, c.field, c.what);
+                    }
+                    if out.add_user_ns {
+                        println!("raise  {:<20} linux.namespaces: a user namespace with a host id range of its own (allocated at create)", "userNamespace");
+                    }
+                    if out.changes.is_empty() && !out.add_user_ns {
+                        println!("meets the policy: nothing to change");
+                    }
+                    Ok(0)
+                }
+            }
+        }
+    }
+}
+
+/// The filesystems that take idmapped mounts (and overlayfs, rebuilt from idmapped layers).
+fn rootfs_mappable(root: &Path) -> std::result::Result<(), String> {
+    let st =
+        nix::sys::statfs::statfs(root).map_err(|e| format!("statfs {}: {e}", root.display()))?;
+    let magic = st.filesystem_type().0 as u64;
+    const OK: &[(u64, &str)] = &[
+        (0xEF53, "ext4"),
+        (0x5846_5342, "xfs"),
+        (0x9123_683E, "btrfs"),
+        (0x0102_1994, "tmpfs"),
+        (0xF2F5_2010, "f2fs"),
+        (0x794c_7630, "overlay"),
+        (0xE0F5_E1E2, "erofs"),
+    ];
+    if OK.iter().any(|(m, _)| *m == magic) {
+        Ok(())
+    } else {
+        Err(format!(
+            "rootfs {} is on a filesystem (magic {magic:#x}) that takes no idmapped mount",
+            root.display()
+        ))
+    }
+}
+
+/// Apply the policy to a `create`/`run` config: returns the spec to run and the id slot taken
+/// (the caller releases it if the create fails).
+pub fn apply_to_create(
+    p: &Policy,
+    root: &Path,
+    id: &str,
+    spec: oci_spec::runtime::Spec,
+    file: &Path,
+    bundle: &Path,
+    log: &Log,
+) -> Result<(oci_spec::runtime::Spec, Option<ids::Range>)> {
+    let mut v = serde_json::to_value(&spec)?;
+    let out = policy::apply(p, &mut v, file)?;
+    for c in &out.changes {
+        log.warn(&format!("policy {}: {}: {}", c.rule, c.field, c.what));
+    }
+    let mut range = None;
+    if out.add_user_ns {
+        let rootfs = stockade::spec::rootfs_path(&spec, bundle);
+        let mappable = if stockade::spec::tmpfs_root(&spec) {
+            Ok(())
+        } else {
+            rootfs_mappable(&rootfs)
+        };
+        match (mappable, p.rules.unmappable_rootfs) {
+            (Err(why), Some(Unmappable::Refuse)) => {
+                return Err(stockade::error::config_err(
+                    file,
+                    "root.path",
+                    format!("refused by policy rule unmappableRootfs: {why}, so no user namespace can be added"),
+                )
+                .into())
+            }
+            (Err(why), _) => log.warn(&format!(
+                "policy userNamespace: {why}: running WITHOUT an added user namespace (unmappableRootfs: run-without)"
+            )),
+            (Ok(()), _) => {
+                stockade::state::check_id(id)?;
+                let pool = p.rules.id_pool.clone().unwrap_or_else(ids::Pool::from_subuid);
+                let r = ids::allocate(root, &pool, id)?;
+                policy::set_id_maps(&mut v, &r);
+                log.warn(&format!(
+                    "policy userNamespace: linux.namespaces: added a user namespace, container root = host uid {} ({} ids)",
+                    r.start, r.size
+                ));
+                range = Some(r);
+            }
+        }
+    }
+    let spec = serde_json::from_value(v).map_err(|e| {
+        if let Some(r) = &range {
+            ids::release(root, r.slot, id);
+        }
+        anyhow::anyhow!("{}: after the policy: {e}", file.display())
+    })?;
+    Ok((spec, range))
+}
+
+/// The policy's ceiling and no_new_privs for an `exec` process.
+pub fn apply_to_exec(
+    p: &Policy,
+    process: oci_spec::runtime::Process,
+    log: &Log,
+) -> Result<oci_spec::runtime::Process> {
+    let mut v = serde_json::to_value(&process)?;
+    for c in policy::apply_exec(p, &mut v, Path::new("exec process"))? {
+        log.warn(&format!("policy {}: {}: {}", c.rule, c.field, c.what));
+    }
+    Ok(serde_json::from_value(v)?)
+}

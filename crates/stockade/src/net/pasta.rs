@@ -1,0 +1,93 @@
+//! `--net pasta`: networking for unprivileged callers through `pasta` (Debian's `passt`), which
+//! joins the container's user and network namespaces, makes a tap interface there with the
+//! host's addresses and routes (`--config-net`), and carries the container's traffic through
+//! ordinary sockets of the caller: no privilege, nothing changed on the host. `--publish
+//! HOST:CONTAINER/tcp|udp` becomes pasta's `-t`/`-u` forwarding; nothing else is forwarded in
+//! either direction (`-t none -u none -T none -U none` otherwise: the container reaches no port
+//! of the host's loopback).
+//!
+//! pasta puts itself in the background once the namespace is configured and writes its pid
+//! (`--pid`), which is recorded; it quits when the namespace goes, and teardown kills it if it
+//! is still there (checked to be the same process by its start time).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub pid: i32,
+    pub pid_start: u64,
+}
+
+/// The `pasta` binary on PATH, or a message saying how to get it.
+pub fn find() -> std::result::Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join("pasta"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "pasta is not installed (Debian: apt-get install passt); without it an unprivileged sandbox has --net none or host only".to_string()
+        })
+}
+
+fn port_spec(publish: &[super::Publish], proto: super::Proto) -> String {
+    let v: Vec<String> = publish
+        .iter()
+        .filter(|p| p.proto == proto)
+        .map(|p| format!("{}:{}", p.host, p.container))
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(",")
+    }
+}
+
+/// Attach pasta to the namespaces of `pid`; returns once it configured them.
+pub fn start(pid: i32, publish: &[super::Publish], state_dir: &Path) -> Result<Record> {
+    let bin = find().map_err(Error::Other)?;
+    let pidfile = state_dir.join("pasta.pid");
+    let out = Command::new(&bin)
+        .args(["--config-net", "--quiet", "--ns-ifname", super::veth::INNER])
+        .args(["-t", &port_spec(publish, super::Proto::Tcp)])
+        .args(["-u", &port_spec(publish, super::Proto::Udp)])
+        .args(["-T", "none", "-U", "none", "--pid"])
+        .arg(&pidfile)
+        .arg(pid.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ctx(|| format!("run {}", bin.display()))?;
+    if !out.status.success() {
+        return Err(Error::Other(format!(
+            "pasta failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = std::fs::read_to_string(&pidfile).ctx(|| format!("read {}", pidfile.display()))?;
+    let pasta: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::Other(format!("pasta wrote {text:?} as its pid")))?;
+    crate::container::mark("net: pasta attached");
+    Ok(Record {
+        pid: pasta,
+        pid_start: crate::state::pid_start_time(pasta),
+    })
+}
+
+/// Stop pasta if it is still the process recorded.
+pub fn stop(rec: &Record) {
+    // SIGKILL: pasta holds nothing to flush, and it ignored SIGTERM here
+    if rec.pid > 0 && crate::state::pid_start_time(rec.pid) == rec.pid_start {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(rec.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
