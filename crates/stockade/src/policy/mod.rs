@@ -436,8 +436,25 @@ pub fn apply(p: &Policy, v: &mut Value, config: &Path) -> Result<Outcome> {
     if r.user_namespace == Some(UserNs::Auto) && !present.iter().any(|(t, _)| t == "user") {
         // A new user namespace cannot mount /proc for the host's pid namespace (its procfs
         // belongs to the host's user namespace): such a container runs without one, said.
-        let pid_new = namespaces(v).iter().any(|(t, _)| t == "pid");
-        if pid_new {
+        let now = namespaces(v);
+        let pid_new = now.iter().any(|(t, _)| t == "pid");
+        // Nor can it enter a namespace another runtime made and the config joins by path (an
+        // engine's pod network, as containerd's CRI gives every pod): setns needs
+        // CAP_SYS_ADMIN in the namespace's owner, the host's user namespace.
+        let joined: Vec<&str> = (now.iter())
+            .filter(|(t, by_path)| *by_path && t != "user")
+            .map(|(t, _)| t.as_str())
+            .collect();
+        if !joined.is_empty() {
+            change(
+                "userNamespace",
+                "linux.namespaces",
+                format!(
+                    "NOT added: the container joins the {} namespace(s) of another process by path, which a new user namespace may not enter",
+                    joined.join(", ")
+                ),
+            );
+        } else if pid_new {
             out.add_user_ns = true;
         } else {
             change(
@@ -810,13 +827,33 @@ mod tests {
                     "effective": ["CAP_CHOWN","CAP_NET_RAW"], "permitted": ["CAP_CHOWN","CAP_NET_RAW"]}},
             "root": {"path": "/var/lib/docker/overlay2/x/merged"},
             "linux": {
-                "namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}],
+                // `--network none`: a bridge network is a namespace joined by path (no user
+                // namespace can be added then, see the test below)
+                "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}],
                 "maskedPaths": ["/proc/kcore"],
                 "readonlyPaths": ["/proc/sys"],
                 "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []},
                 "resources": {"devices": [{"allow": false, "access": "rwm"}], "memory": {"limit": 0}}
             }
         })
+    }
+
+    /// A pod's container joins the network namespace the engine made (containerd's CRI): an
+    /// added user namespace could not enter it, so none is added, and the change says why.
+    #[test]
+    fn no_user_namespace_is_added_to_a_config_joining_namespaces_by_path() {
+        let mut v = docker_like();
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"},
+            {"type": "network", "path": "/var/run/netns/cni-1"}, {"type": "ipc", "path": "/proc/42/ns/ipc"}]);
+        let out = apply(&policy(), &mut v, Path::new("config.json")).unwrap();
+        assert!(!out.add_user_ns);
+        assert!(
+            out.changes
+                .iter()
+                .any(|c| c.rule == "userNamespace" && c.what.contains("network, ipc")),
+            "{:?}",
+            out.changes
+        );
     }
 
     #[test]
