@@ -8,8 +8,10 @@
 //!
 //! `layout.rs` finds the hierarchies, `validate.rs` checks `linux.resources` before anything is
 //! made, `resources.rs` writes them (file formats in `v1.rs` and `v2.rs`), `stats.rs` reads the
-//! statistics back, `device_filter.rs` builds the v2 device program; this file is the container's
-//! cgroup itself: its directories, made and removed, and the processes in them.
+//! statistics back, `device_filter.rs` builds the v2 device program, `systemd.rs` is the systemd
+//! driver (a transient unit per container over [`crate::dbus`]; the files are then written the
+//! same way); this file is the container's cgroup itself: its directories, made and removed, and
+//! the processes in them.
 
 use std::fs;
 use std::io;
