@@ -112,6 +112,14 @@ pub fn spec(data: &[u8]) {
         debug(e);
     }
     let _ = stockade::seccomp::bounding_names(&spec);
+    // the systemd driver's reading of linux.cgroupsPath (slice:prefix:name)
+    let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let path = path.map(|p| p.to_string_lossy().into_owned());
+    let _ = stockade::cgroups::systemd::is_systemd_path(path.as_deref().unwrap_or(""));
+    if let Ok(u) = stockade::cgroups::systemd::Unit::from_cgroups_path(path.as_deref(), "id") {
+        let cg = u.cgroup_path(Path::new("/"));
+        assert!(cg.ends_with(&u.name), "{cg:?} for {u:?}");
+    }
     if valid.is_err() {
         return;
     }
@@ -387,6 +395,10 @@ pub fn mountinfo(data: &[u8]) {
 pub fn wire(data: &[u8]) {
     if let Ok((trees, _pid)) = stockade::container::decode_go(data) {
         let _ = trees.len();
+    }
+    // a D-Bus message as the systemd driver reads one
+    if let Ok(m) = stockade::dbus::parse_message(data) {
+        let _ = m.body.iter().map(|v| v.signature()).count();
     }
     filter_bytes(data);
 }

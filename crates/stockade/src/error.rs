@@ -24,6 +24,8 @@ pub enum Error {
     BadId(String),
     #[error("cgroup: {0}")]
     Cgroup(String),
+    #[error("cgroup: systemd: unit {0} already exists (another container with this cgroupsPath?)")]
+    UnitExists(String),
     #[error("seccomp: {0}")]
     Seccomp(#[from] stockade_seccomp::Error),
     #[error("container setup failed: {0}")]

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
+pub mod dbus;
 pub mod ebpf;
 pub mod error;
 pub mod hooks;

@@ -126,7 +126,10 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
     let (dir, st) = load(root, id)?;
     if status(&dir, &st) == "stopped" {
-        return Err(Error::Other(format!("container {id} is not running")));
+        // runc's words: containerd's shim takes "container not running" as already finished
+        return Err(Error::Other(format!(
+            "cannot signal {id}: container not running"
+        )));
     }
     match (all, &st.cgroup) {
         (true, Some(cg)) => cg.signal_all(sig),
@@ -168,7 +171,7 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
     crate::cgroups::validate(r)
         .map_err(|(field, msg)| Error::Other(format!("update: linux.resources.{field}: {msg}")))?;
     let cg = cgroup_of(&st, id)?;
-    cg.apply(r)
+    cg.update(r)
 }
 
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
@@ -274,7 +277,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ns,
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],

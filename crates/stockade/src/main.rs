@@ -45,7 +45,7 @@ struct Cli {
         env = "STOCKADE_POLICY"
     )]
     policy: Option<String>,
-    /// Use the systemd cgroup driver (not implemented: refused with the reason)
+    /// Use the systemd cgroup driver: a transient scope per container, cgroupsPath slice:prefix:name
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     #[command(subcommand)]
@@ -274,12 +274,6 @@ pub(crate) fn log_line(path: &Path, json: bool, level: &str, msg: &str) {
 }
 
 fn real_main(cli: Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: {}",
-            stockade::cgroups::systemd_unsupported("--systemd-cgroup")
-        );
-    }
     let log = cli::policy::Log {
         file: cli.log.as_deref(),
         json: cli.log_format == "json",
@@ -291,7 +285,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             let code = create(
                 &cli.root,
                 &c,
-                cli.quiet,
+                (cli.quiet, cli.systemd_cgroup),
                 detach,
                 probe.as_deref(),
                 (policy()?.as_ref(), &log),
@@ -304,7 +298,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         Cmd::Create { c } => create(
             &cli.root,
             &c,
-            cli.quiet,
+            (cli.quiet, cli.systemd_cgroup),
             true,
             None,
             (policy()?.as_ref(), &log),
@@ -498,6 +492,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 create: None,
                 no_new_keyring: false,
                 console_socket: None,
+                systemd_cgroup: cli.systemd_cgroup,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
@@ -513,7 +508,7 @@ fn real_main(cli: Cli) -> Result<i32> {
 fn create(
     root: &Path,
     c: &CreateArgs,
-    quiet: bool,
+    (quiet, systemd_cgroup): (bool, bool),
     keep: bool,
     probe: Option<&str>,
     (policy, log): (Option<&stockade::policy::Policy>, &cli::policy::Log),
@@ -543,6 +538,7 @@ fn create(
         }),
         no_new_keyring: c.no_new_keyring,
         console_socket: c.console_socket.clone(),
+        systemd_cgroup,
     };
     let code = container::run(&c.id, &bundle, &spec, &opts);
     if let (Err(_), Some(r)) = (&code, &range) {

@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub no_new_keyring: bool,
     /// Where to send the pty master when process.terminal is set.
     pub console_socket: Option<PathBuf>,
+    /// The systemd cgroup driver (`--systemd-cgroup`): a transient unit per container.
+    pub systemd_cgroup: bool,
 }
 
 /// What `create` (and `run --detach`) add.
@@ -163,20 +165,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         return Err(crate::error::config_err(&opts.config_file, "process.terminal", "a terminal needs --console-socket; set terminal to false to run with the caller's stdio"));
     }
     let rootless = !nix::unistd::geteuid().is_root();
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let unit = crate::cgroups::systemd_unit(
+        cgroups_path,
+        id,
+        opts.systemd_cgroup,
+        rootless,
+        &opts.config_file,
+    )?;
     // 2. State; its guard removes it if anything below fails.
     let mut state_dir = StateDir::create(&opts.root, id)?;
     // Written before anything else exists, so a `delete` after this runtime is killed at any
     // later point finds the cgroup to remove.
     let layout = (!rootless).then(Layout::detect).transpose()?;
-    let planned = layout.as_ref().map(|l| {
-        Cgroup::locate(
-            l,
-            spec.linux()
-                .as_ref()
-                .and_then(|l| l.cgroups_path().as_deref()),
-            id,
-        )
-    });
+    let planned = layout
+        .as_ref()
+        .map(|l| Cgroup::plan(l, cgroups_path, id, unit));
     let mut st = State {
         oci_version: "1.2.0".into(),
         id: id.into(),
@@ -368,7 +375,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         // prestart and createRuntime hooks: the namespaces and the cgroup exist, nothing runs
         // yet (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
         if spec.hooks().is_some() {
-            tasks_files = Some(cgroup.finish(spec)?);
+            tasks_files = Some(cgroup.finish(spec, id, pid)?);
         }
         crate::hooks::run(spec, crate::hooks::Kind::Prestart, || {
             crate::hooks::state_json(id, "created", pid, bundle, spec)
@@ -383,7 +390,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         mark("go sent");
         let tasks_files = match tasks_files {
             Some(t) => t,
-            None => cgroup.finish(spec)?,
+            None => cgroup.finish(spec, id, pid)?,
         };
         if let Some(adj) = process.oom_score_adj() {
             proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())

@@ -436,8 +436,27 @@ pub fn apply(p: &Policy, v: &mut Value, config: &Path) -> Result<Outcome> {
     if r.user_namespace == Some(UserNs::Auto) && !present.iter().any(|(t, _)| t == "user") {
         // A new user namespace cannot mount /proc for the host's pid namespace (its procfs
         // belongs to the host's user namespace): such a container runs without one, said.
-        let pid_new = namespaces(v).iter().any(|(t, _)| t == "pid");
-        if pid_new {
+        let now = namespaces(v);
+        let pid_new = now.iter().any(|(t, _)| t == "pid");
+        // A network namespace joined by path (Docker's bridge, a CNI pod network) is entered by
+        // the runtime before the new user namespace exists (as runc's nsexec does). Another
+        // container's IPC, UTS, PID or mount namespace (a Kubernetes pod's pause container) is
+        // not: the pod would need one user namespace shared by its containers, which is not
+        // built yet, and a container of its own could not mount its /dev/mqueue there.
+        let joined: Vec<&str> = (now.iter())
+            .filter(|(t, by_path)| *by_path && t != "user" && t != "network")
+            .map(|(t, _)| t.as_str())
+            .collect();
+        if !joined.is_empty() {
+            change(
+                "userNamespace",
+                "linux.namespaces",
+                format!(
+                    "NOT added: the container joins the {} namespace(s) of another container by path (a pod), whose user namespace it would have to share",
+                    joined.join(", ")
+                ),
+            );
+        } else if pid_new {
             out.add_user_ns = true;
         } else {
             change(
@@ -837,13 +856,44 @@ mod tests {
                     "effective": ["CAP_CHOWN","CAP_NET_RAW"], "permitted": ["CAP_CHOWN","CAP_NET_RAW"]}},
             "root": {"path": "/var/lib/docker/overlay2/x/merged"},
             "linux": {
-                "namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}],
+                // `--network none`: a bridge network is a namespace joined by path (no user
+                // namespace can be added then, see the test below)
+                "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}],
                 "maskedPaths": ["/proc/kcore"],
                 "readonlyPaths": ["/proc/sys"],
                 "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []},
                 "resources": {"devices": [{"allow": false, "access": "rwm"}], "memory": {"limit": 0}}
             }
         })
+    }
+
+    /// A pod's container joins the pause container's IPC and UTS namespaces (containerd's CRI):
+    /// no user namespace is added (the pod would have to share one), and the change says why. A
+    /// network namespace joined by path alone (Docker's bridge) still gets one.
+    #[test]
+    fn no_user_namespace_is_added_to_a_config_joining_namespaces_by_path() {
+        let mut v = docker_like();
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"},
+            {"type": "network", "path": "/var/run/netns/cni-1"}, {"type": "ipc", "path": "/proc/42/ns/ipc"}]);
+        let out = apply(&policy(), &mut v, Path::new("config.json")).unwrap();
+        assert!(!out.add_user_ns);
+        assert!(
+            out.changes
+                .iter()
+                .any(|c| c.rule == "userNamespace" && c.what.contains("ipc")),
+            "{:?}",
+            out.changes
+        );
+
+        // the network namespace alone, joined by path: entered before the user namespace
+        let mut v = docker_like();
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"},
+            {"type": "network", "path": "/var/run/netns/cni-1"}, {"type": "ipc"}]);
+        assert!(
+            apply(&policy(), &mut v, Path::new("config.json"))
+                .unwrap()
+                .add_user_ns
+        );
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub(super) fn mount_cgroup(
     // Without a cgroup namespace, a fresh mount would show the host's whole hierarchy: bind the
     // container's own cgroup instead (as runc does). In a cgroup namespace, /proc/self/cgroup
     // says "/" and a fresh mount shows exactly the container's cgroup.
-    let bind_own = |d: &OwnedFd, mountpoint: &Path, own: &Path, what: &str| -> Result<()> {
-        let host = mountpoint.join(own.strip_prefix("/").unwrap_or(own));
+    // (`own` is named from the hierarchy's root; a mount may show only a subtree: `root`)
+    let bind_own = |d: &OwnedFd, (mountpoint, root): (&Path, &Path), own: &Path, what: &str| {
+        let host = crate::cgroups::Layout::under_mount(mountpoint, root, own);
         bind_on_fd(&host, d, false)
             .ctx(|| format!("bind own cgroup {what} ({})", host.display()))?;
         let a = MountAttr {
@@ -60,10 +61,10 @@ pub(super) fn mount_cgroup(
         let name = h.mount_name();
         let d = mkdir_at(&dir, &name)?;
         if h.path_of_self != Path::new("/") {
-            bind_own(&d, &h.mountpoint, &h.path_of_self, &name)?;
+            bind_own(&d, (&h.mountpoint, &h.root), &h.path_of_self, &name)?;
         } else if let Err(e) = mount_on_fd("cgroup", &d, "cgroup", base | ro, &[&h.options]) {
             // A hierarchy the namespace may not mount (e.g. name=systemd): bind the host's own dir.
-            bind_own(&d, &h.mountpoint, &h.path_of_self, &name).map_err(|e2| {
+            bind_own(&d, (&h.mountpoint, &h.root), &h.path_of_self, &name).map_err(|e2| {
                 Error::Other(format!(
                     "cgroup {name}: mount ({e}) and bind ({e2}) both failed"
                 ))
@@ -73,7 +74,12 @@ pub(super) fn mount_cgroup(
     if let Some(u) = &layout.unified {
         let d = mkdir_at(&dir, "unified")?;
         if layout.unified_self != Path::new("/") {
-            bind_own(&d, u, &layout.unified_self, "unified")?;
+            bind_own(
+                &d,
+                (u, &layout.unified_root),
+                &layout.unified_self,
+                "unified",
+            )?;
         } else {
             mount_on_fd("cgroup2", &d, "cgroup2", base | ro, &[])
                 .ctx(|| "mount cgroup2 at unified")?;

@@ -354,3 +354,4 @@ pub fn read_until(master: &mut std::fs::File, needle: &str) -> String {
     }
     text
 }
+pub mod systemd;
