@@ -523,12 +523,9 @@ fn a_pod_runs_with_the_systemd_cgroup_driver_under_a_real_systemd() {
     let (code, out, _) = c.exec(&ctr, &["sh", "-c", "hostname; cat /proc/self/cgroup"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("sysd-pod\n"), "{out}");
-    // no cgroup namespace for CRI containers on cgroup v1: the full path shows the unit
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("0::") && l.ends_with(&format!("/{app_unit}"))),
-        "{out}"
-    );
+    // containerd asks no cgroup namespace on cgroup v1; the policy adds one (hostNamespaces
+    // cgroup: raise), so the app sees its unit as its root (its membership is checked above)
+    assert!(out.lines().any(|l| l == "0::/"), "{out}");
 
     c.rt.block_on(
         c.runtime
