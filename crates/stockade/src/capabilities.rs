@@ -12,6 +12,15 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 use crate::error::{config_err, Error, Result};
 
+/// The five capability sets of an OCI process, as its JSON names them.
+pub const SETS: [&str; 5] = [
+    "bounding",
+    "effective",
+    "permitted",
+    "inheritable",
+    "ambient",
+];
+
 /// A capability as users write it (`sys_admin`, `SYS_ADMIN`, `CAP_SYS_ADMIN`) in the kernel's
 /// spelling, `CAP_SYS_ADMIN`.
 pub fn cap_name(c: &str) -> String {

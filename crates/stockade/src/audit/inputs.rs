@@ -144,13 +144,7 @@ pub fn oci(v: &Value, file: &str) -> Result<Posture> {
 
     let mut caps = BTreeSet::new();
     if let Some(c) = process.get("capabilities") {
-        for set in [
-            "bounding",
-            "effective",
-            "permitted",
-            "inheritable",
-            "ambient",
-        ] {
+        for set in crate::capabilities::SETS {
             caps.extend(strings(c, set).iter().map(|x| cap_name(x)));
         }
     }

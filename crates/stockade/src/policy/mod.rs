@@ -107,19 +107,17 @@ pub struct PolicyFile {
     pub id_pool: Option<ids::Pool>,
 }
 
-/// Docker's 14 default capabilities minus NET_RAW, MKNOD, AUDIT_WRITE and SETFCAP.
-pub const DEFAULT_CEILING: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-];
+/// Docker's 14 default capabilities but these.
+pub const NOT_IN_CEILING: &[&str] = &["CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"];
+
+/// The default ceiling: Docker's 14 minus NET_RAW, MKNOD, AUDIT_WRITE and SETFCAP.
+pub fn default_ceiling() -> Vec<String> {
+    stockade_seccomp::DOCKER_DEFAULT_CAPS
+        .iter()
+        .filter(|c| !NOT_IN_CEILING.contains(c))
+        .map(|c| c.to_string())
+        .collect()
+}
 
 /// The built-in floor.
 pub fn builtin() -> PolicyFile {
@@ -135,7 +133,7 @@ pub fn builtin() -> PolicyFile {
             ("network".into(), Action::Allow),
             ("cgroup".into(), Action::Raise),
         ])),
-        capability_ceiling: Some(DEFAULT_CEILING.iter().map(|s| s.to_string()).collect()),
+        capability_ceiling: Some(default_ceiling()),
         capabilities_above_ceiling: Some(Action::Raise),
         no_new_privileges: Some(Action::Raise),
         seccomp: Some(SeccompRule::DefaultIfUnconfined),
@@ -476,13 +474,7 @@ pub fn apply(p: &Policy, v: &mut Value, config: &Path) -> Result<Outcome> {
                 .collect();
             let caps = &mut v["process"]["capabilities"];
             let mut dropped: Vec<String> = vec![];
-            for set in [
-                "bounding",
-                "effective",
-                "permitted",
-                "inheritable",
-                "ambient",
-            ] {
+            for set in crate::capabilities::SETS {
                 let have = cap_list(&caps[set]);
                 if caps[set].is_null() {
                     continue;
@@ -852,7 +844,7 @@ mod tests {
             "ociVersion": "1.0.2",
             "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
                 "capabilities": {
-                    "bounding": ["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FSETID","CAP_FOWNER","CAP_MKNOD","CAP_NET_RAW","CAP_SETGID","CAP_SETUID","CAP_SETFCAP","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_SYS_CHROOT","CAP_KILL","CAP_AUDIT_WRITE"],
+                    "bounding": stockade_seccomp::DOCKER_DEFAULT_CAPS,
                     "effective": ["CAP_CHOWN","CAP_NET_RAW"], "permitted": ["CAP_CHOWN","CAP_NET_RAW"]}},
             "root": {"path": "/var/lib/docker/overlay2/x/merged"},
             "linux": {
