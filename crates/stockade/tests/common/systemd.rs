@@ -172,5 +172,66 @@ impl Drop for Systemd {
                 .stderr(Stdio::null())
                 .status();
         }
+        release_unmounted_hierarchies();
+    }
+}
+
+/// A systemd container makes v1 hierarchies this host does not mount (perf_event, net_cls,
+/// net_prio) and podman leaves its `libpod_parent` in them, which keeps them alive after the
+/// container; containerd 1.6's statistics then fail for every container (runc's too). Mount each
+/// such hierarchy for a moment, remove its empty directories, and let it go.
+pub fn release_unmounted_hierarchies() {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let cgroups = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
+    let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for l in cgroups.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() >= 2 && f[1] != "0" {
+            by_id
+                .entry(f[1].to_string())
+                .or_default()
+                .push(f[0].to_string());
+        }
+    }
+    for ctrls in by_id.values() {
+        let opts = ctrls.join(",");
+        let is_mounted = mounted.lines().any(|l| {
+            l.split(" - ").nth(1).is_some_and(|r| {
+                r.starts_with("cgroup ")
+                    && ctrls
+                        .iter()
+                        .all(|c| r.split(',').any(|o| o.ends_with(c.as_str())))
+            })
+        });
+        if is_mounted {
+            continue;
+        }
+        let at = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "cgroup", "-o", &opts, "cgroup"])
+            .arg(at.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            let _ = Command::new("find")
+                .arg(at.path())
+                .args([
+                    "-mindepth",
+                    "1",
+                    "-depth",
+                    "-type",
+                    "d",
+                    "-exec",
+                    "rmdir",
+                    "{}",
+                    ";",
+                ])
+                .stderr(Stdio::null())
+                .status();
+            // a removed cgroup goes offline asynchronously; the hierarchy dies at an unmount
+            // that finds it childless
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = Command::new("umount").arg(at.path()).status();
+        }
     }
 }
