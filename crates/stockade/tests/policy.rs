@@ -142,6 +142,29 @@ fn created_containers_hold_disjoint_ranges_and_record_the_changes() {
     assert_ne!(starts[0], starts[1], "two live containers, one id range");
     assert_eq!(ids_held(b.root.path()).len(), 2);
     assert!(cmd(b.root.path(), &["start", &pa]).status.success());
+    // `audit --pid` of the running container reports the posture enforced: no finding of a
+    // missing user namespace (SA014) nor of Docker's unconfined seccomp
+    let st: serde_json::Value =
+        serde_json::from_slice(&cmd(b.root.path(), &["state", &pa]).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap().to_string();
+    let audit = cmd(b.root.path(), &["audit", "--pid", &pid, "--format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&audit.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&audit)));
+    let ids: Vec<&str> = v["reports"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"SA014"), "{ids:?}");
+    assert!(
+        !v["reports"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["section"] == "seccomp" && f["severity"] == "high"),
+        "{v:#}"
+    );
     // exec meets the ceiling too
     let ex = with_policy(
         &b,
