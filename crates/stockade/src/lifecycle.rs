@@ -193,7 +193,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     // with runc.
     let dir = match StateDir::lock(root, id, Duration::from_secs(10)) {
         Ok(Locked::Container(d)) => d,
-        Ok(Locked::Removed) | Err(Error::NotFound(_)) if force => return Ok(()),
+        Ok(Locked::Removed) | Err(Error::NotFound(_)) if force => {
+            crate::policy::ids::release_stale_for(root, id);
+            return Ok(());
+        }
         Ok(Locked::Removed) => return Err(Error::NotFound(id.to_string())),
         Err(e) => return Err(e),
     };
@@ -233,6 +236,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     dir.remove()?;
     crate::policy::ids::release_for(root, id, &st.annotations);
+    crate::policy::ids::release_stale_for(root, id);
     if let Some(spec) = spec {
         crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {
             crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec)

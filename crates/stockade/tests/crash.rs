@@ -207,3 +207,35 @@ fn delete_killed_at_every_stage_can_be_run_again() {
         assert_clean(&id, b.root.path(), &[], &before, stage);
     }
 }
+
+/// With the hardening policy adding a user namespace (an id range taken before the state
+/// exists): killed at every stage, `delete --force` gives the range back too.
+#[test]
+fn create_under_the_policy_killed_at_every_stage_gives_its_id_range_back() {
+    let b = Bundle::new(&["sleep", "30"], |v| {
+        let l = v["linux"].as_object_mut().unwrap();
+        l.remove("uidMappings");
+        l.remove("gidMappings");
+        l["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    });
+    let before = host_mounts();
+    let path = b.path().to_str().unwrap().to_string();
+    let root = b.root.path();
+    for stage in std::iter::once(&"id range taken").chain(SETUP_STAGES) {
+        let id = unique("crashpol");
+        let pids = kill_at(
+            root,
+            &["--policy", "default", "create", "--bundle", &path, &id],
+            stage,
+        );
+        delete_force(root, &id, stage);
+        let slots: Vec<_> = std::fs::read_dir(root.join(".ids"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "lock")
+            .collect();
+        assert!(slots.is_empty(), "{stage}: id slots left: {slots:?}");
+        std::fs::remove_dir_all(root.join(".ids")).unwrap();
+        assert_clean(&id, root, &pids, &before, stage);
+    }
+}

@@ -146,6 +146,7 @@ pub fn apply_to_create(
                 stockade::state::check_id(id)?;
                 let pool = p.rules.id_pool.clone().unwrap_or_else(ids::Pool::from_subuid);
                 let r = ids::allocate(root, &pool, id)?;
+                stockade::container::mark("id range taken");
                 policy::set_id_maps(&mut v, &r);
                 if let Some(n) = v["annotations"]["org.stockade.policy.sysctl"].as_str() {
                     log.warn(&format!("policy userNamespace: {n}"));

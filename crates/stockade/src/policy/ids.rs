@@ -159,6 +159,25 @@ pub fn release(root: &Path, slot: u32, id: &str) {
     }
 }
 
+/// Give back every slot naming container `id` whose holder is gone (`delete --force` after a
+/// runtime killed between taking the slot and committing the container).
+pub fn release_stale_for(root: &Path, id: &str) {
+    if !dir(root).exists() {
+        return;
+    }
+    let Ok(_l) = lock(root) else { return };
+    for e in std::fs::read_dir(dir(root)).into_iter().flatten().flatten() {
+        if e.file_name() == "lock" {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(e.path()) {
+            if text.lines().next() == Some(id) && stale(root, &text) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Give back the slot a container's annotations name (`org.stockade.policy.idSlot`), if any.
 pub fn release_for(root: &Path, id: &str, annotations: &std::collections::HashMap<String, String>) {
     if let Some(slot) = annotations
