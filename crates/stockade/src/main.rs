@@ -45,6 +45,11 @@ struct Cli {
         env = "STOCKADE_POLICY"
     )]
     policy: Option<String>,
+    /// Learn every container created: record its syscalls and capability checks for its whole
+    /// life (under a permissive seccomp filter) and write its profile to DIR/ID at delete; the
+    /// annotation org.stockade.learn=DIR does it for one container
+    #[arg(long, global = true, value_name = "DIR", env = "STOCKADE_LEARN_DIR")]
+    learn_dir: Option<PathBuf>,
     /// Use the systemd cgroup driver (not implemented: refused with the reason)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
@@ -295,6 +300,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 detach,
                 probe.as_deref(),
                 (policy()?.as_ref(), &log),
+                cli.learn_dir.as_deref(),
             )?;
             if detach {
                 stockade::lifecycle::start(&cli.root, &c.id)?;
@@ -308,6 +314,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             true,
             None,
             (policy()?.as_ref(), &log),
+            cli.learn_dir.as_deref(),
         ),
         Cmd::Policy(c) => cli::policy::policy_cmd(cli.policy.as_deref(), c),
         Cmd::Start { id } => {
@@ -498,6 +505,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 create: None,
                 no_new_keyring: false,
                 console_socket: None,
+                learn_dir: None,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
@@ -517,6 +525,7 @@ fn create(
     keep: bool,
     probe: Option<&str>,
     (policy, log): (Option<&stockade::policy::Policy>, &cli::policy::Log),
+    learn_dir: Option<&Path>,
 ) -> Result<i32> {
     if c.no_pivot {
         bail!("--no-pivot is not supported: stockade always uses pivot_root");
@@ -543,6 +552,7 @@ fn create(
         }),
         no_new_keyring: c.no_new_keyring,
         console_socket: c.console_socket.clone(),
+        learn_dir: learn_dir.map(Path::to_path_buf),
     };
     let code = container::run(&c.id, &bundle, &spec, &opts);
     if let (Err(_), Some(r)) = (&code, &range) {
