@@ -1,5 +1,5 @@
 //! Learning under engines, for real: Podman's `--annotation org.stockade.learn=DIR` and
-//! Docker's `--annotation` and daemon-wide `--learn-dir` make stockade record a container's
+//! Docker's daemon-wide `--learn-dir` (Debian's Docker 20.10 has no annotations) make stockade record a container's
 //! whole life and write its profile at delete; the profile, applied back with `--security-opt
 //! seccomp=`, runs the same workload (with stockade, and with runc: the runtime allowance) and
 //! denies what it never did. Kills of the runtime at each learning stage leave nothing after
@@ -106,11 +106,12 @@ fn podman_annotation_learns_and_the_profile_runs_the_workload_again() {
 }
 
 #[test]
-fn docker_learn_dir_and_annotation_learn_and_the_profile_runs_under_stockade_and_runc() {
+fn docker_learn_dir_learns_and_the_profile_runs_under_stockade_and_runc() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = Dockerd::start();
     let before = prog_ids();
-    // --learn-dir in daemon.json's runtimeArgs: one subdirectory per container id
+    // --learn-dir in daemon.json's runtimeArgs (Debian's Docker 20.10 passes no annotations):
+    // one subdirectory per container id
     let o = d.docker(&[
         "run",
         "--rm",
@@ -136,25 +137,6 @@ fn docker_learn_dir_and_annotation_learn_and_the_profile_runs_under_stockade_and
     assert_eq!(id.len(), 64, "not a container id: {id}");
     check_written(&subdirs[0]);
     assert_no_recorder_left(&before, "docker --learn-dir");
-    // --annotation on a plain stockade runtime
-    let out = tempfile::tempdir().unwrap();
-    let dir = out.path().join("prof");
-    let ann = format!("org.stockade.learn={}", dir.display());
-    let o = d.docker(&[
-        "run",
-        "--rm",
-        "--runtime",
-        "stockade",
-        "--annotation",
-        &ann,
-        "bb",
-        "sh",
-        "-c",
-        WORKLOAD,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    check_written(&dir);
-    assert_no_recorder_left(&before, "docker --annotation");
     // applied back, under stockade and under runc (runc's own calls after its filter are the
     // runtime allowance of seccomp.json)
     let sc = format!("seccomp={}", subdirs[0].join("seccomp.json").display());
