@@ -63,6 +63,7 @@ pub mod helper {
     pub const MAP_UPDATE_ELEM: i32 = 2;
     pub const GET_CURRENT_ANCESTOR_CGROUP_ID: i32 = 123;
     pub const PROBE_READ_KERNEL: i32 = 113;
+    pub const GET_CURRENT_TASK_BTF: i32 = 158;
 }
 
 /// A label: a jump target placed later with [`Asm::place`].
@@ -158,6 +159,8 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
@@ -247,6 +250,35 @@ pub fn raw_tracepoint_open(name: &std::ffi::CStr, prog: &OwnedFd) -> io::Result<
     sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).map(owned)
 }
 
+/// Pin a map, program or link at `path` in a bpf filesystem: it lives on (a link stays
+/// attached) after every descriptor is closed, until the file is removed or the filesystem
+/// unmounted.
+pub fn obj_pin(fd: &OwnedFd, path: &std::path::Path) -> io::Result<()> {
+    let c = cpath(path)?;
+    let mut attr = [0u8; 16];
+    put_u64(&mut attr, 0, c.as_ptr() as u64);
+    put_u32(&mut attr, 8, fd.as_raw_fd() as u32);
+    sys_bpf(BPF_OBJ_PIN, &mut attr)
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("pin {}: {e}", path.display())))
+}
+
+/// A descriptor of the object pinned at `path`.
+pub fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    let mut attr = [0u8; 16];
+    put_u64(&mut attr, 0, c.as_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET, &mut attr)
+        .map(owned)
+        .map_err(|e| io::Error::new(e.kind(), format!("open pinned {}: {e}", path.display())))
+}
+
+fn cpath(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))
+}
+
 /// A map of `max_entries` fixed-size keys and values.
 pub struct Map {
     pub fd: OwnedFd,
@@ -288,6 +320,21 @@ impl Map {
             .map_err(|e| io::Error::new(e.kind(), format!("create eBPF map {name}: {e}")))?;
         Ok(Map {
             fd: owned(fd),
+            key_size,
+            value_size,
+            max_entries,
+        })
+    }
+
+    /// The map pinned at `path`, whose layout the caller knows (it made it).
+    pub fn from_pinned(
+        path: &std::path::Path,
+        key_size: usize,
+        value_size: usize,
+        max_entries: u32,
+    ) -> io::Result<Map> {
+        Ok(Map {
+            fd: obj_get(path)?,
             key_size,
             value_size,
             max_entries,

@@ -225,6 +225,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     // veth, rules, address and ports: what the container's net.json names
     crate::net::delete(root, &dir.dir)?;
+    // a learning container's profile is written, its pinned recorder removed
+    if let Err(e) = crate::learn::engine::finish(&dir.dir, id) {
+        eprintln!("stockade: warning: {e}");
+    }
     let spec = bundle_spec(root, &st);
     if let Some(spec) = &spec {
         // before the state directory goes: a tmpfs root lives in it

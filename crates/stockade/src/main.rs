@@ -45,6 +45,11 @@ struct Cli {
         env = "STOCKADE_POLICY"
     )]
     policy: Option<String>,
+    /// Learn every container created: record its syscalls and capability checks for its whole
+    /// life (under a permissive seccomp filter) and write its profile to DIR/ID at delete; the
+    /// annotation org.stockade.learn=DIR does it for one container
+    #[arg(long, global = true, value_name = "DIR", env = "STOCKADE_LEARN_DIR")]
+    learn_dir: Option<PathBuf>,
     /// Use the systemd cgroup driver: a transient scope per container, cgroupsPath slice:prefix:name
     #[arg(long, global = true)]
     systemd_cgroup: bool,
@@ -289,6 +294,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 detach,
                 probe.as_deref(),
                 (policy()?.as_ref(), &log),
+                cli.learn_dir.as_deref(),
             )?;
             if detach {
                 stockade::lifecycle::start(&cli.root, &c.id)?;
@@ -302,6 +308,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             true,
             None,
             (policy()?.as_ref(), &log),
+            cli.learn_dir.as_deref(),
         ),
         Cmd::Policy(c) => cli::policy::policy_cmd(cli.policy.as_deref(), c),
         Cmd::Start { id } => {
@@ -493,6 +500,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 no_new_keyring: false,
                 console_socket: None,
                 systemd_cgroup: cli.systemd_cgroup,
+                learn_dir: None,
             };
             Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
         }
@@ -512,6 +520,7 @@ fn create(
     keep: bool,
     probe: Option<&str>,
     (policy, log): (Option<&stockade::policy::Policy>, &cli::policy::Log),
+    learn_dir: Option<&Path>,
 ) -> Result<i32> {
     if c.no_pivot {
         bail!("--no-pivot is not supported: stockade always uses pivot_root");
@@ -539,6 +548,7 @@ fn create(
         no_new_keyring: c.no_new_keyring,
         console_socket: c.console_socket.clone(),
         systemd_cgroup,
+        learn_dir: learn_dir.map(Path::to_path_buf),
     };
     let code = container::run(&c.id, &bundle, &spec, &opts);
     if let (Err(_), Some(r)) = (&code, &range) {

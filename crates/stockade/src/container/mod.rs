@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub console_socket: Option<PathBuf>,
     /// The systemd cgroup driver (`--systemd-cgroup`): a transient unit per container.
     pub systemd_cgroup: bool,
+    /// `--learn-dir`: learn every container, writing DIR/ID at delete (see `learn::engine`).
+    pub learn_dir: Option<PathBuf>,
 }
 
 /// What `create` (and `run --detach`) add.
@@ -142,6 +144,22 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
     let net_plan = crate::net::Plan::from_spec(spec, &opts.config_file)?;
+    let learning =
+        crate::learn::engine::plan(spec, id, opts.learn_dir.as_deref(), &opts.config_file)?;
+    let learning_spec;
+    let spec = match &learning {
+        Some(p) => {
+            learning_spec = crate::learn::engine::learning_spec(spec, p)?;
+            if !opts.quiet {
+                eprintln!(
+                    "stockade: warning: {}",
+                    crate::learn::engine::warning(id, p)
+                );
+            }
+            &learning_spec
+        }
+        None => spec,
+    };
     mark("validated");
     let process = spec.process().as_ref().expect("validated");
     if let Some(m) = spec
@@ -229,6 +247,16 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
     }
     let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
+    // the recorder of a learning container, pinned in the state dir (undone if setup fails)
+    let learn_session = match &learning {
+        Some(p) => Some(crate::learn::engine::start(
+            p,
+            &state_dir.dir,
+            cgroup.cgroup.as_ref(),
+            layout.as_ref().and_then(|l| l.unified.as_deref()),
+        )?),
+        None => None,
+    };
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {
@@ -461,6 +489,10 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     st.pid_start = crate::state::pid_start_time(pid);
     state_dir.save(&st)?;
     mark("exec'd, state saved");
+    if let Some(s) = learn_session {
+        // committed: `delete` (or the end of this run) writes the profile and unpins
+        s.keep();
+    }
     // Set up and committed: from here `delete --force` from elsewhere may take it (as runc's).
     state_dir.keep();
     state_dir.unlock();
@@ -508,6 +540,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     drop(state_dir);
     match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
         Ok(crate::state::Locked::Container(d)) => {
+            if let Err(e) = crate::learn::engine::finish(&d.dir, id) {
+                eprintln!("stockade: warning: {e}");
+            }
             d.remove()?;
             crate::policy::ids::release_for(&opts.root, id, &st.annotations);
         }

@@ -19,6 +19,7 @@
 //! Each run is a `stockade run` of a bundle written under the state root, so what is learned
 //! is what the engine really does.
 
+pub mod engine;
 pub mod notify;
 pub mod profile;
 pub mod record;
@@ -172,7 +173,8 @@ fn configure(base: &Value, caps: &[String], seccomp: &Value, cgroups_path: Optio
 /// Native syscalls allowed but those the ceiling answers ENOSYS (answered the same, so the
 /// workload takes the fallback it will take under the result: `clone` for `clone3`): the
 /// learning and trial runs' filter. A filter it is (not none), so the recorder arms when it is
-/// loaded; 32-bit calls get EPERM as under the default profile.
+/// loaded. i386 calls are allowed too, so that they reach the tracepoint and the report can
+/// name them (the learned profile, native only, denies them); x32 ones get EPERM.
 fn permissive(enosys: &[String]) -> Value {
     let mut rules = vec![json!({"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"})];
     if !enosys.is_empty() {
@@ -180,7 +182,7 @@ fn permissive(enosys: &[String]) -> Value {
     }
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": [stockade_seccomp::Arch::native().scmp_name()],
+        "architectures": [stockade_seccomp::Arch::native().scmp_name(), stockade_seccomp::Arch::X86.scmp_name()],
         "syscalls": rules,
     })
 }
@@ -399,6 +401,12 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
             "learn: the workload made x32 system calls; stockade learns native x86_64 profiles only".into(),
         ));
     }
+    if !observed.compat.is_empty() {
+        eprintln!(
+            "stockade: warning: the workload made 32-bit (i386) system calls: {}; the learned profile is for the native ABI only, so they stay denied (EPERM)",
+            observed.compat.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     let record_secs = runner.started.elapsed().as_secs_f64();
 
     // 2. capabilities: trial of what was checked and granted
@@ -430,6 +438,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         verify_secs: 0.0,
         seccomp_ceiling: a.seccomp_ceiling.clone(),
         reference: reference_counts(&ceiling_caps),
+        engine: None,
     };
     write_outputs(&out, &learned, &report, &needed)?;
     if a.no_verify {
@@ -570,6 +579,7 @@ fn merge(dirs: &[PathBuf], out: &Path, ceiling: &str) -> Result<i32> {
         verify_secs: 0.0,
         seccomp_ceiling: ceiling.to_string(),
         reference: reference_counts(&needed),
+        engine: None,
     };
     write_outputs(out, &learned, &report, &needed)?;
     println!("{}", report.text(&learned));

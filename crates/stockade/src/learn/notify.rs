@@ -100,10 +100,16 @@ fn serve(fd: OwnedFd, stop: &AtomicBool) -> Vec<Denied> {
             // SAFETY: NOTIF_RECV writes one seccomp_notif into n, zeroed as the kernel requires.
             let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut n) };
             if r == 0 {
+                // an i386 call is named as such (the profile is native only; never added)
+                let (a, prefix) = if n.arch == stockade_seccomp::Arch::X86.audit() {
+                    (stockade_seccomp::Arch::X86, "i386:")
+                } else {
+                    (arch, "")
+                };
                 denied.push(Denied {
-                    name: arch
+                    name: a
                         .name_of(n.nr as u32)
-                        .map_or_else(|| format!("#{}", n.nr), str::to_string),
+                        .map_or_else(|| format!("{prefix}#{}", n.nr), |s| format!("{prefix}{s}")),
                     nr: n.nr as u32,
                     args: n.args,
                 });

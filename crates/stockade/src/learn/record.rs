@@ -45,8 +45,27 @@ pub const ARG_RULES: &[(&str, u32)] = &[
 /// (rdi, rsi, rdx, r10, r8, r9).
 const ARG_REG_OFF: [i32; 6] = [112, 104, 96, 56, 72, 64];
 const ARGS_MAX_ENTRIES: u32 = 16384;
+const CAPS_ENTRIES: u32 = 64;
+/// state[0]: armed flag (u64), x32 seen (u64).
+const STATE_SIZE: usize = 16;
+/// The pinned objects' file names, in a bpf filesystem of the container's own.
+const PINS: [&str; 7] = [
+    "state",
+    "sys",
+    "args",
+    "caps",
+    "compat",
+    "link_sys",
+    "link_caps",
+];
 const SECCOMP_SET_MODE_FILTER: i32 = 1;
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+/// i386 syscall numbers recorded (the table is below this).
+const COMPAT_NR: u32 = 512;
+/// `offsetof(struct task_struct, thread_info.status)` on x86_64 since Linux 5.11 (thread_info
+/// first in the task, after `flags` and `syscall_work`), and its "in a 32-bit syscall" bit.
+const THREAD_INFO_STATUS: i16 = 16;
+const TS_COMPAT: i32 = 0x2;
 
 /// What a learning run did, by name: the raw observations `learn merge` unions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -60,6 +79,10 @@ pub struct Observed {
     pub caps_granted: BTreeSet<String>,
     /// an x32 system call was made (native x86_64 profiles do not cover them)
     pub x32: bool,
+    /// i386 (compat, `int 0x80`) system calls made, by their i386 names: the profile is for
+    /// the native ABI only, so these stay denied, and the report names them
+    #[serde(default)]
+    pub compat: BTreeSet<String>,
     /// numbers with no name in this build's table
     pub unknown_numbers: BTreeSet<u32>,
 }
@@ -77,6 +100,7 @@ impl Observed {
         self.caps_checked.extend(o.caps_checked.iter().cloned());
         self.caps_granted.extend(o.caps_granted.iter().cloned());
         self.x32 |= o.x32;
+        self.compat.extend(o.compat.iter().cloned());
         self.unknown_numbers
             .extend(o.unknown_numbers.iter().copied());
     }
@@ -88,6 +112,7 @@ pub struct Recorder {
     sys: Map,
     args: Map,
     caps: Map,
+    compat: Map,
     _links: Vec<OwnedFd>,
 }
 
@@ -132,6 +157,7 @@ fn state_ptr(a: &mut Asm, state: &Map, out: Label) {
 fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, armed, native, args) = (a.label(), a.label(), a.label(), a.label());
+    let compat = a.label();
     a.i(MOV64_REG, 6, 1, 0, 0);
     cgroup_check(&mut a, level, target, out);
     a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
@@ -146,6 +172,11 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
     a.i(MOV64_IMM, 1, 0, 0, 1).i(STX_DW, 8, 1, 0, 0);
     a.jump(JA, 0, 0, 0, out);
     a.place(armed);
+    // an i386 (compat) call: TS_COMPAT in current->thread_info.status, read straight from the
+    // task (a BTF pointer: one load, no probe_read); its number is an i386 one
+    a.call(helper::GET_CURRENT_TASK_BTF);
+    a.i(LDX_W, 1, 0, THREAD_INFO_STATUS, 0);
+    a.jump(JSET_IMM, 1, 0, TS_COMPAT, compat);
     a.i(MOV64_REG, 1, 7, 0, 0)
         .i(AND64_IMM, 1, 0, 0, X32_SYSCALL_BIT);
     a.jump(JEQ_IMM, 1, 0, 0, native);
@@ -189,6 +220,12 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
         a.i(MOV64_IMM, 1, 0, 0, 2).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
         a.place(next);
     }
+    a.jump(JA, 0, 0, 0, out);
+    a.place(compat);
+    a.jump(JGE_IMM, 7, 0, COMPAT_NR as i32, out);
+    a.i(STX_W, 10, 7, -4, 0);
+    lookup_u32_key(&mut a, &r.compat, out);
+    a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
     a.place(out);
     a.i(MOV64_IMM, 0, 0, 0, 0).i(EXIT, 0, 0, 0, 0);
     a.finish()
@@ -227,7 +264,7 @@ impl Recorder {
             return Err(io::Error::other("stockade learn records on x86_64 only"));
         }
         let mut r = Recorder {
-            state: Map::create(ebpf::MAP_TYPE_ARRAY, 4, 16, 1, "learn_state")?,
+            state: Map::create(ebpf::MAP_TYPE_ARRAY, 4, STATE_SIZE, 1, "learn_state")?,
             sys: Map::create_with(
                 ebpf::MAP_TYPE_ARRAY,
                 4,
@@ -241,9 +278,17 @@ impl Recorder {
                 ebpf::MAP_TYPE_ARRAY,
                 4,
                 4,
-                64,
+                CAPS_ENTRIES,
                 ebpf::F_MMAPABLE,
                 "learn_caps",
+            )?,
+            compat: Map::create_with(
+                ebpf::MAP_TYPE_ARRAY,
+                4,
+                4,
+                COMPAT_NR,
+                ebpf::F_MMAPABLE,
+                "learn_c32",
             )?,
             _links: vec![],
         };
@@ -274,6 +319,37 @@ impl Recorder {
             })?,
         );
         Ok(r)
+    }
+
+    /// Pin the maps and the attached links in `dir` (a bpf filesystem): the recording goes on
+    /// after this process is gone, until the pins are removed.
+    pub fn pin(&self, dir: &std::path::Path) -> io::Result<()> {
+        let fds = [
+            &self.state.fd,
+            &self.sys.fd,
+            &self.args.fd,
+            &self.caps.fd,
+            &self.compat.fd,
+            &self._links[0],
+            &self._links[1],
+        ];
+        for (name, fd) in PINS.iter().zip(fds) {
+            ebpf::obj_pin(fd, &dir.join(name))?;
+        }
+        Ok(())
+    }
+
+    /// The maps of a recording pinned in `dir` by [`Recorder::pin`] (for reading; the links
+    /// stay where they are).
+    pub fn open_pinned(dir: &std::path::Path) -> io::Result<Recorder> {
+        Ok(Recorder {
+            state: Map::from_pinned(&dir.join(PINS[0]), 4, STATE_SIZE, 1)?,
+            sys: Map::from_pinned(&dir.join(PINS[1]), 4, 4, MAX_NR)?,
+            args: Map::from_pinned(&dir.join(PINS[2]), 16, 4, ARGS_MAX_ENTRIES)?,
+            caps: Map::from_pinned(&dir.join(PINS[3]), 4, 4, CAPS_ENTRIES)?,
+            compat: Map::from_pinned(&dir.join(PINS[4]), 4, 4, COMPAT_NR)?,
+            _links: vec![],
+        })
     }
 
     /// Whether the cgroup loaded its filter (nothing was recorded before that).
@@ -317,6 +393,15 @@ impl Recorder {
                     .entry(idx)
                     .or_default()
                     .insert(val);
+            }
+        }
+        for (nr, v) in (0u32..).zip(self.compat.array_values()?) {
+            if v.first().copied().unwrap_or(0) != 0 {
+                o.compat.insert(
+                    stockade_seccomp::Arch::X86
+                        .name_of(nr)
+                        .map_or_else(|| format!("#{nr}"), str::to_string),
+                );
             }
         }
         for (cap, v) in (0u32..).zip(self.caps.array_values()?) {

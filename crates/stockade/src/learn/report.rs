@@ -27,6 +27,8 @@ pub(super) struct Report<'a> {
     pub(super) seccomp_ceiling: String,
     /// syscalls allowed by Docker's default profile and by stockade's (computed once)
     pub(super) reference: (usize, usize),
+    /// recorded under an engine (`org.stockade.learn`, `--learn-dir`): since when
+    pub(super) engine: Option<String>,
 }
 
 pub(super) fn reference_counts(caps: &[String]) -> (usize, usize) {
@@ -56,9 +58,17 @@ impl Report<'_> {
         let status = match self.verified {
             Some(true) => "VERIFIED: the scenario passed under the learned profile".to_string(),
             Some(false) => "UNVERIFIED: the scenario failed under the learned profile".to_string(),
+            None if self.engine.is_some() => {
+                "UNVERIFIED: recorded under an engine, not verified".to_string()
+            }
             None => "UNVERIFIED (--no-verify)".to_string(),
         };
         s += &format!("stockade learn: {status}\n\n");
+        if let Some(since) = &self.engine {
+            s += &format!(
+                "recorded under an engine from {since} until the container was deleted, under a permissive seccomp filter (every native syscall allowed) instead of the container's own profile; capabilities are those granted when the kernel checked them (no trial). Run the workload again with seccomp.json applied to verify it.\n\n"
+            );
+        }
         let n = l.allowed.len();
         let (docker, default) = self.reference;
         s += &format!(
@@ -105,6 +115,12 @@ impl Report<'_> {
                 profile::THREAD_TEARDOWN.join(" ")
             );
         }
+        if !self.observed.compat.is_empty() {
+            s += &format!(
+                "32-bit (i386) system calls made: {}; the profile is for the native ABI only: they stay denied (EPERM)\n",
+                join(&self.observed.compat)
+            );
+        }
         if !l.enosys.is_empty() {
             s += &format!(
                 "answered ENOSYS as by the ceiling (libc falls back): {}\n",
@@ -124,26 +140,35 @@ impl Report<'_> {
             join(&self.observed.caps_checked),
             self.candidates.join(" ")
         );
-        s += &format!(
-            "  needed: {}\n  checked, not needed: {}\n  trial runs: {}\n",
-            if self.trial.needed.is_empty() {
-                "none".to_string()
-            } else {
-                self.trial
-                    .needed
-                    .iter()
-                    .map(|(c, _)| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            },
-            self.trial.not_needed.join(" "),
-            self.trial.runs
-        );
-        for (c, out) in &self.trial.needed {
+        let needed = if self.trial.needed.is_empty() {
+            "none".to_string()
+        } else {
+            self.trial
+                .needed
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if self.engine.is_some() {
             s += &format!(
-                "  without {c} the scenario failed:\n    {}\n",
-                out.replace('\n', "\n    ")
+                "  granted when checked (written as needed; not tried without them): {needed}\n"
             );
+        } else {
+            s += &format!(
+                "  needed: {needed}\n  checked, not needed: {}\n  trial runs: {}\n",
+                self.trial.not_needed.join(" "),
+                self.trial.runs
+            );
+            for (c, out) in &self.trial.needed {
+                s += &format!(
+                    "  without {c} the scenario failed:\n    {}\n",
+                    out.replace('\n', "\n    ")
+                );
+            }
+        }
+        if self.engine.is_some() {
+            return s;
         }
         s += "\nverification:\n";
         for (i, (ok, denied, _)) in self.verification.iter().enumerate() {
@@ -245,7 +270,11 @@ pub(super) fn write_outputs(
         write(
             out,
             "UNVERIFIED",
-            "this profile was not verified by re-running the scenario\n",
+            if r.engine.is_some() {
+                "recorded under an engine, not verified\n"
+            } else {
+                "this profile was not verified by re-running the scenario\n"
+            },
         )?;
     }
     Ok(())

@@ -44,13 +44,15 @@ impl Dockerd {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
         // "stockade" exercises the engine on Docker's exact configs; "stockade-policy" runs the
-        // built-in hardening policy
+        // built-in hardening policy; "stockade-learn" learns every container (--learn-dir)
         let config = p("daemon.json");
+        let learn = p("learned");
         std::fs::write(
             &config,
             serde_json::json!({"runtimes": {
                 "stockade": {"path": bin(), "runtimeArgs": ["--policy", "none"]},
                 "stockade-policy": {"path": bin(), "runtimeArgs": ["--policy", "default"]},
+                "stockade-learn": {"path": bin(), "runtimeArgs": ["--policy", "none", "--learn-dir", learn]},
             }})
             .to_string(),
         )
@@ -88,6 +90,11 @@ impl Dockerd {
         let imp = d.docker(&import_bb(&tar));
         assert!(imp.status.success(), "{}", stderr(&imp));
         d
+    }
+
+    /// The "stockade-learn" runtime's `--learn-dir`.
+    pub fn learn_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("learned")
     }
 
     pub fn docker(&self, args: &[&str]) -> std::process::Output {
