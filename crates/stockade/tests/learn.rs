@@ -36,12 +36,19 @@ impl Learned {
             .collect()
     }
 
+    /// Syscalls the learned profile allows, the runtime allowance (runc's own calls, a rule of
+    /// its own) aside.
     fn allowed(&self) -> BTreeSet<String> {
         self.seccomp()["syscalls"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .filter(|r| {
+                !r["comment"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("runtime allowance"))
+            })
             .flat_map(|r| r["names"].as_array().unwrap().clone())
             .map(|n| n.as_str().unwrap().to_string())
             .collect()
