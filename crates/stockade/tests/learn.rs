@@ -36,12 +36,19 @@ impl Learned {
             .collect()
     }
 
+    /// Syscalls the learned profile allows, the runtime allowance (runc's own calls, a rule of
+    /// its own) aside.
     fn allowed(&self) -> BTreeSet<String> {
         self.seccomp()["syscalls"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .filter(|r| {
+                !r["comment"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("runtime allowance"))
+            })
             .flat_map(|r| r["names"].as_array().unwrap().clone())
             .map(|n| n.as_str().unwrap().to_string())
             .collect()
@@ -554,4 +561,88 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("learn needs eBPF"), "{}", stderr(&o));
+}
+
+const INT80: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+/* an i386 system call from 64-bit code (int $0x80, i386 numbers) */
+static long int80(long nr) {
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr) : "memory", "r8", "r9", "r10", "r11");
+    return r;
+}
+int main(int argc, char **argv) {
+    long pid = int80(20);    /* i386 getpid */
+    long ppid = int80(64);   /* i386 getppid */
+    printf("getpid %ld getppid %ld\n", pid, ppid);
+    /* "need": the scenario fails when the 32-bit calls do */
+    return argc > 1 && pid != getpid() ? 1 : 0;
+}
+"#;
+
+/// 32-bit (i386) calls are named in the report and stay denied (native profiles only); a
+/// scenario that needs them fails its verification naming them.
+#[test]
+fn i386_calls_are_reported_by_name_and_stay_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.c"), INT80).unwrap();
+    let o = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(dir.path().join("a"))
+        .arg(dir.path().join("a.c"))
+        .output()
+        .expect("gcc");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut perm = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(dir.path(), perm).unwrap();
+    let bind = format!("{}:/t", dir.path().display());
+    // tolerated: verified, the calls named and left denied
+    let l = learn(&["--ro-bind", &bind, "--", "/t/a"]);
+    assert!(
+        l.output.status.success(),
+        "{}{}",
+        stdout(&l.output),
+        stderr(&l.output)
+    );
+    let report = l.file("report.txt");
+    assert!(
+        report.contains("32-bit (i386) system calls made: getpid getppid"),
+        "{report}"
+    );
+    assert!(report.contains("i386:getpid"), "{report}");
+    assert!(
+        stderr(&l.output).contains("32-bit (i386) system calls: getpid, getppid"),
+        "{}",
+        stderr(&l.output)
+    );
+    let observed: serde_json::Value = serde_json::from_str(&l.file("observed.json")).unwrap();
+    assert_eq!(observed["compat"], serde_json::json!(["getpid", "getppid"]));
+    assert_eq!(
+        l.seccomp()["architectures"],
+        serde_json::json!(["SCMP_ARCH_X86_64"])
+    );
+    // under the profile they get EPERM (-1) in the kernel
+    let out = sandbox(
+        &[
+            "--learned",
+            l.out.path().to_str().unwrap(),
+            "--ro-bind",
+            &bind,
+        ],
+        &["/t/a"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "getpid -1 getppid -1\n");
+    // needed: the verification fails and says which
+    let l = learn(&["--ro-bind", &bind, "--", "/t/a", "need"]);
+    assert_eq!(l.output.status.code(), Some(1));
+    let e = stderr(&l.output);
+    assert!(
+        e.contains("verification failed") && e.contains("i386:getpid"),
+        "{e}"
+    );
+    assert!(l.out.path().join("UNVERIFIED").exists());
 }

@@ -176,6 +176,80 @@ fn docker_learn_dir_learns_and_the_profile_runs_under_stockade_and_runc() {
     }
 }
 
+/// A profile learned by `stockade learn` (in a sandbox on the host) starts the same workload
+/// under Docker with runc: its seccomp.json carries runc's post-filter calls.
+#[test]
+fn a_profile_from_stockade_learn_runs_under_docker_with_runc() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bb = "/bin/busybox seq 1 200 | /bin/busybox sort -rn | /bin/busybox head -3 | /bin/busybox wc -l";
+    let out = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let o = cmd(
+        root.path(),
+        &[
+            "learn",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            bb,
+        ],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let report = read(out.path(), "report.txt");
+    assert!(
+        report.contains("runtime allowance in seccomp.json") && report.contains("runc 1.1.5"),
+        "{report}"
+    );
+    let d = Dockerd::start();
+    let sc = format!("seccomp={}", out.path().join("seccomp.json").display());
+    for runtime in ["runc", "stockade"] {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--security-opt",
+            &sc,
+            "bb",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            bb,
+        ]);
+        assert!(o.status.success(), "{runtime}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "3\n", "{runtime}");
+    }
+    // without the allowance runc cannot start it (what the allowance is for)
+    let mut v: serde_json::Value = serde_json::from_str(&read(out.path(), "seccomp.json")).unwrap();
+    v["syscalls"].as_array_mut().unwrap().retain(|r| {
+        !r["comment"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("runtime allowance"))
+    });
+    let bare = out.path().join("bare.json");
+    std::fs::write(&bare, v.to_string()).unwrap();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "--security-opt",
+        &format!("seccomp={}", bare.display()),
+        "bb",
+        "/bin/busybox",
+        "true",
+    ]);
+    assert!(!o.status.success(), "runc started without the allowance");
+    assert!(
+        stderr(&o).contains("operation not permitted"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// `create` stopped at STAGE (STOCKADE_TEST_STOP_AT) and killed there.
 fn kill_create_at(root: &Path, bundle: &Path, id: &str, stage: &str) {
     let err = tempfile::NamedTempFile::new().unwrap();

@@ -19,6 +19,7 @@
 //! Each run is a `stockade run` of a bundle written under the state root, so what is learned
 //! is what the engine really does.
 
+pub mod allowance;
 pub mod engine;
 pub mod notify;
 pub mod profile;

@@ -42,7 +42,7 @@ const PROT_WX: u64 = 0x6;
 const LOW32: u64 = 0xffff_ffff;
 
 /// How one recorded argument is compared: `(arg & mask) == value`.
-fn mask_of(syscall: &str, idx: u32) -> u64 {
+pub(crate) fn mask_of(syscall: &str, idx: u32) -> u64 {
     match (syscall, idx) {
         ("socket" | "socketpair", 1) => 0xf, // the type, without SOCK_CLOEXEC/NONBLOCK
         ("clone" | "unshare", 0) => NS_BITS,
@@ -198,21 +198,85 @@ impl Learned {
         added
     }
 
+    /// With a runtime's allowance ([`super::allowance`]): its calls allowed, and its argument
+    /// values added where this profile constrains that argument. Not cut by the ceiling: the
+    /// runtime makes these calls before the workload runs at all. Returns the profile and the
+    /// calls (or `call(argN=value)`s) it added.
+    pub fn with_allowance(&self, a: &super::allowance::Allowance) -> (Learned, Vec<String>) {
+        let mut l = self.clone();
+        let mut added = vec![];
+        let ao = a.observed();
+        for name in a.syscalls {
+            let per_arg: Vec<(u32, u64, u64)> = ao
+                .args
+                .get(*name)
+                .into_iter()
+                .flat_map(|m| m.iter())
+                .flat_map(|(i, vals)| {
+                    let m = mask_of(name, *i);
+                    vals.iter().map(move |v| (*i, m, v & m))
+                })
+                .collect();
+            match l.allowed.iter_mut().find(|x| x.name == *name) {
+                Some(x) if x.alternatives.iter().any(Vec::is_empty) => {}
+                Some(x) => {
+                    // constrained: the runtime's values become alternatives of their own
+                    for c in &per_arg {
+                        if !x
+                            .alternatives
+                            .iter()
+                            .any(|alt| alt.len() == 1 && alt[0] == *c)
+                        {
+                            x.alternatives.push(vec![*c]);
+                            added.push(format!("{name}(arg{}={:#x})", c.0, c.2));
+                        }
+                    }
+                }
+                None => {
+                    l.allowed.push(Allowed {
+                        name: name.to_string(),
+                        alternatives: if per_arg.is_empty() {
+                            vec![vec![]]
+                        } else {
+                            per_arg.iter().map(|c| vec![*c]).collect()
+                        },
+                    });
+                    added.push(name.to_string());
+                }
+            }
+        }
+        l.allowed.sort_by(|a, b| a.name.cmp(&b.name));
+        l.enosys.retain(|n| !a.syscalls.contains(&n.as_str()));
+        (l, added)
+    }
+
     pub fn names(&self) -> BTreeSet<String> {
         self.allowed.iter().map(|a| a.name.clone()).collect()
     }
 
     /// The profile in Docker/OCI JSON: `defaultAction` for everything not learned.
     pub fn to_json(&self, default_action: &str) -> Value {
+        self.to_json_with(default_action, &[], "")
+    }
+
+    /// The same, the unconditional allows named in `separate` in a rule of their own with
+    /// `comment` (the runtime allowance).
+    pub fn to_json_with(&self, default_action: &str, separate: &[String], comment: &str) -> Value {
         let plain: Vec<&str> = self
             .allowed
             .iter()
             .filter(|a| a.alternatives.iter().any(Vec::is_empty))
             .map(|a| a.name.as_str())
             .collect();
+        let (apart, plain): (Vec<&str>, Vec<&str>) = plain
+            .into_iter()
+            .partition(|n| separate.iter().any(|s| s == n));
         let mut syscalls = vec![];
         if !plain.is_empty() {
             syscalls.push(json!({"names": plain, "action": "SCMP_ACT_ALLOW"}));
+        }
+        if !apart.is_empty() {
+            syscalls.push(json!({"names": apart, "action": "SCMP_ACT_ALLOW", "comment": comment}));
         }
         for a in &self.allowed {
             if a.alternatives.iter().any(Vec::is_empty) {

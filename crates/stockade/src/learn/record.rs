@@ -59,6 +59,8 @@ const PINS: [&str; 7] = [
     "link_caps",
 ];
 const SECCOMP_SET_MODE_FILTER: i32 = 1;
+const PR_SET_SECCOMP: i32 = 22;
+const SECCOMP_MODE_FILTER: i32 = 2;
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
 /// i386 syscall numbers recorded (the table is below this).
 const COMPAT_NR: u32 = 512;
@@ -154,7 +156,7 @@ fn state_ptr(a: &mut Asm, state: &Map, out: Label) {
     a.i(MOV64_REG, 8, 0, 0, 0);
 }
 
-fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
+fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, armed, native, args) = (a.label(), a.label(), a.label(), a.label());
     let compat = a.label();
@@ -163,12 +165,33 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
     a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
     state_ptr(&mut a, &r.state, out);
     a.i(LDX_DW, 1, 8, 0, 0);
+    if until_exec {
+        // done (2): the first execve after the filter was recorded
+        a.jump(JEQ_IMM, 1, 0, 2, out);
+    }
     a.jump(JNE_IMM, 1, 0, 0, armed);
-    // not armed yet: arm on seccomp(SECCOMP_SET_MODE_FILTER, ...), record nothing
-    a.jump(JNE_IMM, 7, 0, nr_of("seccomp"), out);
+    // not armed yet: arm on seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) or
+    // prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog) (runc's way), record nothing; not on
+    // libseccomp's probes of the flags the kernel knows (prog NULL: EFAULT), which runc makes
+    // long before its filter
+    let (via_prctl, arm) = (a.label(), a.label());
+    a.jump(JNE_IMM, 7, 0, nr_of("seccomp"), via_prctl);
     read_arg(&mut a, 0);
     a.i(LDX_DW, 1, 10, -16, 0);
     a.jump(JNE_IMM, 1, 0, SECCOMP_SET_MODE_FILTER, out);
+    read_arg(&mut a, 2);
+    a.i(LDX_DW, 1, 10, -16, 0);
+    a.jump(JEQ_IMM, 1, 0, 0, out);
+    a.jump(JA, 0, 0, 0, arm);
+    a.place(via_prctl);
+    a.jump(JNE_IMM, 7, 0, nr_of("prctl"), out);
+    read_arg(&mut a, 0);
+    a.i(LDX_DW, 1, 10, -16, 0);
+    a.jump(JNE_IMM, 1, 0, PR_SET_SECCOMP, out);
+    read_arg(&mut a, 1);
+    a.i(LDX_DW, 1, 10, -16, 0);
+    a.jump(JNE_IMM, 1, 0, SECCOMP_MODE_FILTER, out);
+    a.place(arm);
     a.i(MOV64_IMM, 1, 0, 0, 1).i(STX_DW, 8, 1, 0, 0);
     a.jump(JA, 0, 0, 0, out);
     a.place(armed);
@@ -191,6 +214,15 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
     a.jump(JSET_IMM, 1, 0, 1, args);
     a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
     a.place(args);
+    if until_exec {
+        let not_exec = a.label();
+        let done = a.label();
+        a.jump(JEQ_IMM, 7, 0, nr_of("execve"), done);
+        a.jump(JNE_IMM, 7, 0, nr_of("execveat"), not_exec);
+        a.place(done);
+        a.i(MOV64_IMM, 1, 0, 0, 2).i(STX_DW, 8, 1, 0, 0);
+        a.place(not_exec);
+    }
     for (name, idx) in ARG_RULES {
         let Some(nr) = stockade_seccomp::Arch::native().syscall(name) else {
             continue;
@@ -260,6 +292,13 @@ impl Recorder {
     /// Load and attach both programs for the cgroup with id `target` at depth `level` of the
     /// unified hierarchy.
     pub fn start(target: u64, level: u32) -> io::Result<Recorder> {
+        Recorder::start_with(target, level, false)
+    }
+
+    /// With `until_exec`, recording stops at the first `execve` after the filter (which is
+    /// recorded): what a runtime does between loading the filter and handing over, not the
+    /// workload (used to measure runc's own post-filter calls, the runtime allowance).
+    pub fn start_with(target: u64, level: u32, until_exec: bool) -> io::Result<Recorder> {
         if !cfg!(target_arch = "x86_64") {
             return Err(io::Error::other("stockade learn records on x86_64 only"));
         }
@@ -294,7 +333,7 @@ impl Recorder {
         };
         let sys = ebpf::prog_load(
             ebpf::PROG_TYPE_RAW_TRACEPOINT,
-            &sys_enter_program(&r, level, target),
+            &sys_enter_program(&r, level, target, until_exec),
             0,
             "learn_sys",
             ebpf::License::DualMitGpl,

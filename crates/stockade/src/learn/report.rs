@@ -208,6 +208,13 @@ impl Report<'_> {
     }
 }
 
+fn allowance_text(runtimes: &str, added: &[String]) -> String {
+    format!(
+        "\nruntime allowance in seccomp.json, a rule of its own (not part of what the workload did, nor of what was verified): {runtimes}'s own calls between loading the filter and the workload's execve as engines start containers, measured under the recorder, so that Docker, Podman or containerd with either runtime can start the container under the profile; added: {}\n",
+        if added.is_empty() { "nothing (all allowed already)".to_string() } else { added.join(" ") }
+    )
+}
+
 fn join(s: &BTreeSet<String>) -> String {
     s.iter().cloned().collect::<Vec<_>>().join(" ")
 }
@@ -223,7 +230,26 @@ pub(super) fn write_outputs(
     r: &Report,
     needed: &[String],
 ) -> Result<()> {
-    let mut sc = l.to_json("SCMP_ACT_ERRNO");
+    // for Docker/OCI: with the runtimes' own post-filter calls (the runtime allowance), apart
+    let mut with = l.clone();
+    let mut added = vec![];
+    for a in super::allowance::ALL {
+        let (w, more) = with.with_allowance(a);
+        with = w;
+        added.extend(more);
+    }
+    let runtimes = super::allowance::ALL
+        .iter()
+        .map(|a| a.runtime)
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let mut sc = with.to_json_with(
+        "SCMP_ACT_ERRNO",
+        &added,
+        &format!(
+            "runtime allowance: {runtimes}'s own calls after they load the filter (measured; see report.txt)"
+        ),
+    );
     let verified = r.verified == Some(true);
     sc["comment"] = json!(if verified {
         "learned by stockade learn; verified"
@@ -263,7 +289,11 @@ pub(super) fn write_outputs(
         "observed.json",
         &serde_json::to_string_pretty(&r.observed).expect("json"),
     )?;
-    write(out, "report.txt", &r.text(l))?;
+    write(
+        out,
+        "report.txt",
+        &(r.text(l) + &allowance_text(&runtimes, &added)),
+    )?;
     if verified {
         let _ = std::fs::remove_file(out.join("UNVERIFIED"));
     } else {

@@ -1,0 +1,180 @@
+//! The runtime allowance, measured: the recorder (stopping at the first `execve` after the
+//! filter) on containers started by the real runc, keyed on their cgroup, over runs with and
+//! without no_new_privileges and as root and as uid 1000 (runc loads its filter at different
+//! points then). Every call runc made after its filter must be in the allowance learned
+//! profiles carry for runc (`learn::allowance::RUNC`). Run with `-- --nocapture` to see the
+//! measured set.
+
+mod common;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+use stockade::learn::record::{Observed, Recorder};
+
+/// One container of `/bin/true` with a permissive filter, as engines start it (`create`,
+/// `start`, `delete`), recorded until its execve.
+fn measure_once(
+    runtime: &str,
+    bundle: &std::path::Path,
+    parent: &std::path::Path,
+    n: u32,
+) -> Observed {
+    let id = format!("m{n}");
+    let cg = parent.join(&id);
+    let recorder = Recorder::start_with(std::fs::metadata(parent).unwrap().ino(), 1, true)
+        .expect("recorder (root, eBPF)");
+    let root = tempfile::tempdir().unwrap();
+    let rt = |args: &[&str]| {
+        // stderr in a file: a created container's init holds what it was given until `start`
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let status = timeout()
+            .arg(runtime)
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .expect("runc (apt-get install runc; .ci/run does)");
+        assert!(
+            status.success(),
+            "{runtime} {args:?}: {}",
+            std::fs::read_to_string(err.path()).unwrap_or_default()
+        );
+    };
+    rt(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    rt(&["start", &id]);
+    poll_until("the container never stopped", 20, || {
+        let out = Command::new(runtime)
+            .arg("--root")
+            .arg(root.path())
+            .args(["state", &id])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .contains("\"stopped\"")
+            .then_some(())
+    });
+    rt(&["delete", &id]);
+    assert!(
+        recorder.armed().unwrap(),
+        "{runtime} never loaded its filter"
+    );
+    let o = recorder.observed().unwrap();
+    drop(recorder);
+    let _ = std::fs::remove_dir(&cg);
+    o
+}
+
+/// The measuring cgroup, removed with whatever is left in it (also when a check fails).
+struct Gone(std::path::PathBuf);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                let _ = std::fs::write(e.path().join("cgroup.kill"), "1");
+                poll_until("a measured container outlived its kill", 10, || {
+                    std::fs::remove_dir(e.path()).ok()
+                });
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn runc_calls_after_its_filter_are_in_the_runc_allowance() {
+    check("runc", &stockade::learn::allowance::RUNC);
+}
+
+#[test]
+fn stockades_calls_after_its_filter_under_engines_are_in_its_allowance() {
+    check(bin(), &stockade::learn::allowance::STOCKADE);
+}
+
+fn check(runtime: &str, allowance: &stockade::learn::allowance::Allowance) {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path();
+    busybox_rootfs(&bundle.join("rootfs"));
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(bundle)
+        .output()
+        .expect("runc");
+    assert!(spec.status.success(), "{}", stderr(&spec));
+    let parent_name = format!("stockade-measure-{}-{}", std::process::id(), runtime.len());
+    let parent = std::path::Path::new("/sys/fs/cgroup/unified").join(&parent_name);
+    std::fs::create_dir(&parent).expect("the unified cgroup hierarchy");
+    let _gone = Gone(parent.clone());
+    let file = bundle.join("config.json");
+    let base: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let runs: u32 = std::env::var("MEASURE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut all = Observed::default();
+    let mut n = 0;
+    for nnp in [false, true] {
+        for uid in [0, 1000] {
+            let mut v = base.clone();
+            v["process"]["args"] = serde_json::json!(["/bin/true"]);
+            v["process"]["terminal"] = serde_json::json!(false);
+            v["process"]["noNewPrivileges"] = serde_json::json!(nnp);
+            v["process"]["user"] = serde_json::json!({"uid": uid, "gid": uid});
+            // as Docker gives them: no ambient set
+            v["process"]["capabilities"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ambient");
+            v["root"]["readonly"] = serde_json::json!(false);
+            v["linux"]["cgroupsPath"] = serde_json::json!(format!("/{parent_name}/m"));
+            v["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}],
+            });
+            for _ in 0..runs {
+                v["linux"]["cgroupsPath"] = serde_json::json!(format!("/{parent_name}/m{n}"));
+                std::fs::write(&file, v.to_string()).unwrap();
+                all.merge(&measure_once(runtime, bundle, &parent, n));
+                n += 1;
+            }
+        }
+    }
+    let mut args: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, a) in &all.args {
+        for (i, vals) in a {
+            for v in vals {
+                args.entry(format!("{name}/{i}"))
+                    .or_default()
+                    .insert(format!("{v:#x}"));
+            }
+        }
+    }
+    println!("measured over {n} runs of {runtime}: {:?}", all.syscalls);
+    println!("argument values: {args:?}");
+    let missing: Vec<&String> = all
+        .syscalls
+        .iter()
+        .filter(|s| !allowance.syscalls.contains(&s.as_str()) && s.as_str() != "execve")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{runtime} made calls after its filter that the allowance lacks: {missing:?}"
+    );
+    for (name, a) in &all.args {
+        for (i, vals) in a {
+            for v in vals {
+                assert!(
+                    allowance.allows_arg(name, *i, *v),
+                    "{runtime}'s {name} argument {i} = {v:#x} is not in the allowance"
+                );
+            }
+        }
+    }
+}
