@@ -13,22 +13,7 @@ use std::path::Path;
 /// What Docker hands a runtime, near enough: no user namespace, Docker's 14 capabilities, no
 /// no_new_privs, no limits, a writable root. (`stockade spec`'s hardening undone.)
 fn docker_like(v: &mut serde_json::Value) {
-    let caps = json!([
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE"
-    ]);
+    let caps = json!(stockade_seccomp::DOCKER_DEFAULT_CAPS);
     v["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
     v["process"]["noNewPrivileges"] = json!(false);
     v["root"]["readonly"] = json!(false);

@@ -16,18 +16,7 @@ use tonic::transport::Channel;
 
 /// A busybox image and the pause image (busybox's sleep), as docker archives, made with podman.
 fn image_archives(dir: &Path) -> (PathBuf, PathBuf) {
-    let rootfs = dir.join("bb");
-    busybox_rootfs(&rootfs);
-    let tar = dir.join("bb.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    let tar = crate::common::engines::busybox_tar(dir);
     let store = dir.join("podman");
     let podman = |args: &[&str]| {
         let o = timeout()
