@@ -43,6 +43,7 @@ pub mod op {
     pub const MOV64_IMM: u8 = 0xb7;
     pub const MOV64_REG: u8 = 0xbf;
     pub const ADD64_IMM: u8 = 0x07;
+    pub const ADD64_REG: u8 = 0x0f;
     pub const AND64_IMM: u8 = 0x57;
     pub const RSH64_IMM: u8 = 0x77;
     pub const JA: u8 = 0x05;

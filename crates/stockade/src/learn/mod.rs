@@ -139,8 +139,26 @@ fn caps_ceiling(s: &str) -> Result<(Vec<String>, Vec<String>)> {
     Ok((ok, missing))
 }
 
-/// The compiled ceiling, for the capabilities `caps`.
+/// The compiled ceiling, for the capabilities `caps`; each (name, caps) compiled once per
+/// process (learn asks for the same ones for its filter, its result and its report).
 fn ceiling_filter(name: &str, caps: &[String]) -> Result<stockade_seccomp::Filter> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Memo = Mutex<HashMap<(String, Vec<String>), stockade_seccomp::Filter>>;
+    static MEMO: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let key = (name.to_string(), caps.to_vec());
+    if let Some(f) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(f.clone());
+    }
+    let f = compile_ceiling(name, caps)?;
+    memo.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, f.clone());
+    Ok(f)
+}
+
+fn compile_ceiling(name: &str, caps: &[String]) -> Result<stockade_seccomp::Filter> {
     let p = crate::seccomp::profile_for_cli(name, caps).map_err(|e| {
         Error::Other(format!(
             "--seccomp-ceiling {name}: {e} (default, docker, or a profile file)"
@@ -209,16 +227,20 @@ fn check_out_dir(out: &Path) -> Result<()> {
         .map_err(|e| Error::Other(format!("--out {}: not writable: {e}", out.display())))
 }
 
-/// eBPF maps and raw tracepoint programs need root (CAP_BPF and CAP_PERFMON): say so, never
-/// fall back to something lossy.
+/// eBPF maps and raw tracepoint programs need root (CAP_BPF and CAP_PERFMON, or
+/// CAP_SYS_ADMIN): say so, never fall back to something lossy. (The capabilities are read, not
+/// tried: a map made and freed only to see cost up to a millisecond; a kernel without BPF
+/// still fails clearly when the recorder starts.)
 fn ebpf_available() -> Result<()> {
-    crate::ebpf::Map::create(crate::ebpf::MAP_TYPE_ARRAY, 4, 4, 1, "learn_probe")
-        .map(drop)
-        .map_err(|e| {
-            Error::Other(format!(
-                "learn needs eBPF (maps and raw tracepoints: root, or CAP_BPF and CAP_PERFMON): {e}"
-            ))
-        })
+    use caps::{has_cap, CapSet, Capability};
+    let has = |c| has_cap(None, CapSet::Effective, c).unwrap_or(false);
+    let admin = has(Capability::CAP_SYS_ADMIN);
+    if (admin || has(Capability::CAP_BPF)) && (admin || has(Capability::CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(Error::Other(
+        "learn needs eBPF (maps and raw tracepoints: root, or CAP_BPF and CAP_PERFMON): this process has neither CAP_SYS_ADMIN nor CAP_BPF and CAP_PERFMON".into(),
+    ))
 }
 
 /// The unified cgroup the learning run's container is made under, removed on drop.
@@ -364,6 +386,12 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         started: Instant::now(),
     };
 
+    // the report's reference figures (two more profiles compiled) while the workload runs
+    let reference = {
+        let caps = ceiling_caps.clone();
+        std::thread::spawn(move || reference_counts(&caps))
+    };
+
     // 1. record
     let cg = LearnCgroup::make()?;
     let recorder = Recorder::start(cg.id()?, 1).map_err(|e| {
@@ -438,7 +466,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         trial_secs,
         verify_secs: 0.0,
         seccomp_ceiling: a.seccomp_ceiling.clone(),
-        reference: reference_counts(&ceiling_caps),
+        reference: reference.join().unwrap_or_default(),
         engine: None,
     };
     write_outputs(&out, &learned, &report, &needed)?;

@@ -46,6 +46,29 @@ pub const ARG_RULES: &[(&str, u32)] = &[
 const ARG_REG_OFF: [i32; 6] = [112, 104, 96, 56, 72, 64];
 const ARGS_MAX_ENTRIES: u32 = 16384;
 const CAPS_ENTRIES: u32 = 64;
+/// Bits of one argument's slot in `sys[nr] >> 8`: its pt_regs offset (7 bits), its index.
+const SLOT_BITS: i32 = 10;
+
+/// `sys[nr]`'s initial value: which arguments of `nr` to record (at most two), so the program
+/// has one generic recording block instead of one per rule, and a call with none costs a
+/// single map lookup.
+fn arg_slots() -> BTreeMap<u32, u32> {
+    let mut m: BTreeMap<u32, u32> = BTreeMap::new();
+    for (name, idx) in ARG_RULES {
+        let Some(nr) = stockade_seccomp::Arch::native().syscall(name) else {
+            continue;
+        };
+        let slot = ARG_REG_OFF[*idx as usize] as u32 | idx << 7;
+        let e = m.entry(nr).or_default();
+        let k = if *e == 0 { 0 } else { 1 };
+        assert!(
+            *e >> (SLOT_BITS as u32) == 0,
+            "at most two recorded arguments per call"
+        );
+        *e |= slot << (SLOT_BITS as u32 * k);
+    }
+    m.into_iter().map(|(nr, v)| (nr, v << 8)).collect()
+}
 /// state[0]: armed flag (u64), x32 seen (u64).
 const STATE_SIZE: usize = 16;
 /// The pinned objects' file names, in a bpf filesystem of the container's own.
@@ -158,7 +181,7 @@ fn state_ptr(a: &mut Asm, state: &Map, out: Label) {
 
 fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) -> Vec<Insn> {
     let mut a = Asm::default();
-    let (out, armed, native, args) = (a.label(), a.label(), a.label(), a.label());
+    let (out, armed, native) = (a.label(), a.label(), a.label());
     let compat = a.label();
     a.i(MOV64_REG, 6, 1, 0, 0);
     cgroup_check(&mut a, level, target, out);
@@ -208,12 +231,15 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
     a.place(native);
     a.jump(JGE_IMM, 7, 0, MAX_NR as i32, out);
     a.i(STX_W, 10, 7, -4, 0);
-    lookup_u32_key(&mut a, &r.sys, args);
+    lookup_u32_key(&mut a, &r.sys, out);
+    a.i(MOV64_REG, 9, 0, 0, 0);
+    // sys[nr]: bit 0 seen, bit 1 arguments overflowed, bits 8.. which arguments to record
+    a.i(LDX_W, 3, 9, 0, 0);
+    let seen = a.label();
     // seen before: no write (the cache line stays shared between CPUs)
-    a.i(LDX_W, 1, 0, 0, 0);
-    a.jump(JSET_IMM, 1, 0, 1, args);
-    a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
-    a.place(args);
+    a.jump(JSET_IMM, 3, 0, 1, seen);
+    a.i(MOV64_IMM, 2, 0, 0, 1).i(ATOMIC_W, 9, 2, 0, ATOMIC_OR);
+    a.place(seen);
     if until_exec {
         let not_exec = a.label();
         let done = a.label();
@@ -223,16 +249,28 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
         a.i(MOV64_IMM, 1, 0, 0, 2).i(STX_DW, 8, 1, 0, 0);
         a.place(not_exec);
     }
-    for (name, idx) in ARG_RULES {
-        let Some(nr) = stockade_seccomp::Arch::native().syscall(name) else {
-            continue;
-        };
+    // no argument recorded for this call (the common case): done
+    a.i(RSH64_IMM, 3, 0, 0, 8);
+    a.jump(JEQ_IMM, 3, 0, 0, out);
+    a.i(STX_W, 10, 3, -40, 0);
+    for slot in 0..2 {
         let next = a.label();
-        a.jump(JNE_IMM, 7, 0, nr as i32, next);
-        read_arg(&mut a, *idx);
+        // slot: the argument's register offset in pt_regs (low 7 bits) and its index
+        a.i(LDX_W, 1, 10, -40, 0)
+            .i(RSH64_IMM, 1, 0, 0, SLOT_BITS * slot)
+            .i(AND64_IMM, 1, 0, 0, (1 << SLOT_BITS) - 1);
+        a.jump(JEQ_IMM, 1, 0, 0, next);
         // key {u32 nr, u32 idx, u64 value} at r10-32, value 1 at r10-36
-        a.i(ST_W, 10, 0, -32, nr as i32)
-            .i(ST_W, 10, 0, -28, *idx as i32);
+        a.i(MOV64_REG, 2, 1, 0, 0)
+            .i(RSH64_IMM, 2, 0, 0, 7)
+            .i(STX_W, 10, 2, -28, 0);
+        a.i(AND64_IMM, 1, 0, 0, 0x7f)
+            .i(LDX_DW, 3, 6, 0, 0)
+            .i(ADD64_REG, 3, 1, 0, 0);
+        a.i(MOV64_REG, 1, 10, 0, 0).i(ADD64_IMM, 1, 0, 0, -16);
+        a.i(MOV64_IMM, 2, 0, 0, 8);
+        a.call(helper::PROBE_READ_KERNEL);
+        a.i(STX_W, 10, 7, -32, 0);
         a.i(LDX_DW, 1, 10, -16, 0).i(STX_DW, 10, 1, -24, 0);
         a.i(ST_W, 10, 0, -36, 1);
         // seen before: nothing to do (an update would allocate and RCU-free an element)
@@ -246,10 +284,8 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
         a.i(MOV64_IMM, 4, 0, 0, 0);
         a.call(helper::MAP_UPDATE_ELEM);
         a.jump(JEQ_IMM, 0, 0, 0, next);
-        // the map is full: this syscall's arguments stay unconstrained (bit 2)
-        a.i(ST_W, 10, 0, -4, nr as i32);
-        lookup_u32_key(&mut a, &r.sys, next);
-        a.i(MOV64_IMM, 1, 0, 0, 2).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
+        // the map is full: this syscall's arguments stay unconstrained (bit 1)
+        a.i(MOV64_IMM, 2, 0, 0, 2).i(ATOMIC_W, 9, 2, 0, ATOMIC_OR);
         a.place(next);
     }
     a.jump(JA, 0, 0, 0, out);
@@ -331,6 +367,9 @@ impl Recorder {
             )?,
             _links: vec![],
         };
+        for (nr, v) in arg_slots() {
+            r.sys.update(&nr.to_ne_bytes(), &v.to_ne_bytes())?;
+        }
         let sys = ebpf::prog_load(
             ebpf::PROG_TYPE_RAW_TRACEPOINT,
             &sys_enter_program(&r, level, target, until_exec),
@@ -403,7 +442,7 @@ impl Recorder {
         let st = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
         o.x32 = st.get(8).is_some_and(|b| *b != 0);
         for (nr, v) in (0u32..).zip(self.sys.array_values()?) {
-            let bits = v.first().copied().unwrap_or(0);
+            let bits = v.first().copied().unwrap_or(0) & 3;
             if bits == 0 {
                 continue;
             }
