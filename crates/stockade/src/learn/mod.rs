@@ -235,7 +235,7 @@ fn ebpf_available() -> Result<()> {
     use caps::{has_cap, CapSet, Capability};
     let has = |c| has_cap(None, CapSet::Effective, c).unwrap_or(false);
     let admin = has(Capability::CAP_SYS_ADMIN);
-    if (admin || has(Capability::CAP_BPF)) && (admin || has(Capability::CAP_PERFMON)) {
+    if admin || (has(Capability::CAP_BPF) && has(Capability::CAP_PERFMON)) {
         return Ok(());
     }
     Err(Error::Other(
