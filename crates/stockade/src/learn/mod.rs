@@ -243,48 +243,13 @@ fn ebpf_available() -> Result<()> {
     ))
 }
 
-/// The unified cgroup the learning run's container is made under, removed on drop.
-struct LearnCgroup {
-    dir: PathBuf,
-    rel: String,
-}
-
-impl LearnCgroup {
-    fn make() -> Result<LearnCgroup> {
-        let layout = crate::cgroups::Layout::detect()?;
-        let unified = layout.unified.ok_or_else(|| {
-            Error::Other("learn: no cgroup2 (unified) hierarchy is mounted: the recorder identifies the workload by its cgroup v2".into())
-        })?;
-        // what a learn killed before its cleanup left: its pid is gone, the cgroup is empty
-        for e in std::fs::read_dir(&unified).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.strip_prefix("stockade-learn-") else {
-                continue;
-            };
-            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-                let _ = std::fs::remove_dir(e.path().join("ctr"));
-                let _ = std::fs::remove_dir(e.path());
-            }
-        }
-        let rel = format!("stockade-learn-{}", std::process::id());
-        let dir = unified.join(&rel);
-        std::fs::create_dir(&dir)
-            .map_err(|e| Error::Other(format!("learn: mkdir {}: {e}", dir.display())))?;
-        Ok(LearnCgroup { dir, rel })
+/// The recorder identifies the workload by its unified (cgroup v2) cgroup: there must be one.
+fn unified_available() -> Result<()> {
+    let layout = crate::cgroups::Layout::detect()?;
+    if layout.unified.is_none() {
+        return Err(Error::Other("learn: no cgroup2 (unified) hierarchy is mounted: the recorder identifies the workload by its cgroup v2".into()));
     }
-
-    fn id(&self) -> Result<u64> {
-        use std::os::unix::fs::MetadataExt;
-        Ok(std::fs::metadata(&self.dir)
-            .map_err(|e| Error::Other(format!("learn: {e}")))?
-            .ino())
-    }
-}
-
-impl Drop for LearnCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
-    }
+    Ok(())
 }
 
 /// What a capability trial found.
@@ -393,19 +358,21 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
     };
 
     // 1. record
-    let cg = LearnCgroup::make()?;
-    let recorder = Recorder::start(cg.id()?, 1).map_err(|e| {
+    // the run's runtime names the container's cgroup to the recorder once it exists (and before
+    // anything runs in it): no cgroup of learn's own around it, in every hierarchy
+    unified_available()?;
+    let recorder = Recorder::start_with(0, 0, false).map_err(|e| {
         Error::Other(format!(
             "learn needs eBPF raw tracepoints (sys_enter, cap_capable) as root: {e}"
         ))
     })?;
-    let path = format!("/{}/ctr", cg.rel);
-    let first = runner.run(&configure(
-        &base,
-        &ceiling_caps,
-        &learning_filter,
-        Some(&path),
-    ))?;
+    let state_id = recorder
+        .state_id()
+        .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    let first = runner.run_recorded(
+        &configure(&base, &ceiling_caps, &learning_filter, None),
+        Some(state_id),
+    )?;
     let armed = recorder
         .armed()
         .map_err(|e| Error::Other(format!("learn: {e}")))?;
@@ -413,7 +380,6 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         .observed()
         .map_err(|e| Error::Other(format!("learn: read the recording: {e}")))?;
     drop(recorder);
-    drop(cg);
     if !first.ok {
         return Err(Error::Other(format!(
             "learn: the scenario fails even before any profile is applied (nothing written):\n{}",

@@ -69,8 +69,14 @@ fn arg_slots() -> BTreeMap<u32, u32> {
     }
     m.into_iter().map(|(nr, v)| (nr, v << 8)).collect()
 }
-/// state[0]: armed flag (u64), x32 seen (u64).
-const STATE_SIZE: usize = 16;
+/// state[0]: armed flag (u64: 0 not yet, 1 armed, 2 done), x32 seen (u64), the target cgroup's
+/// id (u64: 0 = not known yet, nothing recorded) and its level in the unified hierarchy (u64).
+const STATE_SIZE: usize = 32;
+const STATE_TARGET: i16 = 16;
+const STATE_LEVEL: i16 = 24;
+/// The environment variable through which `learn` hands its `stockade run` the recorder (the
+/// state map's id): the runtime names the container's cgroup in it once it exists.
+pub const TARGET_ENV: &str = "STOCKADE_LEARN_RECORDER";
 /// The pinned objects' file names, in a bpf filesystem of the container's own.
 const PINS: [&str; 7] = [
     "state",
@@ -148,10 +154,14 @@ fn nr_of(name: &str) -> i32 {
 }
 
 /// `if current task's cgroup at `level` != target: goto out`.
-fn cgroup_check(a: &mut Asm, level: u32, target: u64, out: Label) {
-    a.i(MOV64_IMM, 1, 0, 0, level as i32)
+/// `if current task's cgroup at state.level != state.target: goto out` (r8 = the state; no
+/// target yet: out).
+fn cgroup_check(a: &mut Asm, out: Label) {
+    a.i(LDX_DW, 2, 8, STATE_TARGET, 0);
+    a.jump(JEQ_IMM, 2, 0, 0, out);
+    a.i(LDX_DW, 1, 8, STATE_LEVEL, 0)
         .call(helper::GET_CURRENT_ANCESTOR_CGROUP_ID);
-    a.ld_imm64(1, target);
+    a.i(LDX_DW, 1, 8, STATE_TARGET, 0);
     a.jump(JNE_REG, 0, 1, 0, out);
 }
 
@@ -179,14 +189,14 @@ fn state_ptr(a: &mut Asm, state: &Map, out: Label) {
     a.i(MOV64_REG, 8, 0, 0, 0);
 }
 
-fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) -> Vec<Insn> {
+fn sys_enter_program(r: &Recorder, until_exec: bool) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, armed, native) = (a.label(), a.label(), a.label());
     let compat = a.label();
     a.i(MOV64_REG, 6, 1, 0, 0);
-    cgroup_check(&mut a, level, target, out);
-    a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
     state_ptr(&mut a, &r.state, out);
+    cgroup_check(&mut a, out);
+    a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
     a.i(LDX_DW, 1, 8, 0, 0);
     if until_exec {
         // done (2): the first execve after the filter was recorded
@@ -299,12 +309,12 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
     a.finish()
 }
 
-fn cap_capable_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
+fn cap_capable_program(r: &Recorder) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, store) = (a.label(), a.label());
     a.i(MOV64_REG, 6, 1, 0, 0);
-    cgroup_check(&mut a, level, target, out);
     state_ptr(&mut a, &r.state, out);
+    cgroup_check(&mut a, out);
     a.i(LDX_DW, 1, 8, 0, 0);
     a.jump(JEQ_IMM, 1, 0, 0, out);
     // cap_capable(cred, target_ns, capable_ns, cap, ret)
@@ -323,6 +333,38 @@ fn cap_capable_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
 }
 
 use crate::ebpf::Insn;
+
+/// In the runtime: when started by `learn` ([`TARGET_ENV`] set), name the container's unified
+/// cgroup `v2` (made, nothing in it yet) as the recorder's target, so the learning run needs
+/// no cgroup of its own around the container's.
+pub fn hand_target_from_env(
+    v2: Option<&std::path::Path>,
+    unified: Option<&std::path::Path>,
+) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(id) = std::env::var_os(TARGET_ENV) else {
+        return Ok(());
+    };
+    let id: u32 = id
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("{TARGET_ENV}: not a map id")))?;
+    let (Some(v2), Some(unified)) = (v2, unified) else {
+        return Err(io::Error::other(
+            "learn: the container has no unified (cgroup v2) directory to record",
+        ));
+    };
+    let level = v2
+        .strip_prefix(unified)
+        .map(|p| p.components().count())
+        .unwrap_or(0) as u32;
+    let state = Map::from_id(id, 4, STATE_SIZE, 1)?;
+    let mut v = state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+    v.resize(STATE_SIZE, 0);
+    v[16..24].copy_from_slice(&std::fs::metadata(v2)?.ino().to_ne_bytes());
+    v[24..32].copy_from_slice(&(level as u64).to_ne_bytes());
+    state.update(&0u32.to_ne_bytes(), &v)
+}
 
 impl Recorder {
     /// Load and attach both programs for the cgroup with id `target` at depth `level` of the
@@ -367,19 +409,20 @@ impl Recorder {
             )?,
             _links: vec![],
         };
+        r.set_target(target, level)?;
         for (nr, v) in arg_slots() {
             r.sys.update(&nr.to_ne_bytes(), &v.to_ne_bytes())?;
         }
         let sys = ebpf::prog_load(
             ebpf::PROG_TYPE_RAW_TRACEPOINT,
-            &sys_enter_program(&r, level, target, until_exec),
+            &sys_enter_program(&r, until_exec),
             0,
             "learn_sys",
             ebpf::License::DualMitGpl,
         )?;
         let caps = ebpf::prog_load(
             ebpf::PROG_TYPE_RAW_TRACEPOINT,
-            &cap_capable_program(&r, level, target),
+            &cap_capable_program(&r),
             0,
             "learn_caps",
             ebpf::License::DualMitGpl,
@@ -397,6 +440,20 @@ impl Recorder {
             })?,
         );
         Ok(r)
+    }
+
+    /// Record the cgroup with id `target` at depth `level` of the unified hierarchy (0: none).
+    pub fn set_target(&self, target: u64, level: u32) -> io::Result<()> {
+        let mut v = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+        v.resize(STATE_SIZE, 0);
+        v[16..24].copy_from_slice(&target.to_ne_bytes());
+        v[24..32].copy_from_slice(&(level as u64).to_ne_bytes());
+        self.state.update(&0u32.to_ne_bytes(), &v)
+    }
+
+    /// The id of the state map, for [`TARGET_ENV`].
+    pub fn state_id(&self) -> io::Result<u32> {
+        ebpf::map_id(&self.state.fd)
     }
 
     /// Pin the maps and the attached links in `dir` (a bpf filesystem): the recording goes on
