@@ -17,7 +17,9 @@
 //!    answers EPERM. With `--refine N`, missed calls are added and the verification repeated.
 //!
 //! Each run is a `stockade run` of a bundle written under the state root, so what is learned
-//! is what the engine really does.
+//! is what the engine really does. Under engines ([`engine`]) `create` records a container's
+//! whole life and `delete` writes the result; the files exported for Docker/OCI carry the
+//! runtimes' own post-filter calls ([`allowance`]).
 
 pub mod allowance;
 pub mod engine;

@@ -3,15 +3,22 @@
 //! nothing can be dropped however fast the workload is.
 //!
 //! - `sys_enter`: for a task whose cgroup (at the container's level of the unified hierarchy:
-//!   `bpf_get_current_ancestor_cgroup_id`) is the learning run's, and only once that cgroup has
-//!   loaded its seccomp filter (the program arms itself on `seccomp(SECCOMP_SET_MODE_FILTER)`),
+//!   `bpf_get_current_ancestor_cgroup_id`) is the container's, named in the state map (by
+//!   `learn`'s run once the runtime has made it: [`hand_target_from_env`]; by the engine path
+//!   directly), and only once that cgroup has loaded its seccomp filter (the program arms
+//!   itself on `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` or runc's
+//!   `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)`, not on libseccomp's NULL probes),
 //!   mark the syscall number, and for the calls whose arguments carry the risk, the distinct
 //!   values of those arguments (a hash map; when it is full the call is marked "overflowed" and
-//!   its arguments are left unconstrained).
+//!   its arguments are left unconstrained). Which arguments a call has recorded is in its own
+//!   `sys[nr]` entry, so one generic block does it and a call with none costs one lookup.
+//!   i386 calls (`TS_COMPAT` in the task's `thread_info.status`, read through the BTF task
+//!   pointer) are marked by their i386 numbers in a map of their own; x32 ones set a flag.
 //! - `cap_capable`: the same cgroup, once armed: each capability checked, and whether it was
 //!   granted.
 //!
-//! x86_64 only (the argument registers' offsets in `struct pt_regs`).
+//! x86_64 only (the argument registers' offsets in `struct pt_regs`, `thread_info` first in
+//! the task as since Linux 5.11).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
