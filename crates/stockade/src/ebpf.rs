@@ -43,6 +43,7 @@ pub mod op {
     pub const MOV64_IMM: u8 = 0xb7;
     pub const MOV64_REG: u8 = 0xbf;
     pub const ADD64_IMM: u8 = 0x07;
+    pub const ADD64_REG: u8 = 0x0f;
     pub const AND64_IMM: u8 = 0x57;
     pub const RSH64_IMM: u8 = 0x77;
     pub const JA: u8 = 0x05;
@@ -163,6 +164,8 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 
 pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
@@ -273,6 +276,17 @@ pub fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
         .map_err(|e| io::Error::new(e.kind(), format!("open pinned {}: {e}", path.display())))
 }
 
+/// The id of a map (`struct bpf_map_info`'s second field).
+pub fn map_id(fd: &OwnedFd) -> io::Result<u32> {
+    let mut info = [0u8; 96];
+    let mut attr = [0u8; 16];
+    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, info.len() as u32);
+    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(u32::from_ne_bytes(info[4..8].try_into().expect("4 bytes")))
+}
+
 fn cpath(path: &std::path::Path) -> io::Result<std::ffi::CString> {
     use std::os::unix::ffi::OsStrExt;
     std::ffi::CString::new(path.as_os_str().as_bytes())
@@ -335,6 +349,25 @@ impl Map {
     ) -> io::Result<Map> {
         Ok(Map {
             fd: obj_get(path)?,
+            key_size,
+            value_size,
+            max_entries,
+        })
+    }
+
+    /// The map with this id (root), whose layout the caller knows.
+    pub fn from_id(
+        id: u32,
+        key_size: usize,
+        value_size: usize,
+        max_entries: u32,
+    ) -> io::Result<Map> {
+        let mut attr = [0u8; 12];
+        put_u32(&mut attr, 0, id);
+        let fd = sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut attr)
+            .map_err(|e| io::Error::new(e.kind(), format!("open eBPF map {id}: {e}")))?;
+        Ok(Map {
+            fd: owned(fd),
             key_size,
             value_size,
             max_entries,

@@ -247,6 +247,12 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
     }
     let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
+    // `learn`'s run: its recorder is told the container's cgroup
+    crate::learn::record::hand_target_from_env(
+        cgroup.cgroup.as_ref().and_then(|c| c.v2.as_deref()),
+        layout.as_ref().and_then(|l| l.unified.as_deref()),
+    )
+    .map_err(|e| Error::Other(format!("learn: {e}")))?;
     // the recorder of a learning container, pinned in the state dir (undone if setup fails)
     let learn_session = match &learning {
         Some(p) => Some(crate::learn::engine::start(

@@ -17,7 +17,9 @@
 //!    answers EPERM. With `--refine N`, missed calls are added and the verification repeated.
 //!
 //! Each run is a `stockade run` of a bundle written under the state root, so what is learned
-//! is what the engine really does.
+//! is what the engine really does. Under engines ([`engine`]) `create` records a container's
+//! whole life and `delete` writes the result; the files exported for Docker/OCI carry the
+//! runtimes' own post-filter calls ([`allowance`]).
 
 pub mod allowance;
 pub mod engine;
@@ -139,8 +141,26 @@ fn caps_ceiling(s: &str) -> Result<(Vec<String>, Vec<String>)> {
     Ok((ok, missing))
 }
 
-/// The compiled ceiling, for the capabilities `caps`.
+/// The compiled ceiling, for the capabilities `caps`; each (name, caps) compiled once per
+/// process (learn asks for the same ones for its filter, its result and its report).
 fn ceiling_filter(name: &str, caps: &[String]) -> Result<stockade_seccomp::Filter> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Memo = Mutex<HashMap<(String, Vec<String>), stockade_seccomp::Filter>>;
+    static MEMO: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let key = (name.to_string(), caps.to_vec());
+    if let Some(f) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(f.clone());
+    }
+    let f = compile_ceiling(name, caps)?;
+    memo.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, f.clone());
+    Ok(f)
+}
+
+fn compile_ceiling(name: &str, caps: &[String]) -> Result<stockade_seccomp::Filter> {
     let p = crate::seccomp::profile_for_cli(name, caps).map_err(|e| {
         Error::Other(format!(
             "--seccomp-ceiling {name}: {e} (default, docker, or a profile file)"
@@ -209,60 +229,29 @@ fn check_out_dir(out: &Path) -> Result<()> {
         .map_err(|e| Error::Other(format!("--out {}: not writable: {e}", out.display())))
 }
 
-/// eBPF maps and raw tracepoint programs need root (CAP_BPF and CAP_PERFMON): say so, never
-/// fall back to something lossy.
+/// eBPF maps and raw tracepoint programs need root (CAP_BPF and CAP_PERFMON, or
+/// CAP_SYS_ADMIN): say so, never fall back to something lossy. (The capabilities are read, not
+/// tried: a map made and freed only to see cost up to a millisecond; a kernel without BPF
+/// still fails clearly when the recorder starts.)
 fn ebpf_available() -> Result<()> {
-    crate::ebpf::Map::create(crate::ebpf::MAP_TYPE_ARRAY, 4, 4, 1, "learn_probe")
-        .map(drop)
-        .map_err(|e| {
-            Error::Other(format!(
-                "learn needs eBPF (maps and raw tracepoints: root, or CAP_BPF and CAP_PERFMON): {e}"
-            ))
-        })
+    use caps::{has_cap, CapSet, Capability};
+    let has = |c| has_cap(None, CapSet::Effective, c).unwrap_or(false);
+    let admin = has(Capability::CAP_SYS_ADMIN);
+    if admin || (has(Capability::CAP_BPF) && has(Capability::CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(Error::Other(
+        "learn needs eBPF (maps and raw tracepoints: root, or CAP_BPF and CAP_PERFMON): this process has neither CAP_SYS_ADMIN nor CAP_BPF and CAP_PERFMON".into(),
+    ))
 }
 
-/// The unified cgroup the learning run's container is made under, removed on drop.
-struct LearnCgroup {
-    dir: PathBuf,
-    rel: String,
-}
-
-impl LearnCgroup {
-    fn make() -> Result<LearnCgroup> {
-        let layout = crate::cgroups::Layout::detect()?;
-        let unified = layout.unified.ok_or_else(|| {
-            Error::Other("learn: no cgroup2 (unified) hierarchy is mounted: the recorder identifies the workload by its cgroup v2".into())
-        })?;
-        // what a learn killed before its cleanup left: its pid is gone, the cgroup is empty
-        for e in std::fs::read_dir(&unified).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.strip_prefix("stockade-learn-") else {
-                continue;
-            };
-            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-                let _ = std::fs::remove_dir(e.path().join("ctr"));
-                let _ = std::fs::remove_dir(e.path());
-            }
-        }
-        let rel = format!("stockade-learn-{}", std::process::id());
-        let dir = unified.join(&rel);
-        std::fs::create_dir(&dir)
-            .map_err(|e| Error::Other(format!("learn: mkdir {}: {e}", dir.display())))?;
-        Ok(LearnCgroup { dir, rel })
+/// The recorder identifies the workload by its unified (cgroup v2) cgroup: there must be one.
+fn unified_available() -> Result<()> {
+    let layout = crate::cgroups::Layout::detect()?;
+    if layout.unified.is_none() {
+        return Err(Error::Other("learn: no cgroup2 (unified) hierarchy is mounted: the recorder identifies the workload by its cgroup v2".into()));
     }
-
-    fn id(&self) -> Result<u64> {
-        use std::os::unix::fs::MetadataExt;
-        Ok(std::fs::metadata(&self.dir)
-            .map_err(|e| Error::Other(format!("learn: {e}")))?
-            .ino())
-    }
-}
-
-impl Drop for LearnCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
-    }
+    Ok(())
 }
 
 /// What a capability trial found.
@@ -364,20 +353,28 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         started: Instant::now(),
     };
 
+    // the report's reference figures (two more profiles compiled) while the workload runs
+    let reference = {
+        let caps = ceiling_caps.clone();
+        std::thread::spawn(move || reference_counts(&caps))
+    };
+
     // 1. record
-    let cg = LearnCgroup::make()?;
-    let recorder = Recorder::start(cg.id()?, 1).map_err(|e| {
+    // the run's runtime names the container's cgroup to the recorder once it exists (and before
+    // anything runs in it): no cgroup of learn's own around it, in every hierarchy
+    unified_available()?;
+    let recorder = Recorder::start_with(0, 0, false).map_err(|e| {
         Error::Other(format!(
             "learn needs eBPF raw tracepoints (sys_enter, cap_capable) as root: {e}"
         ))
     })?;
-    let path = format!("/{}/ctr", cg.rel);
-    let first = runner.run(&configure(
-        &base,
-        &ceiling_caps,
-        &learning_filter,
-        Some(&path),
-    ))?;
+    let state_id = recorder
+        .state_id()
+        .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    let first = runner.run_recorded(
+        &configure(&base, &ceiling_caps, &learning_filter, None),
+        Some(state_id),
+    )?;
     let armed = recorder
         .armed()
         .map_err(|e| Error::Other(format!("learn: {e}")))?;
@@ -385,7 +382,6 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         .observed()
         .map_err(|e| Error::Other(format!("learn: read the recording: {e}")))?;
     drop(recorder);
-    drop(cg);
     if !first.ok {
         return Err(Error::Other(format!(
             "learn: the scenario fails even before any profile is applied (nothing written):\n{}",
@@ -438,7 +434,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         trial_secs,
         verify_secs: 0.0,
         seccomp_ceiling: a.seccomp_ceiling.clone(),
-        reference: reference_counts(&ceiling_caps),
+        reference: reference.join().unwrap_or_default(),
         engine: None,
     };
     write_outputs(&out, &learned, &report, &needed)?;

@@ -3,15 +3,22 @@
 //! nothing can be dropped however fast the workload is.
 //!
 //! - `sys_enter`: for a task whose cgroup (at the container's level of the unified hierarchy:
-//!   `bpf_get_current_ancestor_cgroup_id`) is the learning run's, and only once that cgroup has
-//!   loaded its seccomp filter (the program arms itself on `seccomp(SECCOMP_SET_MODE_FILTER)`),
+//!   `bpf_get_current_ancestor_cgroup_id`) is the container's, named in the state map (by
+//!   `learn`'s run once the runtime has made it: [`hand_target_from_env`]; by the engine path
+//!   directly), and only once that cgroup has loaded its seccomp filter (the program arms
+//!   itself on `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` or runc's
+//!   `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)`, not on libseccomp's NULL probes),
 //!   mark the syscall number, and for the calls whose arguments carry the risk, the distinct
 //!   values of those arguments (a hash map; when it is full the call is marked "overflowed" and
-//!   its arguments are left unconstrained).
+//!   its arguments are left unconstrained). Which arguments a call has recorded is in its own
+//!   `sys[nr]` entry, so one generic block does it and a call with none costs one lookup.
+//!   i386 calls (`TS_COMPAT` in the task's `thread_info.status`, read through the BTF task
+//!   pointer) are marked by their i386 numbers in a map of their own; x32 ones set a flag.
 //! - `cap_capable`: the same cgroup, once armed: each capability checked, and whether it was
 //!   granted.
 //!
-//! x86_64 only (the argument registers' offsets in `struct pt_regs`).
+//! x86_64 only (the argument registers' offsets in `struct pt_regs`, `thread_info` first in
+//! the task as since Linux 5.11).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -46,8 +53,37 @@ pub const ARG_RULES: &[(&str, u32)] = &[
 const ARG_REG_OFF: [i32; 6] = [112, 104, 96, 56, 72, 64];
 const ARGS_MAX_ENTRIES: u32 = 16384;
 const CAPS_ENTRIES: u32 = 64;
-/// state[0]: armed flag (u64), x32 seen (u64).
-const STATE_SIZE: usize = 16;
+/// Bits of one argument's slot in `sys[nr] >> 8`: its pt_regs offset (7 bits), its index.
+const SLOT_BITS: i32 = 10;
+
+/// `sys[nr]`'s initial value: which arguments of `nr` to record (at most two), so the program
+/// has one generic recording block instead of one per rule, and a call with none costs a
+/// single map lookup.
+fn arg_slots() -> BTreeMap<u32, u32> {
+    let mut m: BTreeMap<u32, u32> = BTreeMap::new();
+    for (name, idx) in ARG_RULES {
+        let Some(nr) = stockade_seccomp::Arch::native().syscall(name) else {
+            continue;
+        };
+        let slot = ARG_REG_OFF[*idx as usize] as u32 | idx << 7;
+        let e = m.entry(nr).or_default();
+        let k = if *e == 0 { 0 } else { 1 };
+        assert!(
+            *e >> (SLOT_BITS as u32) == 0,
+            "at most two recorded arguments per call"
+        );
+        *e |= slot << (SLOT_BITS as u32 * k);
+    }
+    m.into_iter().map(|(nr, v)| (nr, v << 8)).collect()
+}
+/// state[0]: armed flag (u64: 0 not yet, 1 armed, 2 done), x32 seen (u64), the target cgroup's
+/// id (u64: 0 = not known yet, nothing recorded) and its level in the unified hierarchy (u64).
+const STATE_SIZE: usize = 32;
+const STATE_TARGET: i16 = 16;
+const STATE_LEVEL: i16 = 24;
+/// The environment variable through which `learn` hands its `stockade run` the recorder (the
+/// state map's id): the runtime names the container's cgroup in it once it exists.
+pub const TARGET_ENV: &str = "STOCKADE_LEARN_RECORDER";
 /// The pinned objects' file names, in a bpf filesystem of the container's own.
 const PINS: [&str; 7] = [
     "state",
@@ -125,10 +161,14 @@ fn nr_of(name: &str) -> i32 {
 }
 
 /// `if current task's cgroup at `level` != target: goto out`.
-fn cgroup_check(a: &mut Asm, level: u32, target: u64, out: Label) {
-    a.i(MOV64_IMM, 1, 0, 0, level as i32)
+/// `if current task's cgroup at state.level != state.target: goto out` (r8 = the state; no
+/// target yet: out).
+fn cgroup_check(a: &mut Asm, out: Label) {
+    a.i(LDX_DW, 2, 8, STATE_TARGET, 0);
+    a.jump(JEQ_IMM, 2, 0, 0, out);
+    a.i(LDX_DW, 1, 8, STATE_LEVEL, 0)
         .call(helper::GET_CURRENT_ANCESTOR_CGROUP_ID);
-    a.ld_imm64(1, target);
+    a.i(LDX_DW, 1, 8, STATE_TARGET, 0);
     a.jump(JNE_REG, 0, 1, 0, out);
 }
 
@@ -156,14 +196,14 @@ fn state_ptr(a: &mut Asm, state: &Map, out: Label) {
     a.i(MOV64_REG, 8, 0, 0, 0);
 }
 
-fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) -> Vec<Insn> {
+fn sys_enter_program(r: &Recorder, until_exec: bool) -> Vec<Insn> {
     let mut a = Asm::default();
-    let (out, armed, native, args) = (a.label(), a.label(), a.label(), a.label());
+    let (out, armed, native) = (a.label(), a.label(), a.label());
     let compat = a.label();
     a.i(MOV64_REG, 6, 1, 0, 0);
-    cgroup_check(&mut a, level, target, out);
-    a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
     state_ptr(&mut a, &r.state, out);
+    cgroup_check(&mut a, out);
+    a.i(LDX_DW, 7, 6, 8, 0); // r7 = syscall number
     a.i(LDX_DW, 1, 8, 0, 0);
     if until_exec {
         // done (2): the first execve after the filter was recorded
@@ -208,12 +248,15 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
     a.place(native);
     a.jump(JGE_IMM, 7, 0, MAX_NR as i32, out);
     a.i(STX_W, 10, 7, -4, 0);
-    lookup_u32_key(&mut a, &r.sys, args);
+    lookup_u32_key(&mut a, &r.sys, out);
+    a.i(MOV64_REG, 9, 0, 0, 0);
+    // sys[nr]: bit 0 seen, bit 1 arguments overflowed, bits 8.. which arguments to record
+    a.i(LDX_W, 3, 9, 0, 0);
+    let seen = a.label();
     // seen before: no write (the cache line stays shared between CPUs)
-    a.i(LDX_W, 1, 0, 0, 0);
-    a.jump(JSET_IMM, 1, 0, 1, args);
-    a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
-    a.place(args);
+    a.jump(JSET_IMM, 3, 0, 1, seen);
+    a.i(MOV64_IMM, 2, 0, 0, 1).i(ATOMIC_W, 9, 2, 0, ATOMIC_OR);
+    a.place(seen);
     if until_exec {
         let not_exec = a.label();
         let done = a.label();
@@ -223,16 +266,28 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
         a.i(MOV64_IMM, 1, 0, 0, 2).i(STX_DW, 8, 1, 0, 0);
         a.place(not_exec);
     }
-    for (name, idx) in ARG_RULES {
-        let Some(nr) = stockade_seccomp::Arch::native().syscall(name) else {
-            continue;
-        };
+    // no argument recorded for this call (the common case): done
+    a.i(RSH64_IMM, 3, 0, 0, 8);
+    a.jump(JEQ_IMM, 3, 0, 0, out);
+    a.i(STX_W, 10, 3, -40, 0);
+    for slot in 0..2 {
         let next = a.label();
-        a.jump(JNE_IMM, 7, 0, nr as i32, next);
-        read_arg(&mut a, *idx);
+        // slot: the argument's register offset in pt_regs (low 7 bits) and its index
+        a.i(LDX_W, 1, 10, -40, 0)
+            .i(RSH64_IMM, 1, 0, 0, SLOT_BITS * slot)
+            .i(AND64_IMM, 1, 0, 0, (1 << SLOT_BITS) - 1);
+        a.jump(JEQ_IMM, 1, 0, 0, next);
         // key {u32 nr, u32 idx, u64 value} at r10-32, value 1 at r10-36
-        a.i(ST_W, 10, 0, -32, nr as i32)
-            .i(ST_W, 10, 0, -28, *idx as i32);
+        a.i(MOV64_REG, 2, 1, 0, 0)
+            .i(RSH64_IMM, 2, 0, 0, 7)
+            .i(STX_W, 10, 2, -28, 0);
+        a.i(AND64_IMM, 1, 0, 0, 0x7f)
+            .i(LDX_DW, 3, 6, 0, 0)
+            .i(ADD64_REG, 3, 1, 0, 0);
+        a.i(MOV64_REG, 1, 10, 0, 0).i(ADD64_IMM, 1, 0, 0, -16);
+        a.i(MOV64_IMM, 2, 0, 0, 8);
+        a.call(helper::PROBE_READ_KERNEL);
+        a.i(STX_W, 10, 7, -32, 0);
         a.i(LDX_DW, 1, 10, -16, 0).i(STX_DW, 10, 1, -24, 0);
         a.i(ST_W, 10, 0, -36, 1);
         // seen before: nothing to do (an update would allocate and RCU-free an element)
@@ -246,10 +301,8 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
         a.i(MOV64_IMM, 4, 0, 0, 0);
         a.call(helper::MAP_UPDATE_ELEM);
         a.jump(JEQ_IMM, 0, 0, 0, next);
-        // the map is full: this syscall's arguments stay unconstrained (bit 2)
-        a.i(ST_W, 10, 0, -4, nr as i32);
-        lookup_u32_key(&mut a, &r.sys, next);
-        a.i(MOV64_IMM, 1, 0, 0, 2).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
+        // the map is full: this syscall's arguments stay unconstrained (bit 1)
+        a.i(MOV64_IMM, 2, 0, 0, 2).i(ATOMIC_W, 9, 2, 0, ATOMIC_OR);
         a.place(next);
     }
     a.jump(JA, 0, 0, 0, out);
@@ -263,12 +316,12 @@ fn sys_enter_program(r: &Recorder, level: u32, target: u64, until_exec: bool) ->
     a.finish()
 }
 
-fn cap_capable_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
+fn cap_capable_program(r: &Recorder) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, store) = (a.label(), a.label());
     a.i(MOV64_REG, 6, 1, 0, 0);
-    cgroup_check(&mut a, level, target, out);
     state_ptr(&mut a, &r.state, out);
+    cgroup_check(&mut a, out);
     a.i(LDX_DW, 1, 8, 0, 0);
     a.jump(JEQ_IMM, 1, 0, 0, out);
     // cap_capable(cred, target_ns, capable_ns, cap, ret)
@@ -287,6 +340,38 @@ fn cap_capable_program(r: &Recorder, level: u32, target: u64) -> Vec<Insn> {
 }
 
 use crate::ebpf::Insn;
+
+/// In the runtime: when started by `learn` ([`TARGET_ENV`] set), name the container's unified
+/// cgroup `v2` (made, nothing in it yet) as the recorder's target, so the learning run needs
+/// no cgroup of its own around the container's.
+pub fn hand_target_from_env(
+    v2: Option<&std::path::Path>,
+    unified: Option<&std::path::Path>,
+) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(id) = std::env::var_os(TARGET_ENV) else {
+        return Ok(());
+    };
+    let id: u32 = id
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("{TARGET_ENV}: not a map id")))?;
+    let (Some(v2), Some(unified)) = (v2, unified) else {
+        return Err(io::Error::other(
+            "learn: the container has no unified (cgroup v2) directory to record",
+        ));
+    };
+    let level = v2
+        .strip_prefix(unified)
+        .map(|p| p.components().count())
+        .unwrap_or(0) as u32;
+    let state = Map::from_id(id, 4, STATE_SIZE, 1)?;
+    let mut v = state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+    v.resize(STATE_SIZE, 0);
+    v[16..24].copy_from_slice(&std::fs::metadata(v2)?.ino().to_ne_bytes());
+    v[24..32].copy_from_slice(&(level as u64).to_ne_bytes());
+    state.update(&0u32.to_ne_bytes(), &v)
+}
 
 impl Recorder {
     /// Load and attach both programs for the cgroup with id `target` at depth `level` of the
@@ -331,16 +416,20 @@ impl Recorder {
             )?,
             _links: vec![],
         };
+        r.set_target(target, level)?;
+        for (nr, v) in arg_slots() {
+            r.sys.update(&nr.to_ne_bytes(), &v.to_ne_bytes())?;
+        }
         let sys = ebpf::prog_load(
             ebpf::PROG_TYPE_RAW_TRACEPOINT,
-            &sys_enter_program(&r, level, target, until_exec),
+            &sys_enter_program(&r, until_exec),
             0,
             "learn_sys",
             ebpf::License::DualMitGpl,
         )?;
         let caps = ebpf::prog_load(
             ebpf::PROG_TYPE_RAW_TRACEPOINT,
-            &cap_capable_program(&r, level, target),
+            &cap_capable_program(&r),
             0,
             "learn_caps",
             ebpf::License::DualMitGpl,
@@ -358,6 +447,20 @@ impl Recorder {
             })?,
         );
         Ok(r)
+    }
+
+    /// Record the cgroup with id `target` at depth `level` of the unified hierarchy (0: none).
+    pub fn set_target(&self, target: u64, level: u32) -> io::Result<()> {
+        let mut v = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
+        v.resize(STATE_SIZE, 0);
+        v[16..24].copy_from_slice(&target.to_ne_bytes());
+        v[24..32].copy_from_slice(&(level as u64).to_ne_bytes());
+        self.state.update(&0u32.to_ne_bytes(), &v)
+    }
+
+    /// The id of the state map, for [`TARGET_ENV`].
+    pub fn state_id(&self) -> io::Result<u32> {
+        ebpf::map_id(&self.state.fd)
     }
 
     /// Pin the maps and the attached links in `dir` (a bpf filesystem): the recording goes on
@@ -403,7 +506,7 @@ impl Recorder {
         let st = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();
         o.x32 = st.get(8).is_some_and(|b| *b != 0);
         for (nr, v) in (0u32..).zip(self.sys.array_values()?) {
-            let bits = v.first().copied().unwrap_or(0);
+            let bits = v.first().copied().unwrap_or(0) & 3;
             if bits == 0 {
                 continue;
             }

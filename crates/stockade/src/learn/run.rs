@@ -71,13 +71,18 @@ impl Runner<'_> {
     }
 
     pub(super) fn run(&self, spec: &Value) -> Result<Outcome> {
+        self.run_recorded(spec, None)
+    }
+
+    /// A run whose runtime names the container's cgroup to the recorder with state map `recorder`.
+    pub(super) fn run_recorded(&self, spec: &Value, recorder: Option<u32>) -> Result<Outcome> {
         let n = self.runs.get();
         self.runs.set(n + 1);
         let id = format!("learn-{}-{n}", std::process::id());
         let dir = self.root.join(format!(".{id}"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
-        let r = self.run_in(spec, &id, &dir);
+        let r = self.run_in(spec, &id, &dir, recorder);
         // a foreground run that ended removed its container itself; one killed or timed out
         // left its state directory, and everything else is found from it
         if self.root.join(&id).exists() {
@@ -91,13 +96,16 @@ impl Runner<'_> {
         r
     }
 
-    fn run_in(&self, spec: &Value, id: &str, dir: &Path) -> Result<Outcome> {
+    fn run_in(&self, spec: &Value, id: &str, dir: &Path, recorder: Option<u32>) -> Result<Outcome> {
         let io = |e: std::io::Error| Error::Other(format!("learn: {e}"));
         std::fs::write(dir.join("config.json"), spec.to_string()).map_err(io)?;
         let log = dir.join("output");
         let out = std::fs::File::create(&log).map_err(io)?;
-        let mut rt = self
-            .stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id])
+        let mut rt = self.stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id]);
+        if let Some(r) = recorder {
+            rt.env(super::record::TARGET_ENV, r.to_string());
+        }
+        let mut rt = rt
             .stdin(Stdio::null())
             .stdout(out.try_clone().map_err(io)?)
             .stderr(out)
