@@ -330,6 +330,14 @@ fn a_learning_create_killed_at_any_stage_leaves_nothing_after_delete_force() {
     check_written(&dir);
     assert_nothing_left(&id, b.root.path());
     assert_no_recorder_left(&before, "create/start/delete");
+    // a foreground run writes it when it ends
+    std::fs::remove_dir_all(&dir).unwrap();
+    let id = unique("learnrun");
+    let o = b.run(&id);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check_written(&dir);
+    assert_nothing_left(&id, b.root.path());
+    assert_no_recorder_left(&before, "run");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! filter) on containers started by the real runc, keyed on their cgroup, over runs with and
 //! without no_new_privileges and as root and as uid 1000 (runc loads its filter at different
 //! points then). Every call runc made after its filter must be in the allowance learned
-//! profiles carry for runc (`learn::allowance::RUNC`). Run with `-- --nocapture` to see the
-//! measured set.
+//! profiles carry for runc (`learn::allowance::RUNC`), and likewise for stockade's own.
+//! Run with `-- --nocapture` to see the measured set; MEASURE_RUNS=N runs per variant (default
+//! 5), MEASURE_STOCKADE=PATH measures another stockade build.
 
 mod common;
 use common::*;
@@ -93,7 +94,12 @@ fn runc_calls_after_its_filter_are_in_the_runc_allowance() {
 
 #[test]
 fn stockades_calls_after_its_filter_under_engines_are_in_its_allowance() {
-    check(bin(), &stockade::learn::allowance::STOCKADE);
+    // MEASURE_STOCKADE=PATH measures another build (the release binary)
+    let other = std::env::var("MEASURE_STOCKADE").ok();
+    check(
+        other.as_deref().unwrap_or(bin()),
+        &stockade::learn::allowance::STOCKADE,
+    );
 }
 
 fn check(runtime: &str, allowance: &stockade::learn::allowance::Allowance) {

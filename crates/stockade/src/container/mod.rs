@@ -144,22 +144,9 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     spec::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
     let net_plan = crate::net::Plan::from_spec(spec, &opts.config_file)?;
-    let learning =
-        crate::learn::engine::plan(spec, id, opts.learn_dir.as_deref(), &opts.config_file)?;
-    let learning_spec;
-    let spec = match &learning {
-        Some(p) => {
-            learning_spec = crate::learn::engine::learning_spec(spec, p)?;
-            if !opts.quiet {
-                eprintln!(
-                    "stockade: warning: {}",
-                    crate::learn::engine::warning(id, p)
-                );
-            }
-            &learning_spec
-        }
-        None => spec,
-    };
+    // learning (org.stockade.learn, --learn-dir): the spec with the permissive learning filter
+    let (learning, learning_spec) = crate::learn::engine::prepare(spec, id, opts)?;
+    let spec = learning_spec.as_ref().unwrap_or(spec);
     mark("validated");
     let process = spec.process().as_ref().expect("validated");
     if let Some(m) = spec
@@ -247,22 +234,14 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
     }
     let (mut cgroup, v2_dir) = CgroupGuard::begin(planned, rootless, opts.quiet)?;
-    // `learn`'s run: its recorder is told the container's cgroup
-    crate::learn::record::hand_target_from_env(
-        cgroup.cgroup.as_ref().and_then(|c| c.v2.as_deref()),
+    // the recorder: `learn`'s is told the cgroup; a learning container's is pinned in the state
+    // dir (undone if setup fails)
+    let learn_session = crate::learn::engine::begin(
+        learning.as_ref(),
+        &state_dir.dir,
+        cgroup.cgroup.as_ref(),
         layout.as_ref().and_then(|l| l.unified.as_deref()),
-    )
-    .map_err(|e| Error::Other(format!("learn: {e}")))?;
-    // the recorder of a learning container, pinned in the state dir (undone if setup fails)
-    let learn_session = match &learning {
-        Some(p) => Some(crate::learn::engine::start(
-            p,
-            &state_dir.dir,
-            cgroup.cgroup.as_ref(),
-            layout.as_ref().and_then(|l| l.unified.as_deref()),
-        )?),
-        None => None,
-    };
+    )?;
     let host_mounts = HostMounts(ns.host_mount_ns().then(|| rootfs_dir.clone()));
     let fifo = match &opts.create {
         Some(_) => {

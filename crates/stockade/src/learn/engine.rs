@@ -140,6 +140,38 @@ fn learn_err(config_file: &Path, what: &str, msg: String) -> Error {
     }
 }
 
+/// In `create`/`run`, after validation: the plan and the spec to run with, if learning (the
+/// warning printed unless quiet).
+pub fn prepare(
+    spec: &Spec,
+    id: &str,
+    opts: &crate::container::RunOptions,
+) -> Result<(Option<Plan>, Option<Spec>)> {
+    let Some(p) = plan(spec, id, opts.learn_dir.as_deref(), &opts.config_file)? else {
+        return Ok((None, None));
+    };
+    let s = learning_spec(spec, &p)?;
+    if !opts.quiet {
+        eprintln!("stockade: warning: {}", warning(id, &p));
+    }
+    Ok((Some(p), Some(s)))
+}
+
+/// Once the container's unified cgroup exists (nothing in it yet): `learn`'s run names it to
+/// its recorder ([`super::record::hand_target_from_env`]); a learning container's recorder is
+/// started and pinned ([`start`]).
+pub fn begin(
+    plan: Option<&Plan>,
+    state_dir: &Path,
+    cgroup: Option<&Cgroup>,
+    unified: Option<&Path>,
+) -> Result<Option<Session>> {
+    super::record::hand_target_from_env(cgroup.and_then(|c| c.v2.as_deref()), unified)
+        .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    plan.map(|p| start(p, state_dir, cgroup, unified))
+        .transpose()
+}
+
 /// The spec the container runs under while it is learned: its seccomp profile replaced by the
 /// permissive learning filter.
 pub fn learning_spec(spec: &Spec, plan: &Plan) -> Result<Spec> {
