@@ -35,6 +35,19 @@ fn rlimit_resource(t: PosixRlimitType) -> i64 {
     }) as i64
 }
 
+/// The calling process's own limit of type `t`: (soft, hard).
+pub fn own_rlimit(t: PosixRlimitType) -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid, writable rlimit struct for the duration of the call.
+    if unsafe { libc::getrlimit(rlimit_resource(t) as _, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
 pub fn set_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
         let lim = libc::rlimit {

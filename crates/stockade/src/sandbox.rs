@@ -414,8 +414,8 @@ fn rlimits(ulimits: &[String]) -> Result<Value> {
     for r in spec::default_rlimits().as_array().expect("array") {
         let typ = r["type"].as_str().expect("type").to_string();
         let (mut soft, mut hard) = (r["soft"].as_u64().unwrap(), r["hard"].as_u64().unwrap());
-        if let Some(res) = rlimit_resource(&typ) {
-            let (cs, ch) = nix::sys::resource::getrlimit(res)
+        if let Some(t) = rlimit_type(&typ) {
+            let (cs, ch) = crate::process::own_rlimit(t)
                 .map_err(|e| Error::Other(format!("getrlimit {typ}: {e}")))?;
             hard = hard.min(ch);
             soft = soft.min(cs).min(hard);
@@ -428,7 +428,7 @@ fn rlimits(ulimits: &[String]) -> Result<Value> {
             .split_once('=')
             .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
         let typ = format!("RLIMIT_{}", name.to_ascii_uppercase());
-        if rlimit_resource(&typ).is_none() {
+        if rlimit_type(&typ).is_none() {
             return Err(bad("unknown limit (nofile, nproc, core, stack, memlock, as, cpu, fsize, data, rss, locks, sigpending, msgqueue, nice, rtprio, rttime)"));
         }
         let num = |v: &str| -> Result<u64> {
@@ -454,27 +454,9 @@ fn rlimits(ulimits: &[String]) -> Result<Value> {
     ))
 }
 
-fn rlimit_resource(typ: &str) -> Option<nix::sys::resource::Resource> {
-    use nix::sys::resource::Resource as R;
-    Some(match typ {
-        "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
-        "RLIMIT_NPROC" => R::RLIMIT_NPROC,
-        "RLIMIT_CORE" => R::RLIMIT_CORE,
-        "RLIMIT_STACK" => R::RLIMIT_STACK,
-        "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
-        "RLIMIT_AS" => R::RLIMIT_AS,
-        "RLIMIT_CPU" => R::RLIMIT_CPU,
-        "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
-        "RLIMIT_DATA" => R::RLIMIT_DATA,
-        "RLIMIT_RSS" => R::RLIMIT_RSS,
-        "RLIMIT_LOCKS" => R::RLIMIT_LOCKS,
-        "RLIMIT_SIGPENDING" => R::RLIMIT_SIGPENDING,
-        "RLIMIT_MSGQUEUE" => R::RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => R::RLIMIT_NICE,
-        "RLIMIT_RTPRIO" => R::RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
-        _ => return None,
-    })
+/// `RLIMIT_NOFILE` and its kind as OCI names them.
+fn rlimit_type(typ: &str) -> Option<oci_spec::runtime::PosixRlimitType> {
+    serde_json::from_value(json!(typ)).ok()
 }
 
 /// The `--net` flags as the annotations the engine reads (see [`crate::net`]), checked here so

@@ -93,7 +93,7 @@ fn rootfs_mappable(root: &Path) -> std::result::Result<(), String> {
         (0x9123_683E, "btrfs"),
         (0x0102_1994, "tmpfs"),
         (0xF2F5_2010, "f2fs"),
-        (0x794c_7630, "overlay"),
+        (stockade::rootfs::overlay::OVERLAYFS_MAGIC as u64, "overlay"),
         (0xE0F5_E1E2, "erofs"),
     ];
     if OK.iter().any(|(m, _)| *m == magic) {
