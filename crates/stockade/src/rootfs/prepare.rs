@@ -123,7 +123,7 @@ pub fn prepare(
             .ctx(|| format!("open {}", rootfs.display()))?,
         );
     }
-    let (uid_maps, _) = crate::namespaces::id_maps(spec);
+    let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
     if !crate::spec::tmpfs_root(spec) {
         let mut tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
             .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
@@ -132,20 +132,20 @@ pub fn prepare(
                 .ctx(|| format!("stat {}", rootfs.display()))?
                 .uid();
             if wants_idmap(owner, &uid_maps) {
-                let mut res = idmap(&tree, ns, true);
-                // overlayfs takes no idmapping itself: rebuild it from idmapped layers
-                if res.is_err() {
-                    if let Some(layers) = overlay::layers_of(rootfs)
-                        .ctx(|| format!("read the overlay at {}", rootfs.display()))?
-                    {
-                        let (uids, gids) = crate::namespaces::id_maps(spec);
+                // overlayfs takes no idmapping itself (EINVAL): it is rebuilt from idmapped
+                // layers instead
+                let layers = overlay::layers_of(rootfs)
+                    .ctx(|| format!("read the overlay at {}", rootfs.display()))?;
+                let res = match layers {
+                    Some(layers) => {
                         let root = (
-                            crate::namespaces::to_host(&uids, 0).unwrap_or(0),
-                            crate::namespaces::to_host(&gids, 0).unwrap_or(0),
+                            crate::namespaces::to_host(&uid_maps, 0).unwrap_or(0),
+                            crate::namespaces::to_host(&gid_maps, 0).unwrap_or(0),
                         );
-                        res = overlay::rebuild(&layers, ns, root).map(|t| tree = t);
+                        overlay::rebuild(&layers, ns, root).map(|t| tree = t)
                     }
-                }
+                    None => idmap(&tree, ns, true),
+                };
                 let added_by_policy = spec
                     .annotations()
                     .as_ref()
