@@ -148,7 +148,7 @@ pub fn run(spec: &Spec, kind: Kind, state: impl FnOnce() -> String) -> Result<()
     for (i, h) in hooks.iter().enumerate() {
         if let Err(e) = run_one(kind, i, h, &state) {
             if kind.warn_only() {
-                eprintln!("stockade: warning: {e}");
+                crate::diag::warn(&e.to_string());
             } else {
                 return Err(e);
             }

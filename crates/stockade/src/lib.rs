@@ -10,6 +10,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod dbus;
+pub mod diag;
 pub mod ebpf;
 pub mod error;
 pub mod hooks;

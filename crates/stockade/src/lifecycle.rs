@@ -217,9 +217,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         if s != "stopped" {
             let _ = cg.signal_all(Signal::SIGKILL);
         }
-        crate::container::mark("delete: processes killed");
+        crate::diag::mark("delete: processes killed");
         cg.destroy()?;
-        crate::container::mark("delete: cgroup removed");
+        crate::diag::mark("delete: cgroup removed");
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
@@ -227,7 +227,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     crate::net::delete(root, &dir.dir)?;
     // a learning container's profile is written, its pinned recorder removed
     if let Err(e) = crate::learn::engine::finish(&dir.dir, id) {
-        eprintln!("stockade: warning: {e}");
+        crate::diag::warn(&e.to_string());
     }
     let spec = bundle_spec(root, &st);
     if let Some(spec) = &spec {

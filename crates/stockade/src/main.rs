@@ -190,16 +190,15 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal disposition to SIG_DFL has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
-    let log = cli.log.clone();
-    let json = cli.log_format == "json";
+    // Engines (containerd's runc shim, Podman's conmon) read the runtime's messages from
+    // `--log`, as JSON lines with `--log-format json`, the way runc writes them.
+    stockade::diag::init(cli.log.as_deref(), cli.log_format == "json", cli.quiet);
     match real_main(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             let msg = format!("{e:#}");
             eprintln!("stockade: error: {msg}");
-            if let Some(path) = log {
-                log_error(&path, json, &msg);
-            }
+            stockade::diag::log_error(&msg);
             ExitCode::from(1)
         }
     }
@@ -251,39 +250,8 @@ fn audit(inputs: &[String], pids: &[i32], format: &str, fail_on: Option<&str>) -
     })
 }
 
-/// Engines (containerd's runc shim, Podman's conmon) read the runtime's error from `--log`, as
-/// JSON lines with `--log-format json`, the way runc writes them.
-fn log_error(path: &Path, json: bool, msg: &str) {
-    log_line(path, json, "error", msg)
-}
-
-pub(crate) fn log_line(path: &Path, json: bool, level: &str, msg: &str) {
-    use std::io::Write;
-    let line = if json {
-        serde_json::json!({"level": level, "msg": msg, "time": container::now_rfc3339()})
-            .to_string()
-    } else {
-        format!(
-            "time=\"{}\" level={level} msg={:?}",
-            container::now_rfc3339(),
-            msg
-        )
-    };
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = writeln!(f, "{line}");
-    }
-}
-
 fn real_main(cli: Cli) -> Result<i32> {
-    let log = cli::policy::Log {
-        file: cli.log.as_deref(),
-        json: cli.log_format == "json",
-        quiet: cli.quiet,
-    };
+    let log = cli::policy::Log;
     let policy = || stockade::policy::load(cli.policy.as_deref());
     match cli.cmd {
         Cmd::Run { c, detach, probe } => {

@@ -73,10 +73,10 @@ pub fn compile(
         }
     };
     if !quiet && !filter.unknown.is_empty() {
-        eprintln!(
-            "stockade: warning: linux.seccomp names syscalls no supported architecture knows (ignored): {}",
+        crate::diag::warn(&format!(
+            "linux.seccomp names syscalls no supported architecture knows (ignored): {}",
             filter.unknown.join(", ")
-        );
+        ));
     }
     Ok(Some(filter))
 }

@@ -119,7 +119,7 @@ fn empty_dir(dir: &Path) -> io::Result<()> {
 /// The directory and what is in it ([`empty_dir`] first), already gone counting as done.
 fn remove_whole(dir: &Path) -> io::Result<()> {
     empty_dir(dir)?;
-    crate::container::mark("state emptied");
+    crate::diag::mark("state emptied");
     match fs::remove_dir(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -149,7 +149,7 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(e).ctx(|| format!("create {}", dir.display())),
         };
-        crate::container::mark("state dir made");
+        crate::diag::mark("state dir made");
         let fd = open_dir(&dir).ctx(|| format!("open {}", dir.display()))?;
         if !try_lock(&fd).ctx(|| format!("lock {}", dir.display()))? {
             return Err(Error::IdInUse(id.to_string(), dir));
@@ -235,7 +235,7 @@ impl StateDir {
         let tmp = self.dir.join(".state.json.tmp");
         let text = serde_json::to_vec_pretty(st).map_err(|e| Error::Other(e.to_string()))?;
         fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
-        crate::container::mark("state written");
+        crate::diag::mark("state written");
         fs::rename(&tmp, self.dir.join(STATE)).ctx(|| "rename state.json")
     }
 

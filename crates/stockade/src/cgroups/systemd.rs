@@ -307,7 +307,7 @@ fn manager_call(
 /// Start the scope with `pid` in it and wait until it runs; returns its `ControlGroup`.
 pub fn start(unit: &Unit, id: &str, pid: i32, resources: Vec<Value>) -> Result<String> {
     let mut c = connect_for_jobs(&unit.name)?;
-    crate::container::mark("systemd: connected");
+    crate::diag::mark("systemd: connected");
     let mut props = vec![
         Value::prop(
             "Description",
@@ -368,9 +368,9 @@ pub fn start(unit: &Unit, id: &str, pid: i32, resources: Vec<Value>) -> Result<S
         .and_then(Value::as_str)
         .ok_or_else(|| Error::Cgroup("systemd: StartTransientUnit returned no job".into()))?
         .to_string();
-    crate::container::mark("systemd: unit requested");
+    crate::diag::mark("systemd: unit requested");
     let result = wait_job(&mut c, &job, &unit.name)?;
-    crate::container::mark("systemd: unit started");
+    crate::diag::mark("systemd: unit started");
     if result != "done" {
         return Err(Error::Cgroup(format!(
             "systemd: starting {} ended with result {result:?} (see journalctl -u {})",

@@ -18,21 +18,13 @@ pub enum PolicyCmd {
     },
 }
 
-/// Where warnings go.
-pub struct Log<'a> {
-    pub file: Option<&'a Path>,
-    pub json: bool,
-    pub quiet: bool,
-}
+/// Where the policy's warnings go: [`stockade::diag::warn`] (the log under an engine, stderr
+/// on a terminal).
+pub struct Log;
 
-impl Log<'_> {
+impl Log {
     pub fn warn(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("stockade: warning: {msg}");
-        }
-        if let Some(path) = self.file {
-            crate::log_line(path, self.json, "warning", msg);
-        }
+        stockade::diag::warn(msg);
     }
 }
 
@@ -146,7 +138,7 @@ pub fn apply_to_create(
                 stockade::state::check_id(id)?;
                 let pool = p.rules.id_pool.clone().unwrap_or_else(ids::Pool::from_subuid);
                 let r = ids::allocate(root, &pool, id)?;
-                stockade::container::mark("id range taken");
+                stockade::diag::mark("id range taken");
                 policy::set_id_maps(&mut v, &r);
                 if let Some(n) = v["annotations"]["org.stockade.policy.sysctl"].as_str() {
                     log.warn(&format!("policy userNamespace: {n}"));

@@ -11,7 +11,8 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::channel::{join_cgroup_files, recv_msg, send_cgroup_files, send_fd};
-use super::{channel_and_signals, die_with_runtime, mark, wait_forwarding};
+use super::{channel_and_signals, die_with_runtime, wait_forwarding};
+use crate::diag::mark;
 use crate::error::{Context, Error, Result};
 use crate::{namespaces, process, spec};
 

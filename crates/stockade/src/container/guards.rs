@@ -37,7 +37,7 @@ impl CgroupGuard {
     ) -> Result<(CgroupGuard, Option<OwnedFd>)> {
         let Some(mut cg) = planned.filter(|_| !rootless) else {
             if !quiet {
-                eprintln!("stockade: note: running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
+                crate::diag::warn("running unprivileged, so without cgroup limits (memory, pids and cpu are not limited)");
             }
             return Ok((CgroupGuard { cgroup: None }, None));
         };
@@ -66,7 +66,7 @@ impl Drop for CgroupGuard {
     fn drop(&mut self) {
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
-                eprintln!("stockade: warning: {e}");
+                crate::diag::warn(&e.to_string());
             }
         }
     }

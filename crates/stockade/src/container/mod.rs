@@ -29,6 +29,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::capabilities;
 use crate::cgroups::{Cgroup, Layout};
+use crate::diag::{mark, now_rfc3339};
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
 use crate::process;
@@ -80,52 +81,6 @@ pub struct CreateOptions {
 /// The fifo the created container's init blocks on until `start` opens it.
 pub const EXEC_FIFO: &str = "exec.fifo";
 
-/// A stage of setup or teardown. With STOCKADE_DEBUG_TIMING set, its time goes to stderr (for
-/// the benchmark's analysis). With STOCKADE_TEST_STOP_AT=NAME (or NAME@N for its N-th time) the
-/// process stops itself there (SIGSTOP), so the fault-injection tests can kill the runtime at
-/// each stage deterministically; a stop grants nothing a caller could not do with `kill -STOP`.
-pub fn mark(what: &str) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::OnceLock;
-    struct Marks {
-        t0: Option<std::time::Instant>,
-        stop_at: Option<(String, u32)>,
-    }
-    static MARKS: OnceLock<Marks> = OnceLock::new();
-    static SEEN: AtomicU32 = AtomicU32::new(0);
-    let m = MARKS.get_or_init(|| Marks {
-        t0: std::env::var_os("STOCKADE_DEBUG_TIMING").map(|_| std::time::Instant::now()),
-        stop_at: std::env::var("STOCKADE_TEST_STOP_AT").ok().map(|v| {
-            match v
-                .rsplit_once('@')
-                .and_then(|(n, k)| Some((n, k.parse().ok()?)))
-            {
-                Some((n, k)) => (n.to_string(), k),
-                None => (v, 1),
-            }
-        }),
-    });
-    if let Some(t0) = m.t0 {
-        eprintln!(
-            "[{:>8.3} ms] {} {what}",
-            t0.elapsed().as_secs_f64() * 1e3,
-            std::process::id()
-        );
-    }
-    if let Some((name, nth)) = &m.stop_at {
-        if name == what && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *nth {
-            eprintln!("stockade-test: stopped at {what}");
-            if nix::unistd::getpid().as_raw() == 1 {
-                // a pid namespace's init ignores its own SIGSTOP: wait to be killed instead
-                loop {
-                    nix::unistd::pause();
-                }
-            }
-            let _ = nix::sys::signal::raise(Signal::SIGSTOP);
-        }
-    }
-}
-
 /// Signals `stockade run` forwards to the container's init.
 const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
@@ -158,7 +113,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         #[allow(deprecated)]
         let kernel = m.kernel().is_some() || m.kernel_tcp().is_some();
         if kernel && !opts.quiet {
-            eprintln!("stockade: warning: linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec: kernel is ignored (kernels >= 6.x enforce no kernel memory limit), kernelTCP is applied on cgroup v1 only");
+            crate::diag::warn("linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec: kernel is ignored (kernels >= 6.x enforce no kernel memory limit), kernelTCP is applied on cgroup v1 only");
         }
     }
     capabilities::check_obtainable(
@@ -382,7 +337,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         };
         if !opts.quiet {
             for w in &prepared.warnings {
-                eprintln!("stockade: warning: {w}");
+                crate::diag::warn(&w.to_string());
             }
         }
         // prestart and createRuntime hooks: the namespaces and the cgroup exist, nothing runs
@@ -518,7 +473,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     mark("cgroup removed");
     if let Some(g) = net.take() {
         if let Err(e) = g.release() {
-            eprintln!("stockade: warning: {e}");
+            crate::diag::warn(&e.to_string());
         }
     }
     // Under the lock again (a `delete` elsewhere may have taken it meanwhile: then it is gone).
@@ -526,7 +481,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     match StateDir::lock(&opts.root, id, std::time::Duration::from_secs(10)) {
         Ok(crate::state::Locked::Container(d)) => {
             if let Err(e) = crate::learn::engine::finish(&d.dir, id) {
-                eprintln!("stockade: warning: {e}");
+                crate::diag::warn(&e.to_string());
             }
             d.remove()?;
             crate::policy::ids::release_for(&opts.root, id, &st.annotations);
@@ -833,7 +788,7 @@ fn child_setup(
     if let Some(l) = &landlock {
         if let Some(note) = l.enforce().map_err(Error::Other)? {
             if !opts.quiet {
-                eprintln!("stockade: warning: {note}");
+                crate::diag::warn(&note.to_string());
             }
         }
     }
@@ -849,30 +804,4 @@ fn child_setup(
     }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
     Ok(process::exec(&program, process))
-}
-
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil-from-days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_nanos()
-    )
 }

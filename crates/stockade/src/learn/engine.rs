@@ -152,7 +152,7 @@ pub fn prepare(
     };
     let s = learning_spec(spec, &p)?;
     if !opts.quiet {
-        eprintln!("stockade: warning: {}", warning(id, &p));
+        crate::diag::warn(&warning(id, &p));
     }
     Ok((Some(p), Some(s)))
 }
@@ -213,7 +213,7 @@ pub fn start(
     let rec = Record {
         out: plan.out.clone(),
         caps: plan.caps.clone(),
-        started: crate::container::now_rfc3339(),
+        started: crate::diag::now_rfc3339(),
     };
     let tmp = state_dir.join(".learn.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec(&rec).expect("json"))
@@ -222,7 +222,7 @@ pub fn start(
     let session = Session {
         state_dir: Some(state_dir.to_path_buf()),
     };
-    crate::container::mark("learn: recorded");
+    crate::diag::mark("learn: recorded");
     let mount = state_dir.join(MOUNT);
     std::fs::create_dir(&mount).map_err(|e| io(&format!("mkdir {}", mount.display()), e))?;
     use nix::mount::MsFlags;
@@ -239,7 +239,7 @@ pub fn start(
             e.into(),
         )
     })?;
-    crate::container::mark("learn: mounted");
+    crate::diag::mark("learn: mounted");
     let level = v2
         .strip_prefix(unified)
         .map(|p| p.components().count())
@@ -255,7 +255,7 @@ pub fn start(
     recorder
         .pin(&mount)
         .map_err(|e| io("pin the recorder", e))?;
-    crate::container::mark("learn: pinned");
+    crate::diag::mark("learn: pinned");
     Ok(session)
 }
 

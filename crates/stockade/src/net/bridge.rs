@@ -75,15 +75,15 @@ pub fn attach(g: &mut Guard, netns: RawFd, sock: OwnedFd, proc: &ProcFs) -> Resu
     let mut host = Rtnl::new().map_err(|e| net_err("rtnetlink socket", e))?;
     veth::create(&mut host, &b.veth, b.bridge_index, netns)
         .map_err(|e| net_err(format!("create veth {} on {}", b.veth, b.bridge), e))?;
-    crate::container::mark("net: veth made");
+    crate::diag::mark("net: veth made");
     let mut inner = Rtnl::from_fd(sock).map_err(|e| net_err("container's rtnetlink", e))?;
     veth::configure_inside(&mut inner, &b.addrs, &b.gateways)
         .map_err(|e| net_err("configure eth0 in the container", e))?;
-    crate::container::mark("net: eth0 configured");
+    crate::diag::mark("net: eth0 configured");
     if !b.publish.is_empty() || b.isolate {
         nft::add_container(&g.record.token, &g.record.id, &b)
             .map_err(|e| net_err("nftables rules", e))?;
-        crate::container::mark("net: rules added");
+        crate::diag::mark("net: rules added");
     }
     if g.plan.allow_forwarding {
         super::allow_forwarding(proc, b.addrs.iter().any(|a| matches!(a, IpNet::V6(_))))?;
@@ -95,10 +95,10 @@ pub fn attach(g: &mut Guard, netns: RawFd, sock: OwnedFd, proc: &ProcFs) -> Resu
 pub fn teardown(root: &Path, rec: &super::Record, b: &BridgeRecord) -> Result<()> {
     let mut host = Rtnl::new().map_err(|e| net_err("rtnetlink socket", e))?;
     veth::delete(&mut host, &b.veth).map_err(|e| net_err(format!("delete {}", b.veth), e))?;
-    crate::container::mark("net: veth removed");
+    crate::diag::mark("net: veth removed");
     if !b.publish.is_empty() || b.isolate {
         nft::delete_tagged(&rec.token).map_err(|e| net_err("remove nftables rules", e))?;
-        crate::container::mark("net: rules removed");
+        crate::diag::mark("net: rules removed");
     }
     if b.slot != 0 {
         ipam::release(root, &b.bridge, b.slot, &b.publish, &rec.token)?;
@@ -300,7 +300,7 @@ fn create(rtnl: &mut Rtnl, name: &str, subnets: &[IpNet]) -> Result<u32> {
     ];
     rtnl.request(RouteNetlinkMessage::NewLink(m), Req::Create)
         .map_err(|e| net_err(format!("create bridge {name}"), e))?;
-    crate::container::mark("net: bridge made");
+    crate::diag::mark("net: bridge made");
     let r = (|| -> Result<u32> {
         let (index, _) = veth::index_of(rtnl, name)
             .map_err(|e| net_err(format!("look up {name}"), e))?

@@ -247,7 +247,7 @@ pub fn pin_netns(netns: &std::fs::File, target: &Path) -> Result<()> {
     .ctx(|| format!("open {}", target.display()))?;
     crate::sys::move_mount_fd(tree.as_raw_fd(), to.as_raw_fd())
         .ctx(|| format!("cni: bind the network namespace to {}", target.display()))?;
-    crate::container::mark("net: cni netns pinned");
+    crate::diag::mark("net: cni netns pinned");
     Ok(())
 }
 
@@ -268,7 +268,7 @@ pub fn add(rec: &mut Record, id: &str) -> Result<()> {
         prev = Some(r);
     }
     rec.result = prev;
-    crate::container::mark("net: cni added");
+    crate::diag::mark("net: cni added");
     Ok(())
 }
 

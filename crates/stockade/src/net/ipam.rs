@@ -46,7 +46,7 @@ impl Ipam {
             .ctx(|| format!("open {}/lock", dir.display()))?;
         let fd = OwnedFd::from(f);
         crate::sys::flock(&fd, libc::LOCK_EX).ctx(|| format!("lock {}/lock", dir.display()))?;
-        crate::container::mark("net: ipam locked");
+        crate::diag::mark("net: ipam locked");
         Ok(Ipam {
             dir,
             root: root.to_path_buf(),
@@ -99,7 +99,7 @@ impl Ipam {
         })?;
         record(slot)?;
         write_excl(&dir.join(slot.to_string()), id, token)?;
-        crate::container::mark("net: address taken");
+        crate::diag::mark("net: address taken");
         Ok(slot)
     }
 
@@ -220,7 +220,7 @@ pub fn release(
     }
     let f = ipam.dir.join(bridge).join(slot.to_string());
     remove_if_ours(&f, token).ctx(|| format!("remove {}", f.display()))?;
-    crate::container::mark("net: address released");
+    crate::diag::mark("net: address released");
     Ok(())
 }
 

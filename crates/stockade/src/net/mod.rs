@@ -413,7 +413,7 @@ impl Record {
         let tmp = state_dir.join(".net.json.tmp");
         let text = serde_json::to_vec_pretty(self).expect("plain data");
         std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
-        crate::container::mark("net: record written");
+        crate::diag::mark("net: record written");
         std::fs::rename(&tmp, state_dir.join(RECORD)).ctx(|| "rename net.json")
     }
 
@@ -527,7 +527,7 @@ impl Guard {
     /// After the clone, once the child said "N" (with `sock`, an rtnetlink socket inside its
     /// network namespace, for a bridge): make and configure everything the record names.
     pub fn attach(&mut self, pid: i32, sock: Option<OwnedFd>, proc: &ProcFs) -> Result<()> {
-        crate::container::mark("net: attach");
+        crate::diag::mark("net: attach");
         match &self.plan.mode {
             Mode::Bridge => {
                 let sock =
@@ -585,7 +585,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if self.armed {
             if let Err(e) = teardown(&self.root, &self.record) {
-                eprintln!("stockade: warning: network teardown: {e}");
+                crate::diag::warn(&format!("network teardown: {e}"));
             }
         }
     }
@@ -594,7 +594,7 @@ impl Drop for Guard {
 /// Remove everything `rec` names that still exists (each part tolerates its absence: a
 /// teardown interrupted at any point can be run again).
 pub fn teardown(root: &Path, rec: &Record) -> Result<()> {
-    crate::container::mark("net: teardown");
+    crate::diag::mark("net: teardown");
     if let Some(b) = &rec.bridge {
         bridge::teardown(root, rec, b)?;
     }
@@ -604,7 +604,7 @@ pub fn teardown(root: &Path, rec: &Record) -> Result<()> {
     if let Some(p) = &rec.pasta {
         pasta::stop(p);
     }
-    crate::container::mark("net: torn down");
+    crate::diag::mark("net: torn down");
     Ok(())
 }
 

@@ -74,7 +74,7 @@ pub fn start(pid: i32, publish: &[super::Publish], state_dir: &Path) -> Result<R
         .trim()
         .parse()
         .map_err(|_| Error::Other(format!("pasta wrote {text:?} as its pid")))?;
-    crate::container::mark("net: pasta attached");
+    crate::diag::mark("net: pasta attached");
     Ok(Record {
         pid: pasta,
         pid_start: crate::state::pid_start_time(pasta),
