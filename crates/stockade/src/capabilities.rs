@@ -73,16 +73,41 @@ impl Sets {
                 ambient: HashSet::new(),
                 supported,
             },
-            Some(c) => Sets {
-                bounding: only(c.bounding()),
-                effective: only(c.effective()),
-                permitted: only(c.permitted()),
-                inheritable: only(c.inheritable()),
-                ambient: only(c.ambient()),
-                supported,
-            },
+            Some(c) => {
+                let (permitted, inheritable) = (only(c.permitted()), only(c.inheritable()));
+                // the kernel raises an ambient capability only if it is permitted and
+                // inheritable; the rest are left out with a warning, as runc does
+                // ([`unraisable_ambient`])
+                let ambient = only(c.ambient())
+                    .into_iter()
+                    .filter(|a| permitted.contains(a) && inheritable.contains(a))
+                    .collect();
+                Sets {
+                    bounding: only(c.bounding()),
+                    effective: only(c.effective()),
+                    permitted,
+                    inheritable,
+                    ambient,
+                    supported,
+                }
+            }
         }
     }
+}
+
+/// Ambient capabilities the kernel will not raise because they are not also permitted and
+/// inheritable (`runc spec`'s config lists ambient ones and no inheritable set): runc warns
+/// and goes on without them, and so does stockade. Sorted names.
+pub fn unraisable_ambient(c: Option<&LinuxCapabilities>) -> Vec<String> {
+    let Some(c) = c else { return vec![] };
+    let (p, i) = (convert(c.permitted()), convert(c.inheritable()));
+    let mut out: Vec<String> = convert(c.ambient())
+        .into_iter()
+        .filter(|a| !(p.contains(a) && i.contains(a)))
+        .map(|a| a.to_string())
+        .collect();
+    out.sort();
+    out
 }
 
 /// Without a new user namespace the container can only get capabilities the runtime itself has
@@ -150,11 +175,8 @@ pub fn apply(s: &Sets) -> Result<()> {
     caps::clear(None, CapSet::Ambient)
         .map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
     for &c in &s.ambient {
-        caps::raise(None, CapSet::Ambient, c).map_err(|e| {
-            Error::Other(format!(
-                "raise ambient {c} (it must also be permitted and inheritable): {e}"
-            ))
-        })?;
+        caps::raise(None, CapSet::Ambient, c)
+            .map_err(|e| Error::Other(format!("raise ambient {c}: {e}")))?;
     }
     Ok(())
 }

@@ -21,8 +21,9 @@ use stockade::spec;
     about = "A container sandbox runtime: every isolation layer on by default"
 )]
 struct Cli {
-    /// Directory for container state
-    #[arg(long, global = true, default_value = stockade::state::DEFAULT_ROOT)]
+    /// Directory for container state (made 0700): /run/stockade for root; for another user
+    /// $XDG_RUNTIME_DIR/stockade, or /tmp/stockade-UID without it
+    #[arg(long, global = true, default_value_os_t = stockade::state::default_root())]
     root: PathBuf,
     /// Print only errors
     #[arg(long, global = true)]

@@ -92,45 +92,120 @@ pub fn fresh_keyring() -> Result<()> {
     }
 }
 
-/// Switch to the spec's user: supplementary groups, gid, uid; capabilities survive (keep-caps) so
-/// the caller can set them exactly afterwards.
-pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
-    let u = p.user();
-    nix::sys::prctl::set_keepcaps(true).ctx(|| "PR_SET_KEEPCAPS")?;
-    let groups: Vec<Gid> = u
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    if setgroups_allowed {
-        nix::unistd::setgroups(&groups)
-            .ctx(|| format!("process.user.additionalGids {groups:?}: setgroups"))?;
-    } else if !groups.is_empty() {
-        return Err(Error::Other(
-            "process.user.additionalGids: setgroups is denied in an unprivileged user namespace"
-                .into(),
-        ));
-    }
-    let gid = Gid::from_raw(u.gid());
-    nix::unistd::setresgid(gid, gid, gid)
-        .ctx(|| format!("process.user.gid {}: setresgid (is it mapped?)", u.gid()))?;
-    let uid = Uid::from_raw(u.uid());
-    nix::unistd::setresuid(uid, uid, uid)
-        .ctx(|| format!("process.user.uid {}: setresuid (is it mapped?)", u.uid()))?;
-    nix::sys::prctl::set_keepcaps(false).ctx(|| "PR_SET_KEEPCAPS off")?;
-    if let Some(m) = u.umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
-    } else {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    }
-    Ok(())
+/// Everything the process needs, made while the child is still (namespace) root and before any
+/// seccomp filter: the capability sets (probed), the credentials, `process.cwd` opened inside the
+/// root, the program found and its argv/envp as C arrays. Without no_new_privileges the filter
+/// must be loaded while we hold CAP_SYS_ADMIN, before the user switch, so what follows it is
+/// only what runc does there: the credential calls, `fchdir`, `execve`
+/// (`tests/runc_allowance.rs` measures it).
+pub struct Ready {
+    pub sets: crate::capabilities::Sets,
+    groups: Vec<Gid>,
+    uid: Uid,
+    gid: Gid,
+    cwd: std::os::fd::OwnedFd,
+    program: CString,
+    /// the strings, and NULL-terminated pointer arrays into them (heap data: moving the
+    /// vectors moves no string)
+    _strings: (Vec<CString>, Vec<CString>),
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
 }
 
-/// `chdir` to `process.cwd` resolved inside the container's root with no magic link followed:
+impl Ready {
+    pub fn new(p: &Process, setgroups_allowed: bool) -> Result<Ready> {
+        let u = p.user();
+        let groups: Vec<Gid> = u
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        if !setgroups_allowed && !groups.is_empty() {
+            return Err(Error::Other(
+                "process.user.additionalGids: setgroups is denied in an unprivileged user namespace"
+                    .into(),
+            ));
+        }
+        let cwd = open_cwd(p.cwd())?;
+        let env = p.env().clone().unwrap_or_default();
+        let args = p.args().clone().unwrap_or_default();
+        let arg0 = args.first().cloned().unwrap_or_default();
+        let program = find_program(&arg0, &env, &cwd)?;
+        let (args, env) = (
+            cstrings(args.iter().map(String::as_str))?,
+            cstrings(env.iter().map(String::as_str))?,
+        );
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|c| c.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        Ok(Ready {
+            argv: ptrs(&args),
+            envp: ptrs(&env),
+            _strings: (args, env),
+            sets: crate::capabilities::Sets::from_spec(p.capabilities().as_ref()),
+            groups,
+            uid: Uid::from_raw(u.uid()),
+            gid: Gid::from_raw(u.gid()),
+            cwd,
+            program: CString::new(program.as_os_str().as_bytes())
+                .map_err(|_| Error::Other("process.args[0]: NUL byte".into()))?,
+        })
+    }
+
+    /// Switch to the spec's user and capabilities and enter the cwd: keep-caps, groups, gid,
+    /// uid, the capability sets, `fchdir`. The bounding set was cut before (see
+    /// [`crate::capabilities::drop_bounding`]). No allocation, no path lookup: this may run
+    /// under the container's filter.
+    pub fn become_user(&self, setgroups_allowed: bool) -> Result<()> {
+        nix::sys::prctl::set_keepcaps(true).ctx(|| "PR_SET_KEEPCAPS")?;
+        if setgroups_allowed {
+            nix::unistd::setgroups(&self.groups)
+                .ctx(|| "process.user.additionalGids: setgroups")?;
+        }
+        // setgid/setuid as a privileged process set the real, effective and saved ids alike
+        nix::unistd::setgid(self.gid).ctx(|| "process.user.gid: setgid (is it mapped?)")?;
+        nix::unistd::setuid(self.uid).ctx(|| "process.user.uid: setuid (is it mapped?)")?;
+        nix::sys::prctl::set_keepcaps(false).ctx(|| "PR_SET_KEEPCAPS off")?;
+        crate::capabilities::apply(&self.sets)?;
+        nix::unistd::fchdir(&self.cwd).ctx(|| "process.cwd: fchdir")
+    }
+
+    /// `execve`; only returns on failure. The arrays were built before any filter.
+    pub fn exec(&self) -> Error {
+        // SAFETY: program is a NUL-terminated string; argv and envp are NULL-terminated arrays
+        // of pointers into strings self owns, all alive for the call (execve only returns on
+        // failure).
+        unsafe {
+            libc::execve(
+                self.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            )
+        };
+        let e = std::io::Error::last_os_error();
+        Error::Other(format!(
+            "exec: {:?}: {}",
+            self.program.to_string_lossy(),
+            go_errno(&e)
+        ))
+    }
+}
+
+/// The umask the process starts with: `process.user.umask`, else 0022 (runc's). Process-wide
+/// and kept across the user switch, so it is set before any filter.
+pub fn set_umask(p: &Process) {
+    let m = p.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+}
+
+/// `process.cwd` resolved inside the container's root with no magic link followed:
 /// `/proc/self/fd/N` cannot make a descriptor the runtime still holds (a host directory) the
-/// workload's cwd (CVE-2024-21626). Resolved as the process's own user, after the switch.
-fn enter_cwd(cwd: &Path) -> Result<()> {
+/// workload's cwd (CVE-2024-21626). An `O_PATH` descriptor: `fchdir` as the process's user
+/// checks its search permission.
+fn open_cwd(cwd: &Path) -> Result<std::os::fd::OwnedFd> {
     let what = || format!("process.cwd {}", cwd.display());
     let dir = sys::openat2(
         libc::AT_FDCWD,
@@ -140,65 +215,72 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
         0,
     )
     .ctx(what)?;
-    let fd = sys::openat2(
+    sys::openat2(
         dir.as_raw_fd(),
         cwd,
         libc::O_PATH | libc::O_DIRECTORY,
         0,
         sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
     )
-    .ctx(what)?;
-    nix::unistd::fchdir(&fd).ctx(what)
-}
-
-/// The steps from (namespace) root to the spec's process, in the order the kernel needs: cut
-/// the bounding set, switch user with keep-caps, set the capability sets, no_new_privs, cwd.
-/// Returns the program to exec, found with the process's own PATH.
-pub fn become_the_process(p: &Process, setgroups_allowed: bool) -> Result<PathBuf> {
-    let sets = crate::capabilities::Sets::from_spec(p.capabilities().as_ref());
-    crate::capabilities::drop_bounding(&sets)?;
-    switch_user(p, setgroups_allowed)?;
-    crate::capabilities::apply(&sets)?;
-    if p.no_new_privileges().unwrap_or(false) {
-        set_no_new_privs()?;
-    }
-    enter_cwd(p.cwd())?;
-    let env = p.env().clone().unwrap_or_default();
-    let arg0 = p
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .cloned()
-        .unwrap_or_default();
-    find_program(&arg0, &env)
+    .ctx(what)
 }
 
 pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().ctx(|| "PR_SET_NO_NEW_PRIVS")
 }
 
-/// Find the program: a path with '/' is used as is; otherwise the `PATH` of the process's
-/// environment is searched (inside the container).
-pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+/// An OS error in Go's wording ("no such file or directory"), which engines match on: Docker
+/// turns "no such file or directory" and "executable file not found" into exit 127 and
+/// "permission denied" into 126, as runc words them.
+pub fn go_errno(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s.to_string(),
+    }
+}
+
+/// Find the program as runc does (Go's `exec.LookPath`), with its wording: a name with '/' is
+/// checked as it is (relative to `process.cwd`); otherwise the `PATH` of the process's
+/// environment is searched inside the container. A regular file with an execute bit, or:
+/// `exec: "X": stat X: no such file or directory`, `exec: "X": permission denied`,
+/// `exec: "X": executable file not found in $PATH`.
+pub fn find_program(arg0: &str, env: &[String], cwd: &impl std::os::fd::AsFd) -> Result<PathBuf> {
+    use nix::sys::stat::{fstatat, SFlag};
+    let check = |cand: &Path| -> std::result::Result<(), std::io::Error> {
+        let st = fstatat(cwd, cand, nix::fcntl::AtFlags::empty())?;
+        let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if fmt != SFlag::S_IFDIR && st.st_mode & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(libc::EACCES))
+        }
+    };
+    let fail = |msg: String| Error::Other(format!("exec: {arg0:?}: {msg}"));
+    if arg0.is_empty() {
+        return Err(fail("executable file not found in $PATH".into()));
+    }
     if arg0.contains('/') {
-        return Ok(PathBuf::from(arg0));
+        return match check(Path::new(arg0)) {
+            Ok(()) => Ok(PathBuf::from(arg0)),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(fail(go_errno(&e))),
+            Err(e) => Err(fail(format!("stat {arg0}: {}", go_errno(&e)))),
+        };
     }
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let cand = Path::new(dir).join(arg0);
-        if let Ok(md) = std::fs::metadata(&cand) {
-            use std::os::unix::fs::PermissionsExt;
-            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                return Ok(cand);
-            }
+    for dir in path.split(':') {
+        // an empty element is the current directory, as in Go and the shells
+        let cand = Path::new(if dir.is_empty() { "." } else { dir }).join(arg0);
+        if check(&cand).is_ok() {
+            return Ok(cand);
         }
     }
-    Err(Error::Other(format!(
-        "process.args[0]: {arg0:?} not found in PATH {path:?} inside the container"
-    )))
+    Err(fail("executable file not found in $PATH".into()))
 }
 
 /// Mark every descriptor but stdio and the `preserve` ones after it close-on-exec.
@@ -209,26 +291,6 @@ pub fn close_fds(preserve: u32) -> Result<()> {
 fn cstrings<'a>(it: impl Iterator<Item = &'a str>) -> Result<Vec<CString>> {
     it.map(|s| CString::new(s).map_err(|_| Error::Other(format!("NUL byte in {s:?}"))))
         .collect()
-}
-
-/// `execve` the process; only returns on failure.
-pub fn exec(program: &Path, p: &Process) -> Error {
-    let args = p.args().clone().unwrap_or_default();
-    let env = p.env().clone().unwrap_or_default();
-    let prog = match CString::new(program.as_os_str().as_bytes()) {
-        Ok(c) => c,
-        Err(_) => return Error::Other("NUL in program path".into()),
-    };
-    let (argv, envp) = match (
-        cstrings(args.iter().map(String::as_str)),
-        cstrings(env.iter().map(String::as_str)),
-    ) {
-        (Ok(a), Ok(e)) => (a, e),
-        (Err(e), _) | (_, Err(e)) => return e,
-    };
-    match nix::unistd::execve(&prog, &argv, &envp) {
-        Err(e) => Error::Other(format!("exec {}: {e}", program.display())),
-    }
 }
 
 /// Make a pty inside the container (its own devpts), make it the controlling terminal and stdio,

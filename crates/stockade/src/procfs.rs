@@ -124,9 +124,10 @@ impl ProcFs {
         Ok(std::fs::File::from(f))
     }
 
-    /// Reopen our own descriptor `fd` with `flags` through `thread-self/fd` (the exec fifo,
-    /// held `O_PATH` until it is opened for writing).
-    pub fn reopen_fd(&self, fd: &impl AsRawFd, flags: i32) -> io::Result<std::fs::File> {
+    /// Our own `thread-self/fd` directory, verified, as an `O_PATH` descriptor: a descriptor
+    /// `N` held `O_PATH` (the exec fifo) is later opened for writing with one `openat(dir, "N")`
+    /// (the magic link is what is meant to be followed), which may come after the filter.
+    pub fn fd_dir(&self) -> io::Result<OwnedFd> {
         let dir = sys::openat2(
             self.0.as_raw_fd(),
             Path::new("thread-self/fd"),
@@ -135,14 +136,6 @@ impl ProcFs {
             sys::RESOLVE_BENEATH | sys::RESOLVE_NO_XDEV | sys::RESOLVE_NO_MAGICLINKS,
         )?;
         check_proc(&dir, "thread-self/fd")?;
-        // The last component is the magic link itself: it is what we want followed.
-        let f = sys::openat2(
-            dir.as_raw_fd(),
-            Path::new(&fd.as_raw_fd().to_string()),
-            flags,
-            0,
-            0,
-        )?;
-        Ok(std::fs::File::from(f))
+        Ok(dir)
     }
 }

@@ -24,6 +24,50 @@ use crate::error::{Context, Error, Result};
 
 pub const DEFAULT_ROOT: &str = "/run/stockade";
 
+/// The state root when `--root` is not given, runc's rule: `/run/stockade` for root; for
+/// another user `$XDG_RUNTIME_DIR/stockade`, or `/tmp/stockade-UID` when that is unset.
+pub fn default_root() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from(DEFAULT_ROOT);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("stockade"),
+        None => PathBuf::from(format!("/tmp/stockade-{uid}")),
+    }
+}
+
+/// Make the state root private (0700, as runc's): containers' configs, pids and ids are no
+/// other user's business. An existing root must be ours (a `/tmp/stockade-UID` made by another
+/// user is refused) and is narrowed to 0700 if it was wider.
+pub fn prepare_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let what = || format!("state root {}", root.display());
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .ctx(what)?;
+    let md = fs::symlink_metadata(root).ctx(what)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !md.is_dir() || md.uid() != me {
+        return Err(Error::Other(format!(
+            "state root {} is {} owned by uid {}, not by you (uid {me}): give another --root",
+            root.display(),
+            if md.is_dir() {
+                "a directory"
+            } else {
+                "not a directory"
+            },
+            md.uid()
+        )));
+    }
+    if md.mode() & 0o077 != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700)).ctx(what)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     #[serde(rename = "ociVersion")]
@@ -139,7 +183,7 @@ impl StateDir {
     /// locked by us until [`StateDir::unlock`] or drop.
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         check_id(id)?;
-        fs::create_dir_all(root).ctx(|| format!("create state root {}", root.display()))?;
+        prepare_root(root)?;
         let dir = root.join(id);
         let root_fd = open_dir(root).ctx(|| format!("open state root {}", root.display()))?;
         crate::sys::flock(&root_fd, libc::LOCK_EX)

@@ -224,6 +224,17 @@ pub fn openat2(
     check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Plain `openat(2)` of `name` in `dir` (close-on-exec): the one open the runtime makes after a
+/// container's filter without no_new_privileges, as runc does (the exec fifo), where `openat2`
+/// may be denied by an older profile.
+pub fn openat(dir: &impl AsRawFd, name: &str, flags: i32) -> io::Result<OwnedFd> {
+    let p = cstr(Path::new(name))?;
+    // SAFETY: p is a valid NUL-terminated string for the duration of the call.
+    let ret = unsafe { libc::openat(dir.as_raw_fd(), p.as_ptr(), flags | libc::O_CLOEXEC) };
+    // SAFETY: on success the kernel returned a new file descriptor that we now own.
+    check(ret as libc::c_long).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Mark every descriptor from `first` upwards close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;

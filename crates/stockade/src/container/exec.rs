@@ -5,7 +5,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
-use nix::sys::socket::{self, MsgFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -123,11 +122,8 @@ pub fn exec(
         ) {
             Ok(e) | Err(e) => e,
         };
-        let _ = socket::send(
-            theirs.as_raw_fd(),
-            format!("E{err}").as_bytes(),
-            MsgFlags::empty(),
-        );
+        // write(2): it may follow the container's filter, where runc writes too
+        let _ = nix::unistd::write(&theirs, format!("E{err}").as_bytes());
         // SAFETY: _exit is always safe.
         unsafe { libc::_exit(1) }
     }
@@ -212,16 +208,26 @@ fn exec_child(
     }
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // before any filter, as in `run`'s child: only credentials, fchdir and execve may follow it
+    let ready = process::Ready::new(process, setgroups_allowed)?;
+    process::set_umask(process);
+    crate::capabilities::drop_bounding(&ready.sets)?;
     process::close_fds(preserve_fds)?;
-    if let (Some(f), false) = (filter, nnp) {
-        f.load().ctx(|| "load seccomp filter")?;
+    if !nnp {
+        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
+        if let Some(f) = filter {
+            f.load().ctx(|| "load seccomp filter")?;
+        }
     }
-    let program = process::become_the_process(process, setgroups_allowed)?;
-    die_with_runtime(sock)?;
-    mark("exec-child: ready");
-    if let (Some(f), true) = (filter, nnp) {
-        f.load().ctx(|| "load seccomp filter")?;
+    ready.become_user(setgroups_allowed)?;
+    if nnp {
+        process::set_no_new_privs()?;
+        die_with_runtime(sock)?;
+        mark("exec-child: ready");
+        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
+        if let Some(f) = filter {
+            f.load().ctx(|| "load seccomp filter")?;
+        }
     }
-    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
-    Ok(process::exec(&program, process))
+    Ok(ready.exec())
 }

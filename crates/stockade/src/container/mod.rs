@@ -37,6 +37,7 @@ use crate::procfs::ProcFs;
 use crate::rootfs;
 use crate::spec;
 use crate::state::{State, StateDir};
+use crate::sys;
 
 mod channel;
 mod exec;
@@ -115,6 +116,13 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         if kernel && !opts.quiet {
             crate::diag::warn("linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec: kernel is ignored (kernels >= 6.x enforce no kernel memory limit), kernelTCP is applied on cgroup v1 only");
         }
+    }
+    let unraisable = capabilities::unraisable_ambient(process.capabilities().as_ref());
+    if !unraisable.is_empty() && !opts.quiet {
+        crate::diag::warn(&format!(
+            "process.capabilities.ambient: {} not also permitted and inheritable, so not raised (runc does the same)",
+            unraisable.join(", ")
+        ));
     }
     capabilities::check_obtainable(
         process.capabilities().as_ref(),
@@ -288,7 +296,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
             (id, bundle),
         );
         let msg = format!("E{err}");
-        let _ = socket::send(theirs.as_raw_fd(), msg.as_bytes(), MsgFlags::empty());
+        // write(2), not send: it may follow the container's filter, where runc writes too
+        let _ = nix::unistd::write(&theirs, msg.as_bytes());
         // SAFETY: _exit is always safe; it skips atexit handlers that belong to the runtime.
         unsafe { libc::_exit(1) }
     }
@@ -762,25 +771,42 @@ fn child_setup(
     let nnp = process.no_new_privileges().unwrap_or(false) || landlock.is_some();
     let filter = recv_filter(sock)?;
     let filter = filter.as_ref();
-    // Before any filter: the profile need not allow close_range.
+    // Everything that can happen before a filter happens here: the cwd opened, the program
+    // found (a create-time error in runc's words), the arrays for execve, the umask, the
+    // bounding set cut, the descriptors marked close-on-exec, the exec fifo's /proc dir opened.
+    let ready = process::Ready::new(process, !rootless)?;
+    process::set_umask(process);
+    capabilities::drop_bounding(&ready.sets)?;
     process::close_fds(opts.preserve_fds)?;
+    let fifo_dir = match fifo {
+        Some(_) => Some(proc.fd_dir().ctx(|| "open /proc/thread-self/fd")?),
+        None => None,
+    };
     let mut listener = None;
-    if let (Some(f), false) = (filter, nnp) {
-        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: do it while we have it.
-        listener = f.load().ctx(|| "load seccomp filter")?;
-    }
-    let program = process::become_the_process(process, !rootless)?;
-    die_with_runtime(sock)?;
-    mark("child: privileges dropped");
-    if let Some(fifo) = fifo {
-        // `create`: report ready, outlive the runtime, and block until `start` opens the fifo.
+    if !nnp {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+        // From here to execve the calls are runc's there (plus fchdir): the credential calls,
+        // the exec fifo, the hooks. The runtime's death is no longer ours to follow.
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
-        socket::send(sock.as_raw_fd(), b"R", MsgFlags::empty()).ctx(|| "report ready")?;
-        let w = proc
-            .reopen_fd(fifo, libc::O_WRONLY)
-            .ctx(|| "open exec fifo")?;
-        use std::io::Write;
-        (&w).write_all(b"0").ctx(|| "write exec fifo")?;
+        if let Some(f) = filter {
+            listener = f.load().ctx(|| "load seccomp filter")?;
+        }
+    }
+    ready.become_user(!rootless)?;
+    if nnp {
+        set_no_new_privs_and_settle(sock)?;
+    }
+    mark("child: privileges dropped");
+    if let (Some(fifo), Some(dir)) = (fifo, &fifo_dir) {
+        // `create`: report ready, outlive the runtime, and block until `start` opens the fifo.
+        nix::unistd::write(sock, b"R").ctx(|| "report ready")?;
+        let w = sys::openat(
+            dir,
+            &fifo.as_raw_fd().to_string(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+        .ctx(|| "open exec fifo")?;
+        nix::unistd::write(&w, b"0").ctx(|| "write exec fifo")?;
     }
     crate::hooks::run(spec, crate::hooks::Kind::StartContainer, || {
         crate::hooks::state_json(id, "created", host_pid, bundle, spec)
@@ -788,11 +814,12 @@ fn child_setup(
     if let Some(l) = &landlock {
         if let Some(note) = l.enforce().map_err(Error::Other)? {
             if !opts.quiet {
-                crate::diag::warn(&note.to_string());
+                crate::diag::warn(&note);
             }
         }
     }
     if let (Some(f), true) = (filter, nnp) {
+        // the last thing before execve: no runtime call follows it
         listener = f.load().ctx(|| "load seccomp filter")?;
     }
     if let Some(fd) = listener {
@@ -802,6 +829,14 @@ fn child_setup(
         // allows (a debug build's close even adds an fcntl). It is close-on-exec.
         std::mem::forget(fd);
     }
-    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")?;
-    Ok(process::exec(&program, process))
+    Ok(ready.exec())
+}
+
+/// With no_new_privileges (no filter loaded yet): set it, and follow the runtime's death again
+/// (the user switch cleared it) until just before the filter, then let go: the workload
+/// outlives the runtime, as runc's does.
+fn set_no_new_privs_and_settle(sock: &OwnedFd) -> Result<()> {
+    process::set_no_new_privs()?;
+    die_with_runtime(sock)?;
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")
 }

@@ -62,13 +62,15 @@ pub const RUNC: Allowance = Allowance {
     args: &[("prctl", 0, &[0x8, 0x18, 0x2f])],
 };
 
-/// stockade's own, as engines start it (`create`, then `start`), measured the same way over 200
-/// runs (identical every time): without no_new_privileges the filter is loaded before the
-/// groups, user and capabilities are set (`setgroups`, `setresgid`, `setresuid`, `capset`,
-/// `prctl`), the runtime's channel is polled and told "ready" (`poll`, `sendto`) and the exec
-/// fifo is opened and written (`openat2`, `write`); `fcntl` only in a debug build (100 release
-/// runs: the same set without it). A profile learned by `stockade learn`
-/// records the foreground path with no_new_privileges, where only `execve` follows the filter.
+/// stockade's own, as engines start it (`create`, then `start`), measured the same way
+/// (`tests/runc_allowance.rs`, which also checks it is within runc's plus `fchdir`): without
+/// no_new_privileges the filter is loaded before the groups, user and capabilities are set
+/// (`prctl` KEEPCAPS and CAP_AMBIENT, `setgroups`, `setgid`, `setuid`, `capget`, `capset`),
+/// then the cwd is entered (`fchdir` of a descriptor opened before), the runtime is told
+/// "ready" and the exec fifo opened and written (`write`, `openat`, `close`); `fcntl` only in
+/// a debug build. Everything else (the cwd's lookup, the program's, the umask, the bounding
+/// set) happens before the filter. With no_new_privileges only `execve` follows it, which is
+/// what `stockade learn` records.
 pub const STOCKADE: Allowance = Allowance {
     runtime: "stockade",
     syscalls: &[
@@ -78,19 +80,15 @@ pub const STOCKADE: Allowance = Allowance {
         "execve",
         "fchdir",
         "fcntl",
-        "fstatfs",
-        "openat2",
-        "poll",
+        "openat",
         "prctl",
-        "sendto",
+        "setgid",
         "setgroups",
-        "setresgid",
-        "setresuid",
-        "umask",
+        "setuid",
         "write",
     ],
-    // PR_SET_PDEATHSIG, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_CAP_AMBIENT
-    args: &[("prctl", 0, &[0x1, 0x8, 0x17, 0x18, 0x2f])],
+    // PR_SET_KEEPCAPS, PR_CAP_AMBIENT
+    args: &[("prctl", 0, &[0x8, 0x2f])],
 };
 
 /// Every allowance seccomp.json carries.

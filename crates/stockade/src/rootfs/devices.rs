@@ -250,5 +250,32 @@ fn mknod_in_root(rootfd: RawFd, d: &LinuxDevice) -> Result<()> {
     sys::fchmod_fd(&fd, d.file_mode().unwrap_or(0o666))
         .ctx(|| format!("chmod {}", path.display()))?;
     sys::fchown_fd(&fd, d.uid().unwrap_or(0), d.gid().unwrap_or(0))
-        .ctx(|| format!("chown {}", path.display()))
+        .ctx(|| format!("chown {}", path.display()))?;
+    if kind != libc::S_IFIFO {
+        usable_on_nodev(&fd, path)?;
+    }
+    Ok(())
+}
+
+/// A node made on a `nodev` mount (the rootfs itself, when the config mounts no `/dev` and the
+/// image brings its own) opens with EACCES: bind the node onto itself with `nodev` cleared on
+/// that one mount, so the nodes the runtime supplies work while whatever else the image carries
+/// stays unusable. Nothing on a mount without `nodev` (a `/dev` tmpfs) is touched.
+fn usable_on_nodev(node: &OwnedFd, path: &Path) -> Result<()> {
+    let st = nix::sys::statvfs::fstatvfs(node).ctx(|| format!("statvfs {}", path.display()))?;
+    if !st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV) {
+        return Ok(());
+    }
+    let what = || format!("bind {} over itself without nodev", path.display());
+    let tree = sys::open_tree_fd(
+        node.as_raw_fd(),
+        sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC,
+    )
+    .ctx(what)?;
+    let a = sys::MountAttr {
+        attr_clr: sys::MOUNT_ATTR_NODEV,
+        ..Default::default()
+    };
+    sys::mount_setattr_fd(tree.as_raw_fd(), false, &a).ctx(what)?;
+    sys::move_mount_fd(tree.as_raw_fd(), node.as_raw_fd()).ctx(what)
 }

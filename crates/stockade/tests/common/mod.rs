@@ -355,3 +355,65 @@ pub fn read_until(master: &mut std::fs::File, needle: &str) -> String {
     text
 }
 pub mod systemd;
+
+/// Remove cgroup `rel` (a path below each hierarchy's root) in every hierarchy, v1 and the
+/// unified one alike, with whatever is below it: its processes killed first (`cgroup.kill`
+/// where there is one, else SIGKILL to each pid in `cgroup.procs`), then the directories
+/// bottom-up. For tests whose runtimes (runc, engines) made cgroups in every v1 hierarchy.
+pub fn remove_cgroup_everywhere(rel: &str) {
+    fn remove(dir: &Path) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove(&e.path());
+            }
+        }
+        let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+        let pids = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for p in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill takes plain integers.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        if dir.exists() {
+            poll_until(
+                &format!("cgroup {} never emptied", dir.display()),
+                10,
+                || std::fs::remove_dir(dir).ok(),
+            );
+        }
+    }
+    let rel = rel.trim_start_matches('/');
+    let mut roots = vec![];
+    for e in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = e.path();
+        // named hierarchies and the unified one; skip the co-mount symlinks (cpu -> cpu,cpuacct)
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            roots.push(p);
+        }
+    }
+    if roots.is_empty() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        roots.push(PathBuf::from("/sys/fs/cgroup"));
+    }
+    for r in roots {
+        let d = r.join(rel);
+        if d.is_dir() {
+            remove(&d);
+        }
+    }
+}
+
+/// The cgroup directories named `name` directly under any hierarchy's root (v1 and unified).
+pub fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path().join(name))
+        .chain(std::iter::once(Path::new("/sys/fs/cgroup").join(name)))
+        .filter(|p| p.is_dir())
+        .collect()
+}
