@@ -81,7 +81,7 @@ pub fn state_json(
         "status": status,
         "pid": pid,
         "bundle": bundle,
-        "annotations": spec.annotations().clone().unwrap_or_default(),
+        "annotations": crate::spec::config_annotations(spec),
     })
     .to_string()
 }

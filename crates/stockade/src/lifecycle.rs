@@ -239,7 +239,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     dir.remove()?;
-    crate::policy::ids::release_for(root, id, &st.annotations);
+    crate::policy::ids::release_for(root, id, st.id_slot);
     crate::policy::ids::release_stale_for(root, id);
     if let Some(spec) = spec {
         crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {

@@ -207,7 +207,12 @@ fn main() -> ExitCode {
 
 /// `stockade audit`: every input becomes postures, every posture a report. Exit status: 0, or 3
 /// when a finding reaches `--fail-on`, or 1 on an error (including a partial live read).
-fn audit(inputs: &[String], pids: &[i32], format: &str, fail_on: Option<&str>) -> Result<i32> {
+fn audit(
+    inputs: &[String],
+    pids: &[i32],
+    (format, fail_on): (&str, Option<&str>),
+    policy: Option<&str>,
+) -> Result<i32> {
     use stockade::audit;
     if inputs.is_empty() && pids.is_empty() {
         bail!("audit: name a config.json, `docker inspect` output, a Kubernetes manifest, or --pid PID");
@@ -215,6 +220,16 @@ fn audit(inputs: &[String], pids: &[i32], format: &str, fail_on: Option<&str>) -
     let mut postures = vec![];
     for i in inputs {
         postures.extend(audit::inputs::load(i)?);
+    }
+    // a container an engine ran with stockade runs with the policy's raises
+    let engine_policy = stockade::policy::load(policy)?;
+    for p in postures.iter_mut() {
+        let rt = p.runtime.clone();
+        if let (Some(pol), Some(rt)) = (&engine_policy, rt) {
+            if audit::engine_policy::names_stockade(&rt.value) {
+                audit::engine_policy::raise(p, pol, &format!("{} = {:?}", rt.at, rt.value));
+            }
+        }
     }
     for &p in pids {
         postures.push(audit::live::read(p)?);
@@ -279,7 +294,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             (policy()?.as_ref(), &log),
             cli.learn_dir.as_deref(),
         ),
-        Cmd::Policy(c) => cli::policy::policy_cmd(cli.policy.as_deref(), c),
+        Cmd::Policy(c) => cli::policy::policy_cmd(cli.policy.as_deref(), &cli.root, c),
         Cmd::Start { id } => {
             stockade::lifecycle::start(&cli.root, &id)?;
             Ok(0)
@@ -422,7 +437,12 @@ fn real_main(cli: Cli) -> Result<i32> {
             pid,
             format,
             fail_on,
-        } => audit(&inputs, &pid, &format, fail_on.as_deref()),
+        } => audit(
+            &inputs,
+            &pid,
+            (&format, fail_on.as_deref()),
+            cli.policy.as_deref(),
+        ),
         Cmd::Other(args) => {
             let what = args.first().map(String::as_str).unwrap_or("");
             match what {

@@ -52,6 +52,30 @@ pub const MASKED_PATHS: &[&str] = &[
 
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
 
+/// Annotations the hardening policy adds to the config it enforces (`org.stockade.policy.RULE`:
+/// what each rule changed, and the id slot). They stay in the effective config in the state
+/// directory (`stockade policy explain ID`), never in the state and the hooks' stdin, which carry
+/// the config's own annotations (runtime-spec).
+pub const POLICY_ANNOTATION_PREFIX: &str = "org.stockade.policy.";
+
+/// The config's own annotations: the spec's without the policy's records.
+pub fn config_annotations(spec: &Spec) -> std::collections::HashMap<String, String> {
+    spec.annotations()
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with(POLICY_ANNOTATION_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Whether the policy changed anything in this spec (its records are there).
+pub fn policy_changed(spec: &Spec) -> bool {
+    spec.annotations()
+        .iter()
+        .flatten()
+        .any(|(k, _)| k.starts_with(POLICY_ANNOTATION_PREFIX))
+}
+
 /// Load `config.json`; a type error names the JSON path (`process.capabilities.bounding[2]`).
 pub fn load(file: &Path) -> Result<Spec> {
     use std::io::Read;

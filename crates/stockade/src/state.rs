@@ -82,6 +82,9 @@ pub struct State {
     /// stockade's own bookkeeping, for delete/cleanup after a crash.
     #[serde(default)]
     pub cgroup: Option<Cgroup>,
+    /// The host id slot a policy-added user namespace holds (given back at delete).
+    #[serde(default, rename = "stockadeIdSlot", skip_serializing_if = "Option::is_none")]
+    pub id_slot: Option<u32>,
     #[serde(default)]
     pub created: String,
     /// Start time of `pid` (field 22 of /proc/PID/stat), to tell it from a recycled pid.

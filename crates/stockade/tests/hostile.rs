@@ -410,8 +410,9 @@ fn configs_built_to_exhaust_the_runtime_are_refused_or_contained() {
     let id = unique("e2big");
     let out = b.run(&id);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // runc's wording (Go's): `exec: "/bin/true": argument list too long`
     assert!(
-        stderr(&out).contains("Argument list too long"),
+        stderr(&out).contains("exec: \"/bin/true\": argument list too long"),
         "{}",
         stderr(&out)
     );

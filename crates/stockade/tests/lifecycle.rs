@@ -275,6 +275,7 @@ fn delete_cleans_up_after_a_runtime_killed_mid_setup() {
         bundle: root.path().to_path_buf(),
         annotations: Default::default(),
         cgroup: Some(cg.clone()),
+        id_slot: None,
         created: String::new(),
         pid_start: 0,
     };

@@ -114,15 +114,25 @@ fn created_containers_hold_disjoint_ranges_and_record_the_changes() {
         let pid = st["pid"].as_i64().unwrap();
         let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
         starts.push(map.split_whitespace().nth(1).unwrap().to_string());
-        let ann = st["annotations"].as_object().unwrap();
+        // the state carries the config's annotations (runtime-spec), not the policy's records
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap())
+                .unwrap();
+        let own = match config["annotations"].clone() {
+            serde_json::Value::Null => serde_json::json!({}),
+            v => v,
+        };
+        assert_eq!(st["annotations"], own, "state annotations");
+        // the records are in `policy explain`
+        let ex = cmd(b.root.path(), &["policy", "explain", id]);
+        assert!(ex.status.success(), "{}", stderr(&ex));
+        let text = stdout(&ex);
         assert!(
-            ann["org.stockade.policy.capabilityCeiling"]
-                .as_str()
-                .unwrap()
-                .contains("CAP_NET_RAW"),
-            "{ann:?}"
+            text.lines()
+                .any(|l| l.starts_with("capabilityCeiling") && l.contains("CAP_NET_RAW")),
+            "{text}"
         );
-        assert!(ann.contains_key("org.stockade.policy.userNamespace"));
+        assert!(text.lines().any(|l| l.starts_with("userNamespace")), "{text}");
     }
     assert_ne!(starts[0], starts[1], "two live containers, one id range");
     assert_eq!(ids_held(b.root.path()).len(), 2);

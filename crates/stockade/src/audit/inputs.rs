@@ -149,6 +149,17 @@ pub fn oci(v: &Value, file: &str) -> Result<Posture> {
         }
     }
     p.caps = Some(ev(caps, "process.capabilities"));
+    if let Some(c) = process.get("capabilities") {
+        let set = |k: &str| -> BTreeSet<String> { strings(c, k).iter().map(|x| cap_name(x)).collect() };
+        let (pe, inh) = (set("permitted"), set("inheritable"));
+        let lost: Vec<String> = set("ambient")
+            .into_iter()
+            .filter(|a| !(pe.contains(a) && inh.contains(a)))
+            .collect();
+        if !lost.is_empty() {
+            p.ambient_unraisable = Some(ev(lost, "process.capabilities.ambient"));
+        }
+    }
 
     let res = linux.get("resources").unwrap_or(&null);
     let num = |path: &[&str]| -> Option<i64> {
@@ -483,6 +494,12 @@ pub fn docker(c: &Value, i: usize, file: &str) -> Result<Posture> {
     }
     if let Some(parent) = s(hc, "CgroupParent").filter(|x| !x.is_empty()) {
         p.cgroup_parent = Some(ev(parent.to_string(), at("CgroupParent")));
+    }
+    // the runtime the engine ran it with: Docker's HostConfig.Runtime, Podman's OCIRuntime
+    if let Some(rt) = s(hc, "Runtime").filter(|x| !x.is_empty()) {
+        p.runtime = Some(ev(rt.to_string(), at("Runtime")));
+    } else if let Some(rt) = s(c, "OCIRuntime").filter(|x| !x.is_empty()) {
+        p.runtime = Some(ev(rt.to_string(), format!("[{i}].OCIRuntime")));
     }
     Ok(p)
 }

@@ -8,6 +8,7 @@
 //! formats and the live view cannot drift apart. Each finding names its seed section, its CIS id
 //! where one exists, a severity, the evidence, and the fix for Docker, Kubernetes and OCI.
 
+pub mod engine_policy;
 pub mod inputs;
 pub mod live;
 
@@ -133,6 +134,12 @@ pub struct Posture {
     pub landlock: Option<Ev<bool>>,
     /// Set when a live read was cut short (the process exited).
     pub partial: Option<String>,
+    /// Ambient capabilities not also permitted and inheritable: the kernel will not raise them.
+    pub ambient_unraisable: Option<Ev<Vec<String>>>,
+    /// The engine's runtime (`docker inspect`'s `HostConfig.Runtime`), with its path.
+    pub runtime: Option<Ev<String>>,
+    /// How the posture was read (e.g. raised as stockade's policy raises it), shown with it.
+    pub notes: Vec<String>,
 }
 
 impl Posture {
@@ -586,6 +593,18 @@ pub fn evaluate(p: &Posture) -> Vec<Finding> {
             p.devices.iter().map(|d| d.at.clone()).collect(),
         ));
     }
+    if let Some(a) = &p.ambient_unraisable {
+        out.push(finding(
+            &AMBIENT_UNRAISABLE,
+            Severity::Low,
+            format!(
+                "{} listed as ambient but not also permitted and inheritable: the process will not have {} (runc and stockade warn and go on)",
+                a.value.join(", "),
+                if a.value.len() == 1 { "it" } else { "them" }
+            ),
+            vec![a.at.clone()],
+        ));
+    }
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.id.cmp(b.rule.id)));
     out
 }
@@ -610,6 +629,8 @@ pub struct Report {
     pub file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -618,6 +639,7 @@ pub fn report(p: &Posture) -> Report {
         target: p.name.clone(),
         file: p.file.clone(),
         partial: p.partial.clone(),
+        notes: p.notes.clone(),
         findings: evaluate(p),
     }
 }

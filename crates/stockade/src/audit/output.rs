@@ -38,6 +38,9 @@ pub fn to_table(reports: &[Report], colour: bool) -> String {
         if let Some(why) = &r.partial {
             let _ = writeln!(s, "   PARTIAL: {why}");
         }
+        for n in &r.notes {
+            let _ = writeln!(s, "   note: {n}");
+        }
         if r.findings.is_empty() {
             let _ = writeln!(s, "   no findings");
         }

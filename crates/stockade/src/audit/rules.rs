@@ -297,3 +297,13 @@ rule!(
     "a pod annotation org.stockade.landlock passed by containerd to stockade",
     "annotations.org.stockade.landlock: a ruleset (runtime-spec PR 1241 shape), or `stockade sandbox --landlock`"
 );
+rule!(
+    AMBIENT_UNRAISABLE,
+    "SA034",
+    None,
+    CAP,
+    "ambient capabilities that will not be raised",
+    "--cap-add the capability (Docker sets ambient only for non-root users with --cap-add)",
+    "securityContext.capabilities.add",
+    "process.capabilities: list each ambient capability in permitted and inheritable too, or drop it from ambient"
+);

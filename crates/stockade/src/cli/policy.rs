@@ -16,6 +16,9 @@ pub enum PolicyCmd {
         /// config.json, or a bundle directory
         config: PathBuf,
     },
+    /// What the policy changed in a container's config, rule by rule (from the config it runs
+    /// with, kept in its state directory)
+    Explain { id: String },
 }
 
 /// Where the policy's warnings go: [`stockade::diag::warn`] (the log under an engine, stderr
@@ -28,9 +31,13 @@ impl Log {
     }
 }
 
-pub fn policy_cmd(flag: Option<&str>, c: PolicyCmd) -> Result<i32> {
+pub fn policy_cmd(flag: Option<&str>, root: &Path, c: PolicyCmd) -> Result<i32> {
+    if let PolicyCmd::Explain { id } = &c {
+        return explain(root, id);
+    }
     let p = policy::load(flag)?;
     match c {
+        PolicyCmd::Explain { .. } => unreachable!("handled above"),
         PolicyCmd::Show => {
             match p {
                 None => println!("{{\"policy\": \"none\"}}"),
@@ -52,6 +59,18 @@ pub fn policy_cmd(flag: Option<&str>, c: PolicyCmd) -> Result<i32> {
                 .with_context(|| format!("read {}", file.display()))?;
             let mut v: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not JSON", file.display()))?;
+            let caps = serde_json::from_value::<oci_spec::runtime::LinuxCapabilities>(
+                v["process"]["capabilities"].clone(),
+            )
+            .ok();
+            let unraisable = stockade::capabilities::unraisable_ambient(caps.as_ref());
+            if !unraisable.is_empty() {
+                println!(
+                    "note   {:<20} process.capabilities.ambient: {} not also permitted and inheritable: not raised (warned at create, as runc does)",
+                    "ambient",
+                    unraisable.join(", ")
+                );
+            }
             match policy::apply(&p, &mut v, &file) {
                 Err(e) => {
                     println!("refused: {e}");
@@ -72,6 +91,27 @@ pub fn policy_cmd(flag: Option<&str>, c: PolicyCmd) -> Result<i32> {
             }
         }
     }
+}
+
+/// `policy explain ID`: the records the policy left in the effective config, one rule a line.
+fn explain(root: &Path, id: &str) -> Result<i32> {
+    let (_, st) = stockade::lifecycle::load(root, id)?;
+    let file = stockade::state::config_file(root, &st);
+    let spec = stockade::spec::load(&file)?;
+    let mut records: Vec<(String, String)> = spec
+        .annotations()
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.strip_prefix(policy::ANNOTATION_PREFIX)?.to_string(), v.clone())))
+        .collect();
+    records.sort();
+    if records.is_empty() {
+        println!("{id}: the policy changed nothing (config {})", file.display());
+    }
+    for (rule, what) in records {
+        println!("{rule:<20} {what}");
+    }
+    Ok(0)
 }
 
 /// The filesystems that take idmapped mounts (and overlayfs, rebuilt from idmapped layers).

@@ -158,17 +158,16 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         status: "creating".into(),
         pid: 0,
         bundle: bundle.to_path_buf(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
+        annotations: spec::config_annotations(spec),
         cgroup: planned.clone(),
+        id_slot: crate::policy::ids::slot_of(spec),
         created: now_rfc3339(),
         pid_start: 0,
     };
     state_dir.save(&st)?;
-    if st
-        .annotations
-        .keys()
-        .any(|k| k.starts_with(crate::policy::ANNOTATION_PREFIX))
-    {
+    // The config as enforced, when it is not the bundle's file: the policy changed it, or a
+    // front end (sandbox, learn) made it. `exec`, hooks, `delete` and `policy explain` read it.
+    if spec::policy_changed(spec) || !opts.config_file.ends_with("config.json") {
         let f = state_dir.dir.join(crate::state::EFFECTIVE_CONFIG);
         let text = serde_json::to_vec(spec).map_err(|e| Error::Other(e.to_string()))?;
         std::fs::write(&f, text).ctx(|| format!("write {}", f.display()))?;
@@ -493,7 +492,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 crate::diag::warn(&e.to_string());
             }
             d.remove()?;
-            crate::policy::ids::release_for(&opts.root, id, &st.annotations);
+            crate::policy::ids::release_for(&opts.root, id, st.id_slot);
         }
         Ok(crate::state::Locked::Removed) | Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),

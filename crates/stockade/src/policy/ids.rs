@@ -178,12 +178,19 @@ pub fn release_stale_for(root: &Path, id: &str) {
     }
 }
 
-/// Give back the slot a container's annotations name (`org.stockade.policy.idSlot`), if any.
-pub fn release_for(root: &Path, id: &str, annotations: &std::collections::HashMap<String, String>) {
-    if let Some(slot) = annotations
-        .get(super::ANNOTATION_ID_SLOT)
-        .and_then(|s| s.parse().ok())
-    {
+/// The slot a policy-added user namespace took, as the effective spec's annotations record it
+/// (`org.stockade.policy.idSlot`).
+pub fn slot_of(spec: &oci_spec::runtime::Spec) -> Option<u32> {
+    spec.annotations()
+        .as_ref()?
+        .get(super::ANNOTATION_ID_SLOT)?
+        .parse()
+        .ok()
+}
+
+/// Give back a container's slot, if it holds one.
+pub fn release_for(root: &Path, id: &str, slot: Option<u32>) {
+    if let Some(slot) = slot {
         release(root, slot, id);
     }
 }

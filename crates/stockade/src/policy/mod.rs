@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use crate::error::{config_err, Error, Result};
 
 pub const DEFAULT_FILE: &str = "/etc/stockade/policy.json";
-pub const ANNOTATION_PREFIX: &str = "org.stockade.policy.";
+pub const ANNOTATION_PREFIX: &str = crate::spec::POLICY_ANNOTATION_PREFIX;
 /// The id slot a policy-added user namespace holds (released at delete).
 pub const ANNOTATION_ID_SLOT: &str = "org.stockade.policy.idSlot";
 
@@ -265,7 +265,7 @@ fn check_rules(p: &PolicyFile, f: &Path) -> Result<()> {
     Ok(())
 }
 
-fn memory_bytes(v: &Value) -> std::result::Result<i64, String> {
+pub fn memory_bytes(v: &Value) -> std::result::Result<i64, String> {
     match v {
         Value::Number(n) => n
             .as_i64()
