@@ -14,6 +14,7 @@ pub mod diag;
 pub mod ebpf;
 pub mod error;
 pub mod hooks;
+pub mod init;
 pub mod landlock;
 pub mod learn;
 pub mod lifecycle;

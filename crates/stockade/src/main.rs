@@ -490,8 +490,33 @@ fn real_main(cli: Cli) -> Result<i32> {
                 console_socket: None,
                 systemd_cgroup: cli.systemd_cgroup,
                 learn_dir: None,
+                init: args.init(),
+                caller: if args.die_with_parent() {
+                    Some(container::die_with_caller()?)
+                } else {
+                    None
+                },
             };
-            Ok(container::run(&id, Path::new("/"), &spec, &opts)?)
+            match container::run(&id, Path::new("/"), &spec, &opts) {
+                // a command that cannot run: the shells' and bwrap's codes and words
+                Err(stockade::Error::Child(msg)) if msg.starts_with("exec: ") => {
+                    let arg0 = spec
+                        .process()
+                        .as_ref()
+                        .and_then(|p| p.args().as_ref()?.first().cloned())
+                        .unwrap_or_default();
+                    let (code, why) = if msg.contains("permission denied") {
+                        (126, "Permission denied")
+                    } else if msg.contains("not found") || msg.contains("no such file") {
+                        (127, "No such file or directory")
+                    } else {
+                        return Err(stockade::Error::Child(msg).into());
+                    };
+                    eprintln!("stockade: execvp {arg0}: {why}");
+                    Ok(code)
+                }
+                r => Ok(r?),
+            }
         }
         Cmd::Learn(l) => {
             let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
@@ -538,6 +563,8 @@ fn create(
         console_socket: c.console_socket.clone(),
         systemd_cgroup,
         learn_dir: learn_dir.map(Path::to_path_buf),
+        init: false,
+        caller: None,
     };
     let code = container::run(&c.id, &bundle, &spec, &opts);
     if let (Err(_), Some(r)) = (&code, &range) {

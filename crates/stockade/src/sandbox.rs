@@ -121,12 +121,39 @@ pub struct SandboxArgs {
         value_delimiter = ','
     )]
     pub landlock_scope: Option<Vec<String>>,
+    /// PID 1 is a small init (stockade itself): it forwards every signal to the command's
+    /// process group, reaps orphans, and exits with the command's status (the default)
+    #[arg(long, overrides_with = "no_init")]
+    pub init: bool,
+    /// The command itself is PID 1 (it then ignores signals it has no handler for)
+    #[arg(long = "no-init", overrides_with = "init")]
+    pub no_init: bool,
+    /// When the caller dies (a closed terminal, a killed shell), stop the sandbox: its command
+    /// gets SIGHUP, and SIGKILL 2 s later (the default)
+    #[arg(long = "die-with-parent", overrides_with = "no_die_with_parent")]
+    pub die_with_parent: bool,
+    /// Keep the sandbox running when the caller dies
+    #[arg(long = "no-die-with-parent", overrides_with = "die_with_parent")]
+    pub no_die_with_parent: bool,
     /// Run `stockade probe` inside (the binary is bound read-only); arguments after `--` go to it
     #[arg(long)]
     pub probe: bool,
     /// The command and its arguments
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+impl SandboxArgs {
+    /// Whether PID 1 is stockade's init (`--init`, the default, unless `--no-init`).
+    pub fn init(&self) -> bool {
+        !self.no_init || self.init
+    }
+
+    /// Whether the sandbox stops when its caller dies (the default, unless
+    /// `--no-die-with-parent`).
+    pub fn die_with_parent(&self) -> bool {
+        !self.no_die_with_parent || self.die_with_parent
+    }
 }
 
 fn split_bind(s: &str) -> (String, String) {

@@ -83,7 +83,11 @@ pub struct State {
     #[serde(default)]
     pub cgroup: Option<Cgroup>,
     /// The host id slot a policy-added user namespace holds (given back at delete).
-    #[serde(default, rename = "stockadeIdSlot", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "stockadeIdSlot",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id_slot: Option<u32>,
     #[serde(default)]
     pub created: String,

@@ -224,6 +224,29 @@ pub fn openat2(
     check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `sigtimedwait(2)`: the next signal of `set` (blocked by the caller), or None after `timeout`.
+pub fn sigtimedwait(
+    set: &nix::sys::signal::SigSet,
+    timeout: std::time::Duration,
+) -> io::Result<Option<nix::sys::signal::Signal>> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    loop {
+        // SAFETY: set and ts are valid for the call; no siginfo is asked for.
+        let r = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+        if r >= 0 {
+            return Ok(nix::sys::signal::Signal::try_from(r).ok());
+        }
+        match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(None),
+            e if e.raw_os_error() == Some(libc::EINTR) => continue,
+            e => return Err(e),
+        }
+    }
+}
+
 /// Plain `openat(2)` of `name` in `dir` (close-on-exec): the one open the runtime makes after a
 /// container's filter without no_new_privileges, as runc does (the exec fifo), where `openat2`
 /// may be denied by an older profile.

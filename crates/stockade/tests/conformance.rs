@@ -74,6 +74,12 @@ fn runtime_tools_validation() {
     require_root();
     let t0 = Instant::now();
     let suite = build_suite();
+    // one run at a time on this machine: the programs share fixed cgroup paths, and a run kills
+    // what is in the suite's new cgroups after each program
+    let lock = std::fs::File::create(suite.with_file_name(".run.lock")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; the lock goes with the file at the end of the test.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     let programs = programs(&suite);
     assert!(
         programs.len() >= 50,
@@ -123,7 +129,8 @@ fn runtime_tools_validation() {
         for (name, o) in failed {
             eprintln!("  FAIL {name}: {}", o.summary());
             for l in o.detail.lines().take(12) {
-                eprintln!("       {l}");
+                let cut: String = l.chars().take(300).collect();
+                eprintln!("       {cut}");
             }
         }
         for (name, o) in r.iter().filter(|(_, o)| !o.left.is_empty()) {

@@ -83,6 +83,22 @@ fn docker_containers_get_the_policys_floor() {
         WRITES,
     ]);
     check_writes(&out, vol.path());
+    // the policy's warnings went to the runtime's log, not into the container's stderr
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "stockade-policy",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        (stdout(&out), stderr(&out)),
+        ("out\n".into(), "err\n".into())
+    );
 
     // --privileged: refused, and Docker prints why
     let out = d.docker(&[
@@ -141,10 +157,81 @@ fn docker_containers_get_the_policys_floor() {
         "{text}"
     );
     assert_eq!(slots_held(d.dir.path()), 2);
+    // ... but none of it is the container's output: `docker logs` holds what it wrote
+    let logs = d.docker(&["logs", &ids[0]]);
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert_eq!(
+        (stdout(&logs), stderr(&logs)),
+        (String::new(), String::new())
+    );
+    // `audit` of `docker inspect` reads a container run with stockade as the policy raised it
+    let inspect = d.docker(&["inspect", &ids[1]]);
+    let file = d.dir.path().join("inspect-policy.json");
+    std::fs::write(&file, &inspect.stdout).unwrap();
+    let out = timeout()
+        .arg(bin())
+        .args(["--policy", "default", "audit", "--format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["reports"][0];
+    let found: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    // no user namespace (SA014), no memory (SA025) or pids (SA027) limit, seccomp is Docker's
+    for id in ["SA014", "SA025", "SA027"] {
+        assert!(!found.contains(&id), "{id} in {found:?}: {r:#}");
+    }
+    assert!(
+        r["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("HostConfig.Runtime = \"stockade-policy\""),
+        "{r:#}"
+    );
     for id in &ids {
         assert!(d.docker(&["rm", "-f", id]).status.success());
     }
     assert_eq!(slots_held(d.dir.path()), 0, "ranges given back at delete");
+
+    // a command that cannot run: runc's words, which Docker turns into 127 and 126
+    for (runtime, cmd, code, words) in [
+        (
+            "stockade-policy",
+            "/nonexistent",
+            127,
+            "stat /nonexistent: no such file or directory",
+        ),
+        (
+            "stockade",
+            "nosuchcmd",
+            127,
+            "executable file not found in $PATH",
+        ),
+        (
+            "stockade-policy",
+            "/bin",
+            126,
+            "exec: \"/bin\": permission denied",
+        ),
+    ] {
+        let out = d.docker(&["run", "--rm", "--runtime", runtime, "bb", cmd]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{runtime} {cmd}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(words),
+            "{runtime} {cmd}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

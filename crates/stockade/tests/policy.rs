@@ -116,8 +116,7 @@ fn created_containers_hold_disjoint_ranges_and_record_the_changes() {
         starts.push(map.split_whitespace().nth(1).unwrap().to_string());
         // the state carries the config's annotations (runtime-spec), not the policy's records
         let config: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(b.path().join("config.json")).unwrap()).unwrap();
         let own = match config["annotations"].clone() {
             serde_json::Value::Null => serde_json::json!({}),
             v => v,
@@ -132,7 +131,10 @@ fn created_containers_hold_disjoint_ranges_and_record_the_changes() {
                 .any(|l| l.starts_with("capabilityCeiling") && l.contains("CAP_NET_RAW")),
             "{text}"
         );
-        assert!(text.lines().any(|l| l.starts_with("userNamespace")), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("userNamespace")),
+            "{text}"
+        );
     }
     assert_ne!(starts[0], starts[1], "two live containers, one id range");
     assert_eq!(ids_held(b.root.path()).len(), 2);

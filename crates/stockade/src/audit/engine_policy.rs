@@ -22,13 +22,19 @@ pub fn raise(p: &mut Posture, pol: &Policy, why: &str) {
         pol.source
     ));
     let by = |rule: &str, was: &str| {
-        format!("{was}; raised by stockade's policy ({}: {rule}) since {why}", pol.source)
+        format!(
+            "{was}; raised by stockade's policy ({}: {rule}) since {why}",
+            pol.source
+        )
     };
     if r.user_namespace == Some(UserNs::Auto) {
         if let Some(i) = p.shared_ns.iter().position(|(n, _)| *n == "user") {
             let (_, was) = p.shared_ns.remove(i);
             // the id range is allocated at create; root inside is root of that namespace only
-            let note = by("userNamespace", &format!("{was}: a user namespace is added"));
+            let note = by(
+                "userNamespace",
+                &format!("{was}: a user namespace is added"),
+            );
             p.notes.push(note);
         }
     }
@@ -37,7 +43,10 @@ pub fn raise(p: &mut Posture, pol: &Policy, why: &str) {
         p.shared_ns.retain(|(n, was)| {
             let raised = hn.get(*n) == Some(&Action::Raise);
             if raised {
-                notes.push(by("hostNamespaces", &format!("{was}: a {n} namespace is added")));
+                notes.push(by(
+                    "hostNamespaces",
+                    &format!("{was}: a {n} namespace is added"),
+                ));
             }
             !raised
         });
@@ -60,7 +69,11 @@ pub fn raise(p: &mut Posture, pol: &Policy, why: &str) {
         }
     }
     if r.seccomp == Some(SeccompRule::DefaultIfUnconfined) {
-        if let Some(s) = p.seccomp.as_mut().filter(|s| matches!(s.value, Seccomp::Unconfined)) {
+        if let Some(s) = p
+            .seccomp
+            .as_mut()
+            .filter(|s| matches!(s.value, Seccomp::Unconfined))
+        {
             s.value = Seccomp::Filtered {
                 blocks_keyctl: Some(true),
             };
@@ -80,7 +93,10 @@ pub fn raise(p: &mut Posture, pol: &Policy, why: &str) {
         }
     }
     if let Some(l) = &r.limits {
-        let memory = l.memory.as_ref().and_then(|m| crate::policy::memory_bytes(m).ok());
+        let memory = l
+            .memory
+            .as_ref()
+            .and_then(|m| crate::policy::memory_bytes(m).ok());
         if let (Some(bytes), Some(m)) = (memory, p.memory_limit.as_mut()) {
             if m.value.is_none() {
                 m.value = Some(bytes as u64);

@@ -150,7 +150,8 @@ pub fn oci(v: &Value, file: &str) -> Result<Posture> {
     }
     p.caps = Some(ev(caps, "process.capabilities"));
     if let Some(c) = process.get("capabilities") {
-        let set = |k: &str| -> BTreeSet<String> { strings(c, k).iter().map(|x| cap_name(x)).collect() };
+        let set =
+            |k: &str| -> BTreeSet<String> { strings(c, k).iter().map(|x| cap_name(x)).collect() };
         let (pe, inh) = (set("permitted"), set("inheritable"));
         let lost: Vec<String> = set("ambient")
             .into_iter()

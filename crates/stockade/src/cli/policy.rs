@@ -51,10 +51,6 @@ pub fn policy_cmd(flag: Option<&str>, root: &Path, c: PolicyCmd) -> Result<i32> 
             } else {
                 config
             };
-            let Some(p) = p else {
-                println!("policy none: nothing is changed");
-                return Ok(0);
-            };
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("read {}", file.display()))?;
             let mut v: serde_json::Value = serde_json::from_str(&text)
@@ -71,6 +67,10 @@ pub fn policy_cmd(flag: Option<&str>, root: &Path, c: PolicyCmd) -> Result<i32> 
                     unraisable.join(", ")
                 );
             }
+            let Some(p) = p else {
+                println!("policy none: nothing is changed");
+                return Ok(0);
+            };
             match policy::apply(&p, &mut v, &file) {
                 Err(e) => {
                     println!("refused: {e}");
@@ -102,11 +102,19 @@ fn explain(root: &Path, id: &str) -> Result<i32> {
         .annotations()
         .iter()
         .flatten()
-        .filter_map(|(k, v)| Some((k.strip_prefix(policy::ANNOTATION_PREFIX)?.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix(policy::ANNOTATION_PREFIX)?.to_string(),
+                v.clone(),
+            ))
+        })
         .collect();
     records.sort();
     if records.is_empty() {
-        println!("{id}: the policy changed nothing (config {})", file.display());
+        println!(
+            "{id}: the policy changed nothing (config {})",
+            file.display()
+        );
     }
     for (rule, what) in records {
         println!("{rule:<20} {what}");

@@ -71,6 +71,12 @@ pub struct RunOptions {
     pub systemd_cgroup: bool,
     /// `--learn-dir`: learn every container, writing DIR/ID at delete (see `learn::engine`).
     pub learn_dir: Option<PathBuf>,
+    /// PID 1 is stockade's init, the process its child (see [`crate::init`]): `sandbox`'s
+    /// default; `run` of a bundle follows the config (engines add their own).
+    pub init: bool,
+    /// The caller's pid when the container ends with it (`sandbox --die-with-parent`, see
+    /// [`die_with_caller`]).
+    pub caller: Option<i32>,
 }
 
 /// What `create` (and `run --detach`) add.
@@ -473,7 +479,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     crate::hooks::run(spec, crate::hooks::Kind::Poststart, || {
         crate::hooks::state_json(id, "running", pid, bundle, spec)
     })?;
-    let code = wait_forwarding(child_pid, &forwarded);
+    let code = wait_forwarding_until(child_pid, &forwarded, opts.caller);
     mark("container exited");
     let _ = old_mask.thread_set_mask();
     drop(cgroup);
@@ -545,11 +551,38 @@ fn channel_and_signals() -> Result<(OwnedFd, OwnedFd, SigSet, SigSet)> {
 }
 
 fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
+    wait_forwarding_until(child, set, None)
+}
+
+/// As [`wait_forwarding`]; with `caller` (the pid that started the runtime, `sandbox
+/// --die-with-parent`), a SIGHUP once the caller is gone (PR_SET_PDEATHSIG, see
+/// [`die_with_caller`]) is forwarded, and SIGKILL follows after a grace of two seconds.
+fn wait_forwarding_until(child: Pid, set: &SigSet, caller: Option<i32>) -> Result<i32> {
+    let mut deadline: Option<std::time::Instant> = None;
     loop {
-        let sig = set.wait().ctx(|| "sigwait")?;
-        if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(child, sig);
-            continue;
+        let sig = match deadline {
+            None => Some(set.wait().ctx(|| "sigwait")?),
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                crate::sys::sigtimedwait(set, left).ctx(|| "sigtimedwait")?
+            }
+        };
+        match sig {
+            None => {
+                // the grace is over: the caller is gone, the sandbox goes too
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(3600));
+                continue;
+            }
+            Some(Signal::SIGCHLD) => {}
+            Some(sig) => {
+                let _ = nix::sys::signal::kill(child, sig);
+                let orphaned = caller.is_some_and(|c| nix::unistd::getppid().as_raw() != c);
+                if sig == Signal::SIGHUP && orphaned && deadline.is_none() {
+                    deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
+                }
+                continue;
+            }
         }
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -564,6 +597,20 @@ fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
             }
         }
     }
+}
+
+/// `sandbox --die-with-parent`: the runtime gets SIGHUP when the process that started it dies
+/// (a closed terminal's shell), which [`wait_forwarding_until`] turns into the sandbox's end.
+/// Returns the caller's pid, or an error if it is already gone.
+pub fn die_with_caller() -> Result<i32> {
+    let caller = nix::unistd::getppid().as_raw();
+    nix::sys::prctl::set_pdeathsig(Signal::SIGHUP).ctx(|| "PR_SET_PDEATHSIG")?;
+    if nix::unistd::getppid().as_raw() != caller || caller == 1 {
+        return Err(Error::Other(
+            "--die-with-parent: the caller is already gone".into(),
+        ));
+    }
+    Ok(caller)
 }
 
 /// (Re-)arm `PR_SET_PDEATHSIG` (SIGKILL) for the rest of the setup. The kernel clears it at every
@@ -817,9 +864,17 @@ fn child_setup(
             }
         }
     }
+    if opts.init && nnp {
+        // PID 1 stays here as the init; the command goes on (see `init`)
+        crate::init::fork_init(sock)?;
+    }
     if let (Some(f), true) = (filter, nnp) {
         // the last thing before execve: no runtime call follows it
         listener = f.load().ctx(|| "load seccomp filter")?;
+    }
+    if opts.init && !nnp {
+        // without no_new_privs the workload's filter is already loaded: the init inherits it
+        crate::init::fork_init(sock)?;
     }
     if let Some(fd) = listener {
         // The agent's socket is a host path: the runtime delivers the descriptor.
