@@ -121,8 +121,8 @@ fn own_filter() -> std::io::Result<()> {
         jf,
         k,
     };
-    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
     let n = ALLOW.len() as u8;
     let mut prog = vec![
         stmt(ld, 4), // seccomp_data.arch
