@@ -103,7 +103,7 @@ pub fn spec(data: &[u8]) {
         Ok(s) => s,
         Err(e) => return debug(&e),
     };
-    let valid = stockade::spec::validate(
+    let valid = stockade::plan::validate(
         &spec,
         Path::new("/nonexistent-bundle"),
         Path::new("config.json"),
@@ -347,7 +347,7 @@ pub fn mountinfo(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (mi, cg) = text.split_once('\0').unwrap_or((&text, &text));
 
-    let mounts = stockade::rootfs::parse_mountinfo(mi);
+    let mounts = stockade::mountinfo::parse_mountinfo(mi);
     for m in &mounts {
         let _ = (&m.dev, &m.root, &m.mountpoint, &m.options, &m.optional);
     }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::container::EXEC_FIFO;
 use crate::error::{Context, Error, Result};
 use crate::namespaces;
+use crate::state::EXEC_FIFO;
 use crate::state::{pid_start_time, pid_stat, Locked, State, StateDir};
 
 /// The runtime-spec status of a container, from its process and cgroup, not just the file.
@@ -194,7 +194,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let dir = match StateDir::lock(root, id, Duration::from_secs(10)) {
         Ok(Locked::Container(d)) => d,
         Ok(Locked::Removed) | Err(Error::NotFound(_)) if force => {
-            crate::policy::ids::release_stale_for(root, id);
+            crate::idpool::release_stale_for(root, id);
             return Ok(());
         }
         Ok(Locked::Removed) => return Err(Error::NotFound(id.to_string())),
@@ -239,8 +239,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     dir.remove()?;
-    crate::policy::ids::release_for(root, id, st.id_slot);
-    crate::policy::ids::release_stale_for(root, id);
+    crate::idpool::release_for(root, id, st.id_slot);
+    crate::idpool::release_stale_for(root, id);
     if let Some(spec) = spec {
         crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {
             crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec)

@@ -350,7 +350,7 @@ pub fn run_all() -> Vec<Check> {
         None => check(set, "no_new_privs", Outcome::NotApplicable, "not reported"),
     });
     out.push(landlock());
-    let suid_mounts: Vec<String> = crate::rootfs::parse_mountinfo(
+    let suid_mounts: Vec<String> = crate::mountinfo::parse_mountinfo(
         &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
     )
     .into_iter()

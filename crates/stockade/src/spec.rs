@@ -2,7 +2,6 @@
 //! error names the file and the JSON field), and writes the hardened default that `stockade spec`
 //! prints. The `sandbox` front end lives in [`crate::sandbox`] and also ends here, as a `Spec`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -57,6 +56,8 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 /// directory (`stockade policy explain ID`), never in the state and the hooks' stdin, which carry
 /// the config's own annotations (runtime-spec).
 pub const POLICY_ANNOTATION_PREFIX: &str = "org.stockade.policy.";
+/// The id slot a policy-added user namespace holds (given back at delete).
+pub const POLICY_ANNOTATION_ID_SLOT: &str = "org.stockade.policy.idSlot";
 
 /// The config's own annotations: the spec's without the policy's records.
 pub fn config_annotations(spec: &Spec) -> std::collections::HashMap<String, String> {
@@ -176,175 +177,6 @@ pub fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
-}
-
-/// Everything that can be checked before touching the system. `file` is what errors name.
-pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
-    let major = spec.version().split('.').next().unwrap_or("");
-    if major != "1" {
-        return Err(config_err(
-            file,
-            "ociVersion",
-            format!(
-                "unsupported version {:?} (stockade implements runtime-spec 1.x)",
-                spec.version()
-            ),
-        ));
-    }
-    let root = (!tmpfs_root(spec)).then(|| rootfs_path(spec, bundle));
-    if let Some(root) = &root {
-        if !root.is_dir() {
-            return Err(config_err(
-                file,
-                "root.path",
-                format!(
-                    "rootfs {} does not exist or is not a directory",
-                    root.display()
-                ),
-            ));
-        }
-    }
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| config_err(file, "process", "missing"))?;
-    crate::landlock::Config::from_annotations(spec.annotations().as_ref())
-        .map_err(|(field, msg)| config_err(file, field, msg))?;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(config_err(
-            file,
-            "process.args",
-            "must name the program to run",
-        ));
-    }
-    if !process.cwd().is_absolute() {
-        return Err(config_err(file, "process.cwd", "must be an absolute path"));
-    }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !m.destination().is_absolute() {
-            return Err(config_err(
-                file,
-                format!("mounts[{i}].destination"),
-                format!("{} is not absolute", m.destination().display()),
-            ));
-        }
-        if let Some(root) = &root {
-            if let Some(msg) = crate::rootfs::escapes(root, m.destination()) {
-                return Err(config_err(file, format!("mounts[{i}].destination"), msg));
-            }
-        }
-        for opt in m.options().iter().flatten() {
-            if crate::rootfs::parse_option(opt).is_none() {
-                // Unknown options are passed to the filesystem as data (like runc); flag obvious typos.
-                if opt.is_empty() {
-                    return Err(config_err(
-                        file,
-                        format!("mounts[{i}].options"),
-                        "empty option",
-                    ));
-                }
-            }
-        }
-    }
-    let Some(linux) = spec.linux().as_ref() else {
-        return Ok(());
-    };
-    let mut seen = HashSet::new();
-    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
-        if !seen.insert(ns.typ()) {
-            return Err(config_err(
-                file,
-                format!("linux.namespaces[{i}]"),
-                format!("namespace {:?} listed twice", ns.typ()),
-            ));
-        }
-        if let Some(p) = ns.path() {
-            if !p.exists() {
-                return Err(config_err(
-                    file,
-                    format!("linux.namespaces[{i}].path"),
-                    format!("{} does not exist", p.display()),
-                ));
-            }
-        }
-    }
-    let new_userns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
-    for (field, maps) in [
-        ("uidMappings", linux.uid_mappings()),
-        ("gidMappings", linux.gid_mappings()),
-    ] {
-        let maps = maps.as_deref().unwrap_or(&[]);
-        if new_userns && maps.is_empty() {
-            return Err(config_err(
-                file,
-                format!("linux.{field}"),
-                "a new user namespace needs id mappings",
-            ));
-        }
-        if !new_userns && !maps.is_empty() && !seen.contains(&LinuxNamespaceType::User) {
-            return Err(config_err(
-                file,
-                format!("linux.{field}"),
-                "id mappings given without a user namespace",
-            ));
-        }
-        crate::namespaces::check_id_maps(maps)
-            .map_err(|m| config_err(file, format!("linux.{field}"), m))?;
-    }
-    if let Some(sysctl) = linux.sysctl() {
-        let netns = linux
-            .namespaces()
-            .iter()
-            .flatten()
-            .any(|n| n.typ() == LinuxNamespaceType::Network);
-        let ipcns = seen.contains(&LinuxNamespaceType::Ipc);
-        let utsns = seen.contains(&LinuxNamespaceType::Uts);
-        for key in sysctl.keys() {
-            if let Err(m) = crate::namespaces::check_sysctl(key, netns, ipcns, utsns) {
-                return Err(config_err(file, format!("linux.sysctl.{key}"), m));
-            }
-        }
-    }
-    if let Some(res) = linux.resources() {
-        crate::cgroups::validate(res)
-            .map_err(|(f, m)| config_err(file, format!("linux.resources.{f}"), m))?;
-    }
-    if let Some(cg) = linux.cgroups_path() {
-        if cg
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(config_err(
-                file,
-                "linux.cgroupsPath",
-                "must not contain '..'",
-            ));
-        }
-    }
-    if let Some(prop) = linux.rootfs_propagation() {
-        if crate::rootfs::propagation_flag(prop).is_none() {
-            return Err(config_err(
-                file,
-                "linux.rootfsPropagation",
-                format!("unknown propagation {prop:?}"),
-            ));
-        }
-    }
-    if let Some(seccomp) = linux.seccomp() {
-        let v = serde_json::to_value(seccomp).map_err(|e| Error::Other(e.to_string()))?;
-        stockade_seccomp::Profile::from_value(&v).map_err(|e| {
-            config_err(
-                file,
-                format!("linux.seccomp{}", e.path_suffix()),
-                e.to_string(),
-            )
-        })?;
-    }
-    Ok(())
 }
 
 /// The host range container ids map to: a `stockade:START:COUNT` line in `file`, else the default.
@@ -468,4 +300,42 @@ pub fn hardened_default(rootless: bool) -> Value {
         spec["linux"].as_object_mut().unwrap().remove("resources");
     }
     spec
+}
+
+/// "512m" / "2g" / "1048576" / "unlimited" → bytes (-1 for unlimited).
+pub fn parse_size(flag: &str, s: &str) -> Result<i64> {
+    if s == "unlimited" || s == "-1" {
+        return Ok(-1);
+    }
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (
+            &s[..i],
+            match c.to_ascii_lowercase() {
+                'k' => 1i64 << 10,
+                'm' => 1i64 << 20,
+                'g' => 1i64 << 30,
+                't' => 1i64 << 40,
+                'b' => 1,
+                _ => {
+                    return Err(Error::Other(format!(
+                        "{flag} {s:?}: unknown unit {c:?} (use k, m, g, t)"
+                    )))
+                }
+            },
+        ),
+        _ => (s, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::Other(format!("{flag} {s:?}: not a size")))?;
+    if n <= 0.0 || !n.is_finite() {
+        return Err(Error::Other(format!(
+            "{flag} {s:?}: must be positive (or \"unlimited\")"
+        )));
+    }
+    let bytes = n * mult as f64;
+    if bytes > (1u64 << 50) as f64 {
+        return Err(Error::Other(format!("{flag} {s:?}: absurdly large")));
+    }
+    Ok(bytes as i64)
 }

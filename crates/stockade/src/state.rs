@@ -24,6 +24,10 @@ use crate::error::{Context, Error, Result};
 
 pub const DEFAULT_ROOT: &str = "/run/stockade";
 
+/// The fifo in a container's state directory that its created init blocks on until `start`
+/// opens it.
+pub const EXEC_FIFO: &str = "exec.fifo";
+
 /// The state root when `--root` is not given, runc's rule: `/run/stockade` for root; for
 /// another user `$XDG_RUNTIME_DIR/stockade`, or `/tmp/stockade-UID` when that is unset.
 pub fn default_root() -> PathBuf {

@@ -11,7 +11,7 @@ fn parse_and_validate(text: &str) -> Result<(), String> {
     std::panic::catch_unwind(move || {
         let file = Path::new("config.json");
         let spec = stockade::spec::parse(file, &text).map_err(|e| e.to_string())?;
-        stockade::spec::validate(&spec, Path::new("/nonexistent-bundle"), file)
+        stockade::plan::validate(&spec, Path::new("/nonexistent-bundle"), file)
             .map_err(|e| e.to_string())
     })
     .unwrap_or_else(|p| {

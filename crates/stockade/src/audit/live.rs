@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::{ev, AuditError, Ev, HostMount, Posture, Result, Seccomp, MUST_MASK};
 use crate::capabilities::{status_field, status_mask};
 use crate::cgroups::Layout;
-use crate::rootfs::{parse_mountinfo, MountEntry};
+use crate::mountinfo::{parse_mountinfo, MountEntry};
 
 /// The process went away while being read.
 struct Gone(String);

@@ -68,7 +68,7 @@ impl Layout {
         // the first of any other. Later ones are other containers' views (a container sharing
         // this mount namespace mounts its own cgroups under its rootfs: read-only, rooted at its
         // cgroup), never the host's.
-        let (whole, part): (Vec<_>, Vec<_>) = crate::rootfs::parse_mountinfo(mountinfo)
+        let (whole, part): (Vec<_>, Vec<_>) = crate::mountinfo::parse_mountinfo(mountinfo)
             .into_iter()
             .partition(|m| m.root == "/");
         for m in whole.into_iter().chain(part) {

@@ -200,7 +200,7 @@ pub fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResour
     if !v.is_object() {
         bail!("--resources: expected a JSON object (linux.resources)");
     }
-    let size = |flag: &str, s: &str| -> Result<i64> { Ok(stockade::sandbox::parse_size(flag, s)?) };
+    let size = |flag: &str, s: &str| -> Result<i64> { Ok(stockade::spec::parse_size(flag, s)?) };
     let mut set = |path: &[&str], val: serde_json::Value| {
         let mut cur = &mut v;
         for k in &path[..path.len() - 1] {

@@ -85,8 +85,7 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
 }
 
-/// The fifo the created container's init blocks on until `start` opens it.
-pub const EXEC_FIFO: &str = "exec.fifo";
+pub use crate::state::EXEC_FIFO;
 
 /// Signals `stockade run` forwards to the container's init.
 const FORWARDED: &[Signal] = &[
@@ -103,11 +102,16 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // 1. Everything that can be refused is refused before anything is created.
     mark("start");
     crate::state::check_id(id)?;
-    spec::validate(spec, bundle, &opts.config_file)?;
+    crate::plan::validate(spec, bundle, &opts.config_file)?;
     let ns = namespaces::Plan::from_spec(spec);
     let net_plan = crate::net::Plan::from_spec(spec, &opts.config_file)?;
     // learning (org.stockade.learn, --learn-dir): the spec with the permissive learning filter
-    let (learning, learning_spec) = crate::learn::engine::prepare(spec, id, opts)?;
+    let (learning, learning_spec) = crate::learn::engine::prepare(
+        spec,
+        id,
+        (opts.learn_dir.as_deref(), &opts.config_file),
+        opts.quiet,
+    )?;
     let spec = learning_spec.as_ref().unwrap_or(spec);
     mark("validated");
     let process = spec.process().as_ref().expect("validated");
@@ -166,7 +170,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         bundle: bundle.to_path_buf(),
         annotations: spec::config_annotations(spec),
         cgroup: planned.clone(),
-        id_slot: crate::policy::ids::slot_of(spec),
+        id_slot: crate::idpool::slot_of(spec),
         created: now_rfc3339(),
         pid_start: 0,
     };
@@ -498,7 +502,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
                 crate::diag::warn(&e.to_string());
             }
             d.remove()?;
-            crate::policy::ids::release_for(&opts.root, id, st.id_slot);
+            crate::idpool::release_for(&opts.root, id, st.id_slot);
         }
         Ok(crate::state::Locked::Removed) | Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),

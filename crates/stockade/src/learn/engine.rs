@@ -141,17 +141,19 @@ fn learn_err(config_file: &Path, what: &str, msg: String) -> Error {
 }
 
 /// In `create`/`run`, after validation: the plan and the spec to run with, if learning (the
-/// warning printed unless quiet).
+/// warning printed unless quiet). `learn_dir` is `--learn-dir`; `file` names the config in
+/// errors.
 pub fn prepare(
     spec: &Spec,
     id: &str,
-    opts: &crate::container::RunOptions,
+    (learn_dir, file): (Option<&Path>, &Path),
+    quiet: bool,
 ) -> Result<(Option<Plan>, Option<Spec>)> {
-    let Some(p) = plan(spec, id, opts.learn_dir.as_deref(), &opts.config_file)? else {
+    let Some(p) = plan(spec, id, learn_dir, file)? else {
         return Ok((None, None));
     };
     let s = learning_spec(spec, &p)?;
-    if !opts.quiet {
+    if !quiet {
         crate::diag::warn(&warning(id, &p));
     }
     Ok((Some(p), Some(s)))

@@ -15,7 +15,8 @@
 //! see `rootfs::overlay`) and writable binds, so files keep their host owners.
 
 mod apply;
-pub mod ids;
+/// The host id ranges the policy hands out ([`crate::idpool`]).
+pub use crate::idpool as ids;
 #[cfg(test)]
 mod tests;
 
@@ -32,7 +33,7 @@ use crate::error::{config_err, Error, Result};
 pub const DEFAULT_FILE: &str = "/etc/stockade/policy.json";
 pub const ANNOTATION_PREFIX: &str = crate::spec::POLICY_ANNOTATION_PREFIX;
 /// The id slot a policy-added user namespace holds (released at delete).
-pub const ANNOTATION_ID_SLOT: &str = "org.stockade.policy.idSlot";
+pub const ANNOTATION_ID_SLOT: &str = crate::spec::POLICY_ANNOTATION_ID_SLOT;
 
 /// What a rule does to a config that falls below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,7 +272,7 @@ pub fn memory_bytes(v: &Value) -> std::result::Result<i64, String> {
             .as_i64()
             .filter(|n| *n >= 4 << 20)
             .ok_or_else(|| "bytes, at least 4 MiB".to_string()),
-        Value::String(s) => crate::sandbox::parse_size("limits.memory", s)
+        Value::String(s) => crate::spec::parse_size("limits.memory", s)
             .map_err(|e| e.to_string())
             .and_then(|b| {
                 if b >= 4 << 20 {

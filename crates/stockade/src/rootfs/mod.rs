@@ -54,9 +54,7 @@ pub use devices::{bind_console, DEFAULT_DEVICES};
 use devices::{create_devices, verified_null};
 pub use masks::finish;
 use options::attr_of;
-pub use options::{
-    mount_opts, parse_mountinfo, parse_option, propagation_flag, MountEntry, MountOpts, Opt,
-};
+pub use options::{mount_opts, parse_option, propagation_flag, MountOpts, Opt};
 pub use prepare::{prepare, Prepared, Tree};
 
 /// Read-only and nothing executable, setuid or device-like: what read-only paths and a

@@ -149,7 +149,7 @@ pub fn prepare(
                 let added_by_policy = spec
                     .annotations()
                     .as_ref()
-                    .is_some_and(|a| a.contains_key(crate::policy::ANNOTATION_ID_SLOT));
+                    .is_some_and(|a| a.contains_key(crate::spec::POLICY_ANNOTATION_ID_SLOT));
                 if let (Err(e), true) = (&res, added_by_policy) {
                     return Err(Error::Other(format!(
                         "rootfs {}: the user namespace the policy added needs an idmapped rootfs, and {e} (run with --policy none, or a policy with userNamespace: off)",

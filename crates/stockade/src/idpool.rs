@@ -183,7 +183,7 @@ pub fn release_stale_for(root: &Path, id: &str) {
 pub fn slot_of(spec: &oci_spec::runtime::Spec) -> Option<u32> {
     spec.annotations()
         .as_ref()?
-        .get(super::ANNOTATION_ID_SLOT)?
+        .get(crate::spec::POLICY_ANNOTATION_ID_SLOT)?
         .parse()
         .ok()
 }
