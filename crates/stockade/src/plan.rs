@@ -1,15 +1,186 @@
-//! Everything in a config that can be refused is refused here, before anything is created:
-//! the spec is checked against what each subsystem accepts (mount destinations and options,
-//! id maps, sysctls, resources, Landlock), every error naming the file and the JSON field.
-//! The engine ([`crate::container`]) calls [`validate`] first.
+//! The plan: a spec and the front end's choices ([`RunOptions`]) become one typed [`Plan`],
+//! made once before anything is created. Everything in a config that can be refused is refused
+//! here: the spec is checked against what each subsystem accepts ([`validate`]: mount
+//! destinations and options, id maps, sysctls, resources, Landlock), every error naming the file
+//! and the JSON field; the namespaces to make and join, the network, the learning run, the
+//! cgroup and the host ids are decided once. The engine ([`crate::container`]) reads the plan.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
+use crate::cgroups::{Cgroup, Layout};
 use crate::error::{config_err, Error, Result};
 use crate::spec::{rootfs_path, tmpfs_root};
+
+/// How the runtime was asked to run the container.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub root: PathBuf,
+    /// File named in configuration errors (the bundle's config.json, or "sandbox flags").
+    pub config_file: PathBuf,
+    /// Descriptors 3..3+N passed through to the container.
+    pub preserve_fds: u32,
+    /// Print nothing but errors.
+    pub quiet: bool,
+    /// `create`: leave the container blocked before `execve` until `start`; None: run it now.
+    pub create: Option<CreateOptions>,
+    /// Do not give the container a fresh session keyring (runc's `--no-new-keyring`).
+    pub no_new_keyring: bool,
+    /// Where to send the pty master when process.terminal is set.
+    pub console_socket: Option<PathBuf>,
+    /// The systemd cgroup driver (`--systemd-cgroup`): a transient unit per container.
+    pub systemd_cgroup: bool,
+    /// `--learn-dir`: learn every container, writing DIR/ID at delete (see `learn::engine`).
+    pub learn_dir: Option<PathBuf>,
+    /// PID 1 is stockade's init, the process its child (see [`crate::init`]): `sandbox`'s
+    /// default; `run` of a bundle follows the config (engines add their own).
+    pub init: bool,
+    /// The caller's pid when the container ends with it (`sandbox --die-with-parent`, see
+    /// [`crate::container::die_with_caller`]).
+    pub caller: Option<i32>,
+}
+
+/// What `create` (and `run --detach`) add.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub pid_file: Option<PathBuf>,
+}
+
+/// One container's run, decided: what the engine's two halves read.
+pub struct Plan<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    /// The spec as it runs: the caller's, or with the learning run's filter, or with the
+    /// network's files bound in (see [`Plan::add_mounts`]).
+    pub spec: Cow<'a, Spec>,
+    pub ns: crate::namespaces::Plan,
+    pub net: Option<crate::net::Plan>,
+    pub learning: Option<crate::learn::engine::Plan>,
+    /// An unprivileged runtime: no cgroups, the child prepares its own trees.
+    pub rootless: bool,
+    /// The host's cgroup hierarchies (None unprivileged).
+    pub layout: Option<Layout>,
+    /// The container's cgroup, located (made only later).
+    pub cgroup: Option<Cgroup>,
+    /// `linux.uidMappings`/`gidMappings`, read once.
+    pub uid_maps: Vec<LinuxIdMapping>,
+    pub gid_maps: Vec<LinuxIdMapping>,
+}
+
+impl<'a> Plan<'a> {
+    /// Validate, decide, warn once about what is accepted but not applied.
+    pub fn make(id: &'a str, bundle: &'a Path, spec: &'a Spec, o: &RunOptions) -> Result<Plan<'a>> {
+        crate::state::check_id(id)?;
+        validate(spec, bundle, &o.config_file)?;
+        let ns = crate::namespaces::Plan::from_spec(spec);
+        let net = crate::net::Plan::from_spec(spec, &o.config_file)?;
+        // learning (org.stockade.learn, --learn-dir): the spec with the permissive filter
+        let (learning, learning_spec) = crate::learn::engine::prepare(
+            spec,
+            id,
+            (o.learn_dir.as_deref(), &o.config_file),
+            o.quiet,
+        )?;
+        let spec = learning_spec.map_or(Cow::Borrowed(spec), Cow::Owned);
+        let process = spec.process().as_ref().expect("validated");
+        if !o.quiet {
+            for w in accepted_not_applied(&spec) {
+                crate::diag::warn(&w);
+            }
+        }
+        crate::capabilities::check_obtainable(
+            process.capabilities().as_ref(),
+            ns.new_user,
+            &o.config_file,
+        )?;
+        if process.terminal() == Some(true) && o.console_socket.is_none() {
+            return Err(config_err(&o.config_file, "process.terminal", "a terminal needs --console-socket; set terminal to false to run with the caller's stdio"));
+        }
+        let rootless = !nix::unistd::geteuid().is_root();
+        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        let unit = crate::cgroups::systemd_unit(
+            cgroups_path.as_deref(),
+            id,
+            o.systemd_cgroup,
+            rootless,
+            &o.config_file,
+        )?;
+        let layout = (!rootless).then(Layout::detect).transpose()?;
+        let cgroup = layout
+            .as_ref()
+            .map(|l| Cgroup::plan(l, cgroups_path.as_deref(), id, unit));
+        let (uid_maps, gid_maps) = crate::namespaces::id_maps(&spec);
+        Ok(Plan {
+            id,
+            bundle,
+            spec,
+            ns,
+            net,
+            learning,
+            rootless,
+            layout,
+            cgroup,
+            uid_maps,
+            gid_maps,
+        })
+    }
+
+    pub fn process(&self) -> &oci_spec::runtime::Process {
+        self.spec.process().as_ref().expect("validated")
+    }
+
+    /// The process's user as host ids (the owner of what it must open before its `execve`,
+    /// the exec fifo).
+    pub fn user_on_host(&self) -> (Option<u32>, Option<u32>) {
+        let u = self.process().user();
+        if self.ns.new_user {
+            (
+                crate::namespaces::to_host(&self.uid_maps, u.uid()),
+                crate::namespaces::to_host(&self.gid_maps, u.gid()),
+            )
+        } else {
+            (Some(u.uid()), Some(u.gid()))
+        }
+    }
+
+    /// Bind more mounts (the network's `/etc/hosts` and `/etc/resolv.conf`, files in the
+    /// state directory made once it exists).
+    pub fn add_mounts(&mut self, more: Vec<oci_spec::runtime::Mount>) {
+        let s = self.spec.to_mut();
+        let mut mounts = s.mounts().clone().unwrap_or_default();
+        mounts.extend(more);
+        s.set_mounts(Some(mounts));
+    }
+}
+
+/// What the config asks for that runc accepts and does not do, said once: kernel memory
+/// limits, ambient capabilities the kernel will not raise.
+fn accepted_not_applied(spec: &Spec) -> Vec<String> {
+    let mut out = vec![];
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+    {
+        #[allow(deprecated)]
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            out.push("linux.resources.memory.kernel/kernelTCP are NOT RECOMMENDED by runtime-spec: kernel is ignored (kernels >= 6.x enforce no kernel memory limit), kernelTCP is applied on cgroup v1 only".to_string());
+        }
+    }
+    let process = spec.process().as_ref().expect("validated");
+    let unraisable = crate::capabilities::unraisable_ambient(process.capabilities().as_ref());
+    if !unraisable.is_empty() {
+        out.push(format!(
+            "process.capabilities.ambient: {} not also permitted and inheritable, so not raised (runc does the same)",
+            unraisable.join(", ")
+        ));
+    }
+    out
+}
 
 /// Everything that can be checked before touching the system. `file` is what errors name.
 pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {

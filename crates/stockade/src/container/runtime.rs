@@ -1,0 +1,151 @@
+//! The runtime's half of the setup, in the order the child needs it: the id maps and the trees
+//! to attach ("go"), then, while the child builds its filesystem, the cgroup (limits set, then
+//! its v1 `tasks` files: the child moves itself before its cgroup mounts) and the seccomp filter
+//! (loaded last). No user code has run. On a small machine this thread and the child are all
+//! there is: helper threads cost more to start than the overlap saves.
+
+use std::os::fd::{OwnedFd, RawFd};
+
+use nix::unistd::Pid;
+
+use super::channel::{child_error, recv_msg, send_cgroup_files, send_filter, send_go};
+use super::{net_attach, Made, Plan, RunOptions};
+use crate::diag::mark;
+use crate::error::{Context, Error, Result};
+use crate::procfs::ProcFs;
+use crate::{namespaces, process, rootfs};
+
+/// Set the child up from outside; returns the seccomp listener it sent, if any, once it has
+/// `execve`d (or, for `create`, is ready and blocked on its fifo).
+pub(super) fn setup(
+    plan: &Plan,
+    made: &mut Made,
+    ours: &OwnedFd,
+    (child, channel_fd): (Pid, RawFd),
+    opts: &RunOptions,
+) -> Result<Option<OwnedFd>> {
+    let pid = child.as_raw();
+    // Every write to /proc/PID goes through a /proc verified to be procfs (see `procfs`).
+    let proc = ProcFs::host().ctx(|| "open /proc")?;
+    let tasks_files = go(plan, made, ours, pid, &proc, opts)?;
+    let tasks_files = match tasks_files {
+        Some(t) => t,
+        None => made.cgroup.finish(&plan.spec, plan.id, pid)?,
+    };
+    if let Some(adj) = plan.process().oom_score_adj() {
+        proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())
+            .ctx(|| format!("process.oomScoreAdj {adj}"))?;
+    }
+    if let Err(e) = send_cgroup_files(ours, b'C', tasks_files) {
+        return Err(child_error(ours).unwrap_or(e));
+    }
+    mark("cgroup ready");
+    if let Some(g) = made.net.as_mut().filter(|g| !g.before_go()) {
+        net_attach(ours, g, pid, &proc)?;
+    }
+    let filter = crate::seccomp::compile(
+        &plan.spec,
+        &opts.config_file,
+        opts.quiet,
+        Some(&opts.root),
+        Some(channel_fd),
+    )?;
+    if let Err(e) = send_filter(ours, filter.as_ref()) {
+        // The child is gone: its own error, queued on the socket, says why.
+        return Err(child_error(ours).unwrap_or(e));
+    }
+    mark("filter sent");
+    wait_ready(ours, opts)
+}
+
+/// Up to "go": id maps, sysctls of a joined network namespace, the trees to attach, the
+/// prestart/createRuntime hooks (with the cgroup finished first when there are hooks: returns
+/// its `tasks` files then), the network when it must exist before "go".
+fn go(
+    plan: &Plan,
+    made: &mut Made,
+    ours: &OwnedFd,
+    pid: i32,
+    proc: &ProcFs,
+    opts: &RunOptions,
+) -> Result<Option<Vec<OwnedFd>>> {
+    let (ns, spec, rootless) = (&plan.ns, &*plan.spec, plan.rootless);
+    if ns.new_user {
+        namespaces::write_id_maps(proc, pid, &plan.uid_maps, &plan.gid_maps, rootless)?;
+    }
+    if let Some(netns) = namespaces::runtime_written_netns(spec, ns) {
+        namespaces::write_net_sysctls_in(spec, &netns)?;
+    }
+    let userns = if ns.new_user && !rootless {
+        Some(
+            std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                .ctx(|| "open child's user namespace")?,
+        )
+    } else {
+        None
+    };
+    // Unprivileged, we may not clone mounts of the host's namespace: the child, which owns
+    // its copy of it, prepares its trees itself.
+    let prepared = if rootless {
+        rootfs::Prepared::default()
+    } else {
+        rootfs::prepare(
+            spec,
+            &made.rootfs_dir,
+            plan.bundle,
+            Some(pid),
+            userns.as_ref(),
+            ns.new_user,
+        )?
+    };
+    if !opts.quiet {
+        for w in &prepared.warnings {
+            crate::diag::warn(&w.to_string());
+        }
+    }
+    // prestart and createRuntime hooks: the namespaces and the cgroup exist, nothing runs
+    // yet (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
+    let mut tasks_files = None;
+    if spec.hooks().is_some() {
+        tasks_files = Some(made.cgroup.finish(spec, plan.id, pid)?);
+    }
+    crate::hooks::run(spec, crate::hooks::Kind::Prestart, || {
+        crate::hooks::state_json(plan.id, "created", pid, plan.bundle, spec)
+    })?;
+    crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
+        crate::hooks::state_json(plan.id, "creating", pid, plan.bundle, spec)
+    })?;
+    if let Some(g) = made.net.as_mut().filter(|g| g.before_go()) {
+        net_attach(ours, g, pid, proc)?;
+    }
+    send_go(ours, &prepared, pid)?;
+    mark("go sent");
+    Ok(tasks_files)
+}
+
+/// The child reports an error, or the socket closes when `execve` succeeds (close-on-exec);
+/// `create` returns at its "ready". A pty master on the way goes to the console socket.
+fn wait_ready(ours: &OwnedFd, opts: &RunOptions) -> Result<Option<OwnedFd>> {
+    let mut listener = None;
+    loop {
+        let (buf, got) = recv_msg(ours, "wait for container setup")?;
+        let n = buf.len();
+        if n > 0 && buf[0] == b'T' {
+            // the pty master: hand it to the engine's console socket, then keep waiting
+            let master = got.ok_or_else(|| Error::Other("pty master missing".into()))?;
+            process::send_console(opts.console_socket.as_deref().expect("checked"), &master)?;
+            continue;
+        }
+        if got.is_some() {
+            listener = got;
+        }
+        if n == 0 || (buf[0] == b'R' && opts.create.is_some()) {
+            return Ok(listener);
+        }
+        if buf[0] == b'E' {
+            return Err(Error::Child(
+                String::from_utf8_lossy(&buf[1..n]).into_owned(),
+            ));
+        }
+    }
+}
