@@ -208,6 +208,17 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
             ));
         }
     }
+    check_process(spec, file)?;
+    check_mounts(spec, root.as_deref(), file)?;
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    let seen = check_namespaces(linux, file)?;
+    check_linux(linux, &seen, file)
+}
+
+/// `process`: present, with a program, an absolute cwd; the Landlock annotation well formed.
+fn check_process(spec: &Spec, file: &Path) -> Result<()> {
     let process = spec
         .process()
         .as_ref()
@@ -224,6 +235,11 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(config_err(file, "process.cwd", "must be an absolute path"));
     }
+    Ok(())
+}
+
+/// `mounts`: absolute destinations that stay inside the rootfs, no empty option.
+fn check_mounts(spec: &Spec, root: Option<&Path>, file: &Path) -> Result<()> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(config_err(
@@ -232,7 +248,7 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
                 format!("{} is not absolute", m.destination().display()),
             ));
         }
-        if let Some(root) = &root {
+        if let Some(root) = root {
             if let Some(msg) = crate::rootfs::escapes(root, m.destination()) {
                 return Err(config_err(file, format!("mounts[{i}].destination"), msg));
             }
@@ -250,9 +266,15 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
             }
         }
     }
-    let Some(linux) = spec.linux().as_ref() else {
-        return Ok(());
-    };
+    Ok(())
+}
+
+/// `linux.namespaces` (each once; a path that exists) and the id maps a user namespace needs.
+/// Returns the types listed.
+fn check_namespaces(
+    linux: &oci_spec::runtime::Linux,
+    file: &Path,
+) -> Result<HashSet<LinuxNamespaceType>> {
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
@@ -299,6 +321,16 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
         crate::namespaces::check_id_maps(maps)
             .map_err(|m| config_err(file, format!("linux.{field}"), m))?;
     }
+    Ok(seen)
+}
+
+/// The rest of `linux`: sysctls (by the namespaces listed), resources, cgroupsPath, rootfs
+/// propagation, seccomp.
+fn check_linux(
+    linux: &oci_spec::runtime::Linux,
+    seen: &HashSet<LinuxNamespaceType>,
+    file: &Path,
+) -> Result<()> {
     if let Some(sysctl) = linux.sysctl() {
         let netns = linux
             .namespaces()

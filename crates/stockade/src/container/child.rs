@@ -220,6 +220,8 @@ fn build_filesystem(
             user: ns.new_user || plan.rootless,
             host_mount: ns.host_mount_ns(),
             own_cgroup: ns.unshare_flags.contains(cgroupns),
+            create_container_hooks: !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer)
+                .is_empty(),
         },
         &mut cgroup_ready,
         &mut before_pivot,

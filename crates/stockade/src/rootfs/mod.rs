@@ -37,7 +37,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Mount, Spec};
 
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, MountAttr};
@@ -224,24 +224,19 @@ pub fn setup(
     before_cgroup: &mut dyn FnMut() -> Result<()>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Built> {
-    let InNamespaces {
-        user: in_userns,
-        host_mount: host_mount_ns,
-        own_cgroup: own_cgroupns,
-    } = ns;
-    let linux = spec.linux().as_ref();
-    let prop = linux
+    let prop = spec
+        .linux()
+        .as_ref()
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // pivot_root refuses shared parents: a shared (or unbindable) rootfsPropagation is applied
-    // after the pivot,
-    // and until then the tree is a slave of the host's (as runc does).
+    // after the pivot, and until then the tree is a slave of the host's (as runc does).
     let after_pivot = prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE);
     let before = if after_pivot { MsFlags::MS_SLAVE } else { prop };
     // Sharing the runtime's mount namespace (the spec has no "mount" entry), the host's
     // propagation is not ours to change: only the container's own mounts are touched.
-    if !host_mount_ns {
+    if !ns.host_mount {
         mount(
             None::<&str>,
             "/",
@@ -251,9 +246,65 @@ pub fn setup(
         )
         .ctx(|| "make / private to the container")?;
     }
+    // 1. the root itself; 2. every mount, in order
+    let root = attach_root(spec, rootfs, prepared)?;
+    let rootfd = root.as_raw_fd();
+    let mut deferred_cgroup = mount_all(spec, rootfd, prepared, before_cgroup)?;
 
-    // 1. the root itself, attached through descriptors only: the bundle's directory may not be
-    // searchable by the container's root (a 0700 parent), and need not be.
+    // 3. devices; the cgroup mounts held back come after the masks (see `finish`), unless
+    // createContainer hooks are to see them before pivot_root, or there is no cgroup namespace
+    // (the container's own cgroups are then bound from the host's paths, gone after the pivot)
+    create_devices(spec, rootfd, prepared, ns.user)?;
+    let null = verified_null(rootfd)?;
+    if !ns.own_cgroup || ns.create_container_hooks {
+        for d in std::mem::take(&mut deferred_cgroup) {
+            before_cgroup()?;
+            d.mount(spec, rootfd, prepared.cgroups.as_ref())?;
+        }
+    }
+
+    // 4. createContainer hooks (container namespaces, host paths), then pivot_root
+    before_pivot()?;
+    nix::unistd::fchdir(&root).ctx(|| "chdir rootfs")?;
+    if ns.host_mount {
+        // pivot_root would move the root of every process in the host's namespace: chroot.
+        nix::unistd::chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
+        nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    } else {
+        pivot(rootfs, after_pivot.then_some(prop))?;
+    }
+    Ok(Built {
+        deferred: deferred_cgroup,
+        null,
+    })
+}
+
+/// `pivot_root` into the current directory, the old root detached; `prop` applied to the new
+/// root afterwards (a shared or unbindable rootfsPropagation).
+fn pivot(rootfs: &Path, prop: Option<MsFlags>) -> Result<()> {
+    sys::pivot_root(Path::new("."), Path::new("."))
+        .ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "old root slave")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    if let Some(prop) = prop {
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .ctx(|| "linux.rootfsPropagation on the new root")?;
+    }
+    Ok(())
+}
+
+/// The root itself (the prepared tree, or a fresh tmpfs for `sandbox`), attached at `rootfs`
+/// through descriptors only: the bundle's directory may not be searchable by the container's
+/// root (a 0700 parent), and need not be. Returned as the root's mount, private.
+fn attach_root(spec: &Spec, rootfs: &Path, prepared: &mut Prepared) -> Result<OwnedFd> {
     let target = match prepared.target.take() {
         Some(t) => t,
         None => sys::openat2(
@@ -291,140 +342,106 @@ pub fn setup(
         sys::mount_setattr_fd(tree.as_raw_fd(), false, &a).ctx(|| "nosuid,nodev on rootfs")?;
         tree
     };
-    drop(target);
     // The parent of the new root must not be shared for pivot_root: make the root a private mount.
     set_propagation(&root, MsFlags::MS_PRIVATE).ctx(|| "make rootfs private")?;
-    let rootfd = root.as_raw_fd();
+    Ok(root)
+}
 
-    // 2. every mount, in order
+/// Every mount of the spec, in order, under the root `rootfd`: binds from their prepared
+/// trees, the rest made. Cgroup mounts are held back (returned) unless a later mount goes
+/// inside one.
+fn mount_all(
+    spec: &Spec,
+    rootfd: RawFd,
+    prepared: &mut Prepared,
+    before_cgroup: &mut dyn FnMut() -> Result<()>,
+) -> Result<Vec<DeferredCgroup>> {
     let mut binds = std::mem::take(&mut prepared.binds).into_iter().peekable();
     let mut deferred_cgroup: Vec<DeferredCgroup> = vec![];
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+    let mounts: Vec<_> = spec.mounts().iter().flatten().collect();
+    for (i, m) in mounts.iter().enumerate() {
         let o = mount_opts(m);
         let dest = m.destination();
         if o.bind.is_some() {
-            let (bi, tree) = binds
+            let (_, tree) = binds
                 .next()
                 .filter(|(bi, _)| *bi == i)
                 .ok_or_else(|| Error::Other(format!("mounts[{i}]: bind tree missing")))?;
-            debug_assert_eq!(bi, i);
-
-            let src_is_file = nix::sys::stat::fstat(&tree)
-                .map(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
-                .unwrap_or(false);
-            let t = resolve_in_root(rootfd, dest, src_is_file)?;
-            sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
-                .ctx(|| format!("mounts[{i}]: attach bind at {}", dest.display()))?;
-            renew(rootfd, dest, src_is_file)?;
-            for p in &o.propagation {
-                let t = resolve_in_root(rootfd, dest, false)?;
-                set_propagation(&t, *p).ctx(|| format!("mounts[{i}]: propagation"))?;
-            }
-            continue;
-        }
-        let fstype = m.typ().clone().unwrap_or_else(|| "none".into());
-        let t = resolve_in_root(rootfd, dest, false)?;
-        let data: Vec<&str> = o.data.iter().map(String::as_str).collect();
-        let src = m
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| fstype.clone());
-        match fstype.as_str() {
-            "cgroup" | "cgroup2" => {
-                // It needs the process in its cgroup (the runtime is moving it meanwhile, which
-                // can wait for an RCU grace period): mount it last, unless a later mount goes
-                // inside it.
-                let nested_later = spec
-                    .mounts()
+            attach_bind(rootfd, i, dest, &tree)?;
+        } else {
+            let fstype = m.typ().clone().unwrap_or_else(|| "none".into());
+            if fstype == "cgroup" || fstype == "cgroup2" {
+                // It needs the process in its cgroup (the runtime is moving it meanwhile,
+                // which can wait for an RCU grace period): mount it last, unless a later mount
+                // goes inside it.
+                let nested_later = mounts[i + 1..]
                     .iter()
-                    .flatten()
-                    .skip(i + 1)
                     .any(|n| n.destination().starts_with(dest) && n.destination() != dest);
-                if nested_later {
-                    before_cgroup()?;
-                    mount_cgroup(rootfd, dest, o.flags, &fstype, prepared.cgroups.as_ref())?
-                } else {
+                if !nested_later {
                     deferred_cgroup.push(DeferredCgroup {
                         index: i,
                         dest: dest.clone(),
                         flags: o.flags,
-                        fstype: fstype.clone(),
+                        fstype,
                     });
                     continue; // its propagation too
                 }
+                before_cgroup()?;
+                mount_cgroup(rootfd, dest, o.flags, &fstype, prepared.cgroups.as_ref())?;
+            } else {
+                mount_fs(rootfd, i, m, &o, &fstype)?;
             }
-            "sysfs" => {
-                if let Err(e) = mount_on_fd(&src, &t, "sysfs", o.flags, &data) {
-                    // Without its own network namespace a user-namespaced container may not mount
-                    // sysfs: bind the host's, read-only (as runc does).
-                    if e.raw_os_error() != Some(libc::EPERM) {
-                        return Err(e)
-                            .ctx(|| format!("mounts[{i}]: mount sysfs at {}", dest.display()));
-                    }
-                    bind_on_fd(Path::new("/sys"), &t, true).ctx(|| "bind /sys")?;
-                    let t = resolve_in_root(rootfd, dest, false)?;
-                    sys::mount_setattr_fd(t.as_raw_fd(), true, &READ_ONLY_LOCKED)
-                        .ctx(|| "read-only /sys")?;
-                }
-            }
-            _ => mount_on_fd(&src, &t, &fstype, o.flags, &data).ctx(|| {
-                format!(
-                    "mounts[{i}]: mount {fstype} at {} ({})",
-                    dest.display(),
-                    data.join(",")
-                )
-            })?,
         }
         for p in &o.propagation {
             let t = resolve_in_root(rootfd, dest, false)?;
             set_propagation(&t, *p).ctx(|| format!("mounts[{i}]: propagation"))?;
         }
     }
+    Ok(deferred_cgroup)
+}
 
-    // 3. devices; the cgroup mounts held back come after the masks (see `finish`), unless
-    // createContainer hooks are to see them before pivot_root, or there is no cgroup namespace
-    // (the container's own cgroups are then bound from the host's paths, gone after the pivot)
-    create_devices(spec, rootfd, prepared, in_userns)?;
-    let null = verified_null(rootfd)?;
-    if !own_cgroupns || !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer).is_empty() {
-        for d in std::mem::take(&mut deferred_cgroup) {
-            before_cgroup()?;
-            d.mount(spec, rootfd, prepared.cgroups.as_ref())?;
+/// `mounts[i]`, a bind: its prepared tree attached at `dest` (a file or a directory made
+/// there, inside the root).
+fn attach_bind(rootfd: RawFd, i: usize, dest: &Path, tree: &OwnedFd) -> Result<()> {
+    let src_is_file = nix::sys::stat::fstat(tree)
+        .map(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR)
+        .unwrap_or(false);
+    let t = resolve_in_root(rootfd, dest, src_is_file)?;
+    sys::move_mount_fd(tree.as_raw_fd(), t.as_raw_fd())
+        .ctx(|| format!("mounts[{i}]: attach bind at {}", dest.display()))?;
+    renew(rootfd, dest, src_is_file)
+}
+
+/// `mounts[i]`, a filesystem of type `fstype` made at its destination inside the root.
+fn mount_fs(rootfd: RawFd, i: usize, m: &Mount, o: &MountOpts, fstype: &str) -> Result<()> {
+    let dest = m.destination();
+    let t = resolve_in_root(rootfd, dest, false)?;
+    let data: Vec<&str> = o.data.iter().map(String::as_str).collect();
+    let src = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| fstype.to_string());
+    if fstype == "sysfs" {
+        if let Err(e) = mount_on_fd(&src, &t, "sysfs", o.flags, &data) {
+            // Without its own network namespace a user-namespaced container may not mount
+            // sysfs: bind the host's, read-only (as runc does).
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e).ctx(|| format!("mounts[{i}]: mount sysfs at {}", dest.display()));
+            }
+            bind_on_fd(Path::new("/sys"), &t, true).ctx(|| "bind /sys")?;
+            let t = resolve_in_root(rootfd, dest, false)?;
+            sys::mount_setattr_fd(t.as_raw_fd(), true, &READ_ONLY_LOCKED)
+                .ctx(|| "read-only /sys")?;
         }
+        return Ok(());
     }
-
-    // 4. createContainer hooks (container namespaces, host paths), then pivot_root
-    before_pivot()?;
-    nix::unistd::fchdir(&root).ctx(|| "chdir rootfs")?;
-    if host_mount_ns {
-        // pivot_root would move the root of every process in the host's namespace: chroot.
-        nix::unistd::chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
-        nix::unistd::chdir("/").ctx(|| "chdir /")?;
-        return Ok(Built {
-            deferred: deferred_cgroup,
-            null,
-        });
-    }
-    sys::pivot_root(Path::new("."), Path::new("."))
-        .ctx(|| format!("pivot_root {}", rootfs.display()))?;
-    mount(
-        None::<&str>,
-        ".",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "old root slave")?;
-    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root")?;
-    nix::unistd::chdir("/").ctx(|| "chdir /")?;
-    if after_pivot {
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-            .ctx(|| "linux.rootfsPropagation on the new root")?;
-    }
-    Ok(Built {
-        deferred: deferred_cgroup,
-        null,
+    mount_on_fd(&src, &t, fstype, o.flags, &data).ctx(|| {
+        format!(
+            "mounts[{i}]: mount {fstype} at {} ({})",
+            dest.display(),
+            data.join(",")
+        )
     })
 }
 
@@ -445,6 +462,8 @@ pub struct InNamespaces {
     pub host_mount: bool,
     /// A cgroup namespace of its own: cgroup mounts need no host path and can come last.
     pub own_cgroup: bool,
+    /// createContainer hooks run before pivot_root and see the cgroup mounts.
+    pub create_container_hooks: bool,
 }
 
 /// A cgroup mount of the spec held back until the process is in its cgroups (and cgroup
