@@ -11,7 +11,8 @@ use super::{device_filter, write, Cgroup};
 use crate::error::{Error, Result};
 
 impl Cgroup {
-    /// Apply `resources`. On hybrid hosts a controller lives where it is mounted (v1 here).
+    /// Apply `resources`, controller by controller. On hybrid hosts a controller lives where it
+    /// is mounted (v1 here).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         let v2_has = |c: &str| {
             self.v2.as_ref().is_some_and(|d| {
@@ -19,6 +20,25 @@ impl Cgroup {
                     .is_ok_and(|s| s.split_whitespace().any(|x| x == c))
             })
         };
+        type Step = fn(&Cgroup, &LinuxResources, &dyn Fn(&str) -> bool) -> Result<()>;
+        const STEPS: [Step; 9] = [
+            Cgroup::apply_memory,
+            Cgroup::apply_pids,
+            Cgroup::apply_cpu,
+            Cgroup::apply_devices,
+            Cgroup::apply_block_io,
+            Cgroup::apply_hugepages,
+            Cgroup::apply_network,
+            Cgroup::apply_rdma,
+            Cgroup::apply_unified,
+        ];
+        for step in STEPS {
+            step(self, r, &v2_has)?;
+        }
+        Ok(())
+    }
+
+    fn apply_memory(&self, r: &LinuxResources, v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(m) = r.memory() {
             if let Some(dir) = self.v1("memory") {
                 apply_memory_v1(dir, m)?;
@@ -30,6 +50,10 @@ impl Cgroup {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn apply_pids(&self, r: &LinuxResources, v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(p) = r.pids() {
             let v = if p.limit() > 0 {
                 p.limit().to_string()
@@ -46,6 +70,10 @@ impl Cgroup {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn apply_cpu(&self, r: &LinuxResources, v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(c) = r.cpu() {
             if let Some(dir) = self.v1("cpu") {
                 if c.idle().is_some_and(|i| i != 0) {
@@ -60,6 +88,10 @@ impl Cgroup {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn apply_devices(&self, r: &LinuxResources, _v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(devs) = r.devices() {
             if let Some(dir) = self.v1("devices") {
                 apply_devices_v1(dir, devs)?;
@@ -76,6 +108,10 @@ impl Cgroup {
                     .map_err(|e| Error::Cgroup(format!("linux.resources.devices: {e}")))?;
             }
         }
+        Ok(())
+    }
+
+    fn apply_block_io(&self, r: &LinuxResources, v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(b) = r.block_io() {
             if let Some(dir) = self.v1("blkio") {
                 apply_blkio_v1(dir, b)?;
@@ -87,6 +123,10 @@ impl Cgroup {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn apply_hugepages(&self, r: &LinuxResources, v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
             let size = h.page_size();
             if let Some(dir) = self.v1("hugetlb") {
@@ -112,6 +152,10 @@ impl Cgroup {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn apply_network(&self, r: &LinuxResources, _v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(n) = r.network() {
             if let Some(id) = n.class_id() {
                 let dir = self.v1("net_cls").ok_or_else(|| {
@@ -136,6 +180,10 @@ impl Cgroup {
                 )?;
             }
         }
+        Ok(())
+    }
+
+    fn apply_rdma(&self, r: &LinuxResources, v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         for (dev, limit) in r.rdma().iter().flatten() {
             let mut v = dev.clone();
             if let Some(h) = limit.hca_handles() {
@@ -154,6 +202,10 @@ impl Cgroup {
             })?;
             write(dir, "rdma.max", &v)?;
         }
+        Ok(())
+    }
+
+    fn apply_unified(&self, r: &LinuxResources, _v2_has: &dyn Fn(&str) -> bool) -> Result<()> {
         if let Some(u) = r.unified() {
             let dir = self.v2.as_ref().ok_or_else(|| {
                 Error::Cgroup(

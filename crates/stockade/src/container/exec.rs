@@ -60,39 +60,16 @@ pub fn exec(
     let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
-    let nss = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default();
-    let has = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t);
+    let order = namespaces_of(&spec, init)?;
+    let has = |t: LinuxNamespaceType| {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| n.iter().any(|n| n.typ() == t))
+    };
     let ns_path = |t: LinuxNamespaceType| {
         PathBuf::from(format!("/proc/{init}/ns/{}", namespaces::proc_name(t)))
     };
-    // Open every namespace now, while the init surely exists.
-    let mut order = vec![];
-    for t in [
-        LinuxNamespaceType::User,
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Cgroup,
-        LinuxNamespaceType::Time,
-    ] {
-        if has(t) {
-            let f =
-                std::fs::File::open(ns_path(t)).ctx(|| format!("open {}", ns_path(t).display()))?;
-            order.push((t, f));
-        }
-    }
-    // Privileged, the user namespace goes last: host root may enter the container's other
-    // namespaces from outside, and must, for those owned by another user namespace (a network
-    // namespace an engine made, joined by path). Unprivileged, it goes first: its capabilities
-    // are what lets us join the rest.
-    if nix::unistd::geteuid().is_root() {
-        order.sort_by_key(|(t, _)| *t == LinuxNamespaceType::User);
-    }
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
     if has(LinuxNamespaceType::Pid) {
         namespaces::join(LinuxNamespaceType::Pid, &ns_path(LinuxNamespaceType::Pid))?;
@@ -165,6 +142,44 @@ pub fn exec(
     let code = wait_forwarding(child_pid, &forwarded);
     let _ = old_mask.thread_set_mask();
     code
+}
+
+/// The init's namespaces the spec lists, opened now (while the init surely exists), in the
+/// order to join them.
+fn namespaces_of(spec: &Spec, init: i32) -> Result<Vec<(LinuxNamespaceType, std::fs::File)>> {
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let has = |t: LinuxNamespaceType| nss.iter().any(|n| n.typ() == t);
+    let ns_path = |t: LinuxNamespaceType| {
+        PathBuf::from(format!("/proc/{init}/ns/{}", namespaces::proc_name(t)))
+    };
+    let mut order = vec![];
+    for t in [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
+    ] {
+        if has(t) {
+            let f =
+                std::fs::File::open(ns_path(t)).ctx(|| format!("open {}", ns_path(t).display()))?;
+            order.push((t, f));
+        }
+    }
+    // Privileged, the user namespace goes last: host root may enter the container's other
+    // namespaces from outside, and must, for those owned by another user namespace (a network
+    // namespace an engine made, joined by path). Unprivileged, it goes first: its capabilities
+    // are what lets us join the rest.
+    if nix::unistd::geteuid().is_root() {
+        order.sort_by_key(|(t, _)| *t == LinuxNamespaceType::User);
+    }
+    Ok(order)
 }
 
 fn exec_child(
