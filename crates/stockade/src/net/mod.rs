@@ -204,7 +204,6 @@ impl Plan {
     pub fn from_spec(spec: &Spec, file: &Path) -> Result<Option<Plan>> {
         let empty = Default::default();
         let ann = spec.annotations().as_ref().unwrap_or(&empty);
-        let field = |k: &str| format!("annotations.{k}");
         let Some(mode) = ann.get(ANNOTATION) else {
             if let Some(k) = ann.keys().find(|k| k.starts_with("org.stockade.net.")) {
                 return Err(config_err(
@@ -215,28 +214,7 @@ impl Plan {
             }
             return Ok(None);
         };
-        let mode = match mode.as_str() {
-            "bridge" => Mode::Bridge,
-            "pasta" => Mode::Pasta,
-            m if m.starts_with("cni:") && m.len() > 4 => {
-                let name = &m[4..];
-                if name.contains('/') || name.starts_with('.') {
-                    return Err(config_err(
-                        file,
-                        field(ANNOTATION),
-                        format!("{name:?} is not a network name"),
-                    ));
-                }
-                Mode::Cni(name.to_string())
-            }
-            m => {
-                return Err(config_err(
-                    file,
-                    field(ANNOTATION),
-                    format!("{m:?}: expected bridge, cni:NAME or pasta"),
-                ))
-            }
-        };
+        let mode = parse_mode(mode, file)?;
         let nss = spec
             .linux()
             .as_ref()
@@ -257,75 +235,11 @@ impl Plan {
             .cloned()
             .unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
         check_ifname(&bridge).map_err(|m| config_err(file, field(A_BRIDGE), m))?;
-        let mut subnets: Vec<IpNet> = vec![];
-        if let Some(s) = ann.get(A_SUBNET) {
-            for part in s.split(',') {
-                let net = parse_subnet(part).map_err(|m| config_err(file, field(A_SUBNET), m))?;
-                if subnets.iter().any(|n| {
-                    matches!(
-                        (n, &net),
-                        (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
-                    )
-                }) {
-                    return Err(config_err(
-                        file,
-                        field(A_SUBNET),
-                        "at most one IPv4 and one IPv6 subnet",
-                    ));
-                }
-                subnets.push(net);
-            }
-        }
-        let mut publish: Vec<Publish> = vec![];
-        if let Some(s) = ann.get(A_PUBLISH) {
-            for part in s.split(',').filter(|p| !p.is_empty()) {
-                let p = parse_publish(part).map_err(|m| config_err(file, field(A_PUBLISH), m))?;
-                if publish
-                    .iter()
-                    .any(|q| q.host == p.host && q.proto == p.proto)
-                {
-                    return Err(config_err(
-                        file,
-                        field(A_PUBLISH),
-                        format!("host port {}/{} given twice", p.host, p.proto.name()),
-                    ));
-                }
-                publish.push(p);
-            }
-        }
+        let subnets = parse_subnets(ann.get(A_SUBNET), file)?;
+        let publish = parse_publish_list(ann.get(A_PUBLISH), file)?;
         let isolate = truthy(ann.get(A_ISOLATE));
         let allow_forwarding = truthy(ann.get(A_FORWARDING));
-        let rootless = !nix::unistd::geteuid().is_root();
-        match &mode {
-            Mode::Bridge | Mode::Cni(_) if rootless => {
-                return Err(config_err(
-                    file,
-                    field(ANNOTATION),
-                    "needs root: a bridge, veth pairs and nftables rules are made in the host's network namespace, which takes CAP_NET_ADMIN there; unprivileged, use pasta (--net pasta)",
-                ));
-            }
-            Mode::Pasta => {
-                if !subnets.is_empty() || isolate || allow_forwarding || ann.contains_key(A_BRIDGE)
-                {
-                    return Err(config_err(
-                        file,
-                        field(ANNOTATION),
-                        "pasta takes only published ports (it copies the host's addresses and routes)",
-                    ));
-                }
-                pasta::find().map_err(|m| config_err(file, field(ANNOTATION), m))?;
-            }
-            Mode::Cni(_) => {
-                if !subnets.is_empty() || isolate || ann.contains_key(A_BRIDGE) {
-                    return Err(config_err(
-                        file,
-                        field(ANNOTATION),
-                        "a CNI network's bridge, subnet and isolation come from its conflist",
-                    ));
-                }
-            }
-            Mode::Bridge => {}
-        }
+        check_mode(&mode, ann, (&subnets, isolate, allow_forwarding), file)?;
         let cni_conf_dir = ann
             .get(A_CNI_CONF_DIR)
             .map(PathBuf::from)
@@ -357,6 +271,123 @@ impl Plan {
     pub fn wants_socket(&self) -> bool {
         self.mode == Mode::Bridge
     }
+}
+
+fn field(k: &str) -> String {
+    format!("annotations.{k}")
+}
+
+/// `org.stockade.net`: bridge, pasta or cni:NAME.
+fn parse_mode(mode: &str, file: &Path) -> Result<Mode> {
+    Ok(match mode {
+        "bridge" => Mode::Bridge,
+        "pasta" => Mode::Pasta,
+        m if m.starts_with("cni:") && m.len() > 4 => {
+            let name = &m[4..];
+            if name.contains('/') || name.starts_with('.') {
+                return Err(config_err(
+                    file,
+                    field(ANNOTATION),
+                    format!("{name:?} is not a network name"),
+                ));
+            }
+            Mode::Cni(name.to_string())
+        }
+        m => {
+            return Err(config_err(
+                file,
+                field(ANNOTATION),
+                format!("{m:?}: expected bridge, cni:NAME or pasta"),
+            ))
+        }
+    })
+}
+
+/// `org.stockade.net.subnet`: at most one IPv4 and one IPv6 subnet.
+fn parse_subnets(given: Option<&String>, file: &Path) -> Result<Vec<IpNet>> {
+    let mut subnets: Vec<IpNet> = vec![];
+    if let Some(s) = given {
+        for part in s.split(',') {
+            let net = parse_subnet(part).map_err(|m| config_err(file, field(A_SUBNET), m))?;
+            if subnets.iter().any(|n| {
+                matches!(
+                    (n, &net),
+                    (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
+                )
+            }) {
+                return Err(config_err(
+                    file,
+                    field(A_SUBNET),
+                    "at most one IPv4 and one IPv6 subnet",
+                ));
+            }
+            subnets.push(net);
+        }
+    }
+    Ok(subnets)
+}
+
+/// `org.stockade.net.publish`: HOST:CONTAINER[/PROTO], each host port once.
+fn parse_publish_list(given: Option<&String>, file: &Path) -> Result<Vec<Publish>> {
+    let mut publish: Vec<Publish> = vec![];
+    if let Some(s) = given {
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let p = parse_publish(part).map_err(|m| config_err(file, field(A_PUBLISH), m))?;
+            if publish
+                .iter()
+                .any(|q| q.host == p.host && q.proto == p.proto)
+            {
+                return Err(config_err(
+                    file,
+                    field(A_PUBLISH),
+                    format!("host port {}/{} given twice", p.host, p.proto.name()),
+                ));
+            }
+            publish.push(p);
+        }
+    }
+    Ok(publish)
+}
+
+/// What each mode takes: bridge and CNI need root; pasta only published ports; a CNI
+/// network's bridge, subnet and isolation come from its conflist.
+fn check_mode(
+    mode: &Mode,
+    ann: &std::collections::HashMap<String, String>,
+    (subnets, isolate, allow_forwarding): (&[IpNet], bool, bool),
+    file: &Path,
+) -> Result<()> {
+    let rootless = !nix::unistd::geteuid().is_root();
+    match mode {
+        Mode::Bridge | Mode::Cni(_) if rootless => {
+            return Err(config_err(
+                file,
+                field(ANNOTATION),
+                "needs root: a bridge, veth pairs and nftables rules are made in the host's network namespace, which takes CAP_NET_ADMIN there; unprivileged, use pasta (--net pasta)",
+            ));
+        }
+        Mode::Pasta => {
+            if !subnets.is_empty() || isolate || allow_forwarding || ann.contains_key(A_BRIDGE) {
+                return Err(config_err(
+                    file,
+                    field(ANNOTATION),
+                    "pasta takes only published ports (it copies the host's addresses and routes)",
+                ));
+            }
+            pasta::find().map_err(|m| config_err(file, field(ANNOTATION), m))?;
+        }
+        Mode::Cni(_) => {
+            if !subnets.is_empty() || isolate || ann.contains_key(A_BRIDGE) {
+                return Err(config_err(
+                    file,
+                    field(ANNOTATION),
+                    "a CNI network's bridge, subnet and isolation come from its conflist",
+                ));
+            }
+        }
+        Mode::Bridge => {}
+    }
+    Ok(())
 }
 
 /// The child's side: does the spec ask the runtime to set up its network (then it sends "N"
