@@ -59,19 +59,15 @@ fn sys(nr: libc::c_long, a: [libc::c_long; 6]) -> Result<libc::c_long, i32> {
 /// Reachability of a syscall from its result: EPERM/EACCES (seccomp or missing capability) is
 /// blocked, ENOSYS is not applicable, anything else means the kernel got to look at our
 /// (deliberately invalid) arguments.
-fn reachable(section: &'static str, name: &str, r: Result<libc::c_long, i32>) -> Check {
+fn reachable(r: Result<libc::c_long, i32>) -> Found {
     match r {
-        Err(e) if e == libc::EPERM || e == libc::EACCES => {
-            check(section, name, Outcome::Blocked, errno_name(e))
-        }
-        Err(e) if e == libc::ENOSYS => check(section, name, Outcome::NotApplicable, errno_name(e)),
-        Err(e) => check(
-            section,
-            name,
+        Err(e) if e == libc::EPERM || e == libc::EACCES => (Outcome::Blocked, errno_name(e)),
+        Err(e) if e == libc::ENOSYS => (Outcome::NotApplicable, errno_name(e)),
+        Err(e) => (
             Outcome::Exposed,
             format!("reached the kernel: {}", errno_name(e)),
         ),
-        Ok(v) => check(section, name, Outcome::Exposed, format!("returned {v}")),
+        Ok(v) => (Outcome::Exposed, format!("returned {v}")),
     }
 }
 
@@ -102,35 +98,211 @@ pub fn bind_mount(exe: &std::path::Path) -> serde_json::Value {
     })
 }
 
-pub fn run_all() -> Vec<Check> {
-    let mut out = vec![];
+/// What one check found: its outcome and the evidence for it.
+type Found = (Outcome, String);
+
+/// How a check looks.
+enum Look {
+    /// A function of its own.
+    Fn(fn() -> Found),
+    /// A raw syscall with arguments the kernel rejects after the point that tells whether the
+    /// call was reachable ([`reachable`]).
+    Syscall(libc::c_long, [libc::c_long; 6]),
+    /// The file the check is named after must read empty (masked) or be absent.
+    Masked,
+    /// A cgroup limit: the first of these files that can be read (v2's, then v1's).
+    Limit(&'static [&'static str]),
+    /// A capability set of our /proc/self/status (`CapEff`...): none of the dangerous ones.
+    CapSet(&'static str),
+    /// A raw socket of this domain and protocol (closed at once if we get one).
+    RawSocket(libc::c_int, libc::c_int),
+}
+
+/// One check of the probe: the section it is reported in, its name, and how it looks.
+struct Probe {
+    section: &'static str,
+    name: &'static str,
+    look: Look,
+}
+
+const NS: &str = "namespaces";
+const RES: &str = "not namespaced";
+const CAP: &str = "capabilities";
+const SET: &str = "setuid";
+const SC: &str = "seccomp";
+const DEV: &str = "devices and mounts";
+
+const fn probe(section: &'static str, name: &'static str, look: Look) -> Probe {
+    Probe {
+        section,
+        name,
+        look,
+    }
+}
+
+/// A syscall made with these (rejected) arguments.
+const fn call(
+    section: &'static str,
+    name: &'static str,
+    nr: libc::c_long,
+    a: [libc::c_long; 6],
+) -> Probe {
+    probe(section, name, Look::Syscall(nr, a))
+}
+
+/// Every check, in the order the report lists them (the seed's sections first).
+static PROBES: &[Probe] = &[
     // --- seed §1: namespaces
-    let ns = "namespaces";
-    match fs::read_to_string("/proc/self/uid_map") {
-        Ok(m) if m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"] => {
-            out.push(check(
-                ns,
-                "user namespace",
-                Outcome::Exposed,
-                "uid_map is the identity: root here is root on the host",
-            ))
+    probe(NS, "user namespace", Look::Fn(user_namespace)),
+    probe(NS, "network namespace", Look::Fn(network_namespace)),
+    probe(NS, "pid namespace", Look::Fn(pid_namespace)),
+    // --- seed §2: what namespaces do not cover
+    call(
+        RES,
+        "kernel keyring (keyctl)",
+        libc::SYS_keyctl,
+        [0, -3, 0, 0, 0, 0],
+    ),
+    probe(RES, "/proc/kcore", Look::Masked),
+    probe(RES, "/proc/keys", Look::Masked),
+    probe(RES, "/proc/timer_list", Look::Masked),
+    probe(RES, "/proc/kallsyms", Look::Masked),
+    probe(RES, "/proc/sched_debug", Look::Masked),
+    probe(RES, "/proc/sys writable", Look::Fn(proc_sys_writable)),
+    probe(RES, "kernel log (/dev/kmsg)", Look::Fn(kmsg)),
+    call(
+        RES,
+        "kernel log (syslog)",
+        libc::SYS_syslog,
+        [10, 0, 0, 0, 0, 0],
+    ),
+    probe(RES, "system time", Look::Fn(system_time)),
+    call(
+        RES,
+        "kernel modules (init_module)",
+        libc::SYS_init_module,
+        [0, 0, 0, 0, 0, 0],
+    ),
+    probe(
+        RES,
+        "memory limit",
+        Look::Limit(&[
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ]),
+    ),
+    probe(
+        RES,
+        "pids limit",
+        Look::Limit(&["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"]),
+    ),
+    probe(
+        RES,
+        "cpu limit",
+        Look::Limit(&[
+            "/sys/fs/cgroup/cpu.max",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        ]),
+    ),
+    // --- seed §3: capabilities and setuid
+    probe(CAP, "effective set", Look::CapSet("CapEff")),
+    probe(CAP, "bounding set", Look::CapSet("CapBnd")),
+    probe(CAP, "ambient set", Look::CapSet("CapAmb")),
+    probe(SET, "no_new_privs", Look::Fn(no_new_privs)),
+    probe("landlock", "landlock domain", Look::Fn(landlock)),
+    probe(SET, "nosuid mounts", Look::Fn(nosuid_mounts)),
+    // --- seed §4: seccomp
+    probe(SC, "filter mode", Look::Fn(filter_mode)),
+    call(
+        SC,
+        "perf_event_open",
+        libc::SYS_perf_event_open,
+        [0, 0, -1, -1, 0, 0],
+    ),
+    call(SC, "bpf", libc::SYS_bpf, [-1, 0, 0, 0, 0, 0]),
+    call(
+        SC,
+        "userfaultfd",
+        libc::SYS_userfaultfd,
+        [-1, 0, 0, 0, 0, 0],
+    ),
+    call(
+        SC,
+        "io_uring_setup",
+        libc::SYS_io_uring_setup,
+        [0, 0, 0, 0, 0, 0],
+    ),
+    call(SC, "kcmp", libc::SYS_kcmp, [0, 0, -1, 0, 0, 0]),
+    call(SC, "add_key", libc::SYS_add_key, [0, 0, 0, 0, 0, 0]),
+    call(SC, "mount", libc::SYS_mount, [0, 0, 0, 0, 0, 0]),
+    call(
+        SC,
+        "open_by_handle_at",
+        libc::SYS_open_by_handle_at,
+        [-1, 0, 0, 0, 0, 0],
+    ),
+    call(SC, "ptrace", libc::SYS_ptrace, [-1, 0, 0, 0, 0, 0]),
+    call(SC, "unshare (no-op)", libc::SYS_unshare, [0, 0, 0, 0, 0, 0]),
+    probe(
+        SC,
+        "raw socket",
+        Look::RawSocket(libc::AF_INET, libc::IPPROTO_ICMP),
+    ),
+    probe(SC, "packet socket", Look::RawSocket(libc::AF_PACKET, 0)),
+    // --- devices and mounts
+    probe(DEV, "host block devices", Look::Fn(block_devices)),
+    probe(DEV, "engine sockets", Look::Fn(engine_sockets)),
+    probe(DEV, "mknod", Look::Fn(mknod)),
+    // --- network
+    probe("network", "routes", Look::Fn(routes)),
+];
+
+/// Every check of [`PROBES`], in order.
+pub fn run_all() -> Vec<Check> {
+    PROBES
+        .iter()
+        .map(|p| {
+            let (outcome, evidence) = p.look.run(p.name);
+            check(p.section, p.name, outcome, evidence)
+        })
+        .collect()
+}
+
+impl Look {
+    /// Look, for the check called `name`.
+    fn run(&self, name: &str) -> Found {
+        match *self {
+            Look::Fn(f) => f(),
+            Look::Syscall(nr, a) => reachable(sys(nr, a)),
+            Look::Masked => masked(name),
+            Look::Limit(files) => cgroup_limit(files),
+            Look::CapSet(field) => cap_set(field),
+            Look::RawSocket(domain, proto) => raw_socket(domain, proto),
         }
-        Ok(m) => out.push(check(
-            ns,
-            "user namespace",
+    }
+}
+
+/// The words of a uid_map that maps every id to itself (no user namespace).
+const IDENTITY_MAP: [&str; 3] = ["0", "0", "4294967295"];
+
+fn user_namespace() -> Found {
+    match fs::read_to_string("/proc/self/uid_map") {
+        Ok(m) if m.split_whitespace().collect::<Vec<_>>() == IDENTITY_MAP => (
+            Outcome::Exposed,
+            "uid_map is the identity: root here is root on the host".into(),
+        ),
+        Ok(m) => (
             Outcome::Blocked,
             format!(
                 "uid_map {}",
                 m.split_whitespace().collect::<Vec<_>>().join(" ")
             ),
-        )),
-        Err(e) => out.push(check(
-            ns,
-            "user namespace",
-            Outcome::NotApplicable,
-            e.to_string(),
-        )),
+        ),
+        Err(e) => (Outcome::NotApplicable, e.to_string()),
     }
+}
+
+fn network_namespace() -> Found {
     let ifaces: Vec<String> = fs::read_to_string("/proc/net/dev")
         .unwrap_or_default()
         .lines()
@@ -138,107 +310,68 @@ pub fn run_all() -> Vec<Check> {
         .filter_map(|l| l.split(':').next().map(|s| s.trim().to_string()))
         .collect();
     let others: Vec<&String> = ifaces.iter().filter(|i| *i != "lo").collect();
-    out.push(check(
-        ns,
-        "network namespace",
+    (
         if others.is_empty() {
             Outcome::Blocked
         } else {
             Outcome::Exposed
         },
         format!("interfaces: {}", ifaces.join(", ")),
-    ));
+    )
+}
+
+fn pid_namespace() -> Found {
     let init = fs::read_to_string("/proc/1/cmdline")
         .unwrap_or_default()
         .replace('\0', " ");
     let host_init = ["systemd", "/sbin/init", "/process_api", "init "]
         .iter()
         .any(|h| init.starts_with(h));
-    out.push(check(
-        ns,
-        "pid namespace",
+    (
         if host_init {
             Outcome::Exposed
         } else {
             Outcome::Blocked
         },
         format!("pid 1 is {:?}", init.trim()),
-    ));
+    )
+}
 
-    // --- seed §2: what namespaces do not cover
-    let res = "not namespaced";
-    out.push(reachable(
-        res,
-        "kernel keyring (keyctl)",
-        sys(libc::SYS_keyctl, [0, -3, 0, 0, 0, 0]),
-    ));
-    for f in [
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/timer_list",
-        "/proc/kallsyms",
-        "/proc/sched_debug",
-    ] {
-        match fs::read(f) {
-            Ok(b) if b.is_empty() => {
-                out.push(check(res, f, Outcome::Blocked, "reads empty (masked)"))
-            }
-            Ok(b) => out.push(check(
-                res,
-                f,
-                Outcome::Exposed,
-                format!("{} bytes readable", b.len()),
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                out.push(check(res, f, Outcome::NotApplicable, "absent"))
-            }
-            Err(e) => out.push(check(res, f, Outcome::Blocked, e.to_string())),
+fn masked(file: &str) -> Found {
+    match fs::read(file) {
+        Ok(b) if b.is_empty() => (Outcome::Blocked, "reads empty (masked)".into()),
+        Ok(b) => (Outcome::Exposed, format!("{} bytes readable", b.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (Outcome::NotApplicable, "absent".into())
         }
+        Err(e) => (Outcome::Blocked, e.to_string()),
     }
-    // open for writing, write nothing
+}
+
+/// Open for writing, write nothing.
+fn proc_sys_writable() -> Found {
     match fs::OpenOptions::new()
         .write(true)
         .open("/proc/sys/kernel/hostname")
     {
-        Ok(_) => out.push(check(
-            res,
-            "/proc/sys writable",
+        Ok(_) => (
             Outcome::Exposed,
-            "opened /proc/sys/kernel/hostname for writing",
-        )),
-        Err(e) => out.push(check(
-            res,
-            "/proc/sys writable",
-            Outcome::Blocked,
-            e.to_string(),
-        )),
+            "opened /proc/sys/kernel/hostname for writing".into(),
+        ),
+        Err(e) => (Outcome::Blocked, e.to_string()),
     }
+}
+
+fn kmsg() -> Found {
     match fs::File::open("/dev/kmsg") {
-        Ok(_) => out.push(check(
-            res,
-            "kernel log (/dev/kmsg)",
-            Outcome::Exposed,
-            "readable",
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push(check(
-            res,
-            "kernel log (/dev/kmsg)",
-            Outcome::Blocked,
-            "absent",
-        )),
-        Err(e) => out.push(check(
-            res,
-            "kernel log (/dev/kmsg)",
-            Outcome::Blocked,
-            e.to_string(),
-        )),
+        Ok(_) => (Outcome::Exposed, "readable".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Outcome::Blocked, "absent".into()),
+        Err(e) => (Outcome::Blocked, e.to_string()),
     }
-    out.push(reachable(
-        res,
-        "kernel log (syslog)",
-        sys(libc::SYS_syslog, [10, 0, 0, 0, 0, 0]),
-    ));
-    // an invalid clock id: EINVAL means the call got past seccomp; setting needs CAP_SYS_TIME too
+}
+
+/// An invalid clock id: EINVAL means the call got past seccomp; setting needs CAP_SYS_TIME too.
+fn system_time() -> Found {
     let caps_eff = crate::capabilities::status_mask(&own_status(), "CapEff");
     let has = |name: &str| {
         crate::capabilities::decode_mask(caps_eff)
@@ -248,108 +381,63 @@ pub fn run_all() -> Vec<Check> {
     // Setting the clock takes CAP_SYS_TIME in the host's user namespace: without it (or inside a
     // user namespace) it cannot happen; with it, whether seccomp lets the call through decides.
     let own_userns = fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]);
-    out.push(if !has("CAP_SYS_TIME") || own_userns {
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != IDENTITY_MAP);
+    if !has("CAP_SYS_TIME") || own_userns {
         let why = if own_userns {
             "in a user namespace: CAP_SYS_TIME cannot reach the host clock"
         } else {
             "no CAP_SYS_TIME"
         };
-        check(res, "system time", Outcome::Blocked, why)
+        (Outcome::Blocked, why.into())
     } else {
-        reachable(
-            res,
-            "system time",
-            sys(libc::SYS_clock_settime, [-1, 0, 0, 0, 0, 0]),
-        )
-    });
-    out.push(reachable(
-        res,
-        "kernel modules (init_module)",
-        sys(libc::SYS_init_module, [0, 0, 0, 0, 0, 0]),
-    ));
-    let limit = |paths: &[&str]| {
-        paths.iter().find_map(|p| {
-            fs::read_to_string(p)
-                .ok()
-                .map(|v| (p.to_string(), v.trim().to_string()))
-        })
-    };
-    for (name, files) in [
-        (
-            "memory limit",
-            &[
-                "/sys/fs/cgroup/memory.max",
-                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            ][..],
-        ),
-        (
-            "pids limit",
-            &["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"][..],
-        ),
-        (
-            "cpu limit",
-            &[
-                "/sys/fs/cgroup/cpu.max",
-                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-            ][..],
-        ),
-    ] {
-        out.push(match limit(files) {
-            Some((p, v)) if v.starts_with("max") || v == "-1" || v == "9223372036854771712" => {
-                check(res, name, Outcome::Exposed, format!("{p} = {v}"))
-            }
-            Some((p, v)) => check(res, name, Outcome::Blocked, format!("{p} = {v}")),
-            None => check(
-                res,
-                name,
-                Outcome::NotApplicable,
-                "no cgroup filesystem visible",
-            ),
-        });
+        reachable(sys(libc::SYS_clock_settime, [-1, 0, 0, 0, 0, 0]))
     }
+}
 
-    // --- seed §3: capabilities and setuid
-    let cap = "capabilities";
-    for (field, label) in [
-        ("CapEff", "effective"),
-        ("CapBnd", "bounding"),
-        ("CapAmb", "ambient"),
-    ] {
-        let mask = crate::capabilities::status_mask(&own_status(), field);
-        let names = crate::capabilities::decode_mask(mask);
-        let bad: Vec<&String> = names
-            .iter()
-            .filter(|n| crate::capabilities::DANGEROUS.contains(&n.as_str()))
-            .collect();
-        out.push(if bad.is_empty() {
-            check(
-                cap,
-                &format!("{label} set"),
-                Outcome::Blocked,
-                format!("{} capabilities, none dangerous", names.len()),
-            )
-        } else {
-            check(
-                cap,
-                &format!("{label} set"),
-                Outcome::Exposed,
-                format!("{bad:?}"),
-            )
-        });
-    }
-    let set = "setuid";
-    out.push(match status_field("NoNewPrivs").as_deref() {
-        Some("1") => check(set, "no_new_privs", Outcome::Blocked, "NoNewPrivs: 1"),
-        Some(v) => check(
-            set,
-            "no_new_privs",
-            Outcome::Exposed,
-            format!("NoNewPrivs: {v}"),
-        ),
-        None => check(set, "no_new_privs", Outcome::NotApplicable, "not reported"),
+fn cgroup_limit(files: &[&str]) -> Found {
+    let limit = files.iter().find_map(|p| {
+        fs::read_to_string(p)
+            .ok()
+            .map(|v| (p.to_string(), v.trim().to_string()))
     });
-    out.push(landlock());
+    match limit {
+        Some((p, v)) if v.starts_with("max") || v == "-1" || v == "9223372036854771712" => {
+            (Outcome::Exposed, format!("{p} = {v}"))
+        }
+        Some((p, v)) => (Outcome::Blocked, format!("{p} = {v}")),
+        None => (
+            Outcome::NotApplicable,
+            "no cgroup filesystem visible".into(),
+        ),
+    }
+}
+
+fn cap_set(field: &str) -> Found {
+    let mask = crate::capabilities::status_mask(&own_status(), field);
+    let names = crate::capabilities::decode_mask(mask);
+    let bad: Vec<&String> = names
+        .iter()
+        .filter(|n| crate::capabilities::DANGEROUS.contains(&n.as_str()))
+        .collect();
+    if bad.is_empty() {
+        (
+            Outcome::Blocked,
+            format!("{} capabilities, none dangerous", names.len()),
+        )
+    } else {
+        (Outcome::Exposed, format!("{bad:?}"))
+    }
+}
+
+fn no_new_privs() -> Found {
+    match status_field("NoNewPrivs").as_deref() {
+        Some("1") => (Outcome::Blocked, "NoNewPrivs: 1".into()),
+        Some(v) => (Outcome::Exposed, format!("NoNewPrivs: {v}")),
+        None => (Outcome::NotApplicable, "not reported".into()),
+    }
+}
+
+fn nosuid_mounts() -> Found {
     let suid_mounts: Vec<String> = crate::mountinfo::parse_mountinfo(
         &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
     )
@@ -357,116 +445,50 @@ pub fn run_all() -> Vec<Check> {
     .filter(|m| !m.options.iter().any(|o| o == "nosuid"))
     .map(|m| m.mountpoint)
     .collect();
-    out.push(if suid_mounts.is_empty() {
-        check(
-            set,
-            "nosuid mounts",
-            Outcome::Blocked,
-            "every mount is nosuid",
-        )
+    if suid_mounts.is_empty() {
+        (Outcome::Blocked, "every mount is nosuid".into())
     } else {
-        check(
-            set,
-            "nosuid mounts",
+        (
             Outcome::Exposed,
             format!("setuid honoured on {suid_mounts:?}"),
         )
-    });
+    }
+}
 
-    // --- seed §4: seccomp
-    let sc = "seccomp";
-    out.push(match status_field("Seccomp").as_deref() {
-        Some("2") => check(
-            sc,
-            "filter mode",
+fn filter_mode() -> Found {
+    match status_field("Seccomp").as_deref() {
+        Some("2") => (
             Outcome::Blocked,
             format!(
                 "Seccomp: 2, {} filter(s)",
                 status_field("Seccomp_filters").unwrap_or_default()
             ),
         ),
-        Some(v) => check(sc, "filter mode", Outcome::Exposed, format!("Seccomp: {v}")),
-        None => check(
-            sc,
-            "filter mode",
-            Outcome::NotApplicable,
-            "kernel without seccomp",
-        ),
-    });
-    out.push(reachable(
-        sc,
-        "perf_event_open",
-        sys(libc::SYS_perf_event_open, [0, 0, -1, -1, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "bpf",
-        sys(libc::SYS_bpf, [-1, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "userfaultfd",
-        sys(libc::SYS_userfaultfd, [-1, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "io_uring_setup",
-        sys(libc::SYS_io_uring_setup, [0, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "kcmp",
-        sys(libc::SYS_kcmp, [0, 0, -1, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "add_key",
-        sys(libc::SYS_add_key, [0, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "mount",
-        sys(libc::SYS_mount, [0, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "open_by_handle_at",
-        sys(libc::SYS_open_by_handle_at, [-1, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "ptrace",
-        sys(libc::SYS_ptrace, [-1, 0, 0, 0, 0, 0]),
-    ));
-    out.push(reachable(
-        sc,
-        "unshare (no-op)",
-        sys(libc::SYS_unshare, [0, 0, 0, 0, 0, 0]),
-    ));
-    for (name, domain, proto) in [
-        ("raw socket", libc::AF_INET, libc::IPPROTO_ICMP),
-        ("packet socket", libc::AF_PACKET, 0),
-    ] {
-        let r = sys(
-            libc::SYS_socket,
-            [
-                domain as libc::c_long,
-                libc::SOCK_RAW as libc::c_long,
-                proto as libc::c_long,
-                0,
-                0,
-                0,
-            ],
-        );
-        if let Ok(fd) = r {
-            // SAFETY: fd was just returned to us.
-            unsafe { libc::close(fd as i32) };
-        }
-        out.push(reachable(sc, name, r));
+        Some(v) => (Outcome::Exposed, format!("Seccomp: {v}")),
+        None => (Outcome::NotApplicable, "kernel without seccomp".into()),
     }
+}
 
-    // --- devices and mounts
-    let dev = "devices and mounts";
+fn raw_socket(domain: libc::c_int, proto: libc::c_int) -> Found {
+    let r = sys(
+        libc::SYS_socket,
+        [
+            domain as libc::c_long,
+            libc::SOCK_RAW as libc::c_long,
+            proto as libc::c_long,
+            0,
+            0,
+            0,
+        ],
+    );
+    if let Ok(fd) = r {
+        // SAFETY: fd was just returned to us.
+        unsafe { libc::close(fd as i32) };
+    }
+    reachable(r)
+}
+
+fn block_devices() -> Found {
     let blocks: Vec<String> = fs::read_dir("/dev")
         .into_iter()
         .flatten()
@@ -478,16 +500,14 @@ pub fn run_all() -> Vec<Check> {
         })
         .map(|e| e.path().display().to_string())
         .collect();
-    out.push(if blocks.is_empty() {
-        check(dev, "host block devices", Outcome::Blocked, "none in /dev")
+    if blocks.is_empty() {
+        (Outcome::Blocked, "none in /dev".into())
     } else {
-        check(
-            dev,
-            "host block devices",
-            Outcome::Exposed,
-            format!("{blocks:?}"),
-        )
-    });
+        (Outcome::Exposed, format!("{blocks:?}"))
+    }
+}
+
+fn engine_sockets() -> Found {
     let sockets: Vec<&str> = [
         "/var/run/docker.sock",
         "/run/docker.sock",
@@ -498,16 +518,14 @@ pub fn run_all() -> Vec<Check> {
     .into_iter()
     .filter(|p| std::path::Path::new(p).exists())
     .collect();
-    out.push(if sockets.is_empty() {
-        check(dev, "engine sockets", Outcome::Blocked, "none present")
+    if sockets.is_empty() {
+        (Outcome::Blocked, "none present".into())
     } else {
-        check(
-            dev,
-            "engine sockets",
-            Outcome::Exposed,
-            format!("{sockets:?}"),
-        )
-    });
+        (Outcome::Exposed, format!("{sockets:?}"))
+    }
+}
+
+fn mknod() -> Found {
     let p = "/tmp/.stockade-probe-mknod";
     let mk = std::ffi::CString::new(p).unwrap();
     // SAFETY: valid C string; a char device node in the container's own /tmp, removed at once.
@@ -516,31 +534,29 @@ pub fn run_all() -> Vec<Check> {
     if r == 0 {
         let _ = fs::remove_file(p);
     }
-    out.push(if r == 0 {
-        check(dev, "mknod", Outcome::Exposed, "created a device node")
+    if r == 0 {
+        (Outcome::Exposed, "created a device node".into())
     } else if e == libc::EPERM || e == libc::EACCES {
-        check(dev, "mknod", Outcome::Blocked, errno_name(e))
+        (Outcome::Blocked, errno_name(e))
     } else {
-        check(dev, "mknod", Outcome::NotApplicable, errno_name(e))
-    });
+        (Outcome::NotApplicable, errno_name(e))
+    }
+}
 
-    // --- network
+fn routes() -> Found {
     let routes = fs::read_to_string("/proc/net/route")
         .unwrap_or_default()
         .lines()
         .skip(1)
         .count();
-    out.push(check(
-        "network",
-        "routes",
+    (
         if routes == 0 {
             Outcome::Blocked
         } else {
             Outcome::Exposed
         },
         format!("{routes} IPv4 routes"),
-    ));
-    out
+    )
 }
 
 /// Table output grouped by section, with a score per section.
@@ -771,26 +787,16 @@ fn stress_fill(sec: &'static str, dir: &str) -> Check {
 /// domain directly; a filesystem ruleset that does not list `/` denies opening it although its
 /// mode allows it (EACCES), which is what is looked for. A domain that handles only ports or
 /// scopes is not seen: then the check says "not detected", not "none".
-fn landlock() -> Check {
-    let sec = "landlock";
+fn landlock() -> Found {
     let Some(abi) = crate::landlock::abi() else {
-        return check(
-            sec,
-            "landlock domain",
-            Outcome::NotApplicable,
-            "the kernel has no Landlock",
-        );
+        return (Outcome::NotApplicable, "the kernel has no Landlock".into());
     };
     match fs::read_dir("/") {
-        Err(e) if e.raw_os_error() == Some(libc::EACCES) => check(
-            sec,
-            "landlock domain",
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => (
             Outcome::Blocked,
             format!("enforced (ABI {abi}): opening / is denied although its mode allows it"),
         ),
-        _ => check(
-            sec,
-            "landlock domain",
+        _ => (
             Outcome::NotApplicable,
             format!("not detected (ABI {abi} available: `sandbox --landlock`, or the org.stockade.landlock annotation)"),
         ),
