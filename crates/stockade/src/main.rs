@@ -14,11 +14,13 @@ use stockade::container::{self, RunOptions};
 use stockade::sandbox::SandboxArgs;
 use stockade::spec;
 
+// Every argument of `Cli` is global: under a heading of their own, after a subcommand's options.
 #[derive(Parser)]
 #[command(
     name = "stockade",
     version,
-    about = "A container sandbox runtime: every isolation layer on by default"
+    about = "A container sandbox runtime: every isolation layer on by default",
+    next_help_heading = "Global options"
 )]
 struct Cli {
     /// Directory for container state (made 0700): /run/stockade for root; for another user
@@ -183,6 +185,10 @@ enum Cmd {
     /// Inspect seccomp profiles
     #[command(subcommand)]
     Seccomp(SeccompCmd),
+    /// Print the shell completion script: e.g. `source <(stockade completion bash)`
+    Completion(cli::docs::CompletionArgs),
+    /// Print the man page stockade(1); with --dir write it and every subcommand's into DIR
+    Man(cli::docs::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -190,7 +196,7 @@ fn main() -> ExitCode {
     // all, so containers do not inherit an ignored SIGPIPE through execve.
     // SAFETY: setting a signal disposition to SIG_DFL has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(cli::docs::version_or_exit);
     // Engines (containerd's runc shim, Podman's conmon) read the runtime's messages from
     // `--log`, as JSON lines with `--log-format json`, the way runc writes them.
     stockade::diag::init(cli.log.as_deref(), cli.log_format == "json", cli.quiet);
@@ -523,6 +529,8 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(stockade::learn::learn(&l, &cli.root, &exe)?)
         }
         Cmd::Seccomp(c) => seccomp_cmd(c),
+        Cmd::Completion(a) => cli::docs::completion(&a),
+        Cmd::Man(a) => cli::docs::man(&a),
     }
 }
 
