@@ -13,10 +13,13 @@
 //! command shapes (`create --bundle DIR ID`, `start`, `state`, `kill`, `delete`). Each runtime
 //! gets its own `--root` through a wrapper script that is `$RUNTIME`. After each program,
 //! whatever it left is removed and noted: containers in the runtime's root, mounts under the
-//! scratch directory (a `shared` rootfs propagation test propagates its container's mounts to the
-//! host), and cgroup directories named as the suite's (its `/cgrouptest` and
+//! scratch directory (linux_ns_itype runs a container in the host's mount namespace, and runc
+//! leaves its /proc, /dev and /sys mounts there), and cgroup directories named as the suite's (its `/cgrouptest` and
 //! `testdir/cgrouptest/container`, or a container ID) that were not there at the start, with the
-//! processes still in them. Run with `--nocapture` to see the counts and each failure.
+//! processes still in them. The counts and every failing program's first `not ok` line (with
+//! the error or standard error that explains it) are written to standard error past the test
+//! harness's capture, so a passing run shows them too. One run at a time per machine (a lock
+//! beside the cached suite).
 
 mod common;
 use common::*;
@@ -87,6 +90,16 @@ fn runtime_tools_validation() {
         programs.len(),
         suite.display()
     );
+    // the suite's fixed cgroup paths as an earlier run that was killed may have left them
+    let mut stale: Vec<PathBuf> = cgroup_dirs()
+        .into_iter()
+        .filter(|p| {
+            p.components()
+                .any(|c| c.as_os_str() == "cgrouptest" || c.as_os_str() == "testdir")
+        })
+        .collect();
+    stale.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    stale.iter().for_each(|d| remove_cgroup(d));
     let baseline = cgroup_dirs();
 
     let subjects = [
@@ -110,47 +123,53 @@ fn runtime_tools_validation() {
         .iter()
         .map(|s| run_all(s, &suite, &programs, &baseline))
         .collect();
-    let stockade_parent = remove_new_empty_parents(&baseline);
-
-    eprintln!(
-        "\n== opencontainers/runtime-tools validation ({})",
-        suite.display()
-    );
-    for (s, r) in subjects.iter().zip(&results) {
-        let failed: Vec<_> = r.iter().filter(|(_, o)| !o.passed()).collect();
-        let secs: f64 = r.values().map(|o| o.secs).sum();
-        eprintln!(
-            "\n{}: {} of {} programs pass ({:.0} s)",
-            s.label,
-            r.len() - failed.len(),
-            r.len(),
-            secs
-        );
-        for (name, o) in failed {
-            eprintln!("  FAIL {name}: {}", o.summary());
-            for l in o.detail.lines().take(12) {
-                let cut: String = l.chars().take(300).collect();
-                eprintln!("       {cut}");
-            }
-        }
-        for (name, o) in r.iter().filter(|(_, o)| !o.left.is_empty()) {
-            eprintln!("  left by {name} (removed): {}", o.left.join(", "));
-        }
-    }
-    if !stockade_parent.is_empty() {
-        eprintln!("\nempty parents removed: {}", stockade_parent.join(", "));
-    }
+    let parents = remove_new_empty_parents(&baseline);
 
     let (runc, off, on) = (&results[0], &results[1], &results[2]);
     let count = |r: &BTreeMap<String, Outcome>| r.values().filter(|o| o.passed()).count();
-    eprintln!(
-        "\nprograms passed: runc {}, stockade policy off {}, stockade policy on {} (of {}); {:.0} s in all",
+    let mut report = format!(
+        "\n== opencontainers/runtime-tools validation ({})\n",
+        suite.display()
+    );
+    use std::fmt::Write as _;
+    for (s, r) in subjects.iter().zip(&results) {
+        let failed: Vec<_> = r.iter().filter(|(_, o)| !o.passed()).collect();
+        let secs: f64 = r.values().map(|o| o.secs).sum();
+        let _ = writeln!(
+            report,
+            "\n{}: {} of {} programs pass ({secs:.0} s)",
+            s.label,
+            r.len() - failed.len(),
+            r.len(),
+        );
+        for (name, o) in failed {
+            let _ = writeln!(report, "  FAIL {name}: {}", o.summary());
+            for l in o.detail.lines().take(12) {
+                let cut: String = l.chars().take(300).collect();
+                let _ = writeln!(report, "       {cut}");
+            }
+        }
+        for (name, o) in r.iter().filter(|(_, o)| !o.left.is_empty()) {
+            let _ = writeln!(report, "  left by {name} (removed): {}", tally(&o.left));
+        }
+    }
+    if !parents.is_empty() {
+        let _ = writeln!(report, "\nempty parents removed: {}", parents.join(", "));
+    }
+    let _ = writeln!(
+        report,
+        "\nprograms passed: runc {}, stockade policy off {}, stockade policy on {} (of {}); \
+         {:.0} s in all",
         count(runc),
         count(off),
         count(on),
         programs.len(),
         t0.elapsed().as_secs_f64()
     );
+    // straight to the descriptor, past the test harness's capture: CI's log shows the counts
+    // and every failure of a passing run too
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(report.as_bytes());
 
     // nothing of the suite's is left anywhere
     let stray: Vec<_> = cgroup_dirs()
@@ -297,12 +316,18 @@ fn parse(tap: &str, err: &str) -> Outcome {
         o.not_oks += 1;
         if o.first_not_ok.is_none() {
             o.first_not_ok = Some(l.to_string());
-            // its YAML block, or the `#` diagnostics after it
+            // its YAML block, or the `#` diagnostics after it; runtimetest's whole TAP output
+            // (a JSON string in the block when the program ran it inside a container) shortened
+            // to its first failure
             o.detail = lines[i + 1..]
                 .iter()
                 .take_while(|l| !l.starts_with("ok") && !l.starts_with("not ok"))
                 .map(|l| l.trim())
                 .filter(|l| !matches!(*l, "---" | "..." | "{" | "}"))
+                .map(|l| match l.strip_prefix("\"stdout\": ") {
+                    Some(inner) => format!("runtimetest: {}", inner_failure(inner)),
+                    None => l.to_string(),
+                })
                 .take(10)
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -317,6 +342,32 @@ fn parse(tap: &str, err: &str) -> Outcome {
         o.detail.push_str(&err[..err.len().min(6)].join("\n"));
     }
     o
+}
+
+/// "2 mount (/a/b, ...), 1 cgroup (/sys/...)": what `left` holds, by kind.
+fn tally(left: &[String]) -> String {
+    let mut kinds: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for l in left {
+        let (kind, what) = l.split_once(' ').unwrap_or((l, ""));
+        kinds.entry(kind).or_default().push(what);
+    }
+    kinds
+        .iter()
+        .map(|(k, v)| match v.len() {
+            1 => format!("1 {k} ({})", v[0]),
+            n => format!("{n} {k} ({}, ...)", v[0]),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first `not ok` line of runtimetest's TAP output quoted as a JSON string.
+fn inner_failure(quoted: &str) -> String {
+    let text: String = serde_json::from_str(quoted.trim_end_matches(',')).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("not ok") && !l.contains("# TODO"))
+        .unwrap_or("no `not ok` line")
+        .to_string()
 }
 
 /// Remove what a program left: containers in `root` (deleted with the runtime itself), mounts
