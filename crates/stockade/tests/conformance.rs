@@ -333,7 +333,11 @@ fn parse(tap: &str, err: &str) -> Outcome {
                 .join("\n");
         }
     }
-    let err: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    // the policy's announcements of what it changed come before any error: left out here
+    let err: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("stockade: warning: policy "))
+        .collect();
     if !err.is_empty() {
         if !o.detail.is_empty() {
             o.detail.push('\n');
