@@ -65,10 +65,20 @@ pub fn read(pid: i32) -> Result<Posture> {
     Ok(p)
 }
 
+/// Read what `p` says of the process, in this order (a read that fails ends it: the process is
+/// gone): namespaces, uid, privileges, cgroup limits, mounts.
 fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
     let status = pr.read("status")?;
-    // --- namespaces, by inode against the host's: pid 1's where they can be read (some init
-    // processes cannot be inspected even by root), else this auditing process's own.
+    namespaces(pr, p)?;
+    user(pr, &status, p)?;
+    privileges(pr, &status, p);
+    cgroup_limits(pr, p)?;
+    mounts(pr, p)
+}
+
+/// Namespaces, by inode against the host's: pid 1's where they can be read (some init processes
+/// cannot be inspected even by root), else this auditing process's own.
+fn namespaces(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
     let host_ns_dir = if fs::read_link("/proc/1/ns/mnt").is_ok() {
         "/proc/1/ns"
     } else {
@@ -103,10 +113,13 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
             _ => {} // this kernel lacks it
         }
     }
+    Ok(())
+}
 
-    // --- user: uid inside (through uid_map)
+/// The uid inside (the effective uid through uid_map).
+fn user(pr: &Proc, status: &str, p: &mut Posture) -> std::result::Result<(), Gone> {
     let uid_map = pr.read("uid_map")?;
-    let host_uid: u64 = status_field(&status, "Uid")
+    let host_uid: u64 = status_field(status, "Uid")
         .and_then(|u| u.split_whitespace().nth(1))
         .and_then(|u| u.parse().ok())
         .unwrap_or(u64::MAX);
@@ -126,15 +139,19 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
             inside.map(|u| u.to_string()).unwrap_or("unmapped".into())
         ),
     ));
+    Ok(())
+}
 
-    // --- capabilities reachable: effective, permitted, ambient; the bounding set too when
-    // no_new_privs is off (a setuid-root binary or file capabilities raise up to it).
-    let nnp = status_field(&status, "NoNewPrivs") == Some("1");
-    let mut mask = status_mask(&status, "CapEff")
-        | status_mask(&status, "CapPrm")
-        | status_mask(&status, "CapAmb");
+/// Capabilities reachable (effective, permitted, ambient; the bounding set too when
+/// no_new_privs is off: a setuid-root binary or file capabilities raise up to it), no_new_privs
+/// and seccomp, from /proc/PID/status.
+fn privileges(pr: &Proc, status: &str, p: &mut Posture) {
+    let nnp = status_field(status, "NoNewPrivs") == Some("1");
+    let mut mask = status_mask(status, "CapEff")
+        | status_mask(status, "CapPrm")
+        | status_mask(status, "CapAmb");
     if !nnp {
-        mask |= status_mask(&status, "CapBnd");
+        mask |= status_mask(status, "CapBnd");
     }
     let caps: BTreeSet<String> = crate::capabilities::decode_mask(mask).into_iter().collect();
     p.caps = Some(ev(
@@ -142,10 +159,10 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
         format!(
             "{} CapEff {} CapPrm {} CapAmb {} CapBnd {}{}",
             pr.path("status"),
-            status_field(&status, "CapEff").unwrap_or("?"),
-            status_field(&status, "CapPrm").unwrap_or("?"),
-            status_field(&status, "CapAmb").unwrap_or("?"),
-            status_field(&status, "CapBnd").unwrap_or("?"),
+            status_field(status, "CapEff").unwrap_or("?"),
+            status_field(status, "CapPrm").unwrap_or("?"),
+            status_field(status, "CapAmb").unwrap_or("?"),
+            status_field(status, "CapBnd").unwrap_or("?"),
             if nnp {
                 ""
             } else {
@@ -158,16 +175,16 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
         format!(
             "{} NoNewPrivs: {}",
             pr.path("status"),
-            status_field(&status, "NoNewPrivs").unwrap_or("?")
+            status_field(status, "NoNewPrivs").unwrap_or("?")
         ),
     ));
     let sc_at = format!(
         "{} Seccomp: {}, Seccomp_filters: {}",
         pr.path("status"),
-        status_field(&status, "Seccomp").unwrap_or("?"),
-        status_field(&status, "Seccomp_filters").unwrap_or("?")
+        status_field(status, "Seccomp").unwrap_or("?"),
+        status_field(status, "Seccomp_filters").unwrap_or("?")
     );
-    p.seccomp = match status_field(&status, "Seccomp") {
+    p.seccomp = match status_field(status, "Seccomp") {
         Some("0") => Some(ev(Seccomp::Unconfined, sc_at)),
         Some(_) => Some(ev(
             Seccomp::Filtered {
@@ -177,8 +194,10 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
         )),
         None => None,
     };
+}
 
-    // --- cgroup limits in effect
+/// The cgroup limits in effect.
+fn cgroup_limits(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
     let cg = pr.read("cgroup")?;
     let layout = Layout::detect().ok();
     if let Some(layout) = &layout {
@@ -188,8 +207,33 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
         p.cpu_limit = limit(layout, &cg, "cpu", "cpu.cfs_quota_us", "cpu.max")
             .map(|e| map_ev(e, |v| v.map(|q| format!("quota {q}"))));
     }
+    Ok(())
+}
 
-    // --- mounts
+/// Filesystems that hold no files a setuid bit could be on.
+const NO_FILES: &[&str] = &[
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "mqueue",
+    "devpts",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "pstore",
+    "fusectl",
+    "configfs",
+    "hugetlbfs",
+    "binfmt_misc",
+    "autofs",
+    "efivarfs",
+];
+
+/// What /proc/PID/mountinfo says: the root's mode, mounts without nosuid, what is left unmasked,
+/// /proc/sys; then, for a process in a mount namespace of its own, host paths and devices.
+fn mounts(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
     let mi = parse_mountinfo(&pr.read("mountinfo")?);
     let mi_at = pr.path("mountinfo");
     if let Some(root) = mi.iter().rev().find(|m| m.mountpoint == "/") {
@@ -199,25 +243,6 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
             format!("{mi_at}: / is {}", if ro { "ro" } else { "rw" }),
         ));
     }
-    const NO_FILES: &[&str] = &[
-        "proc",
-        "sysfs",
-        "cgroup",
-        "cgroup2",
-        "mqueue",
-        "devpts",
-        "securityfs",
-        "debugfs",
-        "tracefs",
-        "bpf",
-        "pstore",
-        "fusectl",
-        "configfs",
-        "hugetlbfs",
-        "binfmt_misc",
-        "autofs",
-        "efivarfs",
-    ];
     let suid: Vec<String> = mi
         .iter()
         .filter(|m| {
@@ -226,29 +251,11 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
         .map(|m| m.mountpoint.clone())
         .collect();
     p.suid_mounts = Some(ev(suid, format!("{mi_at}: mounts without nosuid")));
-    let mounted_at = |path: &str| mi.iter().rev().find(|m| m.mountpoint == path);
-    let covering = |path: &str| {
-        mi.iter()
-            .rev()
-            .filter(|m| {
-                path == m.mountpoint
-                    || path.starts_with(&format!("{}/", m.mountpoint.trim_end_matches('/')))
-            })
-            .max_by_key(|m| m.mountpoint.len())
-            .cloned()
-    };
-    let root_dir = pr.dir.join("root");
-    let unmasked: Vec<String> = MUST_MASK
-        .iter()
-        .filter(|f| {
-            mounted_at(f).is_none()
-                && covering(f).is_some_and(|m| m.fstype == "proc" || m.fstype == "sysfs")
-                && root_dir.join(f.trim_start_matches('/')).exists()
-        })
-        .map(|f| f.to_string())
-        .collect();
-    p.unmasked = Some(ev(unmasked, format!("{mi_at}: no mount over these")));
-    if let Some(m) = covering("/proc/sys") {
+    p.unmasked = Some(ev(
+        unmasked(pr, &mi),
+        format!("{mi_at}: no mount over these"),
+    ));
+    if let Some(m) = covering(&mi, "/proc/sys") {
         if m.fstype == "proc" {
             let rw = m.options.iter().any(|o| o == "rw");
             p.proc_sys_writable = Some(ev(
@@ -262,79 +269,115 @@ fn fill(pr: &Proc, p: &mut Posture) -> std::result::Result<(), Gone> {
             ));
         }
     }
-
     // Host paths behind bind mounts, and propagation peers shared with the host. Only for a
     // process in its own mount namespace: one that shares the host's sees the host as it is.
     if p.shared_ns.iter().all(|(n, _)| *n != "mount") {
-        let host = parse_mountinfo(
-            &fs::read_to_string("/proc/1/mountinfo")
-                .or_else(|_| fs::read_to_string("/proc/self/mountinfo"))
-                .unwrap_or_default(),
-        );
-        let host_groups: BTreeSet<&str> = host
-            .iter()
-            .flat_map(|m| {
-                m.optional
-                    .iter()
-                    .filter(|o| o.starts_with("shared:"))
-                    .map(String::as_str)
-            })
-            .collect();
-        for m in &mi {
-            let Some(src) = host_path(&host, m) else {
-                continue;
-            };
-            let shared = m.optional.iter().any(|o| host_groups.contains(o.as_str()));
-            let sensitive = super::is_sensitive_dir(&src) || super::is_engine_socket(&src);
-            if sensitive || shared {
-                p.host_mounts.push(HostMount {
-                    writable: m.options.iter().any(|o| o == "rw"),
-                    shared_propagation: shared,
-                    at: format!(
-                        "{mi_at}: {} (dev {}, root {}, {}{}) is host {src}",
-                        m.mountpoint,
-                        m.dev,
-                        m.root,
-                        m.options.join(","),
-                        if shared {
-                            ", propagation peer of the host"
-                        } else {
-                            ""
-                        }
-                    ),
-                    source: src,
-                    destination: m.mountpoint.clone(),
-                });
-            }
-        }
-        // Host devices: block devices and character devices beyond the standard set.
-        const STANDARD: &[&str] = &[
-            "null", "zero", "full", "random", "urandom", "tty", "console", "ptmx", "fuse",
-        ];
-        if let Ok(rd) = fs::read_dir(root_dir.join("dev")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Ok(ft) = e.file_type() else { continue };
-                if ft.is_block_device()
-                    || (ft.is_char_device() && !STANDARD.contains(&name.as_str()))
-                {
-                    p.devices.push(ev(
-                        format!("/dev/{name}"),
-                        format!(
-                            "{}/dev/{name} is a {} device",
-                            pr.path("root"),
-                            if ft.is_block_device() {
-                                "block"
-                            } else {
-                                "character"
-                            }
-                        ),
-                    ));
-                }
-            }
-        }
+        host_mounts(&mi, &mi_at, p);
+        host_devices(pr, p);
     }
     Ok(())
+}
+
+/// The deepest mount (the last one mounted of those) that `path` is at or under.
+fn covering(mi: &[MountEntry], path: &str) -> Option<MountEntry> {
+    mi.iter()
+        .rev()
+        .filter(|m| {
+            path == m.mountpoint
+                || path.starts_with(&format!("{}/", m.mountpoint.trim_end_matches('/')))
+        })
+        .max_by_key(|m| m.mountpoint.len())
+        .cloned()
+}
+
+/// The files of [`MUST_MASK`] with no mount of their own over them, under a proc or sysfs
+/// mount, present in the process's root.
+fn unmasked(pr: &Proc, mi: &[MountEntry]) -> Vec<String> {
+    let mounted_at = |path: &str| mi.iter().rev().find(|m| m.mountpoint == path);
+    let root_dir = pr.dir.join("root");
+    MUST_MASK
+        .iter()
+        .filter(|f| {
+            mounted_at(f).is_none()
+                && covering(mi, f).is_some_and(|m| m.fstype == "proc" || m.fstype == "sysfs")
+                && root_dir.join(f.trim_start_matches('/')).exists()
+        })
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// Mounts of the process whose host path is sensitive, or that are propagation peers of a host
+/// mount.
+fn host_mounts(mi: &[MountEntry], mi_at: &str, p: &mut Posture) {
+    let host = parse_mountinfo(
+        &fs::read_to_string("/proc/1/mountinfo")
+            .or_else(|_| fs::read_to_string("/proc/self/mountinfo"))
+            .unwrap_or_default(),
+    );
+    let host_groups: BTreeSet<&str> = host
+        .iter()
+        .flat_map(|m| {
+            m.optional
+                .iter()
+                .filter(|o| o.starts_with("shared:"))
+                .map(String::as_str)
+        })
+        .collect();
+    for m in mi {
+        let Some(src) = host_path(&host, m) else {
+            continue;
+        };
+        let shared = m.optional.iter().any(|o| host_groups.contains(o.as_str()));
+        let sensitive = super::is_sensitive_dir(&src) || super::is_engine_socket(&src);
+        if sensitive || shared {
+            p.host_mounts.push(HostMount {
+                writable: m.options.iter().any(|o| o == "rw"),
+                shared_propagation: shared,
+                at: format!(
+                    "{mi_at}: {} (dev {}, root {}, {}{}) is host {src}",
+                    m.mountpoint,
+                    m.dev,
+                    m.root,
+                    m.options.join(","),
+                    if shared {
+                        ", propagation peer of the host"
+                    } else {
+                        ""
+                    }
+                ),
+                source: src,
+                destination: m.mountpoint.clone(),
+            });
+        }
+    }
+}
+
+/// Host devices: block devices and character devices beyond the standard set.
+fn host_devices(pr: &Proc, p: &mut Posture) {
+    const STANDARD: &[&str] = &[
+        "null", "zero", "full", "random", "urandom", "tty", "console", "ptmx", "fuse",
+    ];
+    let Ok(rd) = fs::read_dir(pr.dir.join("root").join("dev")) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_block_device() || (ft.is_char_device() && !STANDARD.contains(&name.as_str())) {
+            p.devices.push(ev(
+                format!("/dev/{name}"),
+                format!(
+                    "{}/dev/{name} is a {} device",
+                    pr.path("root"),
+                    if ft.is_block_device() {
+                        "block"
+                    } else {
+                        "character"
+                    }
+                ),
+            ));
+        }
+    }
 }
 
 /// Where on the host a mount of the container comes from: a host mount on the same device whose
