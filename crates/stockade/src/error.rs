@@ -1,37 +1,66 @@
 //! The runtime's error type. Every variant says *where* (file, JSON field, path) and *what*.
+//!
+//! Each variant's message already carries the error it wraps (an `Io`'s OS error, a `Seccomp`'s
+//! parse error), so none reports it again as its `source()`: `anyhow`'s `{:#}`, which prints the
+//! whole chain, would print it twice (`open x: Permission denied (os error 13): Permission denied
+//! (os error 13)`). The wrapped error stays in the variant for code that matches on it.
 
+use std::fmt;
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum Error {
-    #[error("{file}: {field}: {msg}")]
+    /// `{file}: {field}: {msg}`
     Config {
         file: PathBuf,
         field: String,
         msg: String,
     },
-    #[error("{what}: {source}")]
+    /// `{what}: {source}`
     Io {
         what: String,
-        #[source]
         source: std::io::Error,
     },
-    #[error("container id {0:?} is already in use (state in {1})")]
+    /// The id, and the state directory that holds it.
     IdInUse(String, PathBuf),
-    #[error("container {0:?} does not exist")]
     NotFound(String),
-    #[error("invalid container id {0:?}: use letters, digits, '_', '-', '.' (not leading), at most 1024 bytes")]
     BadId(String),
-    #[error("cgroup: {0}")]
     Cgroup(String),
-    #[error("cgroup: systemd: unit {0} already exists (another container with this cgroupsPath?)")]
+    /// systemd's unit name.
     UnitExists(String),
-    #[error("seccomp: {0}")]
-    Seccomp(#[from] stockade_seccomp::Error),
-    #[error("container setup failed: {0}")]
+    Seccomp(stockade_seccomp::Error),
     Child(String),
-    #[error("{0}")]
     Other(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config { file, field, msg } => write!(f, "{}: {field}: {msg}", file.display()),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+            Error::IdInUse(id, dir) => write!(
+                f,
+                "container id {id:?} is already in use (state in {})",
+                dir.display()
+            ),
+            Error::NotFound(id) => write!(f, "container {id:?} does not exist"),
+            Error::BadId(id) => write!(f, "invalid container id {id:?}: use letters, digits, '_', '-', '.' (not leading), at most 1024 bytes"),
+            Error::Cgroup(m) => write!(f, "cgroup: {m}"),
+            Error::UnitExists(u) => write!(f, "cgroup: systemd: unit {u} already exists (another container with this cgroupsPath?)"),
+            Error::Seccomp(e) => write!(f, "seccomp: {e}"),
+            Error::Child(m) => write!(f, "container setup failed: {m}"),
+            Error::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// No `source()`: every message above includes the error it wraps (see the module's doc).
+impl std::error::Error for Error {}
+
+impl From<stockade_seccomp::Error> for Error {
+    fn from(e: stockade_seccomp::Error) -> Self {
+        Error::Seccomp(e)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
