@@ -106,8 +106,17 @@ pub fn mark(what: &str) {
         }),
     });
     if let Some(t0) = m.t0 {
+        // STOCKADE_DEBUG_TIMING=rss adds the peak resident set so far (VmHWM)
+        let hwm = if std::env::var_os("STOCKADE_DEBUG_TIMING").is_some_and(|v| v == "rss") {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(String::from))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         eprintln!(
-            "[{:>8.3} ms] {} {what}",
+            "[{:>8.3} ms] {} {what} {hwm}",
             t0.elapsed().as_secs_f64() * 1e3,
             std::process::id()
         );
