@@ -97,6 +97,10 @@ pub struct LearnArgs {
     /// Learn for an OCI bundle instead of a host command
     #[arg(long)]
     pub bundle: Option<PathBuf>,
+    /// A line on stderr as each stage starts (recording, each capability trial, each
+    /// verification round) even when stderr is not a terminal (on one, always)
+    #[arg(long)]
+    pub progress: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -254,6 +258,50 @@ fn unified_available() -> Result<()> {
     Ok(())
 }
 
+/// The stage lines on stderr: on a terminal, or with `--progress`.
+pub(crate) struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new(asked: bool) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: asked || std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn stage(&self, what: std::fmt::Arguments) {
+        if self.on {
+            eprintln!("stockade: learn: {what}");
+        }
+    }
+}
+
+/// `--out`, made as `mkdir -p` would: the directories this made, deepest first (removed again,
+/// when empty, if learning fails).
+fn make_out_dir(out: &Path) -> Result<Vec<PathBuf>> {
+    let mut made = vec![];
+    let mut p = Some(out);
+    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        made.push(d.to_path_buf());
+        p = d.parent();
+    }
+    if let Err(e) = check_out_dir(out) {
+        remove_if_empty(&made);
+        return Err(e);
+    }
+    Ok(made)
+}
+
+/// Remove these directories (deepest first) that are still empty.
+fn remove_if_empty(made: &[PathBuf]) {
+    for d in made {
+        // remove_dir removes only an empty directory
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
 /// What a capability trial found.
 struct Trial {
     needed: Vec<(String, String)>,
@@ -263,7 +311,13 @@ struct Trial {
 
 /// Delta debugging over `candidates`: drop a chunk when the scenario passes without it, split a
 /// chunk that cannot go; a single capability that cannot go is needed.
-fn trial(runner: &Runner, base: &Value, candidates: &[String], filter: &Value) -> Result<Trial> {
+fn trial(
+    runner: &Runner,
+    base: &Value,
+    candidates: &[String],
+    filter: &Value,
+    progress: &Progress,
+) -> Result<Trial> {
     let mut keep: Vec<String> = candidates.to_vec();
     let mut queue: Vec<Vec<String>> = vec![candidates.to_vec()];
     let mut needed = vec![];
@@ -278,6 +332,12 @@ fn trial(runner: &Runner, base: &Value, candidates: &[String], filter: &Value) -
             .cloned()
             .collect();
         runs += 1;
+        // delta debugging: at most 2n - 1 runs for n candidates (fewer when chunks go whole)
+        progress.stage(format_args!(
+            "capability trial {runs} of at most {}: without {}",
+            2 * candidates.len() - 1,
+            chunk.join(", ")
+        ));
         let o = runner.run(&configure(base, &without, filter, None))?;
         if o.ok {
             keep = without;
@@ -314,10 +374,17 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         return merge(dirs, out, seccomp_ceiling);
     }
     let a = &cmd.args;
+    if !a.sandbox.misplaced.is_empty() {
+        return Err(crate::sandbox::misplaced_command(
+            "learn",
+            &a.sandbox.misplaced,
+        ));
+    }
     let out = a
         .out
         .clone()
         .ok_or_else(|| Error::Other("learn: --out DIR is required".into()))?;
+    let progress = Progress::new(a.progress);
     let (ceiling_caps, missing_caps) = caps_ceiling(&a.caps_ceiling)?;
     // the ceiling is checked before anything runs (with the ceiling's capabilities)
     let learning_filter = permissive(&profile::enosys_of(&ceiling_filter(
@@ -339,7 +406,41 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
     }
     // what the recording needs, before anything is made
     ebpf_available()?;
-    check_out_dir(&out)?;
+    let made = make_out_dir(&out)?;
+    let checked = Checked {
+        ceiling_caps,
+        missing_caps,
+        learning_filter,
+        ready_port,
+    };
+    let r = learn_into(a, (root, exe), &out, checked, &progress);
+    // a learn that failed leaves no empty --out of its making (a draft, if written, stays)
+    remove_if_empty(&made);
+    r
+}
+
+/// What `learn` worked out from its flags before making anything.
+struct Checked {
+    ceiling_caps: Vec<String>,
+    missing_caps: Vec<String>,
+    learning_filter: Value,
+    ready_port: Option<u16>,
+}
+
+/// The recording, trials, profile and verification, written to `out`.
+fn learn_into(
+    a: &LearnArgs,
+    (root, exe): (&Path, &Path),
+    out: &Path,
+    checked: Checked,
+    progress: &Progress,
+) -> Result<i32> {
+    let Checked {
+        ceiling_caps,
+        missing_caps,
+        learning_filter,
+        ready_port,
+    } = checked;
     let base = base_spec(a, exe)?;
     std::fs::create_dir_all(root).map_err(|e| Error::Other(format!("{}: {e}", root.display())))?;
     let runner = Runner {
@@ -371,6 +472,9 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
     let state_id = recorder
         .state_id()
         .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    progress.stage(format_args!(
+        "recording the workload's system calls and capability checks"
+    ));
     let first = runner.run_recorded(
         &configure(&base, &ceiling_caps, &learning_filter, None),
         Some(state_id),
@@ -413,7 +517,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         .cloned()
         .collect();
     let t0 = Instant::now();
-    let trial = trial(&runner, &base, &candidates, &learning_filter)?;
+    let trial = trial(&runner, &base, &candidates, &learning_filter, progress)?;
     let trial_secs = t0.elapsed().as_secs_f64();
     let needed: Vec<String> = trial.needed.iter().map(|(c, _)| c.clone()).collect();
 
@@ -437,7 +541,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         reference: reference.join().unwrap_or_default(),
         engine: None,
     };
-    write_outputs(&out, &learned, &report, &needed)?;
+    write_outputs(out, &learned, &report, &needed)?;
     if a.no_verify {
         println!("{}", report.text(&learned));
         return Ok(0);
@@ -451,6 +555,11 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         let _ = std::fs::remove_file(&sock);
         let listener = notify::Listener::start(&sock)
             .map_err(|e| Error::Other(format!("learn: listen at {}: {e}", sock.display())))?;
+        progress.stage(format_args!(
+            "verification round {} of at most {}: the scenario under the learned profile",
+            round + 1,
+            a.refine + 1
+        ));
         let mut sc = learned.to_json("SCMP_ACT_NOTIFY");
         sc["listenerPath"] = json!(sock);
         let o = runner.run(&configure(&base, &needed, &sc, None));
@@ -477,7 +586,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
     };
     report.verify_secs = t0.elapsed().as_secs_f64();
     report.verified = Some(verified);
-    write_outputs(&out, &learned, &report, &needed)?;
+    write_outputs(out, &learned, &report, &needed)?;
     println!("{}", report.text(&learned));
     if !verified {
         let (_, denied, output) = report.verification.last().expect("one round");
@@ -549,7 +658,6 @@ fn merge(dirs: &[PathBuf], out: &Path, ceiling: &str) -> Result<i32> {
                 .filter_map(|c| c.as_str().map(str::to_string)),
         );
     }
-    check_out_dir(out)?;
     let needed: Vec<String> = needed.into_iter().collect();
     let f = ceiling_filter(ceiling, &needed)?;
     let learned = profile::build(&all, &f);
@@ -578,7 +686,11 @@ fn merge(dirs: &[PathBuf], out: &Path, ceiling: &str) -> Result<i32> {
         reference: reference_counts(&needed),
         engine: None,
     };
-    write_outputs(out, &learned, &report, &needed)?;
+    let made = make_out_dir(out)?;
+    if let Err(e) = write_outputs(out, &learned, &report, &needed) {
+        remove_if_empty(&made);
+        return Err(e);
+    }
     println!("{}", report.text(&learned));
     Ok(0)
 }

@@ -1,11 +1,12 @@
 //! Running the scenario once: a bundle under the state root, `stockade run` of it, and for a
 //! server the `--ready` wait and the `--test` command inside its network namespace.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -28,6 +29,113 @@ pub(super) struct Runner<'a> {
     pub(super) timeout: Duration,
     pub(super) runs: std::cell::Cell<u32>,
     pub(super) started: Instant,
+}
+
+/// Where a run's output goes besides the copy kept: the user's stdout or stderr.
+#[derive(Clone, Copy)]
+enum Sink {
+    Out,
+    Err,
+}
+
+/// Whole lines of a run's stderr to ours, the runtime's own messages only the first time.
+fn pass_stderr(lines: &[u8]) {
+    use std::collections::BTreeSet;
+    static SHOWN: Mutex<BTreeSet<Vec<u8>>> = Mutex::new(BTreeSet::new());
+    let mut err = std::io::stderr().lock();
+    for line in lines.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"stockade: ")
+            && !SHOWN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(line.to_vec())
+        {
+            continue;
+        }
+        let _ = err.write_all(line);
+    }
+}
+
+/// A run's output as it comes: each stream passed through to ours (the workload's output is
+/// the user's in every stage, as in a plain run), and one copy of both kept for the report and
+/// the errors (a failing run's output is the evidence).
+struct Tee {
+    kept: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+    streams: usize,
+}
+
+impl Tee {
+    fn new() -> (Tee, mpsc::Sender<()>) {
+        let (tx, done) = mpsc::channel();
+        let tee = Tee {
+            kept: Arc::default(),
+            done,
+            streams: 0,
+        };
+        (tee, tx)
+    }
+
+    /// Copy `from` to `to` in a thread of its own until it ends.
+    fn copy(&mut self, mut from: impl Read + Send + 'static, to: Sink, done: &mpsc::Sender<()>) {
+        self.streams += 1;
+        let kept = Arc::clone(&self.kept);
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            // stderr by whole lines: the runtime's own (`stockade: warning: ...`), the same in
+            // every run, are passed through once
+            let mut partial: Vec<u8> = vec![];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                kept.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+                // a closed stdout of ours (`| head`) must not stop the copy that is kept
+                match to {
+                    Sink::Out => {
+                        let mut o = std::io::stdout().lock();
+                        let _ = o.write_all(&buf[..n]).and_then(|_| o.flush());
+                    }
+                    Sink::Err => {
+                        partial.extend_from_slice(&buf[..n]);
+                        let end = partial
+                            .iter()
+                            .rposition(|b| *b == b'\n')
+                            .map_or(0, |i| i + 1);
+                        let lines: Vec<u8> = partial.drain(..end).collect();
+                        pass_stderr(&lines);
+                    }
+                }
+            }
+            pass_stderr(&partial);
+            let _ = done.send(());
+        });
+    }
+
+    /// What was kept so far.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.kept.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// Everything, once the streams ended (a process that left the run holding one open is
+    /// not waited for beyond `grace`).
+    fn finish(&mut self, grace: Duration) -> String {
+        let until = Instant::now() + grace;
+        while self.streams > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if self.done.recv_timeout(left).is_err() {
+                break;
+            }
+            self.streams -= 1;
+        }
+        self.text()
+    }
 }
 
 pub(super) fn tail(s: &str, lines: usize) -> String {
@@ -99,24 +207,25 @@ impl Runner<'_> {
     fn run_in(&self, spec: &Value, id: &str, dir: &Path, recorder: Option<u32>) -> Result<Outcome> {
         let io = |e: std::io::Error| Error::Other(format!("learn: {e}"));
         std::fs::write(dir.join("config.json"), spec.to_string()).map_err(io)?;
-        let log = dir.join("output");
-        let out = std::fs::File::create(&log).map_err(io)?;
         let mut rt = self.stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id]);
         if let Some(r) = recorder {
             rt.env(super::record::TARGET_ENV, r.to_string());
         }
         let mut rt = rt
             .stdin(Stdio::null())
-            .stdout(out.try_clone().map_err(io)?)
-            .stderr(out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(io)?;
+        let (mut tee, done) = Tee::new();
+        tee.copy(rt.stdout.take().expect("piped"), Sink::Out, &done);
+        tee.copy(rt.stderr.take().expect("piped"), Sink::Err, &done);
         let deadline = Instant::now() + self.timeout;
-        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         let Some(test) = self.test else {
             let Some(status) = wait_deadline(&mut rt, deadline) else {
                 let _ = rt.kill();
                 let _ = rt.wait();
+                tee.finish(Duration::from_secs(2));
                 return Err(Error::Other(format!(
                     "learn: the workload did not finish within {} s (--timeout)",
                     self.timeout.as_secs()
@@ -124,7 +233,7 @@ impl Runner<'_> {
             };
             return Ok(Outcome {
                 ok: status.success(),
-                output: read_log(),
+                output: tee.finish(Duration::from_secs(2)),
             });
         };
         // a server: wait for its process, its port, then run the test in its network namespace
@@ -139,7 +248,7 @@ impl Runner<'_> {
                 if let Ok(Some(s)) = rt.try_wait() {
                     return Err(Error::Other(format!(
                         "learn: the workload exited ({s}) before the test could run: {}",
-                        tail(&read_log(), 20)
+                        tail(&tee.text(), 20)
                     )));
                 }
                 if Instant::now() >= ready_by {
@@ -174,7 +283,7 @@ impl Runner<'_> {
                     return Err(Error::Other(format!(
                         "learn: --ready tcp:{port} did not hold within {} s (--ready-timeout): {}",
                         self.ready_timeout.as_secs(),
-                        tail(&read_log(), 20)
+                        tail(&tee.text(), 20)
                     )));
                 }
             }
@@ -193,23 +302,19 @@ impl Runner<'_> {
                 });
             }
             let mut child = t.spawn().map_err(io)?;
-            let mut stdout = child.stdout.take().expect("piped");
-            let mut stderr = child.stderr.take().expect("piped");
-            let outs = std::thread::spawn(move || {
-                let (mut a, mut b) = (String::new(), String::new());
-                let _ = stdout.read_to_string(&mut a);
-                let _ = stderr.read_to_string(&mut b);
-                a + &b
-            });
+            // the test's output passes through too, and is kept after the workload's
+            let (mut test_tee, test_done) = Tee::new();
+            test_tee.copy(child.stdout.take().expect("piped"), Sink::Out, &test_done);
+            test_tee.copy(child.stderr.take().expect("piped"), Sink::Err, &test_done);
             let status = wait_deadline(&mut child, deadline);
             if status.is_none() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            let text = outs.join().unwrap_or_default();
+            let text = test_tee.finish(Duration::from_secs(2));
             Ok(Outcome {
                 ok: status.is_some_and(|s| s.success()),
-                output: format!("{}{text}", read_log()),
+                output: format!("{}{text}", tee.text()),
             })
         })();
         let _ = self
@@ -221,6 +326,7 @@ impl Runner<'_> {
             let _ = rt.kill();
             let _ = rt.wait();
         }
+        tee.finish(Duration::from_secs(2));
         result
     }
 }
