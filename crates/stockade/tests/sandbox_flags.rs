@@ -652,3 +652,116 @@ fn pasta_unprivileged_works_or_names_what_is_missing() {
         .unwrap();
     assert_networked(&o);
 }
+
+// 6. learn: progress, the workload's output, no empty --out left
+
+/// One learn at a time (each loads the recorder's eBPF programs).
+static LEARN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A workload that needs one capability (CAP_CHOWN: one trial) and writes to both streams.
+const CHOWN: &str = "touch /tmp/f && chown 1:1 /tmp/f && echo out-visible && echo err-visible >&2";
+
+fn learn(out: &Path, flags: &[&str], workload: &[&str]) -> Output {
+    require_root();
+    let _one = LEARN.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    timeout()
+        .arg(bin())
+        .arg("--root")
+        .arg(root.path())
+        .arg("learn")
+        .arg("--out")
+        .arg(out)
+        .args(["--timeout", "60"])
+        .args(flags)
+        .arg("--")
+        .args(workload)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn learn_passes_the_workloads_output_through_and_is_quiet_on_a_pipe() {
+    let out = tempfile::tempdir().unwrap();
+    let o = learn(out.path(), &[], &["sh", "-c", CHOWN]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // the recording and the verification pass (the trial without CAP_CHOWN stops at chown)
+    assert_eq!(
+        stdout(&o).matches("out-visible\n").count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
+    let e = stderr(&o);
+    assert_eq!(e.matches("err-visible\n").count(), 2, "{e}");
+    assert!(
+        e.contains("Operation not permitted"),
+        "the failed trial's output: {e}"
+    );
+    assert!(!e.contains("stockade: learn:"), "progress on a pipe: {e}");
+    assert!(stdout(&o).contains("VERIFIED"), "{}", stdout(&o));
+}
+
+#[test]
+fn learn_progress_with_the_flag_and_on_a_terminal() {
+    let out = tempfile::tempdir().unwrap();
+    let o = learn(out.path(), &["--progress"], &["sh", "-c", CHOWN]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stages: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with("stockade: learn: "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "stockade: learn: recording the workload's system calls and capability checks",
+            "stockade: learn: capability trial 1 of at most 1: without CAP_CHOWN",
+            "stockade: learn: verification round 1 of at most 3: the scenario under the learned profile",
+        ],
+        "{}",
+        stderr(&o)
+    );
+    // on a terminal without the flag (script(1) gives it one)
+    let _one = LEARN.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let line = format!(
+        "{} --root {} learn --out {} -- sh -c 'echo on-a-tty'",
+        bin(),
+        root.path().display(),
+        out.path().display()
+    );
+    let o = timeout()
+        .args(["script", "-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(
+        text.contains("stockade: learn: recording")
+            && text.contains("stockade: learn: verification round 1")
+            && text.contains("on-a-tty"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failed_learn_leaves_no_out_directory_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new/profile");
+    let o = learn(&out, &[], &["sh", "-c", "echo broken; exit 3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fails even before any profile"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("broken"), "{}", stdout(&o));
+    assert!(!dir.path().join("new").exists(), "left: {}", out.display());
+    // one that was there stays
+    let o = learn(dir.path(), &[], &["false"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(dir.path().exists());
+}
