@@ -41,11 +41,11 @@ pub struct SandboxArgs {
     pub tmpfs: Vec<String>,
     /// Set NAME to VALUE; NAME alone passes the caller's NAME (not set if the caller has none),
     /// NAME* every variable of the caller's whose name starts with NAME (podman's --env).
-    /// The command's environment is, in this order (a later one wins): PATH (/usr/local/sbin:
-    /// /usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), HOME (/root, or / with a --uid other than
-    /// 0) and the caller's TERM, or with --env-host the caller's whole environment instead; then
-    /// each --env-file; then each --env; then --unsetenv removes names. Nothing else of the
-    /// caller's passes
+    /// The command's environment is, in this order (a later one wins):
+    /// PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin, HOME=/root (/ with a
+    /// --uid other than 0) and the caller's TERM, or with --env-host the caller's whole
+    /// environment instead; then each --env-file; then each --env; then --unsetenv removes
+    /// names. Nothing else of the caller's passes
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
     /// Read variables from FILE: one NAME=VALUE a line (NAME alone: the caller's, as --env

@@ -437,9 +437,9 @@ fn help_says_what_the_environment_is() {
         "--env-host",
         "keep-env",
         "--unsetenv <NAME>",
-        "PATH",
-        "HOME",
-        "TERM",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,",
+        "HOME=/root",
+        "the caller's TERM",
         "podman",
         "bwrap",
     ] {
