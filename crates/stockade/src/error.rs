@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Debug)]
 pub enum Error {
-    /// `{file}: {field}: {msg}`
+    /// `{file}: {field}: {msg}` (`{file}: {msg}` without a field)
     Config {
         file: PathBuf,
         field: String,
@@ -36,6 +36,10 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // no field: the file as a whole (unreadable, not a regular file)
+            Error::Config { file, field, msg } if field.is_empty() => {
+                write!(f, "{}: {msg}", file.display())
+            }
             Error::Config { file, field, msg } => write!(f, "{}: {field}: {msg}", file.display()),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::IdInUse(id, dir) => write!(
