@@ -76,7 +76,7 @@ pub fn state_json(
     spec: &Spec,
 ) -> String {
     serde_json::json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": crate::spec::OCI_VERSION,
         "id": id,
         "status": status,
         "pid": pid,

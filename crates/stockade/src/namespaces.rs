@@ -402,3 +402,95 @@ pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcFs, skip_net: bool) 
     }
     Ok(())
 }
+
+/// The uid and gid maps of the user namespace at `path` (an nsfs file), as `(inside, outside,
+/// count)` lines: read by a short-lived child that enters it and reads its own
+/// `/proc/self/{uid,gid}_map` (the namespace need hold no process we know).
+pub fn maps_of_userns(path: &std::path::Path) -> Result<[Vec<(u32, u32, u32)>; 2]> {
+    let ns = File::open(path).ctx(|| format!("open {}", path.display()))?;
+    let (r, w) = nix::unistd::pipe().ctx(|| "pipe")?;
+    // SAFETY: the runtime is single-threaded here; the child only makes async-signal-safe-enough
+    // calls (setns, open/read of /proc, write, _exit) before it exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "fork");
+    }
+    if pid == 0 {
+        drop(r);
+        let mut text = String::new();
+        if nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER).is_ok() {
+            for f in ["uid_map", "gid_map"] {
+                text.push_str(
+                    &std::fs::read_to_string(format!("/proc/self/{f}")).unwrap_or_default(),
+                );
+                text.push('|');
+            }
+        }
+        let _ = nix::unistd::write(&w, text.as_bytes());
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(0) }
+    }
+    drop(w);
+    let mut text = String::new();
+    use std::io::Read;
+    let _ = File::from(r).read_to_string(&mut text);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let parse = |t: &str| -> Vec<(u32, u32, u32)> {
+        let mut v: Vec<(u32, u32, u32)> = t
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (f.len() == 3).then(|| (f[0], f[1], f[2]))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut parts = text.split('|');
+    match (parts.next(), parts.next()) {
+        (Some(u), Some(g)) => Ok([parse(u), parse(g)]),
+        _ => Err(Error::Other(format!(
+            "cannot enter the user namespace {} to read its id maps",
+            path.display()
+        ))),
+    }
+}
+
+/// A user namespace joined by path while the config also gives id maps (Kubernetes' user
+/// namespaces for pods): the maps must be the namespace's own (runc's rule); different ones
+/// are an error naming both.
+pub fn check_joined_maps(
+    path: &std::path::Path,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+    file: &std::path::Path,
+) -> Result<()> {
+    let [have_u, have_g] = maps_of_userns(path)?;
+    let lines = |m: &[LinuxIdMapping]| {
+        let mut v: Vec<(u32, u32, u32)> = m
+            .iter()
+            .map(|m| (m.container_id(), m.host_id(), m.size()))
+            .collect();
+        v.sort();
+        v
+    };
+    for (field, want, have) in [
+        ("uidMappings", lines(uids), have_u),
+        ("gidMappings", lines(gids), have_g),
+    ] {
+        if !want.is_empty() && want != have {
+            return Err(crate::error::config_err(
+                file,
+                format!("linux.{field}"),
+                format!(
+                    "{want:?} differ from the maps of the user namespace joined at {} ({have:?})",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -76,6 +76,17 @@ impl<'a> Plan<'a> {
         crate::state::check_id(id)?;
         validate(spec, bundle, &o.config_file)?;
         let ns = crate::namespaces::Plan::from_spec(spec);
+        let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
+        let joined_user = spec.linux().as_ref().and_then(|l| {
+            l.namespaces().iter().flatten().find_map(|n| {
+                (n.typ() == LinuxNamespaceType::User)
+                    .then(|| n.path().clone())
+                    .flatten()
+            })
+        });
+        if let Some(p) = joined_user.filter(|_| !uid_maps.is_empty() || !gid_maps.is_empty()) {
+            crate::namespaces::check_joined_maps(&p, &uid_maps, &gid_maps, &o.config_file)?;
+        }
         let net = crate::net::Plan::from_spec(spec, &o.config_file)?;
         // learning (org.stockade.learn, --learn-dir): the spec with the permissive filter
         let (learning, learning_spec) = crate::learn::engine::prepare(
@@ -112,7 +123,6 @@ impl<'a> Plan<'a> {
         let cgroup = layout
             .as_ref()
             .map(|l| Cgroup::plan(l, cgroups_path.as_deref(), id, unit));
-        let (uid_maps, gid_maps) = crate::namespaces::id_maps(&spec);
         Ok(Plan {
             id,
             bundle,
@@ -126,6 +136,18 @@ impl<'a> Plan<'a> {
             uid_maps,
             gid_maps,
         })
+    }
+
+    /// The container runs in a user namespace other than the runtime's (made, or joined by
+    /// path): devices are bound, not made.
+    pub fn in_user_ns(&self) -> bool {
+        self.ns.new_user
+            || self.rootless
+            || self
+                .ns
+                .join
+                .iter()
+                .any(|(t, _)| *t == LinuxNamespaceType::User)
     }
 
     pub fn process(&self) -> &oci_spec::runtime::Process {
@@ -214,7 +236,88 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
         return Ok(());
     };
     let seen = check_namespaces(linux, file)?;
-    check_linux(linux, &seen, file)
+    check_linux(linux, &seen, file)?;
+    check_since_1_2(spec, linux, file)
+}
+
+/// runtime-spec 1.2.1 and 1.3 (`process.execCPUAffinity`, `linux.memoryPolicy`,
+/// `linux.intelRdt`, `linux.netDevices`), and the LSM labels this host cannot apply: refused by
+/// field, as runc refuses them, rather than silently ignored.
+fn check_since_1_2(spec: &Spec, linux: &oci_spec::runtime::Linux, file: &Path) -> Result<()> {
+    if let Some(a) = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.exec_cpu_affinity().as_ref())
+    {
+        for (k, v) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                crate::process::parse_id_list(v)
+                    .map_err(|m| config_err(file, format!("process.execCPUAffinity.{k}"), m))?;
+            }
+        }
+    }
+    if let Some(m) = linux.memory_policy() {
+        crate::process::mempolicy_args(m)
+            .map_err(|msg| config_err(file, "linux.memoryPolicy", msg))?;
+    }
+    if linux.intel_rdt().is_some() {
+        let why = if Path::new("/sys/fs/resctrl/info").exists() {
+            "stockade does not apply Intel RDT (resctrl) settings"
+        } else {
+            "this host has no resctrl filesystem (Intel RDT / AMD QoS) mounted at /sys/fs/resctrl"
+        };
+        return Err(config_err(
+            file,
+            "linux.intelRdt",
+            format!("{why}: remove it"),
+        ));
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(config_err(
+            file,
+            "linux.netDevices",
+            "moving host interfaces into the container is not supported by stockade yet: remove it (or give the container a network with org.stockade.net)",
+        ));
+    }
+    let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+    if let Some(l) = linux
+        .mount_label()
+        .as_deref()
+        .filter(|l| !l.is_empty() && !selinux)
+    {
+        return Err(config_err(
+            file,
+            "linux.mountLabel",
+            format!("{l:?}: SELinux is not enabled on this host"),
+        ));
+    }
+    if let Some(p) = spec.process() {
+        if let Some(l) = p
+            .selinux_label()
+            .as_deref()
+            .filter(|l| !l.is_empty() && !selinux)
+        {
+            return Err(config_err(
+                file,
+                "process.selinuxLabel",
+                format!("{l:?}: SELinux is not enabled on this host"),
+            ));
+        }
+        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim() == "Y");
+        if let Some(l) = p
+            .apparmor_profile()
+            .as_deref()
+            .filter(|l| !l.is_empty() && !apparmor)
+        {
+            return Err(config_err(
+                file,
+                "process.apparmorProfile",
+                format!("{l:?}: AppArmor is not enabled on this host"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `process`: present, with a program, an absolute cwd; the Landlock annotation well formed.

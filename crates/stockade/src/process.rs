@@ -353,3 +353,91 @@ pub fn send_console(path: &Path, master: &std::os::fd::OwnedFd) -> Result<()> {
         .ctx(|| format!("connect to --console-socket {}", path.display()))?;
     sys::send_with_fd(&sock, b"/dev/ptmx", master).ctx(|| "send the pty master")
 }
+
+/// A list of CPUs or NUMA nodes as runtime-spec writes them ("0-3,7"): the numbers, or what is
+/// wrong with the text.
+pub fn parse_id_list(s: &str) -> std::result::Result<Vec<u32>, String> {
+    let mut out = vec![];
+    for part in s.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = match (a.trim().parse(), b.trim().parse()) {
+            (Ok(a), Ok(b)) if a <= b && b < 4096 => (a, b),
+            _ => return Err(format!("{part:?} in {s:?} is not N or N-M (N <= M < 4096)")),
+        };
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
+/// `sched_setaffinity` of the calling thread to `cpus` ("0-3,7"); `what` names the field.
+pub fn set_affinity(cpus: &str, what: &str) -> Result<()> {
+    let list = parse_id_list(cpus).map_err(|m| Error::Other(format!("{what}: {m}")))?;
+    let mut set = nix::sched::CpuSet::new();
+    for c in list {
+        set.set(c as usize)
+            .map_err(|_| Error::Other(format!("{what}: CPU {c} is past the kernel's CPU set")))?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .ctx(|| format!("{what} {cpus}: sched_setaffinity (CPUs the container may not use?)"))
+}
+
+/// `linux.memoryPolicy`: `set_mempolicy(2)` for the process (inherited across `execve`).
+pub fn set_mempolicy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<()> {
+    let (mode, flags, nodes) = mempolicy_args(p).map_err(Error::Other)?;
+    let mut mask = [0u64; 64]; // 4096 nodes
+    for n in &nodes {
+        mask[*n as usize / 64] |= 1 << (n % 64);
+    }
+    let maxnode = if nodes.is_empty() { 0 } else { 4096 + 1 };
+    let ptr = if nodes.is_empty() {
+        std::ptr::null()
+    } else {
+        mask.as_ptr()
+    };
+    // SAFETY: mask is a valid bitmap of maxnode-1 bits (or NULL with 0), alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode | flags, ptr, maxnode) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| {
+            format!(
+                "linux.memoryPolicy {:?} nodes {:?}: set_mempolicy (nodes this host lacks?)",
+                p.mode(),
+                p.nodes().as_deref().unwrap_or("")
+            )
+        });
+    }
+    Ok(())
+}
+
+/// The kernel's (mode, flags, nodes) for a memory policy, checked as runtime-spec asks: every
+/// mode but MPOL_DEFAULT and MPOL_LOCAL names nodes, and those two name none.
+pub fn mempolicy_args(
+    p: &oci_spec::runtime::LinuxMemoryPolicy,
+) -> std::result::Result<(i64, i64, Vec<u32>), String> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let mode = match p.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    let mut flags = 0i64;
+    for f in p.flags().iter().flatten() {
+        flags |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    let nodes = match p.nodes().as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => parse_id_list(n)?,
+        None => vec![],
+    };
+    match (mode, nodes.is_empty()) {
+        (0 | 4, false) => Err(format!("{} takes no nodes", p.mode())),
+        (1..=3 | 5 | 6, true) => Err(format!("{} needs nodes", p.mode())),
+        _ => Ok((mode, flags, nodes)),
+    }
+}

@@ -197,7 +197,7 @@ pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> 
         .and_then(|s| s.listener_metadata().clone())
         .unwrap_or_default();
     let msg = serde_json::json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": crate::spec::OCI_VERSION,
         "fds": ["seccompFd"],
         "pid": state.pid,
         "metadata": metadata,

@@ -11,6 +11,9 @@ use crate::error::{config_err, Error, Result};
 
 /// Annotation: the root filesystem is a fresh tmpfs that the spec's mounts populate (used by
 /// `stockade sandbox`, which has no image); `root.path` is then ignored.
+/// The runtime-spec version stockade implements: its state, hooks' state and `spec` say it.
+pub const OCI_VERSION: &str = "1.3.0";
+
 pub const ANNOTATION_TMPFS_ROOT: &str = "org.stockade.root";
 
 /// First host id of the unprivileged range that container ids map to by default, and its size.
@@ -263,7 +266,7 @@ pub fn hardened_default(rootless: bool) -> Value {
         resources = json!(null);
     }
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": OCI_VERSION,
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},

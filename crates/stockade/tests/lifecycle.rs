@@ -49,7 +49,7 @@ fn create_start_pause_resume_kill_delete() {
     let v: serde_json::Value = serde_json::from_slice(&cmd(root, &["state", &id]).stdout).unwrap();
     assert_eq!(v["pid"], pid);
     assert_eq!(v["bundle"], b.path().to_str().unwrap());
-    assert_eq!(v["ociVersion"], "1.2.0");
+    assert_eq!(v["ociVersion"], stockade::spec::OCI_VERSION);
     // a second create with the same id fails and changes nothing
     let dup = cmd(
         root,

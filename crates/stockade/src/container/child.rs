@@ -166,6 +166,14 @@ fn enter_namespaces(plan: &Plan, prepared: &mut rootfs::Prepared) -> Result<Proc
     let ns = &plan.ns;
     for (t, p) in &ns.join {
         namespaces::join(*t, p)?;
+        if *t == LinuxNamespaceType::User {
+            // our host ids mean nothing there: become its root, as in a user namespace we make
+            let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+            nix::unistd::setresgid(g, g, g)
+                .ctx(|| "become root of the joined user namespace (gid 0 unmapped?)")?;
+            nix::unistd::setresuid(u, u, u)
+                .ctx(|| "become root of the joined user namespace (uid 0 unmapped?)")?;
+        }
         if *t == LinuxNamespaceType::Mount {
             // The runtime opened the mount point in the mount namespace we just left: open it
             // again here (move_mount only attaches inside the caller's namespace).
@@ -175,6 +183,14 @@ fn enter_namespaces(plan: &Plan, prepared: &mut rootfs::Prepared) -> Result<Proc
     let time = nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
     namespaces::unshare(ns.unshare_flags & !time & !cgroupns)?;
+    if ns
+        .unshare_flags
+        .contains(nix::sched::CloneFlags::CLONE_NEWNS)
+    {
+        // a mount namespace made only now (after joining a user namespace by path): the mount
+        // point the runtime opened is in the namespace we left; open it again here
+        prepared.target = None;
+    }
     // one of our own, which no mount of the config can cover (see `procfs`)
     let proc = ProcFs::private().ctx(|| "open a private procfs")?;
     if ns.unshare_flags.contains(time) {
@@ -217,7 +233,7 @@ fn build_filesystem(
         &made.rootfs_dir,
         &mut prepared,
         rootfs::InNamespaces {
-            user: ns.new_user || plan.rootless,
+            user: plan.in_user_ns(),
             host_mount: ns.host_mount_ns(),
             own_cgroup: ns.unshare_flags.contains(cgroupns),
             create_container_hooks: !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer)
@@ -282,6 +298,13 @@ fn become_the_process(
         process::fresh_keyring()?;
     }
     process::set_rlimits(process)?;
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        process::set_mempolicy(m)?;
+    }
     let landlock =
         crate::landlock::Config::from_annotations(spec.annotations().as_ref()).expect("validated");
     // A Landlock ruleset implies no_new_privs (the kernel's condition without CAP_SYS_ADMIN),

@@ -195,6 +195,14 @@ fn exec_child(
     // Nobody in the container may read our memory or open /proc/PID/exe, the runtime binary
     // until execve (CVE-2019-5736): non-dumpable before we join any of its namespaces.
     nix::sys::prctl::set_dumpable(false).ctx(|| "PR_SET_DUMPABLE")?;
+    let affinity = process.exec_cpu_affinity().as_ref();
+    if let Some(cpus) = affinity
+        .and_then(|a| a.initial().as_deref())
+        .filter(|c| !c.is_empty())
+    {
+        // before the container's cgroup (its cpuset) holds us
+        process::set_affinity(cpus, "process.execCPUAffinity.initial")?;
+    }
     // "G" carries the container's v1 cgroup files: joined before any namespace
     join_cgroup_files(sock, b'G')?;
     for (t, f) in order {
@@ -222,6 +230,17 @@ fn exec_child(
         send_fd(sock, b"T", &master)?;
     }
     process::set_rlimits(process)?;
+    let after = affinity.and_then(|a| a.cpu_affinity_final().as_deref());
+    if let Some(cpus) = after.filter(|c| !c.is_empty()) {
+        process::set_affinity(cpus, "process.execCPUAffinity.final")?;
+    }
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        process::set_mempolicy(m)?;
+    }
     let nnp = process.no_new_privileges().unwrap_or(false);
     // before any filter, as in `run`'s child: only credentials, fchdir and execve may follow it
     let ready = process::Ready::new(process, setgroups_allowed)?;

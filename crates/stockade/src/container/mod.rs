@@ -133,7 +133,7 @@ impl Made {
         let (id, spec) = (plan.id, &plan.spec);
         let state_dir = StateDir::create(&opts.root, id)?;
         let st = State {
-            oci_version: "1.2.0".into(),
+            oci_version: spec::OCI_VERSION.into(),
             id: id.into(),
             status: "creating".into(),
             pid: 0,

@@ -95,7 +95,7 @@ fn go(
             plan.bundle,
             Some(pid),
             userns.as_ref(),
-            ns.new_user,
+            plan.in_user_ns(),
         )?
     };
     if !opts.quiet {
