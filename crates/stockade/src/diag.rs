@@ -110,7 +110,11 @@ pub fn mark(what: &str) {
         let hwm = if std::env::var_os("STOCKADE_DEBUG_TIMING").is_some_and(|v| v == "rss") {
             std::fs::read_to_string("/proc/self/status")
                 .ok()
-                .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(String::from))
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .map(String::from)
+                })
                 .unwrap_or_default()
         } else {
             String::new()
