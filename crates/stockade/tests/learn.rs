@@ -185,6 +185,46 @@ fn check_against_strace(l: &Learned, cmd: &[&str]) {
         missing.is_empty(),
         "strace saw syscalls the profile lacks: {missing:?}\nprofile: {names:?}"
     );
+    // seccomp.json is the workload's own: none of the runtimes' credential and setup calls
+    // after their filter (the allowances) unless the workload makes them too (calls whose use
+    // depends on timing, futex or rt_sigreturn, may differ between two runs: not these)
+    let runtime_only: Vec<&str> = [
+        "capget",
+        "capset",
+        "setgid",
+        "setuid",
+        "setgroups",
+        "setresgid",
+        "setresuid",
+        "chdir",
+        "fchdir",
+        "fchown",
+        "umask",
+        "openat2",
+        "faccessat2",
+        "getcwd",
+    ]
+    .into_iter()
+    .filter(|c| names.contains(*c) && !traced.contains(*c))
+    .collect();
+    assert!(
+        runtime_only.is_empty(),
+        "seccomp.json allows runtime calls the workload never made: {runtime_only:?}"
+    );
+    // the per-runtime files carry them, as a rule of their own
+    let runc: serde_json::Value = serde_json::from_str(&l.file("seccomp-runc.json")).unwrap();
+    let rule = runc["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["comment"]
+                .as_str()
+                .is_some_and(|c| c.contains("runc 1.1.5"))
+        })
+        .unwrap_or_else(|| panic!("no runc rule: {runc}"));
+    assert!(!rule["names"].as_array().unwrap().is_empty());
+    assert!(l.out.path().join("seccomp-stockade.json").exists());
     let allowed = l.allowed();
     assert!(
         allowed.len() as f64 <= traced.len() as f64 * 1.1 + 1.0,

@@ -18,8 +18,10 @@
 //!
 //! Each run is a `stockade run` of a bundle written under the state root, so what is learned
 //! is what the engine really does. Under engines ([`engine`]) `create` records a container's
-//! whole life and `delete` writes the result; the files exported for Docker/OCI carry the
-//! runtimes' own post-filter calls ([`allowance`]).
+//! whole life and `delete` writes the result. `seccomp.json` is the workload's own (what
+//! `sandbox --learned` enforces); `seccomp-runc.json` and `seccomp-stockade.json` add, as a
+//! rule of their own, what each runtime itself calls after loading the filter when an engine
+//! starts the container without no_new_privileges ([`allowance`]).
 
 pub mod allowance;
 pub mod engine;

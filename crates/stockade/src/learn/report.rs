@@ -208,11 +208,39 @@ impl Report<'_> {
     }
 }
 
-fn allowance_text(runtimes: &str, added: &[String]) -> String {
-    format!(
-        "\nruntime allowance in seccomp.json, a rule of its own (not part of what the workload did, nor of what was verified): {runtimes}'s own calls between loading the filter and the workload's execve as engines start containers, measured under the recorder, so that Docker, Podman or containerd with either runtime can start the container under the profile; added: {}\n",
-        if added.is_empty() { "nothing (all allowed already)".to_string() } else { added.join(" ") }
-    )
+/// What report.txt says of the profiles written for other runtimes.
+fn allowance_text(lean: usize, per_runtime: &[(String, String, usize, Vec<String>)]) -> String {
+    let mut t = format!(
+        "\nseccomp.json allows {lean} syscalls: the workload's own (with no_new_privileges, as stockade runs it, the filter is the last thing before execve). For engines, a rule of its own adds a runtime's calls between loading the filter and the workload's execve (measured under the recorder), not part of what the workload did nor of what was verified:\n"
+    );
+    for (file, runtime, n, added) in per_runtime {
+        t.push_str(&format!(
+            "  {file}: {n} syscalls, for {runtime}; added: {}\n",
+            if added.is_empty() {
+                "nothing (all allowed already)".to_string()
+            } else {
+                added.join(" ")
+            }
+        ));
+    }
+    t
+}
+
+/// The profile with `a`'s post-filter calls as a rule of their own.
+fn for_runtime(
+    l: &profile::Learned,
+    a: &super::allowance::Allowance,
+    comment: &str,
+) -> (serde_json::Value, Vec<String>, usize) {
+    let (with, added) = l.with_allowance(a);
+    let n = with.names().len();
+    let mut sc = with.to_json_with(
+        "SCMP_ACT_ERRNO",
+        &added,
+        &format!("runtime allowance: {}'s own calls after it loads the filter (measured; see report.txt)", a.runtime),
+    );
+    sc["comment"] = json!(comment);
+    (sc, added, n)
 }
 
 fn join(s: &BTreeSet<String>) -> String {
@@ -230,42 +258,55 @@ pub(super) fn write_outputs(
     r: &Report,
     needed: &[String],
 ) -> Result<()> {
-    // for Docker/OCI: with the runtimes' own post-filter calls (the runtime allowance), apart
-    let mut with = l.clone();
-    let mut added = vec![];
-    for a in super::allowance::ALL {
-        let (w, more) = with.with_allowance(a);
-        with = w;
-        added.extend(more);
-    }
-    let runtimes = super::allowance::ALL
-        .iter()
-        .map(|a| a.runtime)
-        .collect::<Vec<_>>()
-        .join(" and ");
-    let mut sc = with.to_json_with(
-        "SCMP_ACT_ERRNO",
-        &added,
-        &format!(
-            "runtime allowance: {runtimes}'s own calls after they load the filter (measured; see report.txt)"
-        ),
-    );
     let verified = r.verified == Some(true);
-    sc["comment"] = json!(if verified {
+    let comment = if verified {
         "learned by stockade learn; verified"
     } else {
         "learned by stockade learn; UNVERIFIED"
-    });
+    };
+    // What `sandbox --learned` and `spec --learned` enforce: the workload's own calls alone.
+    let mut sc = l.to_json("SCMP_ACT_ERRNO");
+    sc["comment"] = json!(comment);
     write(
         out,
         "seccomp.json",
         &serde_json::to_string_pretty(&sc).expect("json"),
     )?;
+    // For engines: one file per runtime with its measured post-filter calls, and their union
+    // for Kubernetes' seccompProfile (a node may run either).
+    use super::allowance::{RUNC, STOCKADE};
+    let mut per_runtime = vec![];
+    for (file, a, for_whom) in [
+        (
+            "seccomp-runc.json",
+            &RUNC,
+            "Docker, Podman or containerd with runc (no_new_privileges off)",
+        ),
+        (
+            "seccomp-stockade.json",
+            &STOCKADE,
+            "Docker, Podman or containerd with stockade (no_new_privileges off)",
+        ),
+    ] {
+        let (sc, added, n) = for_runtime(l, a, comment);
+        write(out, file, &serde_json::to_string_pretty(&sc).expect("json"))?;
+        per_runtime.push((
+            file.to_string(),
+            format!("{} ({for_whom})", a.runtime),
+            n,
+            added,
+        ));
+    }
+    let (both, _) = l.with_allowance(&RUNC);
+    let (both, _) = both.with_allowance(&STOCKADE);
+    let mut k8s = both.to_json("SCMP_ACT_ERRNO");
+    k8s["comment"] = json!(comment);
     write(
         out,
         "seccomp-profile.yaml",
-        &profile::to_spo_yaml(&sc, "stockade-learned"),
+        &profile::to_spo_yaml(&k8s, "stockade-learned"),
     )?;
+    let lean = l.names().len();
     let caps = json!({
         "needed": needed,
         "checkedNotNeeded": r.trial.not_needed,
@@ -292,7 +333,7 @@ pub(super) fn write_outputs(
     write(
         out,
         "report.txt",
-        &(r.text(l) + &allowance_text(&runtimes, &added)),
+        &(r.text(l) + &allowance_text(lean, &per_runtime)),
     )?;
     if verified {
         let _ = std::fs::remove_file(out.join("UNVERIFIED"));
