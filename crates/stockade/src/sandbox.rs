@@ -833,16 +833,7 @@ fn check_ids(a: &SandboxArgs, rootless: bool, uid_maps: &Value, gid_maps: &Value
             ));
         }
         if rootless {
-            // The engine becomes uid and gid 0 of the new user namespace for its setup, and an
-            // unprivileged caller can map only itself (bwrap's --uid maps the caller to N): N
-            // other than 0 needs that step skipped when 0 is not mapped (container/mod.rs).
-            if id != 0 {
-                return Err(flag_err(
-                    flag,
-                    &id.to_string(),
-                    "run unprivileged, the sandbox's command runs as 0 (the caller mapped to root inside): the engine becomes 0 of the sandbox's user namespace to set it up, and a user can map only its own id into it (as root, any id the sandbox's range holds)",
-                ));
-            }
+            // the caller is mapped to the id asked for (bwrap's --uid): any id will do
             continue;
         }
         let size = maps[0]["size"].as_u64().unwrap_or(0);

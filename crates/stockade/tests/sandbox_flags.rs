@@ -534,32 +534,23 @@ fn unprivileged_limits_given_are_an_error_and_defaults_a_note() {
     assert_eq!(stdout(&o).trim(), "100");
 }
 
-/// bwrap's `--uid N` maps the caller to N. The engine becomes uid 0 of the new user namespace
-/// for its setup, which a one-id map without 0 cannot give: until it skips that step, an
-/// unprivileged `--uid` other than 0 is an error naming the flag (not "uid 0 unmapped?").
+/// Unprivileged, `--uid`/`--gid` alone: each maps the caller to that id, the other stays 0.
 #[test]
-fn unprivileged_uid_other_than_root_is_a_clear_error() {
+fn unprivileged_uid_or_gid_alone_maps_the_caller() {
     let u = Unprivileged::new();
-    for flag in ["--uid", "--gid"] {
-        let o = u.sandbox(&[flag, "1000"], &["id"]);
-        assert!(!o.status.success());
-        let errs = errors(&o);
-        assert_eq!(errs.len(), 1, "{}", stderr(&o));
-        assert!(
-            errs[0].starts_with(&format!("stockade: error: {flag} 1000: run unprivileged")),
-            "{}",
-            stderr(&o)
-        );
-        assert!(!errs[0].contains("unmapped?"), "{}", stderr(&o));
-    }
+    let o = u.sandbox(&["--uid", "1000"], &["sh", "-c", "id -u; id -g"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1000\n0\n");
+    let o = u.sandbox(&["--gid", "1000"], &["sh", "-c", "id -u; id -g"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0\n1000\n");
     let o = u.sandbox(&["--uid", "0"], &["id", "-u"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "0");
 }
 
-/// What bwrap --uid does (needs the engine to skip becoming uid 0 when 0 is not mapped).
+/// What bwrap --uid does: the caller mapped to N, the command runs as N.
 #[test]
-#[ignore = "the engine (container/child.rs) becomes uid 0 of the user namespace first"]
 fn unprivileged_uid_maps_the_caller_to_it() {
     let u = Unprivileged::new();
     let o = u.sandbox(

@@ -134,14 +134,23 @@ fn start(plan: &Plan, made: &Made, sock: &OwnedFd) -> Result<(rootfs::Prepared, 
     mark("child: go received");
     if ns.new_user {
         // Our host credentials are unmapped in the new namespace: become its root (mapped now).
+        // Unprivileged with the caller mapped to another id (`sandbox --uid N`, as bwrap's),
+        // there is no root to become: we are already N, with every capability of the
+        // namespace we made.
         if !plan.rootless {
             nix::unistd::setgroups(&[]).ctx(|| "drop host supplementary groups")?;
         }
+        let root_mapped =
+            |maps: &[oci_spec::runtime::LinuxIdMapping]| namespaces::to_host(maps, 0).is_some();
         let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
-        nix::unistd::setresgid(g, g, g)
-            .ctx(|| "become root of the user namespace (gid 0 unmapped?)")?;
-        nix::unistd::setresuid(u, u, u)
-            .ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
+        if !plan.rootless || root_mapped(&plan.gid_maps) {
+            nix::unistd::setresgid(g, g, g)
+                .ctx(|| "become root of the user namespace (gid 0 unmapped?)")?;
+        }
+        if !plan.rootless || root_mapped(&plan.uid_maps) {
+            nix::unistd::setresuid(u, u, u)
+                .ctx(|| "become root of the user namespace (uid 0 unmapped?)")?;
+        }
         die_with_runtime(sock)?;
     }
     // The trees to attach: sent by the runtime, or (unprivileged runtime) made here, in our
