@@ -2,8 +2,22 @@
 //!
 //! One module per concept of `tips-for-sandboxing-docker-containers`: [`namespaces`],
 //! [`rootfs`] (mounts, setuid defanged), [`cgroups`] (hardware), [`capabilities`], [`seccomp`],
-//! [`process`] (keyring, no_new_privs, exec). [`container`] is the engine that runs them in order;
-//! [`spec`] and [`sandbox`] are the front ends that feed it one OCI spec.
+//! [`process`] (keyring, no_new_privs, exec). The modules form layers; a module uses only its
+//! own layer and those below (`tests/layers.rs` checks it, and that there is no import circle):
+//!
+//! ```text
+//! front ends   sandbox  policy  audit  probe            (the binary's cli/ above them all)
+//!                 |
+//! engine       container (run: the table of contents; child.rs, runtime.rs, exec.rs)  lifecycle
+//!                 |
+//! plan         plan (validate; the typed Plan, made once from a spec and the front end's choices)
+//!                 |
+//! subsystems   cgroups  namespaces  rootfs  net  seccomp  process  hooks  state  idpool
+//!              agent  learn (recorder, profiles; its command still lives here, see layers.rs)
+//!                 |
+//! bottom       sys  diag  error  ebpf  dbus  procfs  mountinfo  capabilities  landlock
+//!              init  spec (the OCI vocabulary: load, defaults, accessors)
+//! ```
 
 pub mod audit;
 pub mod capabilities;

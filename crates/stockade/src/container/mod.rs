@@ -1,7 +1,7 @@
 //! The engine: one OCI spec in, one isolated process out. Every front end (`run` of a bundle,
 //! `sandbox`, the OCI lifecycle commands) ends in [`run`], which reads as the table of contents
 //! of the setup: the [`Plan`] (made once; nothing read from the raw config after it), what the
-//! container holds on the host ([`Made`], each piece undone by its guard), the child
+//! container holds on the host (`Made`, each piece undone by its guard), the child
 //! (`child.rs`, the container's half, in the order the kernel needs) and the runtime's half
 //! (`runtime.rs`), the commit, the wait and the teardown.
 //!
@@ -62,8 +62,8 @@ const FORWARDED: &[Signal] = &[
 
 /// Run a container to completion: returns its exit code (128+N if killed by signal N); with
 /// `create`, returns once it is created. The table of contents of the setup: each step is a call
-/// into the module that owns it (the runtime's half in [`runtime`], the container's in
-/// [`child`]).
+/// into the module that owns it (the runtime's half in `runtime.rs`, the container's in
+/// `child.rs`).
 pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i32> {
     // 1. Everything that can be refused is refused before anything is created.
     mark("start");
@@ -378,7 +378,7 @@ fn wait_forwarding_until(child: Pid, set: &SigSet, caller: Option<i32>) -> Resul
 }
 
 /// `sandbox --die-with-parent`: the runtime gets SIGHUP when the process that started it dies
-/// (a closed terminal's shell), which [`wait_forwarding_until`] turns into the sandbox's end.
+/// (a closed terminal's shell), which `wait_forwarding_until` turns into the sandbox's end.
 /// Returns the caller's pid, or an error if it is already gone.
 pub fn die_with_caller() -> Result<i32> {
     let caller = nix::unistd::getppid().as_raw();

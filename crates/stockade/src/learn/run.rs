@@ -240,10 +240,10 @@ impl Runner<'_> {
         let result = (|| -> Result<Outcome> {
             let ready_by = Instant::now() + self.ready_timeout;
             let pid = loop {
-                if let Ok(v) = crate::lifecycle::state_json(self.root, id) {
-                    if v["status"] == "running" && v["pid"].as_i64().unwrap_or(0) > 0 {
-                        break v["pid"].as_i64().unwrap_or(0) as i32;
-                    }
+                // its committed state (a workload that dies meanwhile is caught just below)
+                let st = crate::state::StateDir::open(self.root, id).and_then(|d| d.load());
+                if let Some(st) = st.ok().filter(|st| st.status == "running" && st.pid > 0) {
+                    break st.pid;
                 }
                 if let Ok(Some(s)) = rt.try_wait() {
                     return Err(Error::Other(format!(
