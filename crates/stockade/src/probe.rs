@@ -151,18 +151,14 @@ const fn call(
 }
 
 /// Every check, in the order the report lists them (the seed's sections first).
+#[rustfmt::skip]
 static PROBES: &[Probe] = &[
     // --- seed §1: namespaces
     probe(NS, "user namespace", Look::Fn(user_namespace)),
     probe(NS, "network namespace", Look::Fn(network_namespace)),
     probe(NS, "pid namespace", Look::Fn(pid_namespace)),
     // --- seed §2: what namespaces do not cover
-    call(
-        RES,
-        "kernel keyring (keyctl)",
-        libc::SYS_keyctl,
-        [0, -3, 0, 0, 0, 0],
-    ),
+    call(RES, "kernel keyring (keyctl)", libc::SYS_keyctl, [0, -3, 0, 0, 0, 0]),
     probe(RES, "/proc/kcore", Look::Masked),
     probe(RES, "/proc/keys", Look::Masked),
     probe(RES, "/proc/timer_list", Look::Masked),
@@ -170,40 +166,12 @@ static PROBES: &[Probe] = &[
     probe(RES, "/proc/sched_debug", Look::Masked),
     probe(RES, "/proc/sys writable", Look::Fn(proc_sys_writable)),
     probe(RES, "kernel log (/dev/kmsg)", Look::Fn(kmsg)),
-    call(
-        RES,
-        "kernel log (syslog)",
-        libc::SYS_syslog,
-        [10, 0, 0, 0, 0, 0],
-    ),
+    call(RES, "kernel log (syslog)", libc::SYS_syslog, [10, 0, 0, 0, 0, 0]),
     probe(RES, "system time", Look::Fn(system_time)),
-    call(
-        RES,
-        "kernel modules (init_module)",
-        libc::SYS_init_module,
-        [0, 0, 0, 0, 0, 0],
-    ),
-    probe(
-        RES,
-        "memory limit",
-        Look::Limit(&[
-            "/sys/fs/cgroup/memory.max",
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        ]),
-    ),
-    probe(
-        RES,
-        "pids limit",
-        Look::Limit(&["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"]),
-    ),
-    probe(
-        RES,
-        "cpu limit",
-        Look::Limit(&[
-            "/sys/fs/cgroup/cpu.max",
-            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-        ]),
-    ),
+    call(RES, "kernel modules (init_module)", libc::SYS_init_module, [0, 0, 0, 0, 0, 0]),
+    probe(RES, "memory limit", Look::Limit(&["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])),
+    probe(RES, "pids limit", Look::Limit(&["/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"])),
+    probe(RES, "cpu limit", Look::Limit(&["/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"])),
     // --- seed §3: capabilities and setuid
     probe(CAP, "effective set", Look::CapSet("CapEff")),
     probe(CAP, "bounding set", Look::CapSet("CapBnd")),
@@ -213,41 +181,17 @@ static PROBES: &[Probe] = &[
     probe(SET, "nosuid mounts", Look::Fn(nosuid_mounts)),
     // --- seed §4: seccomp
     probe(SC, "filter mode", Look::Fn(filter_mode)),
-    call(
-        SC,
-        "perf_event_open",
-        libc::SYS_perf_event_open,
-        [0, 0, -1, -1, 0, 0],
-    ),
+    call(SC, "perf_event_open", libc::SYS_perf_event_open, [0, 0, -1, -1, 0, 0]),
     call(SC, "bpf", libc::SYS_bpf, [-1, 0, 0, 0, 0, 0]),
-    call(
-        SC,
-        "userfaultfd",
-        libc::SYS_userfaultfd,
-        [-1, 0, 0, 0, 0, 0],
-    ),
-    call(
-        SC,
-        "io_uring_setup",
-        libc::SYS_io_uring_setup,
-        [0, 0, 0, 0, 0, 0],
-    ),
+    call(SC, "userfaultfd", libc::SYS_userfaultfd, [-1, 0, 0, 0, 0, 0]),
+    call(SC, "io_uring_setup", libc::SYS_io_uring_setup, [0, 0, 0, 0, 0, 0]),
     call(SC, "kcmp", libc::SYS_kcmp, [0, 0, -1, 0, 0, 0]),
     call(SC, "add_key", libc::SYS_add_key, [0, 0, 0, 0, 0, 0]),
     call(SC, "mount", libc::SYS_mount, [0, 0, 0, 0, 0, 0]),
-    call(
-        SC,
-        "open_by_handle_at",
-        libc::SYS_open_by_handle_at,
-        [-1, 0, 0, 0, 0, 0],
-    ),
+    call(SC, "open_by_handle_at", libc::SYS_open_by_handle_at, [-1, 0, 0, 0, 0, 0]),
     call(SC, "ptrace", libc::SYS_ptrace, [-1, 0, 0, 0, 0, 0]),
     call(SC, "unshare (no-op)", libc::SYS_unshare, [0, 0, 0, 0, 0, 0]),
-    probe(
-        SC,
-        "raw socket",
-        Look::RawSocket(libc::AF_INET, libc::IPPROTO_ICMP),
-    ),
+    probe(SC, "raw socket", Look::RawSocket(libc::AF_INET, libc::IPPROTO_ICMP)),
     probe(SC, "packet socket", Look::RawSocket(libc::AF_PACKET, 0)),
     // --- devices and mounts
     probe(DEV, "host block devices", Look::Fn(block_devices)),
