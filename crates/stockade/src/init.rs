@@ -38,6 +38,11 @@ pub fn fork_init(sock: &OwnedFd) -> Result<()> {
     if pid == 0 {
         // the command: a process group of its own (the init signals the group), its old mask
         nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).ctx(|| "init: setpgid")?;
+        // on a terminal (the sandbox's own pty), the command's group is its foreground one, so
+        // a shell there has job control (SIGTTOU is blocked here, so this may be done)
+        if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpid());
+        }
         old.thread_set_mask()
             .ctx(|| "init: restore the signal mask")?;
         return Ok(());

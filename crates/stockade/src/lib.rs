@@ -16,7 +16,7 @@
 //!              agent  learn (recorder, profiles; its command still lives here, see layers.rs)
 //!                 |
 //! bottom       sys  diag  error  ebpf  dbus  procfs  mountinfo  capabilities  landlock
-//!              init  spec (the OCI vocabulary: load, defaults, accessors)
+//!              init  tty  spec (the OCI vocabulary: load, defaults, accessors)
 //! ```
 
 pub mod audit;
@@ -47,5 +47,6 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod tty;
 
 pub use error::{Error, Result};

@@ -107,8 +107,10 @@ impl<'a> Plan<'a> {
             ns.new_user,
             &o.config_file,
         )?;
-        if process.terminal() == Some(true) && o.console_socket.is_none() {
-            return Err(config_err(&o.config_file, "process.terminal", "a terminal needs --console-socket; set terminal to false to run with the caller's stdio"));
+        // In the foreground the runtime relays the pty itself (runc's `run`); a container that
+        // outlives the runtime needs someone to hand the pty to.
+        if process.terminal() == Some(true) && o.console_socket.is_none() && o.create.is_some() {
+            return Err(config_err(&o.config_file, "process.terminal", "a detached container's terminal needs --console-socket (or run it in the foreground, or set terminal to false)"));
         }
         let rootless = !nix::unistd::geteuid().is_root();
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());

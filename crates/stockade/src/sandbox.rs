@@ -168,6 +168,11 @@ pub struct SandboxArgs {
     /// Keep the sandbox running when the caller dies
     #[arg(long = "no-die-with-parent", overrides_with = "die_with_parent")]
     pub no_die_with_parent: bool,
+    /// Keep the caller's stdio even on a terminal (by default a terminal gives the command a pty
+    /// of its own, relayed: job control works, and the caller's terminal never enters the
+    /// sandbox)
+    #[arg(long = "no-tty")]
+    pub no_tty: bool,
     /// Run `stockade probe` inside (the binary is bound read-only); arguments after `--` go to it
     #[arg(long)]
     pub probe: bool,
@@ -796,10 +801,11 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         annotations[crate::landlock::ANNOTATION] =
             json!(serde_json::to_string(&c).expect("serializable"));
     }
-    let v = json!({
-        "ociVersion": "1.2.0",
+    let terminal = !a.no_tty && !a.print_spec && crate::tty::stdin_is_terminal();
+    let mut v = json!({
+        "ociVersion": crate::spec::OCI_VERSION,
         "process": {
-            "terminal": false,
+            "terminal": terminal,
             "user": {"uid": a.uid, "gid": a.gid},
             "args": args,
             "env": env,
@@ -814,6 +820,9 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         "linux": linux,
         "annotations": annotations
     });
+    if let Some((rows, cols)) = terminal.then(|| crate::tty::size_of(0)).flatten() {
+        v["process"]["consoleSize"] = json!({"height": rows, "width": cols});
+    }
     // everything was checked above: an error here is stockade's, not the flags'
     spec::parse(Path::new("sandbox flags"), &v.to_string()).map_err(|e| {
         Error::Other(format!(

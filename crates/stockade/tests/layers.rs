@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("capabilities", 0),
     ("landlock", 0),
     ("init", 0),
+    ("tty", 0),
     ("spec", 0),
     // subsystems: one concept of the seed each
     ("cgroups", 1),

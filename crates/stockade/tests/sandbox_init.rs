@@ -230,3 +230,67 @@ fn closing_the_terminal_ends_the_sandbox() {
         (left == 0).then_some(())
     });
 }
+
+#[test]
+fn an_interactive_shell_gets_a_terminal_with_job_control() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let t = Tmux::new();
+    t.keys(&[
+        &format!(
+            "{} --root {} sandbox -- bash --norc --noprofile -i; echo rc=$?",
+            bin(),
+            root.path().display()
+        ),
+        "Enter",
+    ]);
+    t.wait_for("bash-");
+    // a pty of its own (the caller's terminal never enters the sandbox), its size followed
+    t.keys(&["PS1='$ '; tty; stty size; echo R$((6*7))", "Enter"]);
+    let s = t.wait_for("R42");
+    assert!(s.contains("/dev/pts/0"), "{s}");
+    assert!(s.contains("40 150"), "{s}");
+    let _ = t.run(&["resize-window", "-t", "0", "-x", "120", "-y", "30"]);
+    t.keys(&["stty size; echo R$((6*8))", "Enter"]);
+    let s = t.wait_for("R48");
+    assert!(s.contains("30 120"), "window size not followed: {s}");
+    // Ctrl-C interrupts the shell's foreground job, not the shell
+    t.keys(&["sleep 100; echo R$((6*9))", "Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    t.keys(&["C-c"]);
+    t.keys(&["echo R$((7*9)); exit 5", "Enter"]);
+    let s = t.wait_for("rc=5");
+    assert!(s.contains("R63") && !s.contains("R54"), "{s}");
+    assert!(!s.contains("cannot set terminal process group"), "{s}");
+}
+
+#[test]
+fn run_of_a_terminal_bundle_in_the_foreground_relays_a_pty() {
+    let b = Bundle::new(&["sh", "-c", "tty; echo R$((6*7)); exit 4"], |v| {
+        v["process"]["terminal"] = serde_json::json!(true);
+    });
+    let t = Tmux::new();
+    t.keys(&[
+        &format!(
+            "{} --root {} run --bundle {} tty1; echo rc=$?",
+            bin(),
+            b.root.path().display(),
+            b.path().display()
+        ),
+        "Enter",
+    ]);
+    let s = t.wait_for("rc=4");
+    assert!(s.contains("R42") && s.contains("/dev/pts/0"), "{s}");
+    assert_nothing_left("tty1", b.root.path());
+    // detached, a terminal still needs a console socket
+    let out = cmd(
+        b.root.path(),
+        &["create", "--bundle", b.path().to_str().unwrap(), "tty2"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--console-socket"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -21,7 +21,7 @@
 //! forward signals, wait, clean up
 //! ```
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -58,6 +58,7 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGQUIT,
     Signal::SIGUSR1,
     Signal::SIGUSR2,
+    Signal::SIGWINCH,
 ];
 
 /// Run a container to completion: returns its exit code (128+N if killed by signal N); with
@@ -74,15 +75,16 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // 3. The child, blocked until we say go; 4. the runtime's half of its setup.
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
     let (child, channel_fd) = child::spawn(&plan, &mut made, (&ours, theirs), &old_mask, opts)?;
-    let listener = match runtime::setup(&plan, &mut made, &ours, (child, channel_fd), opts) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            let _ = old_mask.thread_set_mask();
-            return Err(e);
-        }
-    };
+    let runtime::Handed { listener, pty } =
+        match runtime::setup(&plan, &mut made, &ours, (child, channel_fd), opts) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                let _ = old_mask.thread_set_mask();
+                return Err(e);
+            }
+        };
     // 5. Record it; `create` stops here, leaving the container blocked on its fifo.
     made.commit(opts.create.is_some(), child)?;
     if let Some(fd) = listener {
@@ -102,8 +104,25 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     crate::hooks::run(&plan.spec, crate::hooks::Kind::Poststart, || {
         crate::hooks::state_json(id, "running", child.as_raw(), bundle, &plan.spec)
     })?;
-    let code = wait_forwarding_until(child, &forwarded, opts.caller);
+    // a terminal without a console socket: relayed to the caller's, which goes raw meanwhile
+    let relay = match pty {
+        Some(master) => {
+            let raw = crate::tty::RawMode::enter(0);
+            crate::tty::copy_winsize(0, &master);
+            let tty = master.as_raw_fd();
+            let out = crate::tty::relay(master).ctx(|| "relay the terminal")?;
+            Some((raw, out, tty))
+        }
+        None => None,
+    };
+    let code = wait_forwarding_until(child, &forwarded, opts.caller, relay.as_ref().map(|r| r.2));
     mark("container exited");
+    if let Some((raw, out, _)) = relay {
+        // the container is gone and its pty with it: what it wrote is flushed, then the
+        // caller's terminal comes back as it was
+        let _ = out.join();
+        drop(raw);
+    }
     let _ = old_mask.thread_set_mask();
     made.release(&plan, opts)?;
     crate::hooks::run(&plan.spec, crate::hooks::Kind::Poststop, || {
@@ -329,13 +348,18 @@ fn channel_and_signals() -> Result<(OwnedFd, OwnedFd, SigSet, SigSet)> {
 }
 
 fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
-    wait_forwarding_until(child, set, None)
+    wait_forwarding_until(child, set, None, None)
 }
 
 /// As [`wait_forwarding`]; with `caller` (the pid that started the runtime, `sandbox
 /// --die-with-parent`), a SIGHUP once the caller is gone (PR_SET_PDEATHSIG, see
 /// [`die_with_caller`]) is forwarded, and SIGKILL follows after a grace of two seconds.
-fn wait_forwarding_until(child: Pid, set: &SigSet, caller: Option<i32>) -> Result<i32> {
+fn wait_forwarding_until(
+    child: Pid,
+    set: &SigSet,
+    caller: Option<i32>,
+    pty: Option<std::os::fd::RawFd>,
+) -> Result<i32> {
     let mut deadline: Option<std::time::Instant> = None;
     loop {
         let sig = match deadline {
@@ -353,6 +377,13 @@ fn wait_forwarding_until(child: Pid, set: &SigSet, caller: Option<i32>) -> Resul
                 continue;
             }
             Some(Signal::SIGCHLD) => {}
+            Some(Signal::SIGWINCH) if pty.is_some() => {
+                // the caller's window changed: the pty follows (its foreground gets SIGWINCH)
+                // SAFETY: the master stays open while the relay runs, to the end of this wait.
+                let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(pty.unwrap_or(-1)) };
+                crate::tty::copy_winsize(0, &master);
+                continue;
+            }
             Some(sig) => {
                 let _ = nix::sys::signal::kill(child, sig);
                 let orphaned = caller.is_some_and(|c| nix::unistd::getppid().as_raw() != c);

@@ -15,15 +15,22 @@ use crate::error::{Context, Error, Result};
 use crate::procfs::ProcFs;
 use crate::{namespaces, process, rootfs};
 
-/// Set the child up from outside; returns the seccomp listener it sent, if any, once it has
-/// `execve`d (or, for `create`, is ready and blocked on its fifo).
+/// What the child handed over: the seccomp listener, and the pty master when the runtime
+/// relays the terminal itself (no console socket).
+pub(super) struct Handed {
+    pub listener: Option<OwnedFd>,
+    pub pty: Option<OwnedFd>,
+}
+
+/// Set the child up from outside; returns what it handed over once it has `execve`d (or, for
+/// `create`, is ready and blocked on its fifo).
 pub(super) fn setup(
     plan: &Plan,
     made: &mut Made,
     ours: &OwnedFd,
     (child, channel_fd): (Pid, RawFd),
     opts: &RunOptions,
-) -> Result<Option<OwnedFd>> {
+) -> Result<Handed> {
     let pid = child.as_raw();
     // Every write to /proc/PID goes through a /proc verified to be procfs (see `procfs`).
     let proc = ProcFs::host().ctx(|| "open /proc")?;
@@ -125,22 +132,28 @@ fn go(
 
 /// The child reports an error, or the socket closes when `execve` succeeds (close-on-exec);
 /// `create` returns at its "ready". A pty master on the way goes to the console socket.
-fn wait_ready(ours: &OwnedFd, opts: &RunOptions) -> Result<Option<OwnedFd>> {
-    let mut listener = None;
+fn wait_ready(ours: &OwnedFd, opts: &RunOptions) -> Result<Handed> {
+    let mut handed = Handed {
+        listener: None,
+        pty: None,
+    };
     loop {
         let (buf, got) = recv_msg(ours, "wait for container setup")?;
         let n = buf.len();
         if n > 0 && buf[0] == b'T' {
-            // the pty master: hand it to the engine's console socket, then keep waiting
+            // the pty master: to the engine's console socket, or kept to relay; keep waiting
             let master = got.ok_or_else(|| Error::Other("pty master missing".into()))?;
-            process::send_console(opts.console_socket.as_deref().expect("checked"), &master)?;
+            match opts.console_socket.as_deref() {
+                Some(path) => process::send_console(path, &master)?,
+                None => handed.pty = Some(master),
+            }
             continue;
         }
         if got.is_some() {
-            listener = got;
+            handed.listener = got;
         }
         if n == 0 || (buf[0] == b'R' && opts.create.is_some()) {
-            return Ok(listener);
+            return Ok(handed);
         }
         if buf[0] == b'E' {
             return Err(Error::Child(

@@ -225,7 +225,13 @@ fn base_spec(a: &LearnArgs, exe: &Path) -> Result<Value> {
         return Ok(v);
     }
     let spec = crate::sandbox::build(&a.sandbox, exe)?;
-    serde_json::to_value(&spec).map_err(|e| Error::Other(e.to_string()))
+    let mut v = serde_json::to_value(&spec).map_err(|e| Error::Other(e.to_string()))?;
+    // the scenario's runs are piped, never a terminal (the sandbox gives one on a terminal)
+    v["process"]["terminal"] = json!(false);
+    v["process"]
+        .as_object_mut()
+        .map(|p| p.remove("consoleSize"));
+    Ok(v)
 }
 
 fn check_out_dir(out: &Path) -> Result<()> {
