@@ -268,15 +268,14 @@ fn live_processes_stockade_sandbox_runc_and_host() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // the command is the sandbox init's child: the runtime's grandchild
     let inner = poll_until("sandbox never ran sleep", 20, || {
-        let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sb.id()))
-            .unwrap_or_default();
-        let p = kids.split_whitespace().next()?.parse::<i32>().ok()?;
-        (std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .unwrap_or_default()
-            .trim()
-            == "sleep")
-            .then_some(p)
+        descendants(sb.id() as i32).into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .unwrap_or_default()
+                .trim()
+                == "sleep"
+        })
     });
     let (_, v) = audit_json(&["--pid", &inner.to_string()]);
     let _ = nix::sys::signal::kill(
