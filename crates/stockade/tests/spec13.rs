@@ -152,7 +152,7 @@ fn a_user_namespace_joined_by_path_must_carry_its_own_maps() {
     let joined = |u: serde_json::Value, g: serde_json::Value| {
         Bundle::new(&["cat", "/proc/self/uid_map"], |v| {
             // joined as a pod's container joins its sandbox's (the pid namespace too: one made
-            // here would be owned by the host's user namespace, see the README's limits)
+            // here would be owned by the host's user namespace, see docs/oci-runtime.md#limits)
             for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
                 if n["type"] == "user" || n["type"] == "pid" {
                     n["path"] = json!(format!("/proc/{pid}/ns/{}", n["type"].as_str().unwrap()));
