@@ -6,7 +6,8 @@
 //! `clock_adjtime`) and every clock-setting call even with CAP_SYS_TIME; the mount family, always;
 //! `ptrace`/`process_vm_*` unless CAP_SYS_PTRACE (Docker allows them on kernels ≥ 4.8);
 //! `kcmp`, `bpf`, `perf_event_open`, `syslog`, `open_by_handle_at`/`name_to_handle_at`,
-//! `modify_ldt`, module loading and `iopl`/`ioperm`, whatever the capabilities. Both deny the
+//! `modify_ldt`, module loading and `iopl`/`ioperm`, whatever the capabilities, and a filter of the
+//! workload's own with a user-notification listener ([`deny_new_listener`]). Both deny the
 //! keyring calls (`add_key`, `keyctl`, `request_key`), `userfaultfd`, `io_uring_*`, AF_ALG and
 //! AF_VSOCK sockets, namespace creation without CAP_SYS_ADMIN (`clone3` answers ENOSYS so libc
 //! falls back to `clone`, whose namespace flags are checked).
@@ -540,8 +541,37 @@ fn base(rules: Vec<Rule>, compat: bool) -> Profile {
     }
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags)` with `SECCOMP_FILTER_FLAG_NEW_LISTENER` in
+/// `flags`: EPERM. A workload's own filter with a listener would answer (with
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`, say) the calls the container's filter sends to *its*
+/// listener: the kernel gives a notification to the newest filter that asks for one. While
+/// the container's listener is open the kernel refuses a second one (EBUSY); once it is gone
+/// (its agent died) nothing else would. Filters without a listener stay allowed (they can only
+/// take away). A conditional rule: checked before the unconditional allow of `seccomp`.
+pub fn deny_new_listener() -> Rule {
+    let mut r = allow(&["seccomp"]);
+    r.action = Action::Errno;
+    r.errno_ret = Some(libc::EPERM as u32);
+    r.args = vec![
+        Arg {
+            index: 0,
+            value: u64::from(crate::load::SECCOMP_SET_MODE_FILTER),
+            value_two: 0,
+            op: Op::Eq,
+        },
+        Arg {
+            index: 1,
+            value: u64::from(crate::load::SECCOMP_FILTER_FLAG_NEW_LISTENER),
+            value_two: u64::from(crate::load::SECCOMP_FILTER_FLAG_NEW_LISTENER),
+            op: Op::MaskedEq,
+        },
+    ];
+    r.comment = Some("no seccomp listener of the workload's own (see stockade-seccomp's builtin::deny_new_listener)".into());
+    r
+}
+
 fn default_profile() -> Profile {
-    let mut rules = vec![allow(&COMMON.concat())];
+    let mut rules = vec![allow(&COMMON.concat()), deny_new_listener()];
     rules.extend(shared_conditional());
     rules.push(incl_caps(
         allow(&[

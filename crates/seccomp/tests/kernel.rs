@@ -208,3 +208,39 @@ fn default_profile_denies_the_32_bit_entry_point() {
         assert!(matches!(st, WaitStatus::Exited(_, 0)), "{name}: {st:?}");
     }
 }
+
+/// `default` refuses a filter of the workload's own with a listener (EPERM, with the flag among
+/// others too) and still lets it add one without (it can only take away).
+#[test]
+fn default_profile_refuses_a_new_listener_of_the_workloads_own() {
+    let p = stockade_seccomp::builtin("default").unwrap();
+    let f = stockade_seccomp::compile(&p.resolve(&Context::host(vec![]))).unwrap();
+    let st = in_child(&f, |_| {
+        // a filter that allows everything: {BPF_RET|BPF_K, SECCOMP_RET_ALLOW}
+        let insn = libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        };
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: &insn as *const _ as *mut _,
+        };
+        let set = |flags: u64| {
+            // SAFETY: prog points to one valid instruction for the duration of the call.
+            unsafe { libc::syscall(libc::SYS_seccomp, 1u64, flags, &prog as *const _) }
+        };
+        // NEW_LISTENER (8), alone and with TSYNC_ESRCH (16)
+        for flags in [8u64, 8 | 16] {
+            if set(flags) != -1 || errno() != libc::EPERM {
+                return 1;
+            }
+        }
+        if set(0) != 0 {
+            return 2;
+        }
+        0
+    });
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+}
