@@ -294,3 +294,33 @@ fn run_of_a_terminal_bundle_in_the_foreground_relays_a_pty() {
         stderr(&out)
     );
 }
+
+#[test]
+fn exec_joins_a_running_sandbox() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let id = unique("sbexec");
+    let mut child = Command::new(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["sandbox", "--id", &id, "--", "sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll_until("the sandbox never started", 10, || {
+        let st = stdout(&cmd(root.path(), &["state", &id]));
+        st.contains("\"running\"").then_some(())
+    });
+    // the config it runs with is kept in its state directory: exec reads it
+    let out = cmd(
+        root.path(),
+        &["exec", &id, "sh", "-c", "cat /proc/1/comm; hostname"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "stockade\nsandbox\n");
+    assert!(cmd(root.path(), &["kill", &id, "TERM"]).status.success());
+    let status = poll_until("SIGTERM did not stop it", 10, || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(143));
+    assert_nothing_left(&id, root.path());
+}

@@ -414,7 +414,8 @@ fn wait_forwarding_until(
 pub fn die_with_caller() -> Result<i32> {
     let caller = nix::unistd::getppid().as_raw();
     nix::sys::prctl::set_pdeathsig(Signal::SIGHUP).ctx(|| "PR_SET_PDEATHSIG")?;
-    if nix::unistd::getppid().as_raw() != caller || caller == 1 {
+    // (a caller that is PID 1, an init or a detached shell's reaper, is a caller like any)
+    if nix::unistd::getppid().as_raw() != caller {
         return Err(Error::Other(
             "--die-with-parent: the caller is already gone".into(),
         ));
