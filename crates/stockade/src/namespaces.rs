@@ -494,3 +494,11 @@ pub fn check_joined_maps(
     }
     Ok(())
 }
+
+/// Become uid and gid 0 of the user namespace just made or joined (`which` says which, for
+/// the error): our host ids mean nothing there.
+pub fn become_root(which: &str) -> Result<()> {
+    let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    nix::unistd::setresgid(g, g, g).ctx(|| format!("become root of {which} (gid 0 unmapped?)"))?;
+    nix::unistd::setresuid(u, u, u).ctx(|| format!("become root of {which} (uid 0 unmapped?)"))
+}

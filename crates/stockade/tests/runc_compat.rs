@@ -44,6 +44,38 @@ fn run_with(b: &Bundle, policy: &str, id: &str) -> std::process::Output {
     )
 }
 
+/// `stockade --policy POLICY --log FILE --log-format json VERB --bundle B ID`, as an engine
+/// calls it: the output, and the log's lines (runc's JSON shape).
+fn logged(
+    b: &Bundle,
+    policy: &str,
+    verb: &str,
+    id: &str,
+) -> (std::process::Output, Vec<serde_json::Value>) {
+    let log = b.root.path().join(format!("log-{id}.json"));
+    let out = cmd(
+        b.root.path(),
+        &[
+            "--policy",
+            policy,
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            verb,
+            "--bundle",
+            b.path().to_str().unwrap(),
+            id,
+        ],
+    );
+    let lines = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, lines)
+}
+
 /// An allow-list profile as runtime-tools generates them and as profiles recorded for runc
 /// are: open/openat/chdir/fchdir and the usual, but none of the calls newer than the profile
 /// (openat2, close_range, statx, faccessat2).
@@ -168,35 +200,18 @@ fn runc_specs_ambient_capabilities_without_inheritable_are_warned_and_left_out()
         &["sh", "-c", "grep -E 'CapAmb|CapEff' /proc/self/status"],
         |_| {},
     );
-    let log = b.root.path().join("log.json");
     let id = unique("ambient");
-    let out = cmd(
-        b.root.path(),
-        &[
-            "--policy",
-            "none",
-            "--log",
-            log.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "run",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let (out, logged) = logged(&b, "none", "run", &id);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("CapAmb:\t0000000000000000"), "{text}");
     // CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE effective, as runc gives them
     assert!(text.contains("CapEff:\t0000000020000420"), "{text}");
     // the warning is in the log (an engine's), not in the container's output
-    let logged = std::fs::read_to_string(&log).unwrap();
     let warning = logged
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .iter()
         .find(|l| l["level"] == "warning")
-        .unwrap_or_else(|| panic!("no warning logged: {logged}"));
+        .unwrap_or_else(|| panic!("no warning logged: {logged:?}"));
     let msg = warning["msg"].as_str().unwrap();
     assert!(
         msg.contains("process.capabilities.ambient")
@@ -290,33 +305,15 @@ fn a_command_that_cannot_run_fails_at_create_in_runcs_words() {
         for (args, words) in cases {
             let b = runc_bundle(args, |_| {});
             std::fs::write(b.path().join("rootfs/notexec"), "#!/bin/sh\n").unwrap();
-            let log = b.root.path().join("log.json");
             let id = unique("noexec");
-            let bundle = b.path().to_str().unwrap();
-            let out = cmd(
-                b.root.path(),
-                &[
-                    "--policy",
-                    policy,
-                    "--log",
-                    log.to_str().unwrap(),
-                    "--log-format",
-                    "json",
-                    "create",
-                    "--bundle",
-                    bundle,
-                    &id,
-                ],
-            );
+            let (out, logged) = logged(&b, policy, "create", &id);
             assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
             assert!(stderr(&out).contains(words), "{args:?}: {}", stderr(&out));
-            let logged = std::fs::read_to_string(&log).unwrap();
             assert!(
-                logged.lines().any(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    v["level"] == "error" && v["msg"].as_str().unwrap().contains(words)
-                }),
-                "{logged}"
+                logged
+                    .iter()
+                    .any(|v| v["level"] == "error" && v["msg"].as_str().unwrap().contains(words)),
+                "{logged:?}"
             );
             assert_nothing_left(&id, b.root.path());
             // and `run` says the same
@@ -356,30 +353,13 @@ fn under_an_engine_warnings_go_to_the_log_not_the_containers_output() {
         // Docker's shape: no user namespace, no seccomp, no limits (the policy raises each)
         v["linux"].as_object_mut().unwrap().remove("resources");
     });
-    let log = b.root.path().join("log.json");
     let id = unique("quietlog");
-    let out = cmd(
-        b.root.path(),
-        &[
-            "--policy",
-            "default",
-            "--log",
-            log.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "run",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            &id,
-        ],
-    );
+    let (out, logged) = logged(&b, "default", "run", &id);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "out\n");
     assert_eq!(stderr(&out), "err\n");
-    let logged = std::fs::read_to_string(&log).unwrap();
     let warnings: Vec<String> = logged
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .iter()
         .filter(|l| l["level"] == "warning")
         .map(|l| l["msg"].as_str().unwrap().to_string())
         .collect();

@@ -176,12 +176,7 @@ fn enter_namespaces(plan: &Plan, prepared: &mut rootfs::Prepared) -> Result<Proc
     for (t, p) in &ns.join {
         namespaces::join(*t, p)?;
         if *t == LinuxNamespaceType::User {
-            // our host ids mean nothing there: become its root, as in a user namespace we make
-            let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
-            nix::unistd::setresgid(g, g, g)
-                .ctx(|| "become root of the joined user namespace (gid 0 unmapped?)")?;
-            nix::unistd::setresuid(u, u, u)
-                .ctx(|| "become root of the joined user namespace (uid 0 unmapped?)")?;
+            namespaces::become_root("the joined user namespace")?;
         }
         if *t == LinuxNamespaceType::Mount {
             // The runtime opened the mount point in the mount namespace we just left: open it

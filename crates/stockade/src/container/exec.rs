@@ -213,11 +213,7 @@ fn exec_child(
             )
         })?;
         if *t == LinuxNamespaceType::User {
-            let (u, g) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
-            nix::unistd::setresgid(g, g, g)
-                .ctx(|| "become root of the container's user namespace")?;
-            nix::unistd::setresuid(u, u, u)
-                .ctx(|| "become root of the container's user namespace")?;
+            namespaces::become_root("the container's user namespace")?;
             die_with_runtime(sock)?;
         }
     }
