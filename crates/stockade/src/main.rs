@@ -325,47 +325,8 @@ fn real_main(cli: Cli) -> Result<i32> {
             stockade::lifecycle::delete(&cli.root, &id, force)?;
             Ok(0)
         }
-        Cmd::List { format, q } => {
-            let all = stockade::lifecycle::list(&cli.root)?;
-            if q {
-                for c in &all {
-                    println!("{}", c["id"].as_str().unwrap_or(""));
-                }
-            } else if format == "json" {
-                println!("{}", serde_json::to_string(&all)?);
-            } else {
-                println!(
-                    "{:<24} {:<8} {:<10} {:<40} CREATED",
-                    "ID", "PID", "STATUS", "BUNDLE"
-                );
-                for c in &all {
-                    let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
-                    println!(
-                        "{:<24} {:<8} {:<10} {:<40} {}",
-                        f("id"),
-                        c["pid"],
-                        f("status"),
-                        f("bundle"),
-                        f("created")
-                    );
-                }
-            }
-            Ok(0)
-        }
-        Cmd::Ps { id, format } => {
-            let pids = stockade::lifecycle::pids(&cli.root, &id)?;
-            if format == "json" {
-                println!("{}", serde_json::to_string(&pids)?);
-            } else {
-                println!("{:<8} CMD", "PID");
-                for p in pids {
-                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                    println!("{p:<8} {}", cmd.trim());
-                }
-            }
-            Ok(0)
-        }
+        Cmd::List { format, q } => list(&cli.root, &format, q),
+        Cmd::Ps { id, format } => ps(&cli.root, &id, &format),
         Cmd::Update(u) => {
             let r = update_resources(&u)?;
             stockade::lifecycle::update(&cli.root, &u.id, &r)?;
@@ -383,20 +344,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             id,
             stats,
             interval,
-        } => {
-            let every = parse_duration(&interval)?;
-            loop {
-                let s = stockade::lifecycle::stats(&cli.root, &id)?;
-                println!("{}", serde_json::to_string(&s)?);
-                if stats {
-                    return Ok(0);
-                }
-                std::thread::sleep(every);
-                if stockade::lifecycle::state_json(&cli.root, &id)?["status"] == "stopped" {
-                    return Ok(0);
-                }
-            }
-        }
+        } => events(&cli.root, &id, stats, &interval),
         Cmd::Exec(a) => {
             let mut p = exec_process(&cli.root, &a)?;
             if let Some(pol) = policy()? {
@@ -410,22 +358,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             };
             Ok(container::exec(&cli.root, &a.id, &p, &opts)?)
         }
-        Cmd::Probe { json, stress } => {
-            let mut checks = stockade::probe::run_all();
-            if stress {
-                checks.extend(stockade::probe::run_stress());
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&checks)?);
-            } else {
-                use std::io::IsTerminal;
-                print!(
-                    "{}",
-                    stockade::probe::table(&checks, std::io::stdout().is_terminal())
-                );
-            }
-            Ok(0)
-        }
+        Cmd::Probe { json, stress } => probe(json, stress),
         Cmd::NetCheck { id } => {
             let dir = stockade::state::StateDir::open(&cli.root, &id)?;
             println!("{}", stockade::net::check(&dir.dir)?);
@@ -462,68 +395,8 @@ fn real_main(cli: Cli) -> Result<i32> {
             bundle,
             rootless,
             learned,
-        } => {
-            let file = bundle.join("config.json");
-            if file.exists() {
-                bail!("{} exists already; remove it first", file.display());
-            }
-            let mut v = spec::hardened_default(rootless);
-            if let Some(dir) = learned {
-                stockade::learn::apply_learned(&mut v, &dir)?;
-            }
-            std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n")
-                .with_context(|| format!("write {}", file.display()))?;
-            Ok(0)
-        }
-        Cmd::Sandbox(args) => {
-            let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
-            let spec = stockade::sandbox::build(&args, &exe)?;
-            if args.print_spec {
-                println!("{}", serde_json::to_string_pretty(&spec)?);
-                return Ok(0);
-            }
-            let id = args
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("sandbox-{}", std::process::id()));
-            let opts = RunOptions {
-                root: cli.root,
-                config_file: PathBuf::from("sandbox flags"),
-                preserve_fds: 0,
-                quiet: cli.quiet,
-                create: None,
-                no_new_keyring: false,
-                console_socket: None,
-                systemd_cgroup: cli.systemd_cgroup,
-                learn_dir: None,
-                init: args.init(),
-                caller: if args.die_with_parent() {
-                    Some(container::die_with_caller()?)
-                } else {
-                    None
-                },
-            };
-            match container::run(&id, Path::new("/"), &spec, &opts) {
-                // a command that cannot run: the shells' and bwrap's codes and words
-                Err(stockade::Error::Child(msg)) if msg.starts_with("exec: ") => {
-                    let arg0 = spec
-                        .process()
-                        .as_ref()
-                        .and_then(|p| p.args().as_ref()?.first().cloned())
-                        .unwrap_or_default();
-                    let (code, why) = if msg.contains("permission denied") {
-                        (126, "Permission denied")
-                    } else if msg.contains("not found") || msg.contains("no such file") {
-                        (127, "No such file or directory")
-                    } else {
-                        return Err(stockade::Error::Child(msg).into());
-                    };
-                    eprintln!("stockade: execvp {arg0}: {why}");
-                    Ok(code)
-                }
-                r => Ok(r?),
-            }
-        }
+        } => write_spec(&bundle, rootless, learned.as_deref()),
+        Cmd::Sandbox(args) => sandbox(cli.root, &args, (cli.quiet, cli.systemd_cgroup)),
         Cmd::Learn(l) => {
             let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
             Ok(stockade::learn::learn(&l, &cli.root, &exe)?)
@@ -531,6 +404,156 @@ fn real_main(cli: Cli) -> Result<i32> {
         Cmd::Seccomp(c) => seccomp_cmd(c),
         Cmd::Completion(a) => cli::docs::completion(&a),
         Cmd::Man(a) => cli::docs::man(&a),
+    }
+}
+
+/// `list`: the containers of the state root, as a table, ids, or JSON.
+fn list(root: &Path, format: &str, q: bool) -> Result<i32> {
+    let all = stockade::lifecycle::list(root)?;
+    if q {
+        for c in &all {
+            println!("{}", c["id"].as_str().unwrap_or(""));
+        }
+    } else if format == "json" {
+        println!("{}", serde_json::to_string(&all)?);
+    } else {
+        println!(
+            "{:<24} {:<8} {:<10} {:<40} CREATED",
+            "ID", "PID", "STATUS", "BUNDLE"
+        );
+        for c in &all {
+            let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            println!(
+                "{:<24} {:<8} {:<10} {:<40} {}",
+                f("id"),
+                c["pid"],
+                f("status"),
+                f("bundle"),
+                f("created")
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `ps`: the processes of a container.
+fn ps(root: &Path, id: &str, format: &str) -> Result<i32> {
+    let pids = stockade::lifecycle::pids(root, id)?;
+    if format == "json" {
+        println!("{}", serde_json::to_string(&pids)?);
+    } else {
+        println!("{:<8} CMD", "PID");
+        for p in pids {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            println!("{p:<8} {}", cmd.trim());
+        }
+    }
+    Ok(0)
+}
+
+/// `events`: statistics records, once (`--stats`) or every interval until the container stops.
+fn events(root: &Path, id: &str, stats: bool, interval: &str) -> Result<i32> {
+    let every = parse_duration(interval)?;
+    loop {
+        let s = stockade::lifecycle::stats(root, id)?;
+        println!("{}", serde_json::to_string(&s)?);
+        if stats {
+            return Ok(0);
+        }
+        std::thread::sleep(every);
+        if stockade::lifecycle::state_json(root, id)?["status"] == "stopped" {
+            return Ok(0);
+        }
+    }
+}
+
+/// `probe`: the isolation seen from inside.
+fn probe(json: bool, stress: bool) -> Result<i32> {
+    let mut checks = stockade::probe::run_all();
+    if stress {
+        checks.extend(stockade::probe::run_stress());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        use std::io::IsTerminal;
+        print!(
+            "{}",
+            stockade::probe::table(&checks, std::io::stdout().is_terminal())
+        );
+    }
+    Ok(0)
+}
+
+/// `spec`: the hardened config.json (with `--learned`, what `learn` found).
+fn write_spec(bundle: &Path, rootless: bool, learned: Option<&Path>) -> Result<i32> {
+    let file = bundle.join("config.json");
+    if file.exists() {
+        bail!("{} exists already; remove it first", file.display());
+    }
+    let mut v = spec::hardened_default(rootless);
+    if let Some(dir) = learned {
+        stockade::learn::apply_learned(&mut v, &dir)?;
+    }
+    std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("write {}", file.display()))?;
+    Ok(0)
+}
+
+/// `sandbox`: the flags' spec run in the foreground; a command that cannot run exits 127 or
+/// 126 with bwrap's words.
+fn sandbox(
+    root: PathBuf,
+    args: &SandboxArgs,
+    (quiet, systemd_cgroup): (bool, bool),
+) -> Result<i32> {
+    let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
+    let spec = stockade::sandbox::build(args, &exe)?;
+    if args.print_spec {
+        println!("{}", serde_json::to_string_pretty(&spec)?);
+        return Ok(0);
+    }
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("sandbox-{}", std::process::id()));
+    let opts = RunOptions {
+        root,
+        config_file: PathBuf::from("sandbox flags"),
+        preserve_fds: 0,
+        quiet,
+        create: None,
+        no_new_keyring: false,
+        console_socket: None,
+        systemd_cgroup,
+        learn_dir: None,
+        init: args.init(),
+        caller: if args.die_with_parent() {
+            Some(container::die_with_caller()?)
+        } else {
+            None
+        },
+    };
+    match container::run(&id, Path::new("/"), &spec, &opts) {
+        // a command that cannot run: the shells' and bwrap's codes and words
+        Err(stockade::Error::Child(msg)) if msg.starts_with("exec: ") => {
+            let arg0 = spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.args().as_ref()?.first().cloned())
+                .unwrap_or_default();
+            let (code, why) = if msg.contains("permission denied") {
+                (126, "Permission denied")
+            } else if msg.contains("not found") || msg.contains("no such file") {
+                (127, "No such file or directory")
+            } else {
+                return Err(stockade::Error::Child(msg).into());
+            };
+            eprintln!("stockade: execvp {arg0}: {why}");
+            Ok(code)
+        }
+        r => Ok(r?),
     }
 }
 
