@@ -354,19 +354,15 @@ pub fn send_console(path: &Path, master: &std::os::fd::OwnedFd) -> Result<()> {
     sys::send_with_fd(&sock, b"/dev/ptmx", master).ctx(|| "send the pty master")
 }
 
-/// A list of CPUs or NUMA nodes as runtime-spec writes them ("0-3,7"): the numbers, or what is
-/// wrong with the text.
+/// A list of CPUs or NUMA nodes as runtime-spec writes them ("0-3,7"): the numbers (below
+/// 4096), or what is wrong with the text. The cpuset syntax, parsed as cgroups parse it.
 pub fn parse_id_list(s: &str) -> std::result::Result<Vec<u32>, String> {
-    let mut out = vec![];
-    for part in s.split(',').map(str::trim) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u32, u32) = match (a.trim().parse(), b.trim().parse()) {
-            (Ok(a), Ok(b)) if a <= b && b < 4096 => (a, b),
-            _ => return Err(format!("{part:?} in {s:?} is not N or N-M (N <= M < 4096)")),
-        };
-        out.extend(a..=b);
+    let ids = crate::cgroups::parse_cpuset(s)?;
+    match ids.iter().find(|i| **i >= 4096) {
+        Some(i) => Err(format!("{s:?}: {i} is past 4095")),
+        None if ids.is_empty() => Err(format!("{s:?}: no ids")),
+        None => Ok(ids),
     }
-    Ok(out)
 }
 
 /// `sched_setaffinity` of the calling thread to `cpus` ("0-3,7"); `what` names the field.

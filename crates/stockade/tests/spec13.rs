@@ -47,7 +47,7 @@ fn memory_policy_is_applied_and_bad_ones_are_refused_by_field() {
         ),
         (
             json!({"mode": "MPOL_BIND", "nodes": "0-x"}),
-            "is not N or N-M",
+            "is not a number or range",
         ),
         (json!({"mode": "MPOL_BIND", "nodes": "7"}), "set_mempolicy"),
     ] {

@@ -92,6 +92,62 @@ fn wants_idmap(owner_uid: u32, uid_maps: &[oci_spec::runtime::LinuxIdMapping]) -
         && !uid_maps.iter().all(|m| m.container_id() == m.host_id())
 }
 
+/// The rootfs as a detached tree: idmapped into the container's user namespace when its owner
+/// is outside the range (an overlay rebuilt from idmapped layers, as overlayfs takes no idmap).
+fn rootfs_tree(
+    spec: &Spec,
+    rootfs: &Path,
+    userns: Option<&fs::File>,
+    (uid_maps, gid_maps): (
+        &[oci_spec::runtime::LinuxIdMapping],
+        &[oci_spec::runtime::LinuxIdMapping],
+    ),
+    warnings: &mut Vec<String>,
+) -> Result<OwnedFd> {
+    let mut tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
+        .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
+    if let Some(ns) = userns {
+        let owner = fs::metadata(rootfs)
+            .ctx(|| format!("stat {}", rootfs.display()))?
+            .uid();
+        if wants_idmap(owner, uid_maps) {
+            // overlayfs takes no idmapping itself (EINVAL): it is rebuilt from idmapped
+            // layers instead
+            let layers = overlay::layers_of(rootfs)
+                .ctx(|| format!("read the overlay at {}", rootfs.display()))?;
+            let res = match layers {
+                Some(layers) => {
+                    let root = (
+                        crate::namespaces::to_host(uid_maps, 0).unwrap_or(0),
+                        crate::namespaces::to_host(gid_maps, 0).unwrap_or(0),
+                    );
+                    overlay::rebuild(&layers, ns, root).map(|t| tree = t)
+                }
+                None => idmap(&tree, ns, true),
+            };
+            let added_by_policy = spec
+                .annotations()
+                .as_ref()
+                .is_some_and(|a| a.contains_key(crate::spec::POLICY_ANNOTATION_ID_SLOT));
+            if let (Err(e), true) = (&res, added_by_policy) {
+                return Err(Error::Other(format!(
+                    "rootfs {}: the user namespace the policy added needs an idmapped rootfs, and {e} (run with --policy none, or a policy with userNamespace: off)",
+                    rootfs.display()
+                )));
+            }
+            if let Err(e) = res {
+                warnings.push(format!(
+                    "rootfs {}: the filesystem refused an idmapped mount ({e}); files owned by host ids outside the \
+                     container's range will look owned by nobody inside. Chown the rootfs into the mapped range or \
+                     run without a user namespace.",
+                    rootfs.display()
+                ));
+            }
+        }
+    }
+    Ok(tree)
+}
+
 /// Runtime side: open the rootfs and every bind source as detached trees. `userns` is the
 /// container's user namespace (maps already written) when it has a new one and the runtime is
 /// privileged enough to idmap.
@@ -125,48 +181,13 @@ pub fn prepare(
     }
     let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
     if !crate::spec::tmpfs_root(spec) {
-        let mut tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
-            .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
-        if let Some(ns) = userns {
-            let owner = fs::metadata(rootfs)
-                .ctx(|| format!("stat {}", rootfs.display()))?
-                .uid();
-            if wants_idmap(owner, &uid_maps) {
-                // overlayfs takes no idmapping itself (EINVAL): it is rebuilt from idmapped
-                // layers instead
-                let layers = overlay::layers_of(rootfs)
-                    .ctx(|| format!("read the overlay at {}", rootfs.display()))?;
-                let res = match layers {
-                    Some(layers) => {
-                        let root = (
-                            crate::namespaces::to_host(&uid_maps, 0).unwrap_or(0),
-                            crate::namespaces::to_host(&gid_maps, 0).unwrap_or(0),
-                        );
-                        overlay::rebuild(&layers, ns, root).map(|t| tree = t)
-                    }
-                    None => idmap(&tree, ns, true),
-                };
-                let added_by_policy = spec
-                    .annotations()
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key(crate::spec::POLICY_ANNOTATION_ID_SLOT));
-                if let (Err(e), true) = (&res, added_by_policy) {
-                    return Err(Error::Other(format!(
-                        "rootfs {}: the user namespace the policy added needs an idmapped rootfs, and {e} (run with --policy none, or a policy with userNamespace: off)",
-                        rootfs.display()
-                    )));
-                }
-                if let Err(e) = res {
-                    p.warnings.push(format!(
-                        "rootfs {}: the filesystem refused an idmapped mount ({e}); files owned by host ids outside the \
-                         container's range will look owned by nobody inside. Chown the rootfs into the mapped range or \
-                         run without a user namespace.",
-                        rootfs.display()
-                    ));
-                }
-            }
-        }
-        p.rootfs = Some(tree);
+        p.rootfs = Some(rootfs_tree(
+            spec,
+            rootfs,
+            userns,
+            (&uid_maps, &gid_maps),
+            &mut p.warnings,
+        )?);
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let o = mount_opts(m);
