@@ -8,26 +8,17 @@ use super::Cgroup;
 impl Cgroup {
     /// Statistics in the shape of runc's `events --stats` data.
     pub fn stats(&self) -> serde_json::Value {
-        let read = |d: &Path, f: &str| fs::read_to_string(d.join(f)).ok();
-        let num = |d: &Path, f: &str| {
-            read(d, f)
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let kv = |d: &Path, f: &str| -> serde_json::Map<String, serde_json::Value> {
-            read(d, f)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let (k, v) = l.split_once(' ')?;
-                    Some((
-                        k.to_string(),
-                        serde_json::json!(v.trim().parse::<u64>().ok()?),
-                    ))
-                })
-                .collect()
-        };
         let mut out = serde_json::json!({});
+        self.stats_cpu(&mut out);
+        self.stats_memory(&mut out);
+        self.stats_pids(&mut out);
+        self.stats_blkio(&mut out);
+        self.stats_hugetlb(&mut out);
+        out
+    }
+
+    /// cpu: usage (cpuacct, or v2's cpu.stat) and throttling.
+    fn stats_cpu(&self, out: &mut serde_json::Value) {
         if let Some(d) = self.v1("cpuacct") {
             let percpu: Vec<u64> = read(d, "cpuacct.usage_percpu")
                 .unwrap_or_default()
@@ -50,6 +41,10 @@ impl Cgroup {
             let g = |k: &str| st.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
             out["cpu"]["throttling"] = serde_json::json!({"periods": g("nr_periods"), "throttledPeriods": g("nr_throttled"), "throttledTime": g("throttled_time")});
         }
+    }
+
+    /// memory: usage, swap, the raw counters, OOM kills.
+    fn stats_memory(&self, out: &mut serde_json::Value) {
         if let Some(d) = self.v1("memory") {
             let oom = kv(d, "memory.oom_control");
             out["memory"] = serde_json::json!({
@@ -75,6 +70,10 @@ impl Cgroup {
                 "oom_kill": ev.get("oom_kill").cloned().unwrap_or(serde_json::json!(0)),
             });
         }
+    }
+
+    /// pids: current and limit.
+    fn stats_pids(&self, out: &mut serde_json::Value) {
         let pids_dir = self
             .v1("pids")
             .map(Path::to_path_buf)
@@ -85,6 +84,10 @@ impl Cgroup {
                 .unwrap_or(0);
             out["pids"] = serde_json::json!({"current": num(&d, "pids.current"), "limit": limit});
         }
+    }
+
+    /// blkio (v1): bytes and operations per device.
+    fn stats_blkio(&self, out: &mut serde_json::Value) {
         if let Some(d) = self.v1("blkio") {
             let entries = |f: &str| -> Vec<serde_json::Value> {
                 read(d, f)
@@ -100,6 +103,10 @@ impl Cgroup {
             };
             out["blkio"] = serde_json::json!({"ioServiceBytesRecursive": entries("blkio.throttle.io_service_bytes"), "ioServicedRecursive": entries("blkio.throttle.io_serviced")});
         }
+    }
+
+    /// hugetlb: usage per page size.
+    fn stats_hugetlb(&self, out: &mut serde_json::Value) {
         let hugetlb_dir = self
             .v1("hugetlb")
             .map(Path::to_path_buf)
@@ -123,6 +130,30 @@ impl Cgroup {
                 out["hugetlb"] = serde_json::Value::Object(h);
             }
         }
-        out
     }
+}
+
+fn read(d: &Path, f: &str) -> Option<String> {
+    fs::read_to_string(d.join(f)).ok()
+}
+
+fn num(d: &Path, f: &str) -> u64 {
+    read(d, f)
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// A `key value` file as a map.
+fn kv(d: &Path, f: &str) -> serde_json::Map<String, serde_json::Value> {
+    read(d, f)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((
+                k.to_string(),
+                serde_json::json!(v.trim().parse::<u64>().ok()?),
+            ))
+        })
+        .collect()
 }
