@@ -84,7 +84,6 @@ fn parse_num(s: &str) -> Result<u64> {
 }
 
 pub fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
-    use stockade_seccomp::bpf::ret_name;
     match c {
         SeccompCmd::Compile {
             profile,
@@ -92,118 +91,147 @@ pub fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
             caps,
             kernel,
             format,
-        } => {
-            let p = load_profile(&profile)?;
-            let ctx = context(arch.as_deref(), &caps, kernel.as_deref())?;
-            let r = p.resolve(&ctx);
-            let f = stockade_seccomp::compile(&r)?;
-            match format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&r.oci.to_oci_value())?),
-                "bpf" => {
-                    use std::io::Write;
-                    let mut out = std::io::stdout().lock();
-                    for i in &f.program {
-                        out.write_all(&i.code.to_ne_bytes())?;
-                        out.write_all(&[i.jt, i.jf])?;
-                        out.write_all(&i.k.to_ne_bytes())?;
-                    }
-                }
-                _ => print!("{}", stockade_seccomp::bpf::disassemble(&f.program)),
-            }
-            eprintln!(
-                "{} instructions; worst-case path {} instructions; architectures {}",
-                f.program.len(),
-                f.longest_path(),
-                r.arches
-                    .iter()
-                    .map(|a| a.scmp_name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            if !f.unknown.is_empty() {
-                eprintln!(
-                    "warning: unknown syscalls ignored: {}",
-                    f.unknown.join(", ")
-                );
-            }
-            Ok(0)
-        }
+        } => compile(
+            &profile,
+            (arch.as_deref(), &caps, kernel.as_deref()),
+            &format,
+        ),
         SeccompCmd::Explain {
             profile,
             syscall,
             args,
             arch,
             caps,
-        } => {
-            let p = load_profile(&profile)?;
-            let ctx = context(arch.as_deref(), &caps, None)?;
-            let nr = match ctx.arch.syscall(&syscall) {
-                Some(n) => n,
-                None => parse_num(&syscall)
-                    .ok()
-                    .map(|n| n as u32)
-                    .with_context(|| format!("{syscall}: unknown on {}", ctx.arch.scmp_name()))?,
-            };
-            let mut a = [0u64; 6];
-            for (i, s) in args.iter().take(6).enumerate() {
-                a[i] = parse_num(s)?;
+        } => explain(&profile, &syscall, &args, (arch.as_deref(), &caps)),
+        SeccompCmd::Diff { a, b, arch, caps } => diff(&a, &b, (arch.as_deref(), &caps)),
+    }
+}
+
+/// `seccomp compile`: the filter as text, JSON or raw BPF, its size on stderr.
+fn compile(
+    profile: &str,
+    (arch, caps, kernel): (Option<&str>, &[String], Option<&str>),
+    format: &str,
+) -> Result<i32> {
+    let p = load_profile(profile)?;
+    let ctx = context(arch, caps, kernel)?;
+    let r = p.resolve(&ctx);
+    let f = stockade_seccomp::compile(&r)?;
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&r.oci.to_oci_value())?),
+        "bpf" => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for i in &f.program {
+                out.write_all(&i.code.to_ne_bytes())?;
+                out.write_all(&[i.jt, i.jf])?;
+                out.write_all(&i.k.to_ne_bytes())?;
             }
-            let r = p.resolve(&ctx);
-            let f = stockade_seccomp::compile(&r)?;
-            let (ret, steps) = f.eval(ctx.arch, nr, a);
-            let (want, rule) = r.explain(ctx.arch, nr, &a);
-            println!(
-                "{} ({} on {}): {}",
-                syscall,
-                nr,
-                ctx.arch.scmp_name(),
-                ret_name(ret)
-            );
-            match rule {
-                Some(i) => println!("decided by rule {i} of the resolved profile: {}", serde_json::to_string(&r.oci.syscalls[i])?),
-                None if ret == r.default_ret => println!("no rule decides it: the default action"),
-                None => println!("no rule names it and it is newer than every named syscall: ENOSYS so libc falls back"),
-            }
-            println!("{steps} BPF instructions executed");
-            if ret != want {
-                bail!(
-                    "internal error: filter says {} but the profile says {}",
-                    ret_name(ret),
-                    ret_name(want)
-                );
-            }
-            Ok(0)
         }
-        SeccompCmd::Diff { a, b, arch, caps } => {
-            let ctx = context(arch.as_deref(), &caps, None)?;
-            let ra = load_profile(&a)?.resolve(&ctx);
-            let rb = load_profile(&b)?.resolve(&ctx);
-            let mut n = 0;
-            for nr in ctx.arch.all_numbers() {
-                let (x, y) = (
-                    ra.evaluate(ctx.arch, nr, &[0; 6]),
-                    rb.evaluate(ctx.arch, nr, &[0; 6]),
-                );
-                let conditional = |r: &stockade_seccomp::Resolved| {
-                    r.decisions(ctx.arch)
-                        .get(&nr)
-                        .is_some_and(|d| !d.conditional.is_empty())
-                };
-                if x != y || conditional(&ra) != conditional(&rb) {
-                    let name = ctx.arch.name_of(nr).unwrap_or("?");
-                    let tag = |r: &stockade_seccomp::Resolved, v: u32| {
-                        if conditional(r) {
-                            format!("{} (argument-dependent)", ret_name(v))
-                        } else {
-                            ret_name(v)
-                        }
-                    };
-                    println!("{name:24} {:28} {}", tag(&ra, x), tag(&rb, y));
-                    n += 1;
+        _ => print!("{}", stockade_seccomp::bpf::disassemble(&f.program)),
+    }
+    eprintln!(
+        "{} instructions; worst-case path {} instructions; architectures {}",
+        f.program.len(),
+        f.longest_path(),
+        r.arches
+            .iter()
+            .map(|a| a.scmp_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !f.unknown.is_empty() {
+        eprintln!(
+            "warning: unknown syscalls ignored: {}",
+            f.unknown.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// `seccomp explain`: the decision for one call and its arguments, and the rule that made it.
+fn explain(
+    profile: &str,
+    syscall: &str,
+    args: &[String],
+    (arch, caps): (Option<&str>, &[String]),
+) -> Result<i32> {
+    use stockade_seccomp::bpf::ret_name;
+    let p = load_profile(profile)?;
+    let ctx = context(arch, caps, None)?;
+    let nr = match ctx.arch.syscall(syscall) {
+        Some(n) => n,
+        None => parse_num(syscall)
+            .ok()
+            .map(|n| n as u32)
+            .with_context(|| format!("{syscall}: unknown on {}", ctx.arch.scmp_name()))?,
+    };
+    let mut a = [0u64; 6];
+    for (i, s) in args.iter().take(6).enumerate() {
+        a[i] = parse_num(s)?;
+    }
+    let r = p.resolve(&ctx);
+    let f = stockade_seccomp::compile(&r)?;
+    let (ret, steps) = f.eval(ctx.arch, nr, a);
+    let (want, rule) = r.explain(ctx.arch, nr, &a);
+    println!(
+        "{} ({} on {}): {}",
+        syscall,
+        nr,
+        ctx.arch.scmp_name(),
+        ret_name(ret)
+    );
+    match rule {
+        Some(i) => println!(
+            "decided by rule {i} of the resolved profile: {}",
+            serde_json::to_string(&r.oci.syscalls[i])?
+        ),
+        None if ret == r.default_ret => println!("no rule decides it: the default action"),
+        None => println!(
+            "no rule names it and it is newer than every named syscall: ENOSYS so libc falls back"
+        ),
+    }
+    println!("{steps} BPF instructions executed");
+    if ret != want {
+        bail!(
+            "internal error: filter says {} but the profile says {}",
+            ret_name(ret),
+            ret_name(want)
+        );
+    }
+    Ok(0)
+}
+
+/// `seccomp diff`: every syscall two profiles decide differently.
+fn diff(a: &str, b: &str, (arch, caps): (Option<&str>, &[String])) -> Result<i32> {
+    use stockade_seccomp::bpf::ret_name;
+    let ctx = context(arch, caps, None)?;
+    let ra = load_profile(a)?.resolve(&ctx);
+    let rb = load_profile(b)?.resolve(&ctx);
+    let mut n = 0;
+    for nr in ctx.arch.all_numbers() {
+        let (x, y) = (
+            ra.evaluate(ctx.arch, nr, &[0; 6]),
+            rb.evaluate(ctx.arch, nr, &[0; 6]),
+        );
+        let conditional = |r: &stockade_seccomp::Resolved| {
+            r.decisions(ctx.arch)
+                .get(&nr)
+                .is_some_and(|d| !d.conditional.is_empty())
+        };
+        if x != y || conditional(&ra) != conditional(&rb) {
+            let name = ctx.arch.name_of(nr).unwrap_or("?");
+            let tag = |r: &stockade_seccomp::Resolved, v: u32| {
+                if conditional(r) {
+                    format!("{} (argument-dependent)", ret_name(v))
+                } else {
+                    ret_name(v)
                 }
-            }
-            eprintln!("{n} syscalls differ");
-            Ok(0)
+            };
+            println!("{name:24} {:28} {}", tag(&ra, x), tag(&rb, y));
+            n += 1;
         }
     }
+    eprintln!("{n} syscalls differ");
+    Ok(0)
 }
