@@ -2,11 +2,29 @@
 
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
 
-/// Field-level checks of `linux.resources`: (field, message).
-pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)> {
-    // 0 means "not set" for limits and weights in specs from Docker and friends (runc reads it
-    // so); negative values other than -1 and out-of-range values are errors.
-    let err = |f: &str, m: String| Err((f.to_string(), m));
+/// A check's result: Ok, or (field, message).
+type Checked = std::result::Result<(), (String, String)>;
+
+fn err(f: &str, m: String) -> Checked {
+    Err((f.to_string(), m))
+}
+
+/// Field-level checks of `linux.resources`: (field, message). 0 means "not set" for limits
+/// and weights in specs from Docker and friends (runc reads it so); negative values other than
+/// -1 and out-of-range values are errors.
+pub fn validate(r: &LinuxResources) -> Checked {
+    const CHECKS: [fn(&LinuxResources) -> Checked; 6] = [
+        check_memory,
+        check_block_io,
+        check_hugepages,
+        check_pids,
+        check_cpu,
+        check_devices,
+    ];
+    CHECKS.iter().try_for_each(|c| c(r))
+}
+
+fn check_memory(r: &LinuxResources) -> Checked {
     if let Some(m) = r.memory() {
         let l = m.limit().unwrap_or(0);
         if l < -1 {
@@ -37,6 +55,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
             }
         }
     }
+    Ok(())
+}
+
+fn check_block_io(r: &LinuxResources) -> Checked {
     if let Some(b) = r.block_io() {
         if let Some(w) = b.weight() {
             if w != 0 && !(10..=1000).contains(&w) {
@@ -55,6 +77,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
             }
         }
     }
+    Ok(())
+}
+
+fn check_hugepages(r: &LinuxResources) -> Checked {
     for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
         let size = h.page_size();
         // By characters, not byte offsets: a non-ASCII pageSize is an error, not a panic.
@@ -69,6 +95,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
             );
         }
     }
+    Ok(())
+}
+
+fn check_pids(r: &LinuxResources) -> Checked {
     if let Some(p) = r.pids() {
         if p.limit() < -1 {
             return err(
@@ -77,6 +107,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
             );
         }
     }
+    Ok(())
+}
+
+fn check_cpu(r: &LinuxResources) -> Checked {
     if let Some(c) = r.cpu() {
         if let Some(s) = c.shares().filter(|s| *s != 0) {
             if !(2..=262_144).contains(&s) {
@@ -99,6 +133,10 @@ pub fn validate(r: &LinuxResources) -> std::result::Result<(), (String, String)>
             }
         }
     }
+    Ok(())
+}
+
+fn check_devices(r: &LinuxResources) -> Checked {
     for (i, d) in r.devices().iter().flatten().enumerate() {
         if let Some(a) = d.access() {
             if a.is_empty() || !a.chars().all(|c| "rwm".contains(c)) {
