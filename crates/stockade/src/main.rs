@@ -301,30 +301,13 @@ fn real_main(cli: Cli) -> Result<i32> {
             cli.learn_dir.as_deref(),
         ),
         Cmd::Policy(c) => cli::policy::policy_cmd(cli.policy.as_deref(), &cli.root, c),
-        Cmd::Start { id } => {
-            stockade::lifecycle::start(&cli.root, &id)?;
-            Ok(0)
-        }
-        Cmd::State { id } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&stockade::lifecycle::state_json(&cli.root, &id)?)?
-            );
-            Ok(0)
-        }
+        Cmd::Start { id } => done(stockade::lifecycle::start(&cli.root, &id)),
+        Cmd::State { id } => print_json(&stockade::lifecycle::state_json(&cli.root, &id)?),
         Cmd::Kill { id, signal, all } => {
-            stockade::lifecycle::kill(
-                &cli.root,
-                &id,
-                stockade::lifecycle::parse_signal(&signal)?,
-                all,
-            )?;
-            Ok(0)
+            let sig = stockade::lifecycle::parse_signal(&signal)?;
+            done(stockade::lifecycle::kill(&cli.root, &id, sig, all))
         }
-        Cmd::Delete { id, force } => {
-            stockade::lifecycle::delete(&cli.root, &id, force)?;
-            Ok(0)
-        }
+        Cmd::Delete { id, force } => done(stockade::lifecycle::delete(&cli.root, &id, force)),
         Cmd::List { format, q } => list(&cli.root, &format, q),
         Cmd::Ps { id, format } => ps(&cli.root, &id, &format),
         Cmd::Update(u) => {
@@ -332,45 +315,21 @@ fn real_main(cli: Cli) -> Result<i32> {
             stockade::lifecycle::update(&cli.root, &u.id, &r)?;
             Ok(0)
         }
-        Cmd::Pause { id } => {
-            stockade::lifecycle::pause(&cli.root, &id, true)?;
-            Ok(0)
-        }
-        Cmd::Resume { id } => {
-            stockade::lifecycle::pause(&cli.root, &id, false)?;
-            Ok(0)
-        }
+        Cmd::Pause { id } => done(stockade::lifecycle::pause(&cli.root, &id, true)),
+        Cmd::Resume { id } => done(stockade::lifecycle::pause(&cli.root, &id, false)),
         Cmd::Events {
             id,
             stats,
             interval,
         } => events(&cli.root, &id, stats, &interval),
-        Cmd::Exec(a) => {
-            let mut p = exec_process(&cli.root, &a)?;
-            if let Some(pol) = policy()? {
-                p = cli::policy::apply_to_exec(&pol, p, &log)?;
-            }
-            let opts = container::ExecOptions {
-                console_socket: a.console_socket.clone(),
-                detach: a.detach,
-                pid_file: a.pid_file.clone(),
-                preserve_fds: a.preserve_fds,
-            };
-            Ok(container::exec(&cli.root, &a.id, &p, &opts)?)
-        }
+        Cmd::Exec(a) => exec(&cli.root, &a, policy()?.as_ref()),
         Cmd::Probe { json, stress } => probe(json, stress),
         Cmd::NetCheck { id } => {
             let dir = stockade::state::StateDir::open(&cli.root, &id)?;
             println!("{}", stockade::net::check(&dir.dir)?);
             Ok(0)
         }
-        Cmd::Features => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&stockade::lifecycle::features())?
-            );
-            Ok(0)
-        }
+        Cmd::Features => print_json(&stockade::lifecycle::features()),
         Cmd::Audit {
             inputs,
             pid,
@@ -405,6 +364,33 @@ fn real_main(cli: Cli) -> Result<i32> {
         Cmd::Completion(a) => cli::docs::completion(&a),
         Cmd::Man(a) => cli::docs::man(&a),
     }
+}
+
+/// `exec`: the process (`--process` or the arguments), raised by the policy, in the container.
+fn exec(root: &Path, a: &ExecArgs, policy: Option<&stockade::policy::Policy>) -> Result<i32> {
+    let mut p = exec_process(root, a)?;
+    if let Some(pol) = policy {
+        p = cli::policy::apply_to_exec(pol, p, &cli::policy::Log)?;
+    }
+    let opts = container::ExecOptions {
+        console_socket: a.console_socket.clone(),
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+    };
+    Ok(container::exec(root, &a.id, &p, &opts)?)
+}
+
+/// A command that prints nothing: exit 0.
+fn done(r: stockade::Result<()>) -> Result<i32> {
+    r?;
+    Ok(0)
+}
+
+/// A command that prints JSON, indented.
+fn print_json(v: &serde_json::Value) -> Result<i32> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(0)
 }
 
 /// `list`: the containers of the state root, as a table, ids, or JSON.
