@@ -480,7 +480,7 @@ fn write_spec(bundle: &Path, rootless: bool, learned: Option<&Path>) -> Result<i
     }
     let mut v = spec::hardened_default(rootless);
     if let Some(dir) = learned {
-        stockade::learn::apply_learned(&mut v, &dir)?;
+        stockade::learn::apply_learned(&mut v, dir)?;
     }
     std::fs::write(&file, serde_json::to_string_pretty(&v)? + "\n")
         .with_context(|| format!("write {}", file.display()))?;
