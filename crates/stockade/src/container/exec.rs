@@ -35,26 +35,7 @@ pub fn exec(
     process: &oci_spec::runtime::Process,
     opts: &ExecOptions,
 ) -> Result<i32> {
-    let (dir, st) = crate::lifecycle::load(root, id)?;
-    match crate::lifecycle::status(&dir, &st) {
-        "running" => {}
-        s => {
-            return Err(Error::Other(format!(
-                "container {id} is {s}: exec needs a running container"
-            )))
-        }
-    }
-    let file = crate::state::config_file(root, &st);
-    let mut spec = spec::load(&file)?;
-    spec.set_process(Some(process.clone()));
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::Other("exec: no command given".into()));
-    }
-    if process.terminal() == Some(true) && opts.console_socket.is_none() {
-        return Err(Error::Other(
-            "exec with a terminal needs --console-socket".into(),
-        ));
-    }
+    let (st, spec, file) = running_spec(root, id, process, opts)?;
     let filter = crate::seccomp::compile(&spec, &file, true, Some(root), None)?;
     let init = st.pid;
     let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
@@ -142,6 +123,37 @@ pub fn exec(
     let code = wait_forwarding(child_pid, &forwarded);
     let _ = old_mask.thread_set_mask();
     code
+}
+
+/// The running container's state and its spec (the effective config) with `process` in it,
+/// checked: a command, and a console socket for a terminal.
+fn running_spec(
+    root: &Path,
+    id: &str,
+    process: &oci_spec::runtime::Process,
+    opts: &ExecOptions,
+) -> Result<(crate::state::State, Spec, PathBuf)> {
+    let (dir, st) = crate::lifecycle::load(root, id)?;
+    match crate::lifecycle::status(&dir, &st) {
+        "running" => {}
+        s => {
+            return Err(Error::Other(format!(
+                "container {id} is {s}: exec needs a running container"
+            )))
+        }
+    }
+    let file = crate::state::config_file(root, &st);
+    let mut spec = spec::load(&file)?;
+    spec.set_process(Some(process.clone()));
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Other("exec: no command given".into()));
+    }
+    if process.terminal() == Some(true) && opts.console_socket.is_none() {
+        return Err(Error::Other(
+            "exec with a terminal needs --console-socket".into(),
+        ));
+    }
+    Ok((st, spec, file))
 }
 
 /// The init's namespaces the spec lists, opened now (while the init surely exists), in the
