@@ -19,6 +19,7 @@
 //!              init  tty  spec (the OCI vocabulary: load, defaults, accessors)
 //! ```
 
+pub mod agent;
 pub mod audit;
 pub mod capabilities;
 pub mod cgroups;

@@ -1,11 +1,18 @@
 //! Seed §4, seccomp: the seam between the engine and the `stockade-seccomp` crate. The filter is
 //! compiled by the runtime before the child exists (so a bad profile fails early and leaves
 //! nothing behind) and loaded by the child as its last step before `execve`.
+//!
+//! A profile may run in complain or enforce mode ([`Watch`], the annotations
+//! `org.stockade.seccomp.mode` and `.events`): its default action becomes `SCMP_ACT_NOTIFY`, and
+//! stockade's agent (`agent`) answers and logs the calls outside it.
 
+use std::collections::HashMap;
+use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
 use stockade_seccomp::{Context, Filter, Profile};
 
 use crate::error::{config_err, Context as _, Error, Result};
@@ -27,6 +34,10 @@ pub fn bounding_names(spec: &Spec) -> Vec<String> {
 /// is loaded: a profile with `SCMP_ACT_NOTIFY` gets one rule more, `sendmsg` on exactly that
 /// descriptor, so the runtime's own last call is not itself sent to the listener the runtime
 /// has not yet received (a deadlock; the profile's author cannot know that call or its number).
+/// It is given for the container's own process, not for an `exec` into it.
+///
+/// With the mode annotations ([`Watch`]) the profile is put in its mode here ([`apply`]); for
+/// the container's process the events file is checked first.
 pub fn compile(
     spec: &Spec,
     file: &Path,
@@ -34,22 +45,48 @@ pub fn compile(
     root: Option<&Path>,
     channel_fd: Option<i32>,
 ) -> Result<Option<Filter>> {
+    let watch = Watch::from_spec(spec).map_err(|(field, msg)| config_err(file, field, msg))?;
     let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        if watch.is_some() {
+            return Err(config_err(
+                file,
+                format!("annotations.{ANNOTATION_MODE}"),
+                "needs a seccomp profile (linux.seccomp): its calls are what complain and enforce leave alone",
+            ));
+        }
         return Ok(None);
     };
     let caps = bounding_names(spec);
     let mut v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
+    if let Some(w) = &watch {
+        if channel_fd.is_some() {
+            check_events_file(&w.events).map_err(|why| {
+                config_err(
+                    file,
+                    format!("annotations.{ANNOTATION_EVENTS}"),
+                    format!("{}: {why}", w.events.display()),
+                )
+            })?;
+        }
+        apply(&mut v, w.mode, channel_fd.is_some()).map_err(|why| {
+            config_err(
+                file,
+                format!("annotations.{ANNOTATION_MODE}"),
+                format!("{}: {why}", w.mode.as_str()),
+            )
+        })?;
+    }
     let notify = |a: &serde_json::Value| a.as_str() == Some("SCMP_ACT_NOTIFY");
     let uses_notify = notify(&v["defaultAction"])
         || v["syscalls"]
             .as_array()
             .is_some_and(|r| r.iter().any(|r| notify(&r["action"])));
     if let (true, Some(fd)) = (uses_notify, channel_fd) {
-        let rule = serde_json::json!({"names": ["sendmsg"], "action": "SCMP_ACT_ALLOW",
+        let rule = json!({"names": ["sendmsg"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": fd, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]});
         match v["syscalls"].as_array_mut() {
             Some(r) => r.push(rule),
-            None => v["syscalls"] = serde_json::json!([rule]),
+            None => v["syscalls"] = json!([rule]),
         }
     }
     let json = v.to_string();
@@ -196,7 +233,7 @@ pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> 
     let metadata = sc
         .and_then(|s| s.listener_metadata().clone())
         .unwrap_or_default();
-    let msg = serde_json::json!({
+    let msg = json!({
         "ociVersion": crate::spec::OCI_VERSION,
         "fds": ["seccompFd"],
         "pid": state.pid,
@@ -213,4 +250,142 @@ pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> 
         )
     })?;
     crate::sys::send_with_fd(&sock, msg.to_string().as_bytes(), fd).ctx(|| "send seccomp listener")
+}
+
+/// `complain` or `enforce`.
+pub const ANNOTATION_MODE: &str = "org.stockade.seccomp.mode";
+/// The events file: an absolute path.
+pub const ANNOTATION_EVENTS: &str = "org.stockade.seccomp.events";
+
+/// What the agent does with a call outside the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Let it run, and log it.
+    Complain,
+    /// Answer EPERM, and log it.
+    Enforce,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> std::result::Result<Mode, String> {
+        match s {
+            "complain" => Ok(Mode::Complain),
+            "enforce" => Ok(Mode::Enforce),
+            _ => Err("unknown mode: use complain (calls outside the profile run and are logged) or enforce (they fail with EPERM and are logged)".into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Complain => "complain",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// A container's mode and events file, from its annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub mode: Mode,
+    pub events: PathBuf,
+}
+
+impl Watch {
+    /// From the annotations (None when neither is set); the error names the annotation.
+    pub fn from_annotations(
+        ann: Option<&HashMap<String, String>>,
+    ) -> std::result::Result<Option<Watch>, (String, String)> {
+        let get = |k: &str| ann.and_then(|a| a.get(k));
+        let field = |k: &str| format!("annotations.{k}");
+        let (mode, events) = match (get(ANNOTATION_MODE), get(ANNOTATION_EVENTS)) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                return Err((
+                    field(ANNOTATION_EVENTS),
+                    format!("needs {ANNOTATION_MODE} (complain or enforce)"),
+                ))
+            }
+            (Some(_), None) => {
+                return Err((
+                    field(ANNOTATION_MODE),
+                    format!("needs {ANNOTATION_EVENTS} (the file the calls outside the profile are written to)"),
+                ))
+            }
+            (Some(m), Some(e)) => (m, e),
+        };
+        let mode =
+            Mode::parse(mode).map_err(|m| (field(ANNOTATION_MODE), format!("{mode:?}: {m}")))?;
+        let events = PathBuf::from(events);
+        if !events.is_absolute() {
+            return Err((
+                field(ANNOTATION_EVENTS),
+                format!("{}: must be an absolute path", events.display()),
+            ));
+        }
+        Ok(Some(Watch { mode, events }))
+    }
+
+    pub fn from_spec(spec: &Spec) -> std::result::Result<Option<Watch>, (String, String)> {
+        Watch::from_annotations(spec.annotations().as_ref())
+    }
+}
+
+/// Whether `path` can take the events, without creating it: an existing regular file this
+/// process may append to, or a new name in a directory it may write.
+pub fn check_events_file(path: &Path) -> std::result::Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err("is a directory".into()),
+        Ok(m) if !m.is_file() => Err("not a regular file".into()),
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("not writable: {e}")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(format!("no directory {} to create it in", dir.display()));
+            }
+            nix::unistd::access(
+                dir,
+                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+            )
+            .map_err(|e| format!("cannot be created in {}: {e}", dir.display()))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The profile `v` (OCI JSON) in `mode`. With an agent (`notify`: the container's own process)
+/// the calls outside it go to the agent; without (an `exec` into the container: nobody would
+/// receive its listener) complain lets them run with the kernel's audit log
+/// (`SCMP_ACT_LOG`) and enforce denies them as the profile does. Either way a listener of the
+/// workload's own is refused.
+pub fn apply(v: &mut Value, mode: Mode, notify: bool) -> std::result::Result<(), String> {
+    let default = v["defaultAction"].as_str().unwrap_or_default();
+    if matches!(default, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG") {
+        return Err(format!(
+            "the profile's defaultAction is {default}: no call is outside it (complain and enforce need a profile that lists what is allowed)"
+        ));
+    }
+    if !v["listenerPath"].is_null() && v["listenerPath"] != "" {
+        return Err(
+            "the profile already sends its notifications to linux.seccomp.listenerPath".into(),
+        );
+    }
+    if notify {
+        v["defaultAction"] = json!("SCMP_ACT_NOTIFY");
+    } else if mode == Mode::Complain {
+        v["defaultAction"] = json!("SCMP_ACT_LOG");
+    }
+    let rule = serde_json::to_value(stockade_seccomp::builtin::deny_new_listener())
+        .map_err(|e| e.to_string())?;
+    match v["syscalls"].as_array_mut() {
+        Some(r) => r.insert(0, rule),
+        None => v["syscalls"] = json!([rule]),
+    }
+    Ok(())
 }

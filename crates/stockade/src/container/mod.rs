@@ -87,13 +87,12 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         };
     // 5. Record it; `create` stops here, leaving the container blocked on its fifo.
     made.commit(opts.create.is_some(), child)?;
-    if let Some(fd) = listener {
-        if let Err(e) = crate::seccomp::send_listener(&plan.spec, &made.st, &fd) {
-            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            let _ = old_mask.thread_set_mask();
-            return Err(e);
-        }
+    // the listener to the agent the annotations ask for, or to the profile's listenerPath
+    if let Err(e) = crate::agent::hand_off(&plan.spec, &made.st, listener, &ours) {
+        let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        let _ = old_mask.thread_set_mask();
+        return Err(e);
     }
     if let Some(c) = &opts.create {
         let _ = old_mask.thread_set_mask();

@@ -1,0 +1,504 @@
+//! Complain and enforce modes of a seccomp profile, with an event log (`sandbox --learned DIR
+//! --seccomp-mode complain|enforce --seccomp-events FILE`; for `run`/`create` the annotations
+//! `org.stockade.seccomp.mode` and `org.stockade.seccomp.events`).
+//!
+//! The profile's default action (the calls outside it) becomes `SCMP_ACT_NOTIFY`; the calls it
+//! lists never leave the kernel. A call outside it stops until this agent answers: in
+//! `complain` it lets the call run (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`), in `enforce` it answers
+//! EPERM. In both it writes each distinct call once to FILE, as a JSON line: the time, the
+//! syscall's name, its arguments (those the profile constrains, as `{"argN": value}`, or all six
+//! raw), the caller's pid and comm, and `allowed` or `denied`. Calls are told apart by name and
+//! constrained arguments (masked as the profile compares them; for a call the profile does not
+//! list, as `learn` would constrain it: socket families, clone's namespace flags, ioctl
+//! requests...), so a loop of 10,000 `mkdir`s writes one line. At most [`MAX_KEYS`] distinct
+//! calls are remembered; past that, lines are rate-limited and carry a `count` of the calls
+//! they stand for.
+//!
+//! The agent is a process of stockade's own, forked from the runtime once the container is
+//! committed (twice: adopted by init or the engine's subreaper, in a session of its own), so it
+//! lives as long as the container whether the runtime waits for it (`run`, `sandbox`) or
+//! returns (`create`, under engines). It keeps only the listener and FILE (under `create`, the
+//! runtime's end of the setup channel instead of the listener until the container sends its
+//! listener after `start`), has stdio on /dev/null, no capabilities, no_new_privs, and exits
+//! when the listener reports that no task uses the filter any more.
+//!
+//! Fail closed: if the agent dies, the kernel answers every call it would have asked about
+//! with ENOSYS (`seccomp_notify_detach` on the listener's release): the call fails, it never
+//! runs. Nothing can take the agent's place either: these profiles (and stockade's default)
+//! refuse `seccomp(SECCOMP_SET_MODE_FILTER)` with `SECCOMP_FILTER_FLAG_NEW_LISTENER`, since the
+//! kernel hands a notification to the newest filter that asks for one, and a listener of the
+//! workload's own could otherwise answer CONTINUE for the container's filter once ours is gone.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+use stockade_seccomp::Arch;
+
+use crate::error::{Context as _, Error, Result};
+use crate::seccomp::{Mode, Watch, ANNOTATION_EVENTS};
+
+/// Distinct calls remembered; past them, lines are rate-limited ([`RATE_PER_SEC`]).
+pub const MAX_KEYS: usize = 4096;
+/// Lines per second (and the burst) once [`MAX_KEYS`] distinct calls were seen.
+pub const RATE_PER_SEC: f64 = 10.0;
+
+/// Per (audit arch, syscall number): the mask of each argument that tells calls apart.
+type Masks = HashMap<(u32, u32), [u64; 6]>;
+
+/// The arguments each call's events are told apart by: those the profile compares (masked as
+/// it compares them), or for a call it does not compare, those `learn` would constrain.
+fn masks_of(profile: &Value) -> Masks {
+    let mut by_name: HashMap<String, [u64; 6]> = HashMap::new();
+    for r in profile["syscalls"].as_array().into_iter().flatten() {
+        let Some(args) = r["args"].as_array().filter(|a| !a.is_empty()) else {
+            continue;
+        };
+        let names = r["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(&r["name"]))
+            .filter_map(Value::as_str);
+        for n in names {
+            let m = by_name.entry(n.to_string()).or_default();
+            for a in args {
+                let Some(i) = a["index"].as_u64().filter(|i| *i < 6) else {
+                    continue;
+                };
+                m[i as usize] |= match a["op"].as_str() {
+                    Some("SCMP_CMP_MASKED_EQ") => a["value"].as_u64().unwrap_or(u64::MAX),
+                    _ => u64::MAX,
+                };
+            }
+        }
+    }
+    for (name, idx) in crate::learn::record::ARG_RULES {
+        if profile_names(profile).contains(*name) {
+            continue;
+        }
+        let m = by_name.entry(name.to_string()).or_default();
+        m[*idx as usize] = crate::learn::profile::mask_of(name, *idx);
+    }
+    let mut out = Masks::new();
+    for arch in [Arch::native(), Arch::X86] {
+        for (name, m) in &by_name {
+            if let Some(nr) = arch.syscall(name) {
+                out.insert((arch.audit(), nr), *m);
+            }
+        }
+    }
+    out
+}
+
+/// Every name a rule of `profile` mentions.
+fn profile_names(profile: &Value) -> HashSet<&str> {
+    profile["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| {
+            r["names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&r["name"]))
+        })
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// Where the agent gets its listener: already received (`run`), or from the container over the
+/// setup channel once `start` lets it load its filter (`create`).
+pub enum Source {
+    Listener(OwnedFd),
+    Channel(OwnedFd),
+}
+
+/// `struct seccomp_notif` (80 bytes) and `struct seccomp_notif_resp` (24 bytes).
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct NotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+
+/// The next notification (the kernel wants it zeroed).
+fn notif_recv(fd: &OwnedFd) -> io::Result<Notif> {
+    let mut n = Notif::default();
+    // SAFETY: NOTIF_RECV writes one seccomp_notif into n, which is zeroed and 80 bytes.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut n) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n)
+}
+
+fn notif_send(fd: &OwnedFd, resp: &NotifResp) -> io::Result<()> {
+    // SAFETY: NOTIF_SEND reads one seccomp_notif_resp (24 bytes) from resp.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, resp) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether notification `id` is still pending (its caller has not gone, so its pid is its own).
+fn notif_valid(fd: &OwnedFd, id: u64) -> bool {
+    // SAFETY: NOTIF_ID_VALID reads one u64 from &id.
+    unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID as _, &id) == 0 }
+}
+
+/// `close_range(first, last, 0)`; nothing when the range is empty.
+fn close_range(first: u32, last: u32) {
+    if first <= last {
+        // SAFETY: close_range takes plain integers; it only closes descriptors of ours.
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    }
+}
+
+/// Close every descriptor from 3 up but those in `keep`.
+fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().map(|f| *f as u32).collect();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for k in keep {
+        if k >= from {
+            close_range(from, k - 1);
+            from = k + 1;
+        }
+    }
+    close_range(from, u32::MAX);
+}
+
+/// What one agent serves.
+struct Agent {
+    mode: Mode,
+    container: String,
+    masks: Masks,
+    events: std::fs::File,
+    seen: HashSet<(u32, u32, [u64; 6])>,
+    /// rate limit once `seen` is full: tokens, last refill, calls not written since the last line
+    tokens: f64,
+    refilled: Instant,
+    unwritten: u64,
+}
+
+impl Agent {
+    /// Answer one notification, writing its line first if it is a call not seen before.
+    fn handle(&mut self, fd: &OwnedFd, n: &Notif) {
+        let masks = self
+            .masks
+            .get(&(n.arch, n.nr as u32))
+            .copied()
+            .unwrap_or([0; 6]);
+        let key = (
+            n.arch,
+            n.nr as u32,
+            std::array::from_fn(|i| n.args[i] & masks[i]),
+        );
+        if !self.seen.contains(&key) {
+            if self.seen.len() < MAX_KEYS {
+                self.seen.insert(key);
+                self.write(fd, n, &masks, None);
+            } else {
+                self.unwritten += 1;
+                let now = Instant::now();
+                let dt = now.duration_since(self.refilled).as_secs_f64();
+                self.tokens = (self.tokens + dt * RATE_PER_SEC).min(RATE_PER_SEC);
+                self.refilled = now;
+                if self.tokens >= 1.0 {
+                    self.tokens -= 1.0;
+                    let count = std::mem::take(&mut self.unwritten);
+                    self.write(fd, n, &masks, Some(count));
+                }
+            }
+        }
+        let resp = match self.mode {
+            Mode::Complain => NotifResp {
+                id: n.id,
+                flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+                ..Default::default()
+            },
+            Mode::Enforce => NotifResp {
+                id: n.id,
+                error: -libc::EPERM,
+                ..Default::default()
+            },
+        };
+        // ENOENT: the caller went away meanwhile (killed); nothing to answer
+        let _ = notif_send(fd, &resp);
+    }
+
+    fn write(&mut self, fd: &OwnedFd, n: &Notif, masks: &[u64; 6], count: Option<u64>) {
+        use std::io::Write;
+        let name = call_name(n.arch, n.nr);
+        let args: Value = if masks.iter().any(|m| *m != 0) {
+            let mut o = serde_json::Map::new();
+            for (i, m) in masks.iter().enumerate() {
+                if *m != 0 {
+                    o.insert(format!("arg{i}"), json!(n.args[i]));
+                }
+            }
+            Value::Object(o)
+        } else {
+            json!(n.args)
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", n.pid))
+            .ok()
+            .map(|c| c.trim_end_matches('\n').to_string())
+            // the pid may be another process's by now if the caller is gone
+            .filter(|_| notif_valid(fd, n.id));
+        let mut line = json!({
+            "time": crate::diag::now_rfc3339(),
+            "container": self.container,
+            "syscall": name,
+            "args": args,
+            "pid": n.pid,
+            "comm": comm,
+            "action": match self.mode { Mode::Complain => "allowed", Mode::Enforce => "denied" },
+        });
+        if let Some(c) = count {
+            line["count"] = json!(c);
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        // one write(2) of a whole line, O_APPEND: lines of agents sharing FILE never mix; a
+        // failed write (a full disk) costs the line, never the answer
+        let _ = self.events.write_all(text.as_bytes());
+    }
+
+    /// Until no task uses the filter any more.
+    fn serve(&mut self, fd: &OwnedFd) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        loop {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return,
+            }
+            let ev = fds[0].revents().unwrap_or(PollFlags::empty());
+            if ev.contains(PollFlags::POLLIN) {
+                match notif_recv(fd) {
+                    Ok(n) => self.handle(fd, &n),
+                    // ENOENT: withdrawn (its caller was killed); EINTR: try again
+                    Err(_) => continue,
+                }
+                continue;
+            }
+            if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                return;
+            }
+        }
+    }
+}
+
+/// A syscall's name as the events file gives it: native, `i386:NAME`, or `#NR`.
+fn call_name(arch: u32, nr: i32) -> String {
+    let (a, prefix) = if arch == Arch::X86.audit() && Arch::native() != Arch::X86 {
+        (Arch::X86, "i386:")
+    } else {
+        (Arch::native(), "")
+    };
+    a.name_of(nr as u32)
+        .map_or_else(|| format!("{prefix}#{nr}"), |s| format!("{prefix}{s}"))
+}
+
+/// The listener from the container's "L" message on the setup channel (None: it failed, or
+/// was deleted before `start`).
+fn listener_from_channel(ch: &OwnedFd) -> Option<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    loop {
+        let mut buf = [0u8; 8192];
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 4]);
+        let msg = match recvmsg::<()>(
+            ch.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return None,
+        };
+        let mut fds = vec![];
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    // SAFETY: SCM_RIGHTS gave us these new descriptors; nothing else owns them.
+                    fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+        }
+        let n = msg.bytes;
+        match buf.first() {
+            _ if n == 0 => return None,
+            Some(b'L') => return fds.into_iter().next(),
+            Some(b'E') => return None,
+            // anything else (a terminal's master under `create` went to the engine already)
+            _ => continue,
+        }
+    }
+}
+
+/// The agent's own process: stdio on /dev/null, only `keep` open, no capabilities,
+/// no_new_privs, signals unblocked, in `/`.
+fn become_agent(keep: &[RawFd]) -> io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors; both are valid.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    drop(null);
+    close_all_but(keep);
+    nix::sys::signal::SigSet::empty().thread_set_mask()?;
+    std::env::set_current_dir("/")?;
+    let _ = nix::sys::prctl::set_name(c"stockade-agent");
+    // what it holds is all it needs: the listener's ioctls and a written file
+    for c in caps::all() {
+        let _ = caps::drop(None, caps::CapSet::Bounding, c);
+    }
+    for set in [
+        caps::CapSet::Ambient,
+        caps::CapSet::Inheritable,
+        caps::CapSet::Effective,
+        caps::CapSet::Permitted,
+    ] {
+        let _ = caps::clear(None, set);
+    }
+    nix::sys::prctl::set_no_new_privs()?;
+    Ok(())
+}
+
+/// Start the container's agent: open FILE (appending, made 0600 if new), fork it off, and
+/// return once it is set up.
+pub fn spawn(spec: &Spec, watch: &Watch, container: &str, source: Source) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let events = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&watch.events)
+        .ctx(|| {
+            format!(
+                "seccomp events file {} ({ANNOTATION_EVENTS})",
+                watch.events.display()
+            )
+        })?;
+    let profile = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .unwrap_or_default();
+    let mut agent = Agent {
+        mode: watch.mode,
+        container: container.to_string(),
+        masks: masks_of(&profile),
+        events,
+        seen: HashSet::new(),
+        tokens: RATE_PER_SEC,
+        refilled: Instant::now(),
+        unwritten: 0,
+    };
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    let source_fd = match &source {
+        Source::Listener(fd) | Source::Channel(fd) => fd.as_raw_fd(),
+    };
+    let keep = [source_fd, agent.events.as_raw_fd(), ready_w.as_raw_fd()];
+    // the runtime is single-threaded here (see `sys::fork_exit`); the first child only makes a
+    // session of its own and forks the agent, which init (or the engine's subreaper) adopts
+    let middle = crate::sys::fork_exit(|| {
+        if nix::unistd::setsid().is_err() {
+            return 1;
+        }
+        let forked = crate::sys::fork_exit(|| {
+            if let Err(e) = become_agent(&keep) {
+                let _ = nix::unistd::write(&ready_w, format!("E{e}").as_bytes());
+                return 1;
+            }
+            let _ = nix::unistd::write(&ready_w, b"ok");
+            // the only descriptors left: the source, FILE and this pipe (closed now)
+            let _ = nix::unistd::close(ready_w.as_raw_fd());
+            let listener = match source {
+                Source::Listener(fd) => Some(fd),
+                Source::Channel(ch) => listener_from_channel(&ch),
+            };
+            if let Some(l) = listener {
+                agent.serve(&l);
+            }
+            0
+        });
+        match forked {
+            Ok(_) => 0,
+            Err(_) => 1,
+        }
+    })
+    .ctx(|| "fork the seccomp agent")?;
+    drop(ready_w);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None)
+        .ctx(|| "wait for the seccomp agent's start")?;
+    let mut said = vec![];
+    let mut f = std::fs::File::from(ready_r);
+    let _ = std::io::Read::read_to_end(&mut f, &mut said);
+    if said == b"ok" {
+        return Ok(());
+    }
+    let why = match said.strip_prefix(b"E") {
+        Some(m) => String::from_utf8_lossy(m).into_owned(),
+        None => format!("it did not start ({status:?})"),
+    };
+    Err(Error::Other(format!("seccomp agent: {why}")))
+}
+
+/// After the container is committed: its listener to the agent its annotations ask for
+/// ([`spawn`]; under `create` the agent takes a copy of the setup channel `channel`, on which
+/// the container sends its listener after `start`), or to the `listenerPath` of its profile
+/// ([`crate::seccomp::send_listener`]), or nowhere (no NOTIFY in the profile).
+pub fn hand_off(
+    spec: &Spec,
+    state: &crate::state::State,
+    listener: Option<OwnedFd>,
+    channel: &OwnedFd,
+) -> Result<()> {
+    let watch = Watch::from_spec(spec).map_err(|(f, m)| Error::Other(format!("{f}: {m}")))?;
+    match (watch, listener) {
+        (Some(w), Some(fd)) => spawn(spec, &w, &state.id, Source::Listener(fd)),
+        (Some(w), None) => {
+            let ch = channel.try_clone().ctx(|| "dup the setup channel")?;
+            spawn(spec, &w, &state.id, Source::Channel(ch))
+        }
+        (None, Some(fd)) => crate::seccomp::send_listener(spec, state, &fd),
+        (None, None) => Ok(()),
+    }
+}
