@@ -128,6 +128,17 @@ pub struct SandboxArgs {
     /// DIR/capabilities.json (instead of --seccomp; --cap-add adds to them)
     #[arg(long, value_name = "DIR")]
     pub learned: Option<PathBuf>,
+    /// With --learned: the calls outside its profile go to an agent of stockade's own that
+    /// lets them run (complain) or answers EPERM (enforce), and writes each distinct call once
+    /// to --seccomp-events. The agent lives as long as the sandbox; were it to die, those calls
+    /// fail (ENOSYS), never run
+    #[arg(long = "seccomp-mode", value_name = "complain|enforce")]
+    pub seccomp_mode: Option<String>,
+    /// Where --seccomp-mode appends its events, a JSON line per distinct call: time, syscall,
+    /// args (those the profile constrains, or all six), pid, comm, action (allowed or denied);
+    /// `stockade learn update DIR --events FILE` adds them to the profile
+    #[arg(long = "seccomp-events", value_name = "FILE")]
+    pub seccomp_events: Option<String>,
     /// Landlock derived from the binds: read-only binds read-only (and executable), --bind,
     /// /tmp, --tmpfs and /dev read-write; every other path and every TCP port denied
     #[arg(long)]
@@ -432,6 +443,45 @@ fn learned(dir: &Path) -> Result<(Vec<String>, PathBuf)> {
         caps.push(name.to_string());
     }
     Ok((caps, seccomp_file))
+}
+
+/// `--seccomp-mode` and `--seccomp-events` as the annotations the engine reads (the mode and the
+/// events file's absolute path), checked here so that an error names the flag. The file is not
+/// made until the sandbox starts.
+fn seccomp_watch(a: &SandboxArgs) -> Result<Option<(String, PathBuf)>> {
+    let (mode, events) = match (&a.seccomp_mode, &a.seccomp_events) {
+        (None, None) => return Ok(None),
+        (None, Some(e)) => {
+            return Err(flag_err(
+                "--seccomp-events",
+                e,
+                "needs --seccomp-mode complain or enforce",
+            ))
+        }
+        (Some(m), None) => {
+            return Err(flag_err(
+                "--seccomp-mode",
+                m,
+                "needs --seccomp-events FILE (where the calls outside the profile are written)",
+            ))
+        }
+        (Some(m), Some(e)) => (m, e),
+    };
+    crate::seccomp::Mode::parse(mode).map_err(|why| flag_err("--seccomp-mode", mode, why))?;
+    if a.learned.is_none() {
+        return Err(flag_err(
+            "--seccomp-mode",
+            mode,
+            "needs --learned DIR (the profile whose calls it leaves alone)",
+        ));
+    }
+    if events.is_empty() {
+        return Err(flag_err("--seccomp-events", events, "empty path"));
+    }
+    let path = host_path("--seccomp-events", events, events)?;
+    crate::seccomp::check_events_file(&path)
+        .map_err(|why| flag_err("--seccomp-events", events, why))?;
+    Ok(Some((mode.clone(), path)))
 }
 
 /// The seccomp profile for `arg` (a built-in name or a file), errors naming `flag`.
@@ -745,6 +795,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         seccomp_flag = "--learned";
         seccomp_arg = file.to_string_lossy().into_owned();
     }
+    let watch = seccomp_watch(a)?;
     let capabilities = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps});
     let seccomp = if seccomp_arg == "unconfined" {
         Value::Null
@@ -753,6 +804,10 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     };
 
     let mut annotations = net_annotations(a)?;
+    if let Some((mode, events)) = watch {
+        annotations[crate::seccomp::ANNOTATION_MODE] = json!(mode);
+        annotations[crate::seccomp::ANNOTATION_EVENTS] = json!(events);
+    }
     let mut namespaces = spec::default_namespaces();
     if a.net == "host" {
         namespaces
