@@ -30,6 +30,7 @@ pub mod profile;
 pub mod record;
 mod report;
 mod run;
+pub mod update;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,9 @@ pub enum LearnSub {
         #[arg(long, default_value = "default")]
         seccomp_ceiling: String,
     },
+    /// Add the calls a profile in complain or enforce mode logged (sandbox --seccomp-events,
+    /// the annotation org.stockade.seccomp.events) to what `learn --out DIR` wrote
+    Update(Box<update::UpdateArgs>),
 }
 
 #[derive(Debug, clap::Args, Clone, Default)]
@@ -380,6 +384,9 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
     }) = &cmd.merge
     {
         return merge(dirs, out, seccomp_ceiling);
+    }
+    if let Some(LearnSub::Update(u)) = &cmd.merge {
+        return update::update(u, root, exe);
     }
     let a = &cmd.args;
     if !a.sandbox.misplaced.is_empty() {
