@@ -686,3 +686,41 @@ fn i386_calls_are_reported_by_name_and_stay_denied() {
     );
     assert!(l.out.path().join("UNVERIFIED").exists());
 }
+
+/// The learner owns its capabilities: under the engines' default policy (whose ceiling drops
+/// CAP_NET_RAW) a raw-socket workload still learns CAP_NET_RAW, and the report's ceiling is the
+/// one in force.
+#[test]
+fn a_raw_socket_workload_learns_cap_net_raw_whatever_the_engines_policy() {
+    require_root();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let o = timeout()
+        .arg(bin())
+        .arg("--root")
+        .arg(root.path())
+        .env("STOCKADE_POLICY", "default")
+        .args(["learn", "--out"])
+        .arg(out.path())
+        .args([
+            "--",
+            "python3",
+            "-c",
+            "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw')",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let caps: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("capabilities.json")).unwrap())
+            .unwrap();
+    assert_eq!(caps["needed"], serde_json::json!(["CAP_NET_RAW"]), "{caps}");
+    assert!(
+        caps["ceiling"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("CAP_NET_RAW")),
+        "{caps}"
+    );
+}

@@ -174,7 +174,13 @@ fn wait_deadline(
 impl Runner<'_> {
     fn stockade(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.exe);
-        c.arg("--root").arg(self.root).args(args);
+        // The scenario's spec is stockade's own (the sandbox's flags, hardened) and learn
+        // applies its own capability ceiling (--caps-ceiling): the engines' policy, whose
+        // ceiling would drop what is being learned, is not the learner's.
+        c.arg("--root")
+            .arg(self.root)
+            .args(["--policy", "none"])
+            .args(args);
         c
     }
 
