@@ -324,3 +324,34 @@ fn exec_joins_a_running_sandbox() {
     assert_eq!(status.code(), Some(143));
     assert_nothing_left(&id, root.path());
 }
+
+#[test]
+fn the_sandbox_dies_with_its_runtime() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let id = unique("dies");
+    let marker = unique("m");
+    let mut rt = Command::new(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["sandbox", "--id", &id, "--", "sh", "-c"])
+        .arg(format!("echo {marker} >/dev/null; sleep 60"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll_until("the sandbox never started", 10, || {
+        let st = stdout(&cmd(root.path(), &["state", &id]));
+        st.contains("\"running\"").then_some(())
+    });
+    rt.kill().unwrap(); // SIGKILL: no chance to forward anything
+    let _ = rt.wait();
+    poll_until("the sandbox outlived its runtime", 10, || {
+        pids_of(&marker).is_empty().then_some(())
+    });
+    // what the killed runtime could not remove, `delete --force` does
+    assert!(cmd(root.path(), &["delete", "--force", &id])
+        .status
+        .success());
+    assert_nothing_left(&id, root.path());
+}

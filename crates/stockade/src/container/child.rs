@@ -339,7 +339,7 @@ fn become_the_process(
     }
     ready.become_user(!rootless)?;
     if nnp {
-        set_no_new_privs_and_settle(sock)?;
+        set_no_new_privs_and_settle(sock, opts.init && opts.caller.is_some())?;
     }
     mark("child: privileges dropped");
     if let (Some(fifo), Some(dir)) = (&made.fifo, &fifo_dir) {
@@ -387,9 +387,14 @@ fn become_the_process(
 
 /// With no_new_privileges (no filter loaded yet): set it, and follow the runtime's death again
 /// (the user switch cleared it) until just before the filter, then let go: the workload
-/// outlives the runtime, as runc's does.
-fn set_no_new_privs_and_settle(sock: &OwnedFd) -> Result<()> {
+/// outlives the runtime, as runc's does — unless `stay`: a sandbox that dies with its caller
+/// (`--die-with-parent`) keeps SIGKILL for its init when the runtime dies, which ends the
+/// whole pid namespace (the command, forked by the init, does not inherit it).
+fn set_no_new_privs_and_settle(sock: &OwnedFd, stay: bool) -> Result<()> {
     process::set_no_new_privs()?;
     die_with_runtime(sock)?;
+    if stay {
+        return Ok(());
+    }
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear PR_SET_PDEATHSIG")
 }
