@@ -76,8 +76,9 @@ fn masks_of(profile: &Value) -> Masks {
             }
         }
     }
+    let named = profile_names(profile);
     for (name, idx) in crate::learn::record::ARG_RULES {
-        if profile_names(profile).contains(*name) {
+        if named.contains(*name) {
             continue;
         }
         let m = by_name.entry(name.to_string()).or_default();
@@ -193,17 +194,65 @@ fn close_all_but(keep: &[RawFd]) {
     close_range(from, u32::MAX);
 }
 
+/// A call as events tell them apart: audit arch, number, arguments under their masks.
+type Key = (u32, u32, [u64; 6]);
+
+/// Which calls get a line: each distinct one the first time, while fewer than [`MAX_KEYS`]
+/// are remembered; past that, at most [`RATE_PER_SEC`] lines a second (a token bucket), each
+/// with the count of calls it stands for since the last line.
+struct Dedup {
+    seen: HashSet<Key>,
+    tokens: f64,
+    refilled: Instant,
+    unwritten: u64,
+}
+
+/// What [`Dedup::admit`] says of one call.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// seen before: no line
+    None,
+    /// a line (with the count of calls it stands for, once rate-limited)
+    Write(Option<u64>),
+}
+
+impl Dedup {
+    fn new(now: Instant) -> Dedup {
+        Dedup {
+            seen: HashSet::new(),
+            tokens: RATE_PER_SEC,
+            refilled: now,
+            unwritten: 0,
+        }
+    }
+
+    fn admit(&mut self, key: Key, now: Instant) -> Line {
+        if self.seen.contains(&key) {
+            return Line::None;
+        }
+        if self.seen.len() < MAX_KEYS {
+            self.seen.insert(key);
+            return Line::Write(None);
+        }
+        self.unwritten += 1;
+        let dt = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + dt * RATE_PER_SEC).min(RATE_PER_SEC);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return Line::None;
+        }
+        self.tokens -= 1.0;
+        Line::Write(Some(std::mem::take(&mut self.unwritten)))
+    }
+}
+
 /// What one agent serves.
 struct Agent {
     mode: Mode,
     container: String,
     masks: Masks,
     events: std::fs::File,
-    seen: HashSet<(u32, u32, [u64; 6])>,
-    /// rate limit once `seen` is full: tokens, last refill, calls not written since the last line
-    tokens: f64,
-    refilled: Instant,
-    unwritten: u64,
+    dedup: Dedup,
 }
 
 impl Agent {
@@ -219,22 +268,8 @@ impl Agent {
             n.nr as u32,
             std::array::from_fn(|i| n.args[i] & masks[i]),
         );
-        if !self.seen.contains(&key) {
-            if self.seen.len() < MAX_KEYS {
-                self.seen.insert(key);
-                self.write(fd, n, &masks, None);
-            } else {
-                self.unwritten += 1;
-                let now = Instant::now();
-                let dt = now.duration_since(self.refilled).as_secs_f64();
-                self.tokens = (self.tokens + dt * RATE_PER_SEC).min(RATE_PER_SEC);
-                self.refilled = now;
-                if self.tokens >= 1.0 {
-                    self.tokens -= 1.0;
-                    let count = std::mem::take(&mut self.unwritten);
-                    self.write(fd, n, &masks, Some(count));
-                }
-            }
+        if let Line::Write(count) = self.dedup.admit(key, Instant::now()) {
+            self.write(fd, n, &masks, count);
         }
         let resp = match self.mode {
             Mode::Complain => NotifResp {
@@ -426,10 +461,7 @@ pub fn spawn(spec: &Spec, watch: &Watch, container: &str, source: Source) -> Res
         container: container.to_string(),
         masks: masks_of(&profile),
         events,
-        seen: HashSet::new(),
-        tokens: RATE_PER_SEC,
-        refilled: Instant::now(),
-        unwritten: 0,
+        dedup: Dedup::new(Instant::now()),
     };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     let source_fd = match &source {
@@ -500,5 +532,55 @@ pub fn hand_off(
         }
         (None, Some(fd)) => crate::seccomp::send_listener(spec, state, &fd),
         (None, None) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_distinct_call_once_then_rate_limited_with_counts() {
+        let t0 = Instant::now();
+        let mut d = Dedup::new(t0);
+        let key = |i: u32| (1, i, [0; 6]);
+        assert_eq!(d.admit(key(0), t0), Line::Write(None));
+        for _ in 0..10_000 {
+            assert_eq!(d.admit(key(0), t0), Line::None);
+        }
+        for i in 1..MAX_KEYS as u32 {
+            assert_eq!(d.admit(key(i), t0), Line::Write(None));
+        }
+        // full: the burst, then nothing until tokens come back; the next line counts the calls
+        for i in 0..RATE_PER_SEC as u32 {
+            assert_eq!(d.admit(key(100_000 + i), t0), Line::Write(Some(1)));
+        }
+        for i in 0..99 {
+            assert_eq!(d.admit(key(200_000 + i), t0), Line::None);
+        }
+        let later = t0 + Duration::from_millis(150);
+        assert_eq!(d.admit(key(300_000), later), Line::Write(Some(100)));
+        // remembered calls stay silent
+        assert_eq!(d.admit(key(5), later), Line::None);
+    }
+
+    #[test]
+    fn masks_follow_the_profile_then_what_learn_constrains() {
+        let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mmap"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 2, "value": 6, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+        ]});
+        let m = masks_of(&profile);
+        let a = Arch::native();
+        let of = |n: &str| m.get(&(a.audit(), a.syscall(n).unwrap())).copied();
+        assert_eq!(of("mmap"), Some([0, 0, 6, 0, 0, 0]));
+        assert_eq!(of("personality"), Some([u64::MAX, 0, 0, 0, 0, 0]));
+        // not in the profile: as learn records it
+        assert_eq!(of("socket"), Some([0xffff_ffff, 0xf, 0, 0, 0, 0]));
+        assert_eq!(of("mkdir"), None);
     }
 }

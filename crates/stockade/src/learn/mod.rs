@@ -389,6 +389,11 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         return update::update(u, root, exe);
     }
     let a = &cmd.args;
+    if a.sandbox.seccomp_mode.is_some() || a.sandbox.seccomp_events.is_some() {
+        return Err(Error::Other(
+            "learn: --seccomp-mode and --seccomp-events run a learned profile (sandbox --learned DIR); learn records under a permissive filter".into(),
+        ));
+    }
     if !a.sandbox.misplaced.is_empty() {
         return Err(crate::sandbox::misplaced_command(
             "learn",
