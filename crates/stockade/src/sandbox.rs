@@ -695,30 +695,21 @@ impl View<'_> {
     }
 }
 
-/// The spec for these flags. `self_exe` is bound in for `--probe`.
-pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
-    if !a.misplaced.is_empty() {
-        return Err(misplaced_command("sandbox", &a.misplaced));
-    }
-    let rootless = !nix::unistd::geteuid().is_root();
-    let mut args = a.command.clone();
-    if a.probe {
-        args = crate::probe::command(a.command.iter().cloned());
-    }
-    if args.is_empty() {
-        return Err(Error::Other(
-            "sandbox: no command given (stockade sandbox [OPTIONS] -- CMD [ARGS...])".into(),
-        ));
-    }
-    let binds = binds(a)?;
-    let tmpfs: Vec<(PathBuf, i64)> = a
-        .tmpfs
-        .iter()
-        .map(|t| parse_tmpfs(t))
-        .collect::<Result<_>>()?;
+/// What a sandbox's mount point shows, for `--chdir`: a host directory, a fresh tmpfs (Some(None)),
+/// or unknown (None).
+type MountView = Vec<(PathBuf, Option<Option<PathBuf>>)>;
+
+/// The sandbox's mounts: the host's system directories read-only (merged-/usr links kept as
+/// links), fresh /proc, /dev, /tmp and /sys, then --bind, --ro-bind, --tmpfs (and the probe).
+fn mounts_of(
+    a: &SandboxArgs,
+    binds: &[Bind],
+    tmpfs: &[(PathBuf, i64)],
+    self_exe: &Path,
+) -> (Vec<Value>, MountView, serde_json::Map<String, Value>) {
     let mut mounts: Vec<Value> = vec![];
     // what each mount point shows, for --chdir: a host directory, a fresh tmpfs, or unknown
-    let mut view: Vec<(PathBuf, Option<Option<PathBuf>>)> = vec![];
+    let mut view: MountView = vec![];
     // A merged-/usr host's `/bin -> usr/bin` stays a symlink (as bwrap's --symlink): one mount
     // fewer each, and /bin is beneath /usr for Landlock rules.
     let mut symlinks = serde_json::Map::new();
@@ -763,7 +754,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
     }
     mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
-    for b in &binds {
+    for b in binds {
         let opts = if b.ro {
             json!(["rbind", "ro", "nosuid", "nodev"])
         } else {
@@ -774,14 +765,19 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         let dir = b.src.is_dir().then(|| b.src.clone());
         view.push((b.dst.clone(), Some(dir)));
     }
-    for (dst, bytes) in &tmpfs {
+    for (dst, bytes) in tmpfs {
         mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={bytes}")]}));
         view.push((dst.clone(), Some(None)));
     }
     if a.probe {
         mounts.push(crate::probe::bind_mount(self_exe));
     }
+    (mounts, view, symlinks)
+}
 
+/// The capability sets (--cap-add, plus what --learned needs) and the seccomp profile
+/// (--seccomp, or --learned's).
+fn privileges(a: &SandboxArgs) -> Result<(Value, Value)> {
     let mut caps = cap_add(a)?;
     let mut seccomp_flag = "--seccomp";
     let mut seccomp_arg = a.seccomp.clone();
@@ -795,16 +791,42 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         seccomp_flag = "--learned";
         seccomp_arg = file.to_string_lossy().into_owned();
     }
-    let watch = seccomp_watch(a)?;
     let capabilities = json!({"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps});
     let seccomp = if seccomp_arg == "unconfined" {
         Value::Null
     } else {
         seccomp_profile(seccomp_flag, &seccomp_arg, &caps)?
     };
+    Ok((capabilities, seccomp))
+}
+
+/// The spec for these flags. `self_exe` is bound in for `--probe`.
+pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
+    if !a.misplaced.is_empty() {
+        return Err(misplaced_command("sandbox", &a.misplaced));
+    }
+    let rootless = !nix::unistd::geteuid().is_root();
+    let mut args = a.command.clone();
+    if a.probe {
+        args = crate::probe::command(a.command.iter().cloned());
+    }
+    if args.is_empty() {
+        return Err(Error::Other(
+            "sandbox: no command given (stockade sandbox [OPTIONS] -- CMD [ARGS...])".into(),
+        ));
+    }
+    let binds = binds(a)?;
+    let tmpfs: Vec<(PathBuf, i64)> = a
+        .tmpfs
+        .iter()
+        .map(|t| parse_tmpfs(t))
+        .collect::<Result<_>>()?;
+    let (mounts, view, symlinks) = mounts_of(a, &binds, &tmpfs, self_exe);
+
+    let (capabilities, seccomp) = privileges(a)?;
 
     let mut annotations = net_annotations(a)?;
-    if let Some((mode, events)) = watch {
+    if let Some((mode, events)) = seccomp_watch(a)? {
         annotations[crate::seccomp::ANNOTATION_MODE] = json!(mode);
         annotations[crate::seccomp::ANNOTATION_EVENTS] = json!(events);
     }
