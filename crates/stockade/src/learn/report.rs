@@ -69,6 +69,18 @@ impl Report<'_> {
                 "recorded under an engine from {since} until the container was deleted, under a permissive seccomp filter (every native syscall allowed) instead of the container's own profile; capabilities are those granted when the kernel checked them (no trial). Run the workload again with seccomp.json applied to verify it.\n\n"
             );
         }
+        s += &self.syscalls_text(l);
+        s += &self.capabilities_text();
+        if self.engine.is_none() {
+            s += &self.verification_text();
+        }
+        s
+    }
+
+    /// The syscalls: how many against the defaults, argument rules, what was refused or
+    /// answered ENOSYS.
+    fn syscalls_text(&self, l: &profile::Learned) -> String {
+        let mut s = String::new();
         let n = l.allowed.len();
         let (docker, default) = self.reference;
         s += &format!(
@@ -128,6 +140,12 @@ impl Report<'_> {
             );
         }
         s += "\n";
+        s
+    }
+
+    /// The capabilities: the ceiling, what was checked, tried and needed (with the evidence).
+    fn capabilities_text(&self) -> String {
+        let mut s = String::new();
         s += &format!("capabilities: ceiling {}\n", self.ceiling_caps.join(" "));
         if !self.missing_caps.is_empty() {
             s += &format!(
@@ -167,9 +185,12 @@ impl Report<'_> {
                 );
             }
         }
-        if self.engine.is_some() {
-            return s;
-        }
+        s
+    }
+
+    /// The verification rounds and the time each stage took.
+    fn verification_text(&self) -> String {
+        let mut s = String::new();
         s += "\nverification:\n";
         for (i, (ok, denied, _)) in self.verification.iter().enumerate() {
             let names: BTreeSet<&str> = denied.iter().map(|d| d.name.as_str()).collect();
