@@ -447,6 +447,64 @@ struct Checked {
     ready_port: Option<u16>,
 }
 
+/// The recording run: the workload under the permissive filter and the capability ceiling,
+/// watched by the recorder from its filter's loading; it must pass, and make no x32 calls.
+fn record(
+    runner: &Runner,
+    base: &Value,
+    (ceiling_caps, learning_filter): (&[String], &Value),
+    progress: &Progress,
+) -> Result<record::Observed> {
+    // the run's runtime names the container's cgroup to the recorder once it exists (and before
+    // anything runs in it): no cgroup of learn's own around it, in every hierarchy
+    unified_available()?;
+    let recorder = Recorder::start_with(0, 0, false).map_err(|e| {
+        Error::Other(format!(
+            "learn needs eBPF raw tracepoints (sys_enter, cap_capable) as root: {e}"
+        ))
+    })?;
+    let state_id = recorder
+        .state_id()
+        .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    progress.stage(format_args!(
+        "recording the workload's system calls and capability checks"
+    ));
+    let first = runner.run_recorded(
+        &configure(base, ceiling_caps, learning_filter, None),
+        Some(state_id),
+    )?;
+    let armed = recorder
+        .armed()
+        .map_err(|e| Error::Other(format!("learn: {e}")))?;
+    let observed = recorder
+        .observed()
+        .map_err(|e| Error::Other(format!("learn: read the recording: {e}")))?;
+    drop(recorder);
+    if !first.ok {
+        return Err(Error::Other(format!(
+            "learn: the scenario fails even before any profile is applied (nothing written):\n{}",
+            tail(&first.output, 30)
+        )));
+    }
+    if !armed {
+        return Err(Error::Other(
+            "learn: the recorder never saw the container load its seccomp filter".into(),
+        ));
+    }
+    if observed.x32 {
+        return Err(Error::Other(
+            "learn: the workload made x32 system calls; stockade learns native x86_64 profiles only".into(),
+        ));
+    }
+    if !observed.compat.is_empty() {
+        eprintln!(
+            "stockade: warning: the workload made 32-bit (i386) system calls: {}; the learned profile is for the native ABI only, so they stay denied (EPERM)",
+            observed.compat.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(observed)
+}
+
 /// The recording, trials, profile and verification, written to `out`.
 fn learn_into(
     a: &LearnArgs,
@@ -481,53 +539,7 @@ fn learn_into(
     };
 
     // 1. record
-    // the run's runtime names the container's cgroup to the recorder once it exists (and before
-    // anything runs in it): no cgroup of learn's own around it, in every hierarchy
-    unified_available()?;
-    let recorder = Recorder::start_with(0, 0, false).map_err(|e| {
-        Error::Other(format!(
-            "learn needs eBPF raw tracepoints (sys_enter, cap_capable) as root: {e}"
-        ))
-    })?;
-    let state_id = recorder
-        .state_id()
-        .map_err(|e| Error::Other(format!("learn: {e}")))?;
-    progress.stage(format_args!(
-        "recording the workload's system calls and capability checks"
-    ));
-    let first = runner.run_recorded(
-        &configure(&base, &ceiling_caps, &learning_filter, None),
-        Some(state_id),
-    )?;
-    let armed = recorder
-        .armed()
-        .map_err(|e| Error::Other(format!("learn: {e}")))?;
-    let observed = recorder
-        .observed()
-        .map_err(|e| Error::Other(format!("learn: read the recording: {e}")))?;
-    drop(recorder);
-    if !first.ok {
-        return Err(Error::Other(format!(
-            "learn: the scenario fails even before any profile is applied (nothing written):\n{}",
-            tail(&first.output, 30)
-        )));
-    }
-    if !armed {
-        return Err(Error::Other(
-            "learn: the recorder never saw the container load its seccomp filter".into(),
-        ));
-    }
-    if observed.x32 {
-        return Err(Error::Other(
-            "learn: the workload made x32 system calls; stockade learns native x86_64 profiles only".into(),
-        ));
-    }
-    if !observed.compat.is_empty() {
-        eprintln!(
-            "stockade: warning: the workload made 32-bit (i386) system calls: {}; the learned profile is for the native ABI only, so they stay denied (EPERM)",
-            observed.compat.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
+    let observed = record(&runner, &base, (&ceiling_caps, &learning_filter), progress)?;
     let record_secs = runner.started.elapsed().as_secs_f64();
 
     // 2. capabilities: trial of what was checked and granted
