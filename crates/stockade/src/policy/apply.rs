@@ -398,6 +398,11 @@ fn limits(cx: &mut Ctx) -> Result<()> {
     let Some(l) = &cx.rules().limits else {
         return Ok(());
     };
+    // Unprivileged there is no cgroup to put them in (the runtime says so): adding limits
+    // nothing enforces would only make the config claim them.
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
     let res = &mut cx.v["linux"]["resources"];
     if !res.is_object() {
         *res = json!({});
