@@ -7,6 +7,15 @@ mod common;
 use common::*;
 use serde_json::json;
 
+/// `delete --force` of a container when dropped: a failing assertion leaves nothing either.
+struct Deleted<'a>(&'a std::path::Path, String);
+
+impl Drop for Deleted<'_> {
+    fn drop(&mut self) {
+        let _ = cmd(self.0, &["delete", "--force", &self.1]);
+    }
+}
+
 fn run_with(b: &Bundle, id: &str) -> std::process::Output {
     cmd(
         b.root.path(),
@@ -68,6 +77,7 @@ fn memory_policy_is_applied_and_bad_ones_are_refused_by_field() {
 fn exec_cpu_affinity_is_applied_to_exec() {
     let b = Bundle::new(&["sleep", "30"], |_| {});
     let id = unique("affinity");
+    let _gone = Deleted(b.root.path(), id.clone());
     let out = b.run_detached(&id);
     assert!(out.status.success(), "{}", stderr(&out));
     let root = b.root.path();
@@ -138,6 +148,7 @@ fn intel_rdt_net_devices_and_absent_lsms_are_refused_by_field() {
 fn a_user_namespace_joined_by_path_must_carry_its_own_maps() {
     let a = Bundle::new(&["sleep", "30"], |_| {});
     let ida = unique("owner");
+    let _gone = Deleted(a.root.path(), ida.clone());
     assert!(a.run_detached(&ida).status.success());
     let st: serde_json::Value =
         serde_json::from_slice(&cmd(a.root.path(), &["state", &ida]).stdout).unwrap();
