@@ -40,6 +40,11 @@ use stockade_seccomp::Arch;
 
 use crate::error::{Context as _, Error, Result};
 use crate::seccomp::{Mode, Watch, ANNOTATION_EVENTS};
+use crate::sys::{
+    notif_recv, notif_send, notif_valid, SeccompNotif as Notif, SeccompNotifResp as NotifResp,
+    SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+    SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+};
 
 /// Distinct calls remembered; past them, lines are rate-limited ([`RATE_PER_SEC`]).
 pub const MAX_KEYS: usize = 4096;
@@ -119,35 +124,6 @@ pub enum Source {
     Channel(OwnedFd),
 }
 
-/// `struct seccomp_notif` (80 bytes) and `struct seccomp_notif_resp` (24 bytes).
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
-const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
-const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
-const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
-
 /// Linux 6.6+: the caller and the agent wake each other on the waker's CPU (the caller waits
 /// while the agent works, so one CPU is all they need). Without it, on a VM whose idle vCPUs
 /// halt, a notification often waits for another vCPU to be woken: measured on a 2-vCPU VM, a
@@ -165,31 +141,6 @@ fn notif_sync_wake_up(fd: &OwnedFd) -> bool {
 }
 
 /// The next notification (the kernel wants it zeroed).
-fn notif_recv(fd: &OwnedFd) -> io::Result<Notif> {
-    let mut n = Notif::default();
-    // SAFETY: NOTIF_RECV writes one seccomp_notif into n, which is zeroed and 80 bytes.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut n) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n)
-}
-
-fn notif_send(fd: &OwnedFd, resp: &NotifResp) -> io::Result<()> {
-    // SAFETY: NOTIF_SEND reads one seccomp_notif_resp (24 bytes) from resp.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, resp) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Whether notification `id` is still pending (its caller has not gone, so its pid is its own).
-fn notif_valid(fd: &OwnedFd, id: u64) -> bool {
-    // SAFETY: NOTIF_ID_VALID reads one u64 from &id.
-    unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID as _, &id) == 0 }
-}
-
 /// `close_range(first, last, 0)`; nothing when the range is empty.
 fn close_range(first: u32, last: u32) {
     if first <= last {

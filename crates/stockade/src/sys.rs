@@ -595,3 +595,61 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: on success the kernel returned a new descriptor that we now own.
     check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+// Seccomp user notification (seccomp_unotify(2)): the structures and ioctls the learn
+// verifier and the complain/enforce agent share.
+
+/// `struct seccomp_notif` (80 bytes) and `struct seccomp_notif_resp` (24 bytes).
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct SeccompNotif {
+    pub id: u64,
+    pub pid: u32,
+    pub flags: u32,
+    pub nr: i32,
+    pub arch: u32,
+    pub ip: u64,
+    pub args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct SeccompNotifResp {
+    pub id: u64,
+    pub val: i64,
+    pub error: i32,
+    pub flags: u32,
+}
+
+pub const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+pub const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+pub const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+pub const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+pub const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
+pub const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+
+/// SECCOMP_IOCTL_NOTIF_RECV: the next notification (blocks until one comes).
+pub fn notif_recv(fd: &OwnedFd) -> io::Result<SeccompNotif> {
+    let mut n = SeccompNotif::default();
+    // SAFETY: NOTIF_RECV writes one seccomp_notif into n, which is zeroed and 80 bytes.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut n) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n)
+}
+
+pub fn notif_send(fd: &OwnedFd, resp: &SeccompNotifResp) -> io::Result<()> {
+    // SAFETY: NOTIF_SEND reads one seccomp_notif_resp (24 bytes) from resp.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, resp) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether notification `id` is still pending (its caller has not gone, so its pid is its own).
+pub fn notif_valid(fd: &OwnedFd, id: u64) -> bool {
+    // SAFETY: NOTIF_ID_VALID reads one u64 from &id.
+    unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID as _, &id) == 0 }
+}

@@ -20,31 +20,6 @@ pub struct Denied {
     pub args: [u64; 6],
 }
 
-/// `struct seccomp_notif` (80 bytes) and `struct seccomp_notif_resp` (24 bytes).
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-
 pub struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Vec<Denied>>>,
@@ -96,10 +71,7 @@ fn serve(fd: OwnedFd, stop: &AtomicBool) -> Vec<Denied> {
         }
         let ev = fds[0].revents().unwrap_or(PollFlags::empty());
         if ev.contains(PollFlags::POLLIN) {
-            let mut n = Notif::default();
-            // SAFETY: NOTIF_RECV writes one seccomp_notif into n, zeroed as the kernel requires.
-            let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut n) };
-            if r == 0 {
+            if let Ok(n) = crate::sys::notif_recv(&fd) {
                 // an i386 call is named as such (the profile is native only; never added)
                 let (a, prefix) = if n.arch == stockade_seccomp::Arch::X86.audit() {
                     (stockade_seccomp::Arch::X86, "i386:")
@@ -113,14 +85,13 @@ fn serve(fd: OwnedFd, stop: &AtomicBool) -> Vec<Denied> {
                     nr: n.nr as u32,
                     args: n.args,
                 });
-                let resp = NotifResp {
+                let resp = crate::sys::SeccompNotifResp {
                     id: n.id,
                     val: 0,
                     error: -libc::EPERM,
                     flags: 0,
                 };
-                // SAFETY: NOTIF_SEND reads one seccomp_notif_resp from resp.
-                unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, &resp) };
+                let _ = crate::sys::notif_send(&fd, &resp);
             }
             continue;
         }
