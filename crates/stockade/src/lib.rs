@@ -6,14 +6,14 @@
 //! own layer and those below (`tests/layers.rs` checks it, and that there is no import circle):
 //!
 //! ```text
-//! front ends   sandbox  policy  audit  probe            (the binary's cli/ above them all)
+//! front ends   sandbox  policy  audit  probe  scenario (`stockade learn`)   (the binary's cli/ above)
 //!                 |
 //! engine       container (run: the table of contents; child.rs, runtime.rs, exec.rs)  lifecycle
 //!                 |
 //! plan         plan (validate; the typed Plan, made once from a spec and the front end's choices)
 //!                 |
 //! subsystems   cgroups  namespaces  rootfs  net  seccomp  process  hooks  state  idpool
-//!              agent  learn (recorder, profiles; its command still lives here, see layers.rs)
+//!              agent  learn (the recorder, profiles, the report, learning under engines)
 //!                 |
 //! bottom       sys  diag  error  ebpf  dbus  procfs  mountinfo  capabilities  landlock
 //!              init  tty  spec (the OCI vocabulary: load, defaults, accessors)
@@ -44,6 +44,7 @@ pub mod process;
 pub mod procfs;
 pub mod rootfs;
 pub mod sandbox;
+pub mod scenario;
 pub mod seccomp;
 pub mod spec;
 pub mod state;

@@ -181,7 +181,7 @@ enum Cmd {
     Policy(cli::policy::PolicyCmd),
     /// Learn the syscalls (with arguments) and capabilities a workload needs from its own test
     /// scenario, and verify the result by running it again
-    Learn(Box<stockade::learn::LearnCmd>),
+    Learn(Box<stockade::scenario::LearnCmd>),
     /// Inspect seccomp profiles
     #[command(subcommand)]
     Seccomp(SeccompCmd),
@@ -358,7 +358,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         Cmd::Sandbox(args) => sandbox(cli.root, &args, (cli.quiet, cli.systemd_cgroup)),
         Cmd::Learn(l) => {
             let exe = std::fs::read_link("/proc/self/exe").context("find own binary")?;
-            Ok(stockade::learn::learn(&l, &cli.root, &exe)?)
+            Ok(stockade::scenario::learn(&l, &cli.root, &exe)?)
         }
         Cmd::Seccomp(c) => seccomp_cmd(c),
         Cmd::Completion(a) => cli::docs::completion(&a),

@@ -10,28 +10,28 @@ use super::{ceiling_filter, notify, profile, Trial};
 use crate::error::{Error, Result};
 
 /// What report.txt and capabilities.json say.
-pub(super) struct Report<'a> {
-    pub(super) observed: Observed,
-    pub(super) ceiling_caps: Vec<String>,
-    pub(super) missing_caps: Vec<String>,
-    pub(super) candidates: Vec<String>,
-    pub(super) trial: &'a Trial,
+pub struct Report<'a> {
+    pub observed: Observed,
+    pub ceiling_caps: Vec<String>,
+    pub missing_caps: Vec<String>,
+    pub candidates: Vec<String>,
+    pub trial: &'a Trial,
     /// per round: passed, denied calls, output tail
-    pub(super) verification: Vec<(bool, Vec<notify::Denied>, String)>,
-    pub(super) verified: Option<bool>,
-    pub(super) missed: Vec<String>,
-    pub(super) tolerated: BTreeSet<String>,
-    pub(super) record_secs: f64,
-    pub(super) trial_secs: f64,
-    pub(super) verify_secs: f64,
-    pub(super) seccomp_ceiling: String,
+    pub verification: Vec<(bool, Vec<notify::Denied>, String)>,
+    pub verified: Option<bool>,
+    pub missed: Vec<String>,
+    pub tolerated: BTreeSet<String>,
+    pub record_secs: f64,
+    pub trial_secs: f64,
+    pub verify_secs: f64,
+    pub seccomp_ceiling: String,
     /// syscalls allowed by Docker's default profile and by stockade's (computed once)
-    pub(super) reference: (usize, usize),
+    pub reference: (usize, usize),
     /// recorded under an engine (`org.stockade.learn`, `--learn-dir`): since when
-    pub(super) engine: Option<String>,
+    pub engine: Option<String>,
 }
 
-pub(super) fn reference_counts(caps: &[String]) -> (usize, usize) {
+pub fn reference_counts(caps: &[String]) -> (usize, usize) {
     (allowed_by("docker", caps), allowed_by("default", &[]))
 }
 
@@ -53,7 +53,7 @@ fn allowed_by(profile: &str, caps: &[String]) -> usize {
 }
 
 impl Report<'_> {
-    pub(super) fn text(&self, l: &profile::Learned) -> String {
+    pub fn text(&self, l: &profile::Learned) -> String {
         let mut s = String::new();
         let status = match self.verified {
             Some(true) => "VERIFIED: the scenario passed under the learned profile".to_string(),
@@ -273,7 +273,7 @@ fn write(out: &Path, name: &str, text: &str) -> Result<()> {
         .map_err(|e| Error::Other(format!("write {}: {e}", out.join(name).display())))
 }
 
-pub(super) fn write_outputs(
+pub fn write_outputs(
     out: &Path,
     l: &profile::Learned,
     r: &Report,

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stockade_seccomp::Arch;
 
-use super::profile::{self, Allowed, Learned};
-use super::record::{Observed, ARG_RULES};
 use super::run::{tail, Runner};
 use crate::error::{Error, Result};
+use crate::learn::profile::{self, Allowed, Learned};
+use crate::learn::record::{Observed, ARG_RULES};
 use crate::sandbox::SandboxArgs;
 
 #[derive(Debug, clap::Args, Clone)]
@@ -401,7 +401,7 @@ type Files = Vec<(&'static str, String)>;
 
 /// seccomp.json and the files `learn` makes from it (see `report::write_outputs`).
 fn profile_files(l: &Learned, comment: &str) -> Files {
-    use super::allowance::{RUNC, STOCKADE};
+    use crate::learn::allowance::{RUNC, STOCKADE};
     let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("json");
     let mut sc = l.to_json("SCMP_ACT_ERRNO");
     sc["comment"] = json!(comment);
@@ -487,11 +487,11 @@ fn verify(
     };
     let sock = root.join(format!(".learn-update-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
-    let listener = super::notify::Listener::start(&sock)
+    let listener = crate::learn::notify::Listener::start(&sock)
         .map_err(|e| Error::Other(format!("learn update: listen at {}: {e}", sock.display())))?;
     let mut sc = l.to_json("SCMP_ACT_NOTIFY");
     sc["listenerPath"] = json!(sock);
-    let o = runner.run(&super::configure(&base, needed, &sc, None));
+    let o = runner.run(&crate::learn::configure(&base, needed, &sc, None));
     let denied = listener.finish();
     let _ = std::fs::remove_file(&sock);
     let o = o?;
@@ -560,7 +560,7 @@ pub fn update(u: &UpdateArgs, root: &Path, exe: &Path) -> Result<i32> {
         .flatten()
         .filter_map(|c| c.as_str().map(str::to_string))
         .collect();
-    let ceiling = super::ceiling_filter(&u.seccomp_ceiling, &needed)?;
+    let ceiling = crate::learn::ceiling_filter(&u.seccomp_ceiling, &needed)?;
     let f = fold(&mut l, &mut o, &events, &ceiling);
 
     let verified = match &argv {

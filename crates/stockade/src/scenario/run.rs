@@ -215,7 +215,7 @@ impl Runner<'_> {
         std::fs::write(dir.join("config.json"), spec.to_string()).map_err(io)?;
         let mut rt = self.stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id]);
         if let Some(r) = recorder {
-            rt.env(super::record::TARGET_ENV, r.to_string());
+            rt.env(crate::learn::record::TARGET_ENV, r.to_string());
         }
         let mut rt = rt
             .stdin(Stdio::null())
