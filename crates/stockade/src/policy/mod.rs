@@ -296,6 +296,14 @@ impl Policy {
                 json!({"value": val, "origin": self.origins.get(k).cloned().unwrap_or_default()}),
             );
         }
+        // what the floor does not reach yet, said where the policy is shown
+        out.insert(
+            "notReached".into(),
+            json!({"notes": [
+                "userNamespace: a container that joins another container's IPC or UTS namespace by path (a Kubernetes pod's app containers, which join the pause container's) gets no added user namespace and runs as host root: a pod's containers would have to share one, which is not built; Kubernetes' hostUsers: false pods (a user namespace joined by path, with matching maps) run as the kubelet asks",
+                "limits: an unprivileged runtime adds none (it has no cgroup to enforce them in)"
+            ]}),
+        );
         Value::Object(out)
     }
 
