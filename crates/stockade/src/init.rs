@@ -97,7 +97,7 @@ fn supervise(command: Pid, set: &SigSet) -> ! {
 }
 
 /// A seccomp filter of the init's own: the calls of [`supervise`] and exiting; anything else
-/// kills it. Written as BPF by hand (eleven instructions): the profile machinery is for
+/// kills it. Written as BPF by hand (twelve instructions): the profile machinery is for
 /// workloads, this is a fixed list.
 fn own_filter() -> std::io::Result<()> {
     #[cfg(target_arch = "x86_64")]
