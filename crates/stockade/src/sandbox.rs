@@ -227,7 +227,7 @@ fn flag_err(flag: &str, value: &str, why: impl std::fmt::Display) -> Error {
 }
 
 /// An argv as a shell would read it back (for messages).
-fn shell_words(args: &[String]) -> String {
+pub(crate) fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|a| {
             let plain = !a.is_empty()

@@ -94,18 +94,10 @@ pub fn version() -> String {
 }
 
 fn landlock() -> String {
-    // SAFETY: the VERSION query takes no attribute pointer and size 0; it only returns a number.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32, // LANDLOCK_CREATE_RULESET_VERSION
-        )
-    };
-    if r > 0 {
-        return format!("ABI {r}");
+    if let Some(abi) = stockade::landlock::abi() {
+        return format!("ABI {abi}");
     }
+    // abi() made the query last: its errno says why there is none
     match std::io::Error::last_os_error().raw_os_error() {
         Some(libc::EOPNOTSUPP) => {
             "none (built in, but not enabled: see the lsm= boot option)".into()

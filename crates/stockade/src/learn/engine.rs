@@ -337,36 +337,17 @@ fn write(rec: &Record, observed: super::record::Observed) -> Result<()> {
     let needed: Vec<String> = observed.caps_granted.iter().cloned().collect();
     let ceiling = super::ceiling_filter(CEILING, &needed)?;
     let learned = super::profile::build(&observed, &ceiling);
-    let trial = super::Trial {
-        needed: needed
-            .iter()
-            .map(|c| {
-                (
-                    c.clone(),
-                    "(granted when the kernel checked it, under the engine: not tried without it)"
-                        .to_string(),
-                )
-            })
-            .collect(),
-        not_needed: vec![],
-        runs: 0,
-    };
-    let report = Report {
-        observed: observed.clone(),
-        ceiling_caps: rec.caps.clone(),
-        missing_caps: vec![],
-        candidates: vec![],
-        trial: &trial,
-        verification: vec![],
-        verified: None,
-        missed: vec![],
-        tolerated: Default::default(),
-        record_secs: 0.0,
-        trial_secs: 0.0,
-        verify_secs: 0.0,
-        seccomp_ceiling: CEILING.to_string(),
-        reference: reference_counts(&rec.caps),
-        engine: Some(rec.started.clone()),
-    };
+    let trial = super::Trial::untried(
+        &needed,
+        "(granted when the kernel checked it, under the engine: not tried without it)",
+    );
+    let mut report = Report::new(
+        observed.clone(),
+        rec.caps.clone(),
+        &trial,
+        CEILING,
+        reference_counts(&rec.caps),
+    );
+    report.engine = Some(rec.started.clone());
     write_outputs(&rec.out, &learned, &report, &needed)
 }

@@ -115,6 +115,20 @@ pub struct Trial {
     pub runs: u32,
 }
 
+impl Trial {
+    /// No trial run: each capability in `needed` kept, `why` saying on what grounds.
+    pub fn untried(needed: &[String], why: &str) -> Trial {
+        Trial {
+            needed: needed
+                .iter()
+                .map(|c| (c.clone(), why.to_string()))
+                .collect(),
+            not_needed: vec![],
+            runs: 0,
+        }
+    }
+}
+
 /// Put what `learn --out dir` wrote into an OCI config: `linux.seccomp` from seccomp.json and
 /// the needed capabilities in every set (ambient too for a non-root user).
 pub fn apply_learned(spec: &mut Value, dir: &Path) -> Result<()> {

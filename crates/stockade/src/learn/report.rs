@@ -31,6 +31,36 @@ pub struct Report<'a> {
     pub engine: Option<String>,
 }
 
+impl<'a> Report<'a> {
+    /// A report of what was observed and built, nothing verified or timed yet (the learning
+    /// run, `merge` and learning under an engine fill in what they did).
+    pub fn new(
+        observed: Observed,
+        ceiling_caps: Vec<String>,
+        trial: &'a Trial,
+        seccomp_ceiling: &str,
+        reference: (usize, usize),
+    ) -> Report<'a> {
+        Report {
+            observed,
+            ceiling_caps,
+            missing_caps: vec![],
+            candidates: vec![],
+            trial,
+            verification: vec![],
+            verified: None,
+            missed: vec![],
+            tolerated: BTreeSet::new(),
+            record_secs: 0.0,
+            trial_secs: 0.0,
+            verify_secs: 0.0,
+            seccomp_ceiling: seccomp_ceiling.to_string(),
+            reference,
+            engine: None,
+        }
+    }
+}
+
 pub fn reference_counts(caps: &[String]) -> (usize, usize) {
     (allowed_by("docker", caps), allowed_by("default", &[]))
 }

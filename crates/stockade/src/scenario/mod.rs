@@ -458,23 +458,17 @@ fn learn_into(
     // 3. the profile, within the ceiling (for the capabilities that stay)
     let ceiling = ceiling_filter(&a.seccomp_ceiling, &needed)?;
     let mut learned = profile::build(&observed, &ceiling);
-    let mut report = Report {
-        observed: observed.clone(),
-        ceiling_caps: ceiling_caps.clone(),
-        missing_caps,
-        candidates,
-        trial: &trial,
-        verification: vec![],
-        verified: None,
-        missed: vec![],
-        tolerated: BTreeSet::new(),
-        record_secs,
-        trial_secs,
-        verify_secs: 0.0,
-        seccomp_ceiling: a.seccomp_ceiling.clone(),
-        reference: reference.join().unwrap_or_default(),
-        engine: None,
-    };
+    let mut report = Report::new(
+        observed.clone(),
+        ceiling_caps.clone(),
+        &trial,
+        &a.seccomp_ceiling,
+        reference.join().unwrap_or_default(),
+    );
+    report.missing_caps = missing_caps;
+    report.candidates = candidates;
+    report.record_secs = record_secs;
+    report.trial_secs = trial_secs;
     write_outputs(out, &learned, &report, &needed)?;
     if a.no_verify {
         println!("{}", report.text(&learned));
@@ -571,31 +565,14 @@ fn merge(dirs: &[PathBuf], out: &Path, ceiling: &str) -> Result<i32> {
     let needed: Vec<String> = needed.into_iter().collect();
     let f = ceiling_filter(ceiling, &needed)?;
     let learned = profile::build(&all, &f);
-    let trial = Trial {
-        needed: needed
-            .iter()
-            .map(|c| (c.clone(), "(from an earlier run)".into()))
-            .collect(),
-        not_needed: vec![],
-        runs: 0,
-    };
-    let report = Report {
-        observed: all,
-        ceiling_caps: needed.clone(),
-        missing_caps: vec![],
-        candidates: vec![],
-        trial: &trial,
-        verification: vec![],
-        verified: None,
-        missed: vec![],
-        tolerated: BTreeSet::new(),
-        record_secs: 0.0,
-        trial_secs: 0.0,
-        verify_secs: 0.0,
-        seccomp_ceiling: ceiling.to_string(),
-        reference: reference_counts(&needed),
-        engine: None,
-    };
+    let trial = Trial::untried(&needed, "(from an earlier run)");
+    let report = Report::new(
+        all,
+        needed.clone(),
+        &trial,
+        ceiling,
+        reference_counts(&needed),
+    );
     let made = make_out_dir(out)?;
     if let Err(e) = write_outputs(out, &learned, &report, &needed) {
         remove_if_empty(&made);

@@ -379,23 +379,6 @@ fn words(cmd: &str) -> std::result::Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// `argv` as a shell would read it back.
-fn quoted(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            let plain = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The files of DIR this writes, by name, with their new contents.
 type Files = Vec<(&'static str, String)>;
 
@@ -618,7 +601,7 @@ pub fn update(u: &UpdateArgs, root: &Path, exe: &Path) -> Result<i32> {
         (Some(denied), Some(argv)) => {
             text += &format!(
                 "  verification: passed: {}{}\n",
-                quoted(argv),
+                crate::sandbox::shell_words(argv),
                 if denied.is_empty() {
                     String::new()
                 } else {
@@ -689,7 +672,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(words(&quoted(&argv)).unwrap(), argv);
+        assert_eq!(words(&crate::sandbox::shell_words(&argv)).unwrap(), argv);
     }
 
     #[test]
