@@ -392,28 +392,14 @@ fn the_state_root_is_private() {
     let root = dir.path().join("a/b/state");
     let b = Bundle::new(&["true"], |_| {});
     let id = unique("private");
-    let out = Command::new(bin())
-        .arg("--root")
-        .arg(&root)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let out = cmd(&root, &["run", "--bundle", b.path().to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o777, 0o700);
     // an existing wider root of ours is narrowed
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = cmd(&root, &["list"]);
     assert!(out.status.success());
-    let out = Command::new(bin())
-        .arg("--root")
-        .arg(&root)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let out = cmd(&root, &["run", "--bundle", b.path().to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o777, 0o700);
     // a root owned by another user is refused by name

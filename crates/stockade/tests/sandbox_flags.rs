@@ -13,23 +13,6 @@ use std::process::{Command, Output};
 /// The user the unprivileged tests run as.
 const USER: u32 = 1000;
 
-/// `stockade --root TMP sandbox FLAGS -- CMD` as root, run in `cwd`.
-fn run_in(cwd: &Path, flags: &[&str], cmd: &[&str]) -> Output {
-    require_root();
-    let root = tempfile::tempdir().unwrap();
-    timeout()
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .arg("sandbox")
-        .args(flags)
-        .arg("--")
-        .args(cmd)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
 /// The lines of stderr that are stockade's errors.
 fn errors(o: &Output) -> Vec<String> {
     stderr(o)
@@ -209,7 +192,7 @@ fn every_flag_error_names_the_flag_and_the_value() {
     ];
     let mut wrong = vec![];
     for (flags, want) in &cases {
-        let o = run_in(cwd.path(), flags, &["true"]);
+        let o = sandbox_in(cwd.path(), flags, &["true"]);
         let errs = errors(&o);
         let first = errs.first().map(String::as_str).unwrap_or("");
         let oci = ["mounts[", "process.", "linux.", "sandbox flags", "at line"];
@@ -226,7 +209,7 @@ fn every_flag_error_names_the_flag_and_the_value() {
 #[test]
 fn valid_flags_still_run() {
     let cwd = tempfile::tempdir().unwrap();
-    let o = run_in(
+    let o = sandbox_in(
         cwd.path(),
         &[
             "--cap-add",
@@ -292,7 +275,7 @@ fn an_os_error_is_printed_once() {
         e.contains("stockade: error: --env-file /etc/shadow: Permission denied"),
         "{e}"
     );
-    let o = run_in(
+    let o = sandbox_in(
         Path::new("/"),
         &["--seccomp", "/nothing-here.json"],
         &["true"],
@@ -407,14 +390,14 @@ fn the_environment_is_clean_unless_asked() {
 fn env_file_errors_name_the_file_and_line() {
     let cwd = tempfile::tempdir().unwrap();
     std::fs::write(cwd.path().join("bad"), "# ok\nA=1\n=no-name\n").unwrap();
-    let o = run_in(cwd.path(), &["--env-file", "bad"], &["true"]);
+    let o = sandbox_in(cwd.path(), &["--env-file", "bad"], &["true"]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("stockade: error: --env-file bad:3: empty variable name: =no-name"),
         "{}",
         stderr(&o)
     );
-    let o = run_in(cwd.path(), &["--env-file", "missing"], &["true"]);
+    let o = sandbox_in(cwd.path(), &["--env-file", "missing"], &["true"]);
     assert!(
         stderr(&o).contains(
             "stockade: error: --env-file missing: No such file or directory (os error 2)"
@@ -457,7 +440,7 @@ fn relative_bind_sources_are_the_callers() {
     std::fs::write(proj.join("file"), "inside\n").unwrap();
     // DST defaults to the source's absolute path
     let abs = proj.join("file");
-    let o = run_in(
+    let o = sandbox_in(
         cwd.path(),
         &["--bind", "proj", "--ro-bind", "./proj/:/p"],
         &[

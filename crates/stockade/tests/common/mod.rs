@@ -148,15 +148,22 @@ pub fn cmd(root: &Path, args: &[&str]) -> Output {
 
 /// `stockade sandbox [flags] -- cmd...` with a private state root.
 pub fn sandbox(flags: &[&str], cmd: &[&str]) -> Output {
+    sandbox_in(&std::env::current_dir().unwrap(), flags, cmd)
+}
+
+/// The same, run in `cwd` (relative bind sources are the caller's directory's).
+pub fn sandbox_in(cwd: &Path, flags: &[&str], cmd: &[&str]) -> Output {
     require_root();
     let root = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
+    let out = timeout()
+        .arg(bin())
         .arg("--root")
         .arg(root.path())
         .arg("sandbox")
         .args(flags)
         .arg("--")
         .args(cmd)
+        .current_dir(cwd)
         .output()
         .unwrap();
     // nothing but the compiled-filter cache (`.seccomp`), which is meant to stay
