@@ -75,7 +75,8 @@ impl<'a> Plan<'a> {
     pub fn make(id: &'a str, bundle: &'a Path, spec: &'a Spec, o: &RunOptions) -> Result<Plan<'a>> {
         crate::state::check_id(id)?;
         validate(spec, bundle, &o.config_file)?;
-        check_seccomp_watch(spec, &o.config_file)?;
+        // complain/enforce (see `agent`): checked before anything is created
+        crate::seccomp::watch(spec, &o.config_file, true)?;
         let ns = crate::namespaces::Plan::from_spec(spec);
         let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
         let joined_user = spec.linux().as_ref().and_then(|l| {
@@ -179,35 +180,6 @@ impl<'a> Plan<'a> {
         mounts.extend(more);
         s.set_mounts(Some(mounts));
     }
-}
-
-/// `org.stockade.seccomp.mode`/`.events` (complain or enforce, see [`crate::agent`]): well
-/// formed, with a profile to complain about, and an events file that can be written, all before
-/// anything is created.
-fn check_seccomp_watch(spec: &Spec, file: &Path) -> Result<()> {
-    use crate::seccomp::{check_events_file, Watch, ANNOTATION_EVENTS, ANNOTATION_MODE};
-    let Some(w) = Watch::from_spec(spec).map_err(|(f, m)| config_err(file, f, m))? else {
-        return Ok(());
-    };
-    if spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .is_none()
-    {
-        return Err(config_err(
-            file,
-            format!("annotations.{ANNOTATION_MODE}"),
-            "needs a seccomp profile (linux.seccomp): its calls are what complain and enforce leave alone",
-        ));
-    }
-    check_events_file(&w.events).map_err(|why| {
-        config_err(
-            file,
-            format!("annotations.{ANNOTATION_EVENTS}"),
-            format!("{}: {why}", w.events.display()),
-        )
-    })
 }
 
 /// What the config asks for that runc accepts and does not do, said once: kernel memory

@@ -36,8 +36,8 @@ pub fn bounding_names(spec: &Spec) -> Vec<String> {
 /// has not yet received (a deadlock; the profile's author cannot know that call or its number).
 /// It is given for the container's own process, not for an `exec` into it.
 ///
-/// With the mode annotations ([`Watch`]) the profile is put in its mode here ([`apply`]); for
-/// the container's process the events file is checked first.
+/// With the mode annotations ([`Watch`]) the profile is put in its mode here ([`apply`]); the
+/// events file was checked with the plan ([`watch`]).
 pub fn compile(
     spec: &Spec,
     file: &Path,
@@ -45,29 +45,14 @@ pub fn compile(
     root: Option<&Path>,
     channel_fd: Option<i32>,
 ) -> Result<Option<Filter>> {
-    let watch = Watch::from_spec(spec).map_err(|(field, msg)| config_err(file, field, msg))?;
+    // the events file was checked with the plan, before anything was created
+    let watch = watch(spec, file, false)?;
     let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
-        if watch.is_some() {
-            return Err(config_err(
-                file,
-                format!("annotations.{ANNOTATION_MODE}"),
-                "needs a seccomp profile (linux.seccomp): its calls are what complain and enforce leave alone",
-            ));
-        }
         return Ok(None);
     };
     let caps = bounding_names(spec);
     let mut v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
     if let Some(w) = &watch {
-        if channel_fd.is_some() {
-            check_events_file(&w.events).map_err(|why| {
-                config_err(
-                    file,
-                    format!("annotations.{ANNOTATION_EVENTS}"),
-                    format!("{}: {why}", w.events.display()),
-                )
-            })?;
-        }
         apply(&mut v, w.mode, channel_fd.is_some()).map_err(|why| {
             config_err(
                 file,
@@ -414,6 +399,36 @@ impl Watch {
     pub fn from_spec(spec: &Spec) -> std::result::Result<Option<Watch>, (String, String)> {
         Watch::from_annotations(spec.annotations().as_ref())
     }
+}
+
+/// The complain/enforce annotations of `spec` ([`Watch`]), checked: well formed, with a profile
+/// to watch, and (`check_file`) an events file that can be written. `file` names the config.
+pub fn watch(spec: &Spec, file: &Path, check_file: bool) -> Result<Option<Watch>> {
+    let Some(w) = Watch::from_spec(spec).map_err(|(f, m)| config_err(file, f, m))? else {
+        return Ok(None);
+    };
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .is_none()
+    {
+        return Err(config_err(
+            file,
+            format!("annotations.{ANNOTATION_MODE}"),
+            "needs a seccomp profile (linux.seccomp): its calls are what complain and enforce leave alone",
+        ));
+    }
+    if check_file {
+        check_events_file(&w.events).map_err(|why| {
+            config_err(
+                file,
+                format!("annotations.{ANNOTATION_EVENTS}"),
+                format!("{}: {why}", w.events.display()),
+            )
+        })?;
+    }
+    Ok(Some(w))
 }
 
 /// Whether `path` can take the events, without creating it: an existing regular file this
