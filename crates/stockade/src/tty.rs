@@ -38,34 +38,32 @@ impl Drop for RawMode {
     }
 }
 
-/// The window size of the terminal on `from`, copied to `to` (the pty master); the kernel then
-/// sends SIGWINCH to the pty's foreground process group.
-pub fn copy_winsize(from: RawFd, to: &impl AsRawFd) {
+/// The window size of the terminal on `fd`, if it is one.
+fn winsize(fd: RawFd) -> Option<libc::winsize> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: TIOCGWINSZ writes a winsize to the pointer, TIOCSWINSZ reads one; both valid.
-    unsafe {
-        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+    // SAFETY: TIOCGWINSZ writes a winsize to the pointer, valid for the call.
+    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+}
+
+/// The window size of the terminal on `from`, copied to `to` (the pty master); the kernel then
+/// sends SIGWINCH to the pty's foreground process group.
+pub fn copy_winsize(from: RawFd, to: &impl AsRawFd) {
+    if let Some(ws) = winsize(from) {
+        // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
+        unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
 }
 
 /// The caller's terminal size as (rows, columns), if stdin is one.
 pub fn size_of(fd: RawFd) -> Option<(u16, u16)> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize to the pointer.
-    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0)
-        .then_some((ws.ws_row, ws.ws_col))
+    winsize(fd)
+        .filter(|ws| ws.ws_row > 0)
+        .map(|ws| (ws.ws_row, ws.ws_col))
 }
 
 /// Copy stdin to the master and the master to stdout, each on a thread of its own. The output
