@@ -12,7 +12,14 @@
 //! list, as `learn` would constrain it: socket families, clone's namespace flags, ioctl
 //! requests...), so a loop of 10,000 `mkdir`s writes one line. At most [`MAX_KEYS`] distinct
 //! calls are remembered; past that, lines are rate-limited and carry a `count` of the calls
-//! they stand for.
+//! they stand for (a syscall never seen before is still named, once).
+//!
+//! The container's own process gets the listener to the agent as soon as it has loaded the
+//! filter, and until its `execve` it is stockade's code: without no_new_privileges it still sets
+//! its user and capabilities, opens the exec fifo, runs hooks. The agent lets those calls run
+//! without a line, whatever the profile (runc's or any runtime's needs are not the workload's),
+//! and knows their end because every `execve` is notified (the profile's own `execve` rule is
+//! taken out and answered by the agent as the profile would: CONTINUE when it allowed it).
 //!
 //! The agent is a process of stockade's own, forked from the runtime once the container is
 //! committed (twice: adopted by init or the engine's subreaper, in a session of its own), so it
@@ -171,6 +178,9 @@ type Key = (u32, u32, [u64; 6]);
 /// with the count of calls it stands for since the last line.
 struct Dedup {
     seen: HashSet<Key>,
+    /// every (arch, number) with a line: a call never seen before always gets one, past the
+    /// limit too (there are a few hundred), so no syscall goes unnamed
+    calls: HashSet<(u32, u32)>,
     tokens: f64,
     refilled: Instant,
     unwritten: u64,
@@ -189,6 +199,7 @@ impl Dedup {
     fn new(now: Instant) -> Dedup {
         Dedup {
             seen: HashSet::new(),
+            calls: HashSet::new(),
             tokens: RATE_PER_SEC,
             refilled: now,
             unwritten: 0,
@@ -199,8 +210,12 @@ impl Dedup {
         if self.seen.contains(&key) {
             return Line::None;
         }
+        let new_call = self.calls.insert((key.0, key.1));
         if self.seen.len() < MAX_KEYS {
             self.seen.insert(key);
+            return Line::Write(None);
+        }
+        if new_call {
             return Line::Write(None);
         }
         self.unwritten += 1;
@@ -222,11 +237,48 @@ struct Agent {
     masks: Masks,
     events: std::fs::File,
     dedup: Dedup,
+    /// The container's process (host pid) while it is still stockade's: its calls between
+    /// loading the filter and its `execve` are the runtime's, answered CONTINUE and not logged.
+    /// Its `execve` (always notified, see [`crate::seccomp::apply`]) ends that.
+    loader: Option<i32>,
+    /// The profile allows `execve`/`execveat`: notified only to see the loader's, answered
+    /// CONTINUE for everyone.
+    exec_allowed: bool,
+}
+
+/// Whether `n` is a native `execve` or `execveat`.
+fn is_exec(n: &Notif) -> bool {
+    let a = Arch::native();
+    n.arch == a.audit()
+        && ["execve", "execveat"]
+            .iter()
+            .any(|c| a.syscall(c) == Some(n.nr as u32))
+}
+
+fn continue_call(fd: &OwnedFd, n: &Notif) {
+    let resp = NotifResp {
+        id: n.id,
+        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+        ..Default::default()
+    };
+    // ENOENT: the caller went away meanwhile (killed); nothing to answer
+    let _ = notif_send(fd, &resp);
 }
 
 impl Agent {
     /// Answer one notification, writing its line first if it is a call not seen before.
     fn handle(&mut self, fd: &OwnedFd, n: &Notif) {
+        if self.loader.is_some_and(|p| p as u32 == n.pid) {
+            // stockade's own last calls (the user switch, the exec fifo, the hooks), and its
+            // `execve` of the workload: from here on the process is the workload
+            if is_exec(n) {
+                self.loader = None;
+            }
+            return continue_call(fd, n);
+        }
+        if self.exec_allowed && is_exec(n) {
+            return continue_call(fd, n);
+        }
         let masks = self
             .masks
             .get(&(n.arch, n.nr as u32))
@@ -240,20 +292,17 @@ impl Agent {
         if let Line::Write(count) = self.dedup.admit(key, Instant::now()) {
             self.write(fd, n, &masks, count);
         }
-        let resp = match self.mode {
-            Mode::Complain => NotifResp {
-                id: n.id,
-                flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-                ..Default::default()
-            },
-            Mode::Enforce => NotifResp {
-                id: n.id,
-                error: -libc::EPERM,
-                ..Default::default()
-            },
-        };
-        // ENOENT: the caller went away meanwhile (killed); nothing to answer
-        let _ = notif_send(fd, &resp);
+        match self.mode {
+            Mode::Complain => continue_call(fd, n),
+            Mode::Enforce => {
+                let resp = NotifResp {
+                    id: n.id,
+                    error: -libc::EPERM,
+                    ..Default::default()
+                };
+                let _ = notif_send(fd, &resp);
+            }
+        }
     }
 
     fn write(&mut self, fd: &OwnedFd, n: &Notif, masks: &[u64; 6], count: Option<u64>) {
@@ -405,8 +454,13 @@ fn become_agent(keep: &[RawFd]) -> io::Result<()> {
 }
 
 /// Start the container's agent: open FILE (appending, made 0600 if new), fork it off, and
-/// return once it is set up.
-pub fn spawn(spec: &Spec, watch: &Watch, container: &str, source: Source) -> Result<()> {
+/// return once it is set up. `loader` is the container's process (host pid), not yet exec'd.
+pub fn spawn(
+    spec: &Spec,
+    watch: &Watch,
+    (container, loader): (&str, i32),
+    source: Source,
+) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let events = std::fs::OpenOptions::new()
         .append(true)
@@ -432,6 +486,10 @@ pub fn spawn(spec: &Spec, watch: &Watch, container: &str, source: Source) -> Res
         masks: masks_of(&profile),
         events,
         dedup: Dedup::new(Instant::now()),
+        loader: Some(loader),
+        exec_allowed: ["execve", "execveat"]
+            .iter()
+            .any(|c| profile_names(&profile).contains(c)),
     };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     let source_fd = match &source {
@@ -484,22 +542,38 @@ pub fn spawn(spec: &Spec, watch: &Watch, container: &str, source: Source) -> Res
     Err(Error::Other(format!("seccomp agent: {why}")))
 }
 
-/// After the container is committed: its listener to the agent its annotations ask for
-/// ([`spawn`]; under `create` the agent takes a copy of the setup channel `channel`, on which
-/// the container sends its listener after `start`), or to the `listenerPath` of its profile
-/// ([`crate::seccomp::send_listener`]), or nowhere (no NOTIFY in the profile).
+/// During setup, as the container sends its listener: to the agent its annotations ask for,
+/// started now ([`spawn`]): from here the container's calls outside the profile wait for it.
+/// Given back when the profile's own `listenerPath` takes it (after the commit).
+pub fn on_listener(
+    spec: &Spec,
+    (container, loader): (&str, i32),
+    fd: OwnedFd,
+) -> Result<Option<OwnedFd>> {
+    match Watch::from_spec(spec).map_err(|(f, m)| Error::Other(format!("{f}: {m}")))? {
+        Some(w) => spawn(spec, &w, (container, loader), Source::Listener(fd)).map(|_| None),
+        None => Ok(Some(fd)),
+    }
+}
+
+/// After the container is committed, when the listener did not come during setup: its agent
+/// (under `create` with no_new_privileges the container loads its filter after `start`: the
+/// agent takes a copy of the setup channel `channel`, on which the container sends it), or the
+/// `listenerPath` of its profile ([`crate::seccomp::send_listener`]), or nothing (no NOTIFY in
+/// the profile, or the agent runs already).
 pub fn hand_off(
     spec: &Spec,
     state: &crate::state::State,
-    listener: Option<OwnedFd>,
+    (listener, agent_runs): (Option<OwnedFd>, bool),
     channel: &OwnedFd,
 ) -> Result<()> {
     let watch = Watch::from_spec(spec).map_err(|(f, m)| Error::Other(format!("{f}: {m}")))?;
     match (watch, listener) {
-        (Some(w), Some(fd)) => spawn(spec, &w, &state.id, Source::Listener(fd)),
+        (Some(_), _) if agent_runs => Ok(()),
+        (Some(w), Some(fd)) => spawn(spec, &w, (&state.id, state.pid), Source::Listener(fd)),
         (Some(w), None) => {
             let ch = channel.try_clone().ctx(|| "dup the setup channel")?;
-            spawn(spec, &w, &state.id, Source::Channel(ch))
+            spawn(spec, &w, (&state.id, state.pid), Source::Channel(ch))
         }
         (None, Some(fd)) => crate::seccomp::send_listener(spec, state, &fd),
         (None, None) => Ok(()),
@@ -515,23 +589,27 @@ mod tests {
     fn each_distinct_call_once_then_rate_limited_with_counts() {
         let t0 = Instant::now();
         let mut d = Dedup::new(t0);
-        let key = |i: u32| (1, i, [0; 6]);
+        // one call (number 7) with distinct arguments
+        let key = |i: u64| (1, 7, [i, 0, 0, 0, 0, 0]);
         assert_eq!(d.admit(key(0), t0), Line::Write(None));
         for _ in 0..10_000 {
             assert_eq!(d.admit(key(0), t0), Line::None);
         }
-        for i in 1..MAX_KEYS as u32 {
+        for i in 1..MAX_KEYS as u64 {
             assert_eq!(d.admit(key(i), t0), Line::Write(None));
         }
         // full: the burst, then nothing until tokens come back; the next line counts the calls
-        for i in 0..RATE_PER_SEC as u32 {
+        for i in 0..RATE_PER_SEC as u64 {
             assert_eq!(d.admit(key(100_000 + i), t0), Line::Write(Some(1)));
         }
         for i in 0..99 {
             assert_eq!(d.admit(key(200_000 + i), t0), Line::None);
         }
+        // a syscall never seen before is named even now, without spending a token
+        assert_eq!(d.admit((1, 8, [0; 6]), t0), Line::Write(None));
+        assert_eq!(d.admit((1, 8, [1, 0, 0, 0, 0, 0]), t0), Line::None);
         let later = t0 + Duration::from_millis(150);
-        assert_eq!(d.admit(key(300_000), later), Line::Write(Some(100)));
+        assert_eq!(d.admit(key(300_000), later), Line::Write(Some(101)));
         // remembered calls stay silent
         assert_eq!(d.admit(key(5), later), Line::None);
     }

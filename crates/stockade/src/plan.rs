@@ -59,6 +59,9 @@ pub struct Plan<'a> {
     pub ns: crate::namespaces::Plan,
     pub net: Option<crate::net::Plan>,
     pub learning: Option<crate::learn::engine::Plan>,
+    /// The profile's calls outside it go to stockade's complain/enforce agent (see `agent`),
+    /// which the container's listener reaches as soon as the filter is loaded.
+    pub agent_ours: bool,
     /// An unprivileged runtime: no cgroups, the child prepares its own trees.
     pub rootless: bool,
     /// The host's cgroup hierarchies (None unprivileged).
@@ -76,7 +79,7 @@ impl<'a> Plan<'a> {
         crate::state::check_id(id)?;
         validate(spec, bundle, &o.config_file)?;
         // complain/enforce (see `agent`): checked before anything is created
-        crate::seccomp::watch(spec, &o.config_file, true)?;
+        let watch = crate::seccomp::watch(spec, &o.config_file, true)?;
         let ns = crate::namespaces::Plan::from_spec(spec);
         let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
         let joined_user = spec.linux().as_ref().and_then(|l| {
@@ -134,6 +137,7 @@ impl<'a> Plan<'a> {
             ns,
             net,
             learning,
+            agent_ours: watch.is_some(),
             rootless,
             layout,
             cgroup,

@@ -94,26 +94,6 @@ pub fn compile(
             f
         }
     };
-    if let (Some(w), Some(_)) = (&watch, channel_fd) {
-        let missing = before_the_agent(spec, &filter);
-        if !missing.is_empty() {
-            return Err(config_err(
-                file,
-                format!("annotations.{ANNOTATION_MODE}"),
-                format!(
-                    "{}: the profile does not allow {}, which stockade's own process makes after loading the filter{}; the agent, which gets the listener just before execve, could not answer them (the container would hang). {}",
-                    w.mode.as_str(),
-                    missing.join(", "),
-                    if no_new_privileges(spec) { "" } else { " (without process.noNewPrivileges the filter comes before the user and capabilities are set)" },
-                    if no_new_privileges(spec) {
-                        "Allow execve."
-                    } else {
-                        "Set noNewPrivileges (docker/podman --security-opt no-new-privileges, Kubernetes allowPrivilegeEscalation: false), or use learn's seccomp-stockade.json, which allows them."
-                    }
-                ),
-            ));
-        }
-    }
     if !quiet && !filter.unknown.is_empty() {
         crate::diag::warn(&format!(
             "linux.seccomp names syscalls no supported architecture knows (ignored): {}",
@@ -121,72 +101,6 @@ pub fn compile(
         ));
     }
     Ok(Some(filter))
-}
-
-/// Whether the container's process runs with no_new_privs: asked for, or implied by a Landlock
-/// ruleset (as the child decides).
-fn no_new_privileges(spec: &Spec) -> bool {
-    let asked = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.no_new_privileges())
-        .unwrap_or(false);
-    let landlock = spec
-        .annotations()
-        .as_ref()
-        .is_some_and(|a| a.contains_key(crate::landlock::ANNOTATION));
-    asked || landlock
-}
-
-/// The calls stockade's child makes after it loads the filter without no_new_privileges (with
-/// it, only `execve`), with the first argument where it matters: `learn::allowance::STOCKADE`,
-/// measured (tests/complain.rs keeps the two the same; `fcntl` only in a debug build).
-const AFTER_FILTER: &[(&str, Option<u64>)] = &[
-    ("prctl", Some(0x8)),  // PR_SET_KEEPCAPS
-    ("prctl", Some(0x2f)), // PR_CAP_AMBIENT
-    ("setgroups", None),
-    ("setgid", None),
-    ("setuid", None),
-    ("capget", None),
-    ("capset", None),
-    ("fchdir", None),
-    ("write", None),
-    ("openat", None),
-    ("close", None),
-    ("fcntl", None),
-    ("execve", None),
-];
-
-/// Which of the calls stockade's own process makes between loading the filter and `execve`
-/// (and `execve` itself) `filter` would send to the agent or deny: the agent gets the listener
-/// only with the container's last message before `execve`, so until then a notified call waits
-/// for nobody. Named as `prctl(0x8)` for an argument.
-fn before_the_agent(spec: &Spec, filter: &Filter) -> Vec<String> {
-    let arch = stockade_seccomp::Arch::native();
-    let nnp = no_new_privileges(spec);
-    let mut missing = vec![];
-    for (name, arg0) in AFTER_FILTER {
-        if (nnp && *name != "execve") || (*name == "fcntl" && !cfg!(debug_assertions)) {
-            continue;
-        }
-        let Some(nr) = arch.syscall(name) else {
-            continue;
-        };
-        let ret = filter.eval(arch, nr, [arg0.unwrap_or(0), 0, 0, 0, 0, 0]).0;
-        if !matches!(ret & 0xffff_0000, 0x7fff_0000 | 0x7ffc_0000) {
-            missing.push(match arg0 {
-                Some(a) => format!("{name}({a:#x})"),
-                None => name.to_string(),
-            });
-        }
-    }
-    missing
-}
-
-/// The names (and first arguments) [`AFTER_FILTER`] checks, for the test that keeps it equal
-/// to the measured allowance.
-pub fn after_filter_calls() -> Vec<(&'static str, Option<u64>)> {
-    AFTER_FILTER.to_vec()
 }
 
 /// Compiled filters, one file per distinct input under `<root>/.seccomp/` (container ids never
@@ -479,6 +393,21 @@ pub fn apply(v: &mut Value, mode: Mode, notify: bool) -> std::result::Result<(),
     }
     if notify {
         v["defaultAction"] = json!("SCMP_ACT_NOTIFY");
+        // every execve goes to the agent, which tells stockade's own last calls from the
+        // workload's by it (and answers as the profile would)
+        for r in v["syscalls"].as_array_mut().into_iter().flatten() {
+            if let Some(names) = r["names"].as_array_mut() {
+                names.retain(|n| !matches!(n.as_str(), Some("execve" | "execveat")));
+            }
+            if matches!(r["name"].as_str(), Some("execve" | "execveat")) {
+                r["name"] = Value::Null;
+            }
+        }
+        if let Some(rules) = v["syscalls"].as_array_mut() {
+            rules.retain(|r| {
+                r["names"].as_array().is_some_and(|n| !n.is_empty()) || r["name"].is_string()
+            });
+        }
     } else if mode == Mode::Complain {
         v["defaultAction"] = json!("SCMP_ACT_LOG");
     }

@@ -525,11 +525,11 @@ fn annotations_through_create_start_delete_and_run() {
 }
 
 /// Without no_new_privileges stockade's own process loads the filter before it sets the user
-/// and capabilities; the agent gets the listener only just before `execve`, so a profile that
-/// would notify those calls is refused (it would hang), and learn's seccomp-stockade.json, which
-/// allows them, runs.
+/// and capabilities: the agent gets the listener right then and lets those calls (its own,
+/// until its `execve`) run unlogged, so the lean seccomp.json runs in enforce, and the events
+/// name the workload's calls only.
 #[test]
-fn without_no_new_privileges_the_profile_must_allow_stockades_last_calls() {
+fn without_no_new_privileges_the_lean_profile_runs_and_logs_only_the_workload() {
     let b = Bundle::new(LEARNED, |v| {
         v["process"]["noNewPrivileges"] = json!(true);
     });
@@ -542,14 +542,29 @@ fn without_no_new_privileges_the_profile_must_allow_stockades_last_calls() {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("events.jsonl");
-    let config = |profile: &str| {
-        let mut sc: Value =
-            serde_json::from_str(&std::fs::read_to_string(l.path().join(profile)).unwrap())
-                .unwrap();
-        sc.as_object_mut().unwrap().remove("comment");
+    let mut sc: Value =
+        serde_json::from_str(&std::fs::read_to_string(l.path().join("seccomp.json")).unwrap())
+            .unwrap();
+    sc.as_object_mut().unwrap().remove("comment");
+    let names = |sc: &Value| -> Vec<String> {
+        sc["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .flat_map(|r| r["names"].as_array().unwrap().iter())
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    // the lean profile lacks stockade's own calls before execve without no_new_privileges
+    for c in ["setuid", "setgid", "capset"] {
+        assert!(!names(&sc).iter().any(|n| n == c), "{c} in {sc}");
+    }
+    for (mode, want) in [("enforce", "rc=1\n"), ("complain", "rc=0\n")] {
+        let _ = std::fs::remove_file(&f);
         let file = b.path().join("config.json");
         let mut v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        v["linux"]["seccomp"] = sc;
+        v["linux"]["seccomp"] = sc.clone();
         v["process"]["noNewPrivileges"] = json!(false);
         v["process"]["args"] = json!([
             "/bin/busybox",
@@ -557,52 +572,25 @@ fn without_no_new_privileges_the_profile_must_allow_stockades_last_calls() {
             "-c",
             "/bin/busybox true; /bin/busybox mkdir /tmp/d; echo rc=$?"
         ]);
-        v["annotations"]["org.stockade.seccomp.mode"] = json!("enforce");
+        v["annotations"]["org.stockade.seccomp.mode"] = json!(mode);
         v["annotations"]["org.stockade.seccomp.events"] = json!(p(&f));
         std::fs::write(&file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    };
-    config("seccomp.json");
-    let id = unique("lean");
-    let out = b.run(&id);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("org.stockade.seccomp.mode: enforce: the profile does not allow prctl(0x8)")
-            && err.contains("noNewPrivileges"),
-        "{err}"
-    );
-    assert_nothing_left(&id, b.root.path());
-    assert!(!f.exists());
-    config("seccomp-stockade.json");
-    let id = unique("allowance");
-    let out = b.run(&id);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "rc=1\n", "{}", stderr(&out));
-    assert_eq!(lines_for(&events(&f), &["mkdir"])[0]["action"], "denied");
-    assert_agent_gone(&f);
-    assert_nothing_left(&id, b.root.path());
-}
-
-/// The calls the runtime checks a profile for are the measured allowance's.
-#[test]
-fn the_checked_calls_are_the_measured_allowance() {
-    let a = &stockade::learn::allowance::STOCKADE;
-    let checked = stockade::seccomp::after_filter_calls();
-    let names: std::collections::BTreeSet<&str> = checked.iter().map(|(n, _)| *n).collect();
-    let measured: std::collections::BTreeSet<&str> = a.syscalls.iter().copied().collect();
-    assert_eq!(names, measured);
-    let prctl: Vec<u64> = checked
-        .iter()
-        .filter(|(n, _)| *n == "prctl")
-        .filter_map(|(_, a)| *a)
-        .collect();
-    let want: Vec<u64> = a
-        .args
-        .iter()
-        .filter(|(n, i, _)| *n == "prctl" && *i == 0)
-        .flat_map(|(_, _, v)| v.iter().copied())
-        .collect();
-    assert_eq!(prctl, want);
+        let id = unique(mode);
+        let out = b.run(&id);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        assert_eq!(stdout(&out), want, "{mode}: {}", stderr(&out));
+        let ev = events(&f);
+        let called: Vec<&str> = ev.iter().map(|e| e["syscall"].as_str().unwrap()).collect();
+        assert_eq!(called, ["mkdir"], "{mode}: {ev:?}");
+        let action = if mode == "enforce" {
+            "denied"
+        } else {
+            "allowed"
+        };
+        assert_eq!(ev[0]["action"], action);
+        assert_agent_gone(&f);
+        assert_nothing_left(&id, b.root.path());
+    }
 }
 
 #[test]

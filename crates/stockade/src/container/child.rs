@@ -336,6 +336,14 @@ fn become_the_process(
         if let Some(f) = filter {
             listener = f.load().ctx(|| "load seccomp filter")?;
         }
+        if plan.agent_ours {
+            // the complain/enforce agent answers from now on, the calls below included
+            // (they are ours: it lets them run, unlogged, until our execve)
+            if let Some(fd) = listener.take() {
+                send_fd(sock, b"L", &fd)?;
+                std::mem::forget(fd);
+            }
+        }
     }
     ready.become_user(!rootless)?;
     if nnp {

@@ -75,20 +75,23 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // 3. The child, blocked until we say go; 4. the runtime's half of its setup.
     let (ours, theirs, forwarded, old_mask) = channel_and_signals()?;
     let (child, channel_fd) = child::spawn(&plan, &mut made, (&ours, theirs), &old_mask, opts)?;
-    let runtime::Handed { listener, pty } =
-        match runtime::setup(&plan, &mut made, &ours, (child, channel_fd), opts) {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                let _ = old_mask.thread_set_mask();
-                return Err(e);
-            }
-        };
+    let runtime::Handed {
+        listener,
+        agent_runs,
+        pty,
+    } = match runtime::setup(&plan, &mut made, &ours, (child, channel_fd), opts) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            let _ = old_mask.thread_set_mask();
+            return Err(e);
+        }
+    };
     // 5. Record it; `create` stops here, leaving the container blocked on its fifo.
     made.commit(opts.create.is_some(), child)?;
     // the listener to the agent the annotations ask for, or to the profile's listenerPath
-    if let Err(e) = crate::agent::hand_off(&plan.spec, &made.st, listener, &ours) {
+    if let Err(e) = crate::agent::hand_off(&plan.spec, &made.st, (listener, agent_runs), &ours) {
         let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
         let _ = old_mask.thread_set_mask();

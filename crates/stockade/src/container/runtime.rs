@@ -15,10 +15,12 @@ use crate::error::{Context, Error, Result};
 use crate::procfs::ProcFs;
 use crate::{namespaces, process, rootfs};
 
-/// What the child handed over: the seccomp listener, and the pty master when the runtime
-/// relays the terminal itself (no console socket).
+/// What the child handed over: the seccomp listener (unless its agent took it already), and
+/// the pty master when the runtime relays the terminal itself (no console socket).
 pub(super) struct Handed {
     pub listener: Option<OwnedFd>,
+    /// The complain/enforce agent was started with the listener during setup.
+    pub agent_runs: bool,
     pub pty: Option<OwnedFd>,
 }
 
@@ -62,7 +64,7 @@ pub(super) fn setup(
         return Err(child_error(ours).unwrap_or(e));
     }
     mark("filter sent");
-    wait_ready(ours, opts)
+    wait_ready(plan, ours, pid, opts)
 }
 
 /// Up to "go": id maps, sysctls of a joined network namespace, the trees to attach, the
@@ -132,9 +134,10 @@ fn go(
 
 /// The child reports an error, or the socket closes when `execve` succeeds (close-on-exec);
 /// `create` returns at its "ready". A pty master on the way goes to the console socket.
-fn wait_ready(ours: &OwnedFd, opts: &RunOptions) -> Result<Handed> {
+fn wait_ready(plan: &Plan, ours: &OwnedFd, pid: i32, opts: &RunOptions) -> Result<Handed> {
     let mut handed = Handed {
         listener: None,
+        agent_runs: false,
         pty: None,
     };
     loop {
@@ -149,8 +152,10 @@ fn wait_ready(ours: &OwnedFd, opts: &RunOptions) -> Result<Handed> {
             }
             continue;
         }
-        if got.is_some() {
-            handed.listener = got;
+        if let Some(fd) = got {
+            // the listener: its agent starts now, as the container's next calls may need it
+            handed.listener = crate::agent::on_listener(&plan.spec, (plan.id, pid), fd)?;
+            handed.agent_runs = handed.listener.is_none();
         }
         if n == 0 || (buf[0] == b'R' && opts.create.is_some()) {
             return Ok(handed);
