@@ -65,6 +65,7 @@ pub mod helper {
     pub const GET_CURRENT_ANCESTOR_CGROUP_ID: i32 = 123;
     pub const PROBE_READ_KERNEL: i32 = 113;
     pub const GET_CURRENT_TASK_BTF: i32 = 158;
+    pub const TASK_PT_REGS: i32 = 175;
 }
 
 /// A label: a jump target placed later with [`Asm::place`].

@@ -93,10 +93,10 @@ impl<'a> Plan<'a> {
             crate::namespaces::check_joined_maps(&p, &uid_maps, &gid_maps, &o.config_file)?;
         }
         let net = crate::net::Plan::from_spec(spec, &o.config_file)?;
-        // learning (org.stockade.learn, --learn-dir): the spec with the permissive filter
+        // learning (org.stockade.learn, --learn-dir): the spec with the learning filter
         let (learning, learning_spec) = crate::learn::engine::prepare(
             spec,
-            id,
+            (&o.root, id),
             (o.learn_dir.as_deref(), &o.config_file),
             o.quiet,
         )?;
@@ -136,8 +136,8 @@ impl<'a> Plan<'a> {
             spec,
             ns,
             net,
+            agent_ours: watch.is_some() || learning.is_some(),
             learning,
-            agent_ours: watch.is_some(),
             rootless,
             layout,
             cgroup,

@@ -393,6 +393,15 @@ pub fn apply(v: &mut Value, mode: Mode, notify: bool) -> std::result::Result<(),
     }
     if notify {
         v["defaultAction"] = json!("SCMP_ACT_NOTIFY");
+        // once the agent has read a call, only a fatal signal ends its wait: otherwise a
+        // signal (a shell's SIGCHLD) turns a fork the agent lets run into EINTR
+        let flags = v["flags"].as_array_mut();
+        let f = json!("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+        match flags {
+            Some(a) if !a.contains(&f) => a.push(f),
+            Some(_) => {}
+            None => v["flags"] = json!([f]),
+        }
         // every execve goes to the agent, which tells stockade's own last calls from the
         // workload's by it (and answers as the profile would)
         for r in v["syscalls"].as_array_mut().into_iter().flatten() {

@@ -4,20 +4,33 @@
 //! (`DIR/ID`; for Docker's daemon.json `runtimeArgs`), records the container's whole life and
 //! `delete` writes what was learned to DIR.
 //!
-//! runc-style `create` returns while the container runs, so the recorder must outlive it: its
-//! maps and attached links are pinned in a bpf filesystem mounted in the container's state
-//! directory (`learn.bpf`), named in `learn.json` before the mount exists. No process holds
-//! anything. `delete` (also `delete --force` after the runtime was killed at any instant, and
-//! the end of a foreground `run`) reads the maps, writes the profile and report, then removes
-//! the pins and unmounts the filesystem, which frees every object. A failed `create` does the
-//! same in its guard, writing nothing.
+//! A container may be learned for days, so nothing of it may cost the rest of the machine:
+//! - **Syscalls through the seccomp agent** (`agent`, complain mode): the container runs under
+//!   a filter that sends every call its capability ceiling allows to stockade's agent, which
+//!   lets it run and writes each distinct call (with the arguments `learn` constrains) once to
+//!   `learn.events` in the state directory. Only the container's own calls pay (2.5 µs each
+//!   with this kernel's synchronous wake-up); a program on the `sys_enter` tracepoint, as
+//!   `stockade learn`'s short runs use, would send every thread of the machine down the traced
+//!   syscall path for as long as the container lives. Calls the ceiling denies stay denied
+//!   (ENOSYS where a library would fall back).
+//! - **Capabilities and process creation through the recorder** ([`Recorder::start_caps`]):
+//!   programs on `cap_capable`, `task_newtask` and `sched_process_exec` (not syscall
+//!   tracepoints), counting the cgroup's checks and forks from its first `execve`. `clone`
+//!   without namespace flags, `fork` and `vfork` run without the agent: a notified call waits
+//!   interruptibly until the agent has read it, and a signal in that window (a shell's SIGCHLD)
+//!   made a fork fail with EINTR in one pipeline of ten. Its maps and links are pinned in a bpf filesystem mounted
+//!   in the container's state directory (`learn.bpf`), named in `learn.json` before the mount
+//!   exists; no process holds anything but the agent, which leaves with the container.
 //!
-//! While learning, the container's seccomp profile is replaced by the permissive one of
-//! `learn`'s first run (every native syscall allowed; a syscall a filter denies never reaches
-//! the tracepoint): the runtime says so in a warning and the report. The result is not verified
-//! (an engine's container cannot be re-run here): the report and an `UNVERIFIED` file say
-//! "recorded under an engine, not verified", and the capabilities written are those the
-//! workload was granted when the kernel checked them (no trial).
+//! `delete` (also `delete --force` after the runtime was killed at any instant, and the end of
+//! a foreground `run`) reads the events and the maps, writes the profile and report, then
+//! removes the pins and unmounts the filesystem, which frees every object. A failed `create`
+//! does the same in its guard, writing nothing. The runtime says in a warning and the report
+//! that the container ran under the learning filter instead of its own. The result is not
+//! verified (an engine's container cannot be re-run here): the report and an `UNVERIFIED`
+//! file say "recorded under an engine, not verified", and the capabilities written are those
+//! the workload was granted when the kernel checked them (no trial). `exec`'d processes run
+//! under the container's own profile, unrecorded.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -35,9 +48,13 @@ pub const ANNOTATION: &str = "org.stockade.learn";
 const RECORD: &str = "learn.json";
 /// In the state directory: the bpf filesystem holding the pinned recorder.
 const MOUNT: &str = "learn.bpf";
+/// In the state directory: the agent's events (the container's syscalls).
+const EVENTS: &str = "learn.events";
 /// The ceiling the learned profile is cut to (stockade's default, for the container's caps).
 const CEILING: &str = "default";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+/// CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET,TIME}
+const NS_BITS: u64 = 0x7e02_0080;
 
 /// What `learn.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,13 +70,15 @@ struct Record {
 pub struct Plan {
     pub out: PathBuf,
     caps: Vec<String>,
+    /// `learn.events` in the container's state directory (made later)
+    events: PathBuf,
 }
 
 /// The annotation's DIR, else `--learn-dir`'s DIR/ID; checked (absolute, and creatable by
 /// this runtime) but not created until `delete` writes it.
 pub fn plan(
     spec: &Spec,
-    id: &str,
+    (root, id): (&Path, &str),
     learn_dir: Option<&Path>,
     config_file: &Path,
 ) -> Result<Option<Plan>> {
@@ -129,7 +148,19 @@ pub fn plan(
             v
         })
         .unwrap_or_default();
-    Ok(Some(Plan { out, caps }))
+    if crate::seccomp::Watch::from_spec(spec).is_ok_and(|w| w.is_some()) {
+        return Err(learn_err(
+            config_file,
+            &what,
+            format!(
+                "learning and {} are one at a time: the learning run is its own complain mode",
+                crate::seccomp::ANNOTATION_MODE
+            ),
+        ));
+    }
+    let events = std::path::absolute(root.join(id).join(EVENTS))
+        .map_err(|e| Error::Other(format!("--root {}: {e}", root.display())))?;
+    Ok(Some(Plan { out, caps, events }))
 }
 
 fn learn_err(config_file: &Path, what: &str, msg: String) -> Error {
@@ -145,11 +176,11 @@ fn learn_err(config_file: &Path, what: &str, msg: String) -> Error {
 /// errors.
 pub fn prepare(
     spec: &Spec,
-    id: &str,
+    (root, id): (&Path, &str),
     (learn_dir, file): (Option<&Path>, &Path),
     quiet: bool,
 ) -> Result<(Option<Plan>, Option<Spec>)> {
-    let Some(p) = plan(spec, id, learn_dir, file)? else {
+    let Some(p) = plan(spec, (root, id), learn_dir, file)? else {
         return Ok((None, None));
     };
     let s = learning_spec(spec, &p)?;
@@ -174,20 +205,39 @@ pub fn begin(
         .transpose()
 }
 
-/// The spec the container runs under while it is learned: its seccomp profile replaced by the
-/// permissive learning filter.
+/// The spec the container runs under while it is learned: every call its ceiling allows sent
+/// to the agent in complain mode, which writes it to `learn.events` (the ceiling's ENOSYS
+/// answers kept).
 pub fn learning_spec(spec: &Spec, plan: &Plan) -> Result<Spec> {
     let ceiling = super::ceiling_filter(CEILING, &plan.caps)?;
-    let filter = super::permissive(&super::profile::enosys_of(&ceiling));
+    let mut filter = super::permissive(&super::profile::enosys_of(&ceiling));
+    // complain mode turns this into SCMP_ACT_NOTIFY (see seccomp::apply)
+    filter["defaultAction"] = serde_json::json!("SCMP_ACT_ERRNO");
+    // making a process or thread (no namespace) runs without the agent: the recorder's
+    // task_newtask program notes it (a notified fork fails with EINTR when a signal comes
+    // before the agent reads it)
+    let no_ns = serde_json::json!([{"index": 0, "value": NS_BITS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]);
+    if let Some(rules) = filter["syscalls"].as_array_mut() {
+        rules.push(serde_json::json!({"names": ["fork", "vfork"], "action": "SCMP_ACT_ALLOW"}));
+        rules.push(
+            serde_json::json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": no_ns}),
+        );
+    }
     let mut v = serde_json::to_value(spec).map_err(|e| Error::Other(e.to_string()))?;
     v["linux"]["seccomp"] = filter;
+    let ann = &mut v["annotations"];
+    if !ann.is_object() {
+        *ann = serde_json::json!({});
+    }
+    ann[crate::seccomp::ANNOTATION_MODE] = serde_json::json!("complain");
+    ann[crate::seccomp::ANNOTATION_EVENTS] = serde_json::json!(plan.events);
     serde_json::from_value(v).map_err(|e| Error::Other(format!("learning spec: {e}")))
 }
 
 /// The warning `create` prints.
 pub fn warning(id: &str, plan: &Plan) -> String {
     format!(
-        "learning container {id} (its profile goes to {} at delete): it runs under a permissive seccomp filter (every native syscall allowed) instead of its own, while the kernel records its syscalls and capability checks; the result is recorded under an engine, not verified",
+        "learning container {id} (its profile goes to {} at delete): it runs under the learning filter instead of its own profile (every call its capabilities' ceiling allows runs, and goes once to stockade's seccomp agent, which writes it down), while the kernel records its capability checks; the result is recorded under an engine, not verified",
         plan.out.display()
     )
 }
@@ -249,9 +299,9 @@ pub fn start(
     let id = std::fs::metadata(v2)
         .map_err(|e| io(&v2.display().to_string(), e))?
         .ino();
-    let recorder = Recorder::start(id, level).map_err(|e| {
+    let recorder = Recorder::start_caps(id, level).map_err(|e| {
         Error::Other(format!(
-            "learning needs eBPF raw tracepoints (sys_enter, cap_capable) as root: {e}"
+            "learning needs eBPF raw tracepoints (cap_capable, sched_process_exec) as root: {e}"
         ))
     })?;
     recorder
@@ -315,14 +365,22 @@ pub fn finish(state_dir: &Path, id: &str) -> Result<Option<PathBuf>> {
             .map_err(|e| Error::Other(format!("learning: {e}")))?
         {
             return Err(Error::Other(format!(
-                "learning container {id}: nothing recorded (it never loaded its seccomp filter: it never started); nothing written to {}",
+                "learning container {id}: nothing recorded (it never ran its program: it never started); nothing written to {}",
                 rec.out.display()
             )));
         }
-        let observed = r
+        let mut observed = r
             .observed()
             .map_err(|e| Error::Other(format!("learning: read the recording: {e}")))?;
         drop(r);
+        let events = state_dir.join(EVENTS);
+        let events = if events.exists() {
+            super::events::read(&events, "learning: ")?
+        } else {
+            vec![]
+        };
+        let calls = super::events::observed(&events);
+        observed.merge(&calls);
         write(&rec, observed)?;
         Ok(Some(rec.out))
     })();

@@ -25,6 +25,7 @@
 
 pub mod allowance;
 pub mod engine;
+pub mod events;
 pub mod notify;
 pub mod profile;
 pub mod record;

@@ -85,15 +85,7 @@ const STATE_LEVEL: i16 = 24;
 /// state map's id): the runtime names the container's cgroup in it once it exists.
 pub const TARGET_ENV: &str = "STOCKADE_LEARN_RECORDER";
 /// The pinned objects' file names, in a bpf filesystem of the container's own.
-const PINS: [&str; 7] = [
-    "state",
-    "sys",
-    "args",
-    "caps",
-    "compat",
-    "link_sys",
-    "link_caps",
-];
+const PINS: [&str; 5] = ["state", "sys", "args", "caps", "compat"];
 const SECCOMP_SET_MODE_FILTER: i32 = 1;
 const PR_SET_SECCOMP: i32 = 22;
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -151,7 +143,8 @@ pub struct Recorder {
     args: Map,
     caps: Map,
     compat: Map,
-    _links: Vec<OwnedFd>,
+    /// the attached programs, by the names they are pinned under
+    links: Vec<(&'static str, OwnedFd)>,
 }
 
 fn nr_of(name: &str) -> i32 {
@@ -316,6 +309,58 @@ fn sys_enter_program(r: &Recorder, until_exec: bool) -> Vec<Insn> {
     a.finish()
 }
 
+/// On `sched_process_exec` of a task of the target cgroup: armed (capability checks count from
+/// the workload's first program on).
+fn exec_arm_program(r: &Recorder) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let out = a.label();
+    state_ptr(&mut a, &r.state, out);
+    cgroup_check(&mut a, out);
+    a.i(MOV64_IMM, 1, 0, 0, 1).i(STX_DW, 8, 1, 0, 0);
+    a.place(out);
+    a.i(MOV64_IMM, 0, 0, 0, 0).i(EXIT, 0, 0, 0, 0);
+    a.finish()
+}
+
+/// On `task_newtask(task, clone_flags)` in the target cgroup, armed: the calling syscall (the
+/// parent's `orig_ax`, through its BTF task) marked seen, and for `clone` its flags under the
+/// namespace and CLONE_THREAD bits as an argument value.
+fn newtask_program(r: &Recorder) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let out = a.label();
+    a.i(MOV64_REG, 6, 1, 0, 0);
+    state_ptr(&mut a, &r.state, out);
+    cgroup_check(&mut a, out);
+    a.i(LDX_DW, 1, 8, 0, 0);
+    a.jump(JEQ_IMM, 1, 0, 0, out);
+    a.i(LDX_DW, 7, 6, 8, 0).i(AND64_IMM, 7, 0, 0, NEWTASK_FLAGS);
+    a.call(helper::GET_CURRENT_TASK_BTF);
+    a.i(MOV64_REG, 1, 0, 0, 0).call(helper::TASK_PT_REGS);
+    a.i(LDX_DW, 9, 0, ORIG_AX, 0);
+    a.jump(JGE_IMM, 9, 0, MAX_NR as i32, out);
+    a.i(STX_W, 10, 9, -4, 0);
+    lookup_u32_key(&mut a, &r.sys, out);
+    a.i(MOV64_IMM, 1, 0, 0, 1).i(ATOMIC_W, 0, 1, 0, ATOMIC_OR);
+    a.jump(JNE_IMM, 9, 0, nr_of("clone"), out);
+    // key {u32 nr, u32 idx 0, u64 flags} at r10-32, value 1 at r10-36
+    a.i(STX_W, 10, 9, -32, 0).i(ST_W, 10, 0, -28, 0);
+    a.i(STX_DW, 10, 7, -24, 0).i(ST_W, 10, 0, -36, 1);
+    a.ld_map(1, &r.args.fd);
+    a.i(MOV64_REG, 2, 10, 0, 0).i(ADD64_IMM, 2, 0, 0, -32);
+    a.i(MOV64_REG, 3, 10, 0, 0).i(ADD64_IMM, 3, 0, 0, -36);
+    a.i(MOV64_IMM, 4, 0, 0, 0);
+    a.call(helper::MAP_UPDATE_ELEM);
+    a.place(out);
+    a.i(MOV64_IMM, 0, 0, 0, 0).i(EXIT, 0, 0, 0, 0);
+    a.finish()
+}
+
+/// `clone` flags kept by [`newtask_program`]: CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET,TIME}
+/// and CLONE_THREAD.
+const NEWTASK_FLAGS: i32 = 0x7e03_0080;
+/// `offsetof(struct pt_regs, orig_ax)` on x86_64.
+const ORIG_AX: i16 = 120;
+
 fn cap_capable_program(r: &Recorder) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, store) = (a.label(), a.label());
@@ -384,38 +429,7 @@ impl Recorder {
     /// recorded): what a runtime does between loading the filter and handing over, not the
     /// workload (used to measure runc's own post-filter calls, the runtime allowance).
     pub fn start_with(target: u64, level: u32, until_exec: bool) -> io::Result<Recorder> {
-        if !cfg!(target_arch = "x86_64") {
-            return Err(io::Error::other("stockade learn records on x86_64 only"));
-        }
-        let mut r = Recorder {
-            state: Map::create(ebpf::MAP_TYPE_ARRAY, 4, STATE_SIZE, 1, "learn_state")?,
-            sys: Map::create_with(
-                ebpf::MAP_TYPE_ARRAY,
-                4,
-                4,
-                MAX_NR,
-                ebpf::F_MMAPABLE,
-                "learn_sys",
-            )?,
-            args: Map::create(ebpf::MAP_TYPE_HASH, 16, 4, ARGS_MAX_ENTRIES, "learn_args")?,
-            caps: Map::create_with(
-                ebpf::MAP_TYPE_ARRAY,
-                4,
-                4,
-                CAPS_ENTRIES,
-                ebpf::F_MMAPABLE,
-                "learn_caps",
-            )?,
-            compat: Map::create_with(
-                ebpf::MAP_TYPE_ARRAY,
-                4,
-                4,
-                COMPAT_NR,
-                ebpf::F_MMAPABLE,
-                "learn_c32",
-            )?,
-            _links: vec![],
-        };
+        let mut r = Recorder::maps()?;
         r.set_target(target, level)?;
         for (nr, v) in arg_slots() {
             r.sys.update(&nr.to_ne_bytes(), &v.to_ne_bytes())?;
@@ -434,19 +448,70 @@ impl Recorder {
             "learn_caps",
             ebpf::License::DualMitGpl,
         )?;
-        r._links
-            .push(ebpf::raw_tracepoint_open(c"sys_enter", &sys).map_err(|e| {
-                io::Error::new(e.kind(), format!("attach to raw tracepoint sys_enter: {e}"))
-            })?);
-        r._links.push(
-            ebpf::raw_tracepoint_open(c"cap_capable", &caps).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("attach to raw tracepoint cap_capable: {e}"),
-                )
-            })?,
-        );
+        r.attach("sys_enter", &sys)?;
+        r.attach("cap_capable", &caps)?;
         Ok(r)
+    }
+
+    /// The maps, empty, nothing attached.
+    fn maps() -> io::Result<Recorder> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(io::Error::other("stockade learn records on x86_64 only"));
+        }
+        let array =
+            |n, name| Map::create_with(ebpf::MAP_TYPE_ARRAY, 4, 4, n, ebpf::F_MMAPABLE, name);
+        Ok(Recorder {
+            state: Map::create(ebpf::MAP_TYPE_ARRAY, 4, STATE_SIZE, 1, "learn_state")?,
+            sys: array(MAX_NR, "learn_sys")?,
+            args: Map::create(ebpf::MAP_TYPE_HASH, 16, 4, ARGS_MAX_ENTRIES, "learn_args")?,
+            caps: array(CAPS_ENTRIES, "learn_caps")?,
+            compat: array(COMPAT_NR, "learn_c32")?,
+            links: vec![],
+        })
+    }
+
+    /// Capabilities and process creation only, armed by the target's first `execve`
+    /// (`sched_process_exec`): `task_newtask` records which of `clone`/`fork`/`vfork` made a
+    /// task and `clone`'s namespace and thread flags (what learn's rules compare), for a
+    /// learning filter that lets those calls run without asking the agent (a notified call
+    /// can be interrupted by a signal before the agent reads it, and a shell's fork then fails
+    /// with EINTR). No
+    /// program on `sys_enter`, whose mere attachment sends every thread of the machine down
+    /// the traced syscall path. Learning under engines takes the syscalls from the seccomp
+    /// agent instead (see `learn::engine`). `cap_capable` and `sched_process_exec` are not
+    /// syscall tracepoints: they cost only where a capability is checked or a program is
+    /// executed, a cgroup comparison there.
+    pub fn start_caps(target: u64, level: u32) -> io::Result<Recorder> {
+        let mut r = Recorder::maps()?;
+        r.set_target(target, level)?;
+        let load = |prog: &[Insn], name: &str| {
+            ebpf::prog_load(
+                ebpf::PROG_TYPE_RAW_TRACEPOINT,
+                prog,
+                0,
+                name,
+                ebpf::License::DualMitGpl,
+            )
+        };
+        let arm = load(&exec_arm_program(&r), "learn_arm")?;
+        let caps = load(&cap_capable_program(&r), "learn_caps")?;
+        let fork = load(&newtask_program(&r), "learn_fork")?;
+        r.attach("sched_process_exec", &arm)?;
+        r.attach("cap_capable", &caps)?;
+        r.attach("task_newtask", &fork)?;
+        Ok(r)
+    }
+
+    fn attach(&mut self, tracepoint: &'static str, prog: &OwnedFd) -> io::Result<()> {
+        let c = std::ffi::CString::new(tracepoint).expect("a name");
+        let link = ebpf::raw_tracepoint_open(&c, prog).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("attach to raw tracepoint {tracepoint}: {e}"),
+            )
+        })?;
+        self.links.push((tracepoint, link));
+        Ok(())
     }
 
     /// Record the cgroup with id `target` at depth `level` of the unified hierarchy (0: none).
@@ -466,17 +531,18 @@ impl Recorder {
     /// Pin the maps and the attached links in `dir` (a bpf filesystem): the recording goes on
     /// after this process is gone, until the pins are removed.
     pub fn pin(&self, dir: &std::path::Path) -> io::Result<()> {
-        let fds = [
+        let maps = [
             &self.state.fd,
             &self.sys.fd,
             &self.args.fd,
             &self.caps.fd,
             &self.compat.fd,
-            &self._links[0],
-            &self._links[1],
         ];
-        for (name, fd) in PINS.iter().zip(fds) {
+        for (name, fd) in PINS.iter().zip(maps) {
             ebpf::obj_pin(fd, &dir.join(name))?;
+        }
+        for (tp, fd) in &self.links {
+            ebpf::obj_pin(fd, &dir.join(format!("link_{tp}")))?;
         }
         Ok(())
     }
@@ -490,7 +556,7 @@ impl Recorder {
             args: Map::from_pinned(&dir.join(PINS[2]), 16, 4, ARGS_MAX_ENTRIES)?,
             caps: Map::from_pinned(&dir.join(PINS[3]), 4, 4, CAPS_ENTRIES)?,
             compat: Map::from_pinned(&dir.join(PINS[4]), 4, 4, COMPAT_NR)?,
-            _links: vec![],
+            links: vec![],
         })
     }
 

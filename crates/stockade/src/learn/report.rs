@@ -96,7 +96,7 @@ impl Report<'_> {
         s += &format!("stockade learn: {status}\n\n");
         if let Some(since) = &self.engine {
             s += &format!(
-                "recorded under an engine from {since} until the container was deleted, under a permissive seccomp filter (every native syscall allowed) instead of the container's own profile; capabilities are those granted when the kernel checked them (no trial). Run the workload again with seccomp.json applied to verify it.\n\n"
+                "recorded under an engine from {since} until the container was deleted, under the learning filter instead of the container's own profile (every call the capability ceiling allows ran, each distinct one written down once by stockade's seccomp agent; its exec'd processes unrecorded); capabilities are those granted when the kernel checked them (no trial). Run the workload again with seccomp.json applied to verify it.\n\n"
             );
         }
         s += &self.syscalls_text(l);

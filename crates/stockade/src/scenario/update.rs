@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use stockade_seccomp::Arch;
 
 use super::run::{tail, Runner};
 use crate::error::{Error, Result};
+use crate::learn::events::Event;
 use crate::learn::profile::{self, Allowed, Learned};
-use crate::learn::record::{Observed, ARG_RULES};
+use crate::learn::record::Observed;
 use crate::sandbox::SandboxArgs;
 
 #[derive(Debug, clap::Args, Clone)]
@@ -39,93 +39,6 @@ pub struct UpdateArgs {
     pub seccomp_ceiling: String,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
-}
-
-/// One line of the events file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Event {
-    syscall: String,
-    /// (argument index, value): those the profile constrained, or for all six raw values
-    /// the ones `learn` records for this call
-    args: Vec<(u32, u64)>,
-}
-
-/// The events of `file`; anything but the agent's lines (blank ones aside) is an error naming
-/// FILE:LINE.
-fn read_events(file: &Path) -> Result<Vec<Event>> {
-    let f = file.display();
-    let bytes = std::fs::read(file).map_err(|e| Error::Other(format!("--events {f}: {e}")))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Other(format!("--events {f}: not UTF-8 text")))?;
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = |why: String| Error::Other(format!("{f}:{}: {why}", i + 1));
-        let v: Value = serde_json::from_str(line).map_err(|e| at(format!("not JSON: {e}")))?;
-        if !v.is_object() {
-            return Err(at("not a JSON object".into()));
-        }
-        let name = v["syscall"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| at("no \"syscall\" name".into()))?;
-        let known = Arch::native().syscall(name).is_some()
-            || name
-                .strip_prefix("i386:")
-                .is_some_and(|n| Arch::X86.syscall(n).is_some() || n.starts_with('#'))
-            || name
-                .strip_prefix('#')
-                .is_some_and(|n| n.parse::<u32>().is_ok());
-        if !known {
-            return Err(at(format!("unknown syscall {name:?}")));
-        }
-        match v["action"].as_str() {
-            Some("allowed" | "denied") => {}
-            _ => return Err(at("\"action\" is neither \"allowed\" nor \"denied\"".into())),
-        }
-        let num = |x: &Value, what: &str| {
-            x.as_u64()
-                .ok_or_else(|| at(format!("{what} is not an unsigned integer: {x}")))
-        };
-        let args = match &v["args"] {
-            Value::Array(a) if a.len() == 6 => {
-                let raw: Vec<u64> = a
-                    .iter()
-                    .enumerate()
-                    .map(|(k, x)| num(x, &format!("args[{k}]")))
-                    .collect::<Result<_>>()?;
-                ARG_RULES
-                    .iter()
-                    .filter(|(n, _)| *n == name)
-                    .map(|(_, idx)| (*idx, raw[*idx as usize]))
-                    .collect()
-            }
-            Value::Object(o) => {
-                let mut args = vec![];
-                for (k, x) in o {
-                    let idx = k
-                        .strip_prefix("arg")
-                        .and_then(|d| d.parse::<u32>().ok())
-                        .filter(|d| *d < 6)
-                        .ok_or_else(|| at(format!("args: {k:?} is not arg0 to arg5")))?;
-                    args.push((idx, num(x, &format!("args.{k}"))?));
-                }
-                args
-            }
-            _ => {
-                return Err(at(
-                    "\"args\" is neither six numbers nor an object of arg0..arg5".into(),
-                ))
-            }
-        };
-        out.push(Event {
-            syscall: name.to_string(),
-            args,
-        });
-    }
-    Ok(out)
 }
 
 /// seccomp.json as `learn` writes it, read back (its `comment` aside).
@@ -521,7 +434,7 @@ pub fn update(u: &UpdateArgs, root: &Path, exe: &Path) -> Result<i32> {
         (None, true) => None,
     };
     // everything read and checked before anything is written
-    let events = read_events(&u.events)?;
+    let events = crate::learn::events::read(&u.events, "--events ")?;
     let sc = read_json(dir, "seccomp.json")?;
     let mut l = learned_from_json(&sc).map_err(|why| {
         Error::Other(format!(
