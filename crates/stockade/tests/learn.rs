@@ -724,3 +724,56 @@ fn a_raw_socket_workload_learns_cap_net_raw_whatever_the_engines_policy() {
         "{caps}"
     );
 }
+
+/// `learn` told to stop while its workload runs (a timeout's SIGTERM, Ctrl-C): the workload's
+/// container and its bundle are gone, and learn exits 128+15.
+#[test]
+fn learn_stopped_by_a_signal_leaves_nothing() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mark = format!("sleep {}", 2_000_000 + std::process::id());
+    let mut l = Command::new(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(["learn", "--no-verify", "--out"])
+        .arg(out.path().join("p"))
+        .args(["--", "sh", "-c", &mark])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids = || {
+        // the workload's own command line (learn's holds the mark too)
+        let o = Command::new("pgrep")
+            .args(["-f", &format!("^{mark}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    poll_until("the workload never started", 20, || {
+        (!pids().is_empty()).then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(l.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = l.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    poll_until("the workload outlived learn", 10, || {
+        pids().is_empty().then_some(())
+    });
+    let left: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("learn-"))
+        .collect();
+    assert!(left.is_empty(), "left in the state root: {left:?}");
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(root.path().to_str().unwrap()),
+        "a mount under the state root is left"
+    );
+}

@@ -423,6 +423,7 @@ fn learn_into(
     } = checked;
     let base = base_spec(a, exe)?;
     std::fs::create_dir_all(root).map_err(|e| Error::Other(format!("{}: {e}", root.display())))?;
+    run::stop_on_signals(root, exe);
     let runner = Runner {
         root,
         exe,

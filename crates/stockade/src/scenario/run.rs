@@ -171,9 +171,56 @@ fn wait_deadline(
     }
 }
 
+/// `learn` told to stop (Ctrl-C, a closed terminal, a timeout's SIGTERM): its containers
+/// (`learn-PID-N` under `root`) removed with `delete --force`, their bundles too, then exit
+/// 128+N as a shell reports the signal. Call before any thread exists: the signals are blocked
+/// in the calling thread (and so in every thread made after it) and taken by one of their own.
+pub(super) fn stop_on_signals(root: &Path, exe: &Path) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    let (root, exe) = (root.to_path_buf(), exe.to_path_buf());
+    std::thread::spawn(move || {
+        let Ok(sig) = set.wait() else { return };
+        let prefix = format!("learn-{}-", std::process::id());
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                let _ = Command::new(&exe)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", &name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            } else if name
+                .strip_prefix('.')
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        std::process::exit(128 + sig as i32);
+    });
+}
+
 impl Runner<'_> {
     fn stockade(&self, args: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt;
         let mut c = Command::new(self.exe);
+        // learn gone without its signal thread's cleanup (SIGKILL): its runtime goes too
+        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+        unsafe {
+            c.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
         // The scenario's spec is stockade's own (the sandbox's flags, hardened) and learn
         // applies its own capability ceiling (--caps-ceiling): the engines' policy, whose
         // ceiling would drop what is being learned, is not the learner's.
