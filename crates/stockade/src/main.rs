@@ -196,7 +196,11 @@ fn main() -> ExitCode {
     // all, so containers do not inherit an ignored SIGPIPE through execve.
     // SAFETY: setting a signal disposition to SIG_DFL has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::try_parse().unwrap_or_else(cli::docs::version_or_exit);
+    // the engine verbs are read by hand (cli/fast.rs says why); anything else, and anything
+    // that reader does not know exactly, by clap
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = cli::fast::parse(&args)
+        .unwrap_or_else(|| Cli::try_parse_from(&args).unwrap_or_else(cli::docs::version_or_exit));
     // Engines (containerd's runc shim, Podman's conmon) read the runtime's messages from
     // `--log`, as JSON lines with `--log-format json`, the way runc writes them.
     stockade::diag::init(cli.log.as_deref(), cli.log_format == "json", cli.quiet);
