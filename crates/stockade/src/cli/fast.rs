@@ -3,9 +3,9 @@
 //! Podman's conmon, Docker) pass them, at every container start.
 //!
 //! Hand-written because clap's table is built at every start, whatever the verb: `Cli::command`
-//! makes every global argument and the subcommand list (with their help texts) on the heap, and
-//! takes a stack frame of some 40 KiB to do it; its code is spread over the binary. On
-//! `run /bin/true` that was a tenth of the peak RSS (docs/performance.md has the figures).
+//! makes every global argument and the subcommand list (with their help texts) on the heap, in
+//! stack frames of some 36 KiB, with code spread over the binary. On `run /bin/true` reading the
+//! line here instead took 116 KiB off the peak RSS (docs/performance.md).
 //!
 //! This reader accepts only lines it reads exactly as clap would: a known verb, known flags each
 //! given once (`--flag value`, `--flag=value`, or the verb's one-letter forms alone), values and
