@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 list=crates/stockade/hot-symbols.txt
 cargo build --release -q -p stockade
-bin=$PWD/target/x86_64-unknown-linux-gnu/release/stockade
+bin=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/stockade
 work=$(mktemp -d); root=$(mktemp -d /dev/shm/stockade-hot.XXXXXX)
 trap 'rm -rf "$work" "$root"' EXIT
 chmod 755 "$work"

@@ -196,7 +196,11 @@ fn main() -> ExitCode {
     // all, so containers do not inherit an ignored SIGPIPE through execve.
     // SAFETY: setting a signal disposition to SIG_DFL has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::try_parse().unwrap_or_else(cli::docs::version_or_exit);
+    // the engine verbs are read by hand (cli/fast.rs says why); anything else, and anything
+    // that reader does not know exactly, by clap
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = cli::fast::parse(&args)
+        .unwrap_or_else(|| Cli::try_parse_from(&args).unwrap_or_else(cli::docs::version_or_exit));
     // Engines (containerd's runc shim, Podman's conmon) read the runtime's messages from
     // `--log`, as JSON lines with `--log-format json`, the way runc writes them.
     stockade::diag::init(cli.log.as_deref(), cli.log_format == "json", cli.quiet);
@@ -213,6 +217,7 @@ fn main() -> ExitCode {
 
 /// `stockade audit`: every input becomes postures, every posture a report. Exit status: 0, or 3
 /// when a finding reaches `--fail-on`, or 1 on an error (including a partial live read).
+#[inline(never)]
 fn audit(
     inputs: &[String],
     pids: &[i32],
@@ -272,6 +277,9 @@ fn audit(
     })
 }
 
+/// The dispatch. The commands other than the engine verbs are `#[inline(never)]`: inlined here
+/// they made this function ~96 KiB of code in the middle of the start path's (the kernel maps a
+/// binary 64 KiB around each fault; see build.rs), where `run` executes a few hundred bytes of it.
 fn real_main(cli: Cli) -> Result<i32> {
     let log = cli::policy::Log;
     let policy = || stockade::policy::load(cli.policy.as_deref());
@@ -367,6 +375,7 @@ fn real_main(cli: Cli) -> Result<i32> {
 }
 
 /// `exec`: the process (`--process` or the arguments), raised by the policy, in the container.
+#[inline(never)]
 fn exec(root: &Path, a: &ExecArgs, policy: Option<&stockade::policy::Policy>) -> Result<i32> {
     let mut p = exec_process(root, a)?;
     if let Some(pol) = policy {
@@ -394,6 +403,7 @@ fn print_json(v: &serde_json::Value) -> Result<i32> {
 }
 
 /// `list`: the containers of the state root, as a table, ids, or JSON.
+#[inline(never)]
 fn list(root: &Path, format: &str, q: bool) -> Result<i32> {
     let all = stockade::lifecycle::list(root)?;
     if q {
@@ -423,6 +433,7 @@ fn list(root: &Path, format: &str, q: bool) -> Result<i32> {
 }
 
 /// `ps`: the processes of a container.
+#[inline(never)]
 fn ps(root: &Path, id: &str, format: &str) -> Result<i32> {
     let pids = stockade::lifecycle::pids(root, id)?;
     if format == "json" {
@@ -439,6 +450,7 @@ fn ps(root: &Path, id: &str, format: &str) -> Result<i32> {
 }
 
 /// `events`: statistics records, once (`--stats`) or every interval until the container stops.
+#[inline(never)]
 fn events(root: &Path, id: &str, stats: bool, interval: &str) -> Result<i32> {
     let every = parse_duration(interval)?;
     loop {
@@ -455,6 +467,7 @@ fn events(root: &Path, id: &str, stats: bool, interval: &str) -> Result<i32> {
 }
 
 /// `probe`: the isolation seen from inside.
+#[inline(never)]
 fn probe(json: bool, stress: bool) -> Result<i32> {
     let mut checks = stockade::probe::run_all();
     if stress {
@@ -473,6 +486,7 @@ fn probe(json: bool, stress: bool) -> Result<i32> {
 }
 
 /// `spec`: the hardened config.json (with `--learned`, what `learn` found).
+#[inline(never)]
 fn write_spec(bundle: &Path, rootless: bool, learned: Option<&Path>) -> Result<i32> {
     let file = bundle.join("config.json");
     if file.exists() {
@@ -489,6 +503,7 @@ fn write_spec(bundle: &Path, rootless: bool, learned: Option<&Path>) -> Result<i
 
 /// `sandbox`: the flags' spec run in the foreground; a command that cannot run exits 127 or
 /// 126 with bwrap's words.
+#[inline(never)]
 fn sandbox(
     root: PathBuf,
     args: &SandboxArgs,
@@ -592,6 +607,7 @@ fn create(
 
 /// The bundle's spec with its process replaced by `stockade probe`, this binary bound in
 /// read-only as `sandbox --probe` does.
+#[inline(never)]
 fn with_probe(spec: oci_spec::runtime::Spec, how: &str) -> Result<oci_spec::runtime::Spec> {
     let mut flags = vec![];
     for w in how.split(',') {

@@ -51,30 +51,7 @@ pub fn compile(
         return Ok(None);
     };
     let caps = bounding_names(spec);
-    let mut v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
-    if let Some(w) = &watch {
-        apply(&mut v, w.mode, channel_fd.is_some()).map_err(|why| {
-            config_err(
-                file,
-                format!("annotations.{ANNOTATION_MODE}"),
-                format!("{}: {why}", w.mode.as_str()),
-            )
-        })?;
-    }
-    let notify = |a: &serde_json::Value| a.as_str() == Some("SCMP_ACT_NOTIFY");
-    let uses_notify = notify(&v["defaultAction"])
-        || v["syscalls"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| notify(&r["action"])));
-    if let (true, Some(fd)) = (uses_notify, channel_fd) {
-        let rule = json!({"names": ["sendmsg"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": fd, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]});
-        match v["syscalls"].as_array_mut() {
-            Some(r) => r.push(rule),
-            None => v["syscalls"] = json!([rule]),
-        }
-    }
-    let json = v.to_string();
+    let json = profile_json(sc, watch.as_ref(), channel_fd, file)?;
     let cache = root.map(|r| Cache::new(r, &json, &caps));
     let filter = match cache.as_ref().and_then(Cache::get) {
         Some(f) => f,
@@ -101,6 +78,52 @@ pub fn compile(
         ));
     }
     Ok(Some(filter))
+}
+
+/// The profile's JSON as compiled (and keyed in the cache): with the watch mode's actions, and
+/// the `sendmsg` on `channel_fd` a NOTIFY listener needs. Without either (the common case) the
+/// text is written straight from the spec's types: building a `Value` tree of every rule first
+/// was most of the runtime's seccomp time on a cached start.
+fn profile_json(
+    sc: &oci_spec::runtime::LinuxSeccomp,
+    watch: Option<&Watch>,
+    channel_fd: Option<i32>,
+    file: &Path,
+) -> Result<String> {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    let uses_notify = sc.default_action() == ScmpActNotify
+        || sc
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|r| r.action() == ScmpActNotify);
+    if watch.is_none() && !(uses_notify && channel_fd.is_some()) {
+        return serde_json::to_string(sc).map_err(|e| Error::Other(e.to_string()));
+    }
+    let mut v = serde_json::to_value(sc).map_err(|e| Error::Other(e.to_string()))?;
+    if let Some(w) = watch {
+        apply(&mut v, w.mode, channel_fd.is_some()).map_err(|why| {
+            config_err(
+                file,
+                format!("annotations.{ANNOTATION_MODE}"),
+                format!("{}: {why}", w.mode.as_str()),
+            )
+        })?;
+    }
+    let notify = |a: &serde_json::Value| a.as_str() == Some("SCMP_ACT_NOTIFY");
+    let uses_notify = notify(&v["defaultAction"])
+        || v["syscalls"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| notify(&r["action"])));
+    if let (true, Some(fd)) = (uses_notify, channel_fd) {
+        let rule = json!({"names": ["sendmsg"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": fd, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]});
+        match v["syscalls"].as_array_mut() {
+            Some(r) => r.push(rule),
+            None => v["syscalls"] = json!([rule]),
+        }
+    }
+    Ok(v.to_string())
 }
 
 /// Compiled filters, one file per distinct input under `<root>/.seccomp/` (container ids never

@@ -36,6 +36,7 @@ fn command(edit: impl FnOnce(clap::Command) -> clap::Command) -> clap::Command {
 }
 
 /// `stockade completion SHELL`: the completion script on stdout.
+#[inline(never)]
 pub fn completion(a: &CompletionArgs) -> Result<i32> {
     let mut cmd = command(|c| c);
     let mut out = std::io::stdout().lock();
@@ -44,6 +45,7 @@ pub fn completion(a: &CompletionArgs) -> Result<i32> {
 }
 
 /// `stockade man`: stockade(1) on stdout; with `--dir`, every page into that directory.
+#[inline(never)]
 pub fn man(a: &ManArgs) -> Result<i32> {
     // `help` gets no page of its own
     let cmd = command(|c| c.disable_help_subcommand(true));

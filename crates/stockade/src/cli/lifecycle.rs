@@ -42,6 +42,7 @@ pub struct ExecArgs {
 }
 
 /// The process for `exec`: the file given, or the container's process with these overrides.
+#[inline(never)]
 pub fn exec_process(root: &Path, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
     if let Some(f) = &a.process {
         let text =
@@ -179,6 +180,7 @@ pub struct UpdateArgs {
     pub pids_limit: Option<i64>,
 }
 
+#[inline(never)]
 pub fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
     let mut v = match u.resources.as_deref() {
         None => serde_json::json!({}),

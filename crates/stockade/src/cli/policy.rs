@@ -31,6 +31,7 @@ impl Log {
     }
 }
 
+#[inline(never)]
 pub fn policy_cmd(flag: Option<&str>, root: &Path, c: PolicyCmd) -> Result<i32> {
     if let PolicyCmd::Explain { id } = &c {
         return explain(root, id);

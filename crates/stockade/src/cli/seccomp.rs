@@ -83,6 +83,7 @@ fn parse_num(s: &str) -> Result<u64> {
     r.with_context(|| format!("{s:?} is not a number"))
 }
 
+#[inline(never)]
 pub fn seccomp_cmd(c: SeccompCmd) -> Result<i32> {
     match c {
         SeccompCmd::Compile {
