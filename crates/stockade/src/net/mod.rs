@@ -578,7 +578,11 @@ impl Guard {
                 let netns = proc
                     .open_ns(pid, "net")
                     .ctx(|| format!("open /proc/{pid}/ns/net"))?;
-                cni::pin_netns(&netns, &pin)?;
+                // CNI_NETNS of every call: DEL then still runs in it after the container is
+                // gone (the bridge plugin finds there the addresses whose masquerade rules it
+                // removes); `cni::del` unmounts it
+                pin_netns(&netns, &pin)?;
+                crate::diag::mark("net: cni netns pinned");
                 let rec = self.record.cni.as_mut().expect("prepared");
                 let res = cni::add(rec, &id);
                 let res = res.and_then(|_| self.record.save(&self.state_dir));
@@ -637,6 +641,30 @@ pub fn teardown(root: &Path, rec: &Record) -> Result<()> {
     }
     crate::diag::mark("net: torn down");
     Ok(())
+}
+
+/// Pin a network namespace at `target` (a bind mount of its nsfs file, in the state directory):
+/// it outlives the container's processes, until [`unpin_netns`]. The caller records the path
+/// before the mount exists, so a teardown after a kill finds it.
+pub fn pin_netns(netns: &std::fs::File, target: &Path) -> Result<()> {
+    std::fs::File::create(target).ctx(|| format!("create {}", target.display()))?;
+    let tree = crate::sys::open_tree_fd(netns.as_raw_fd(), crate::sys::OPEN_TREE_CLONE)
+        .ctx(|| "clone the network namespace's file")?;
+    let to = crate::sys::openat2(
+        libc::AT_FDCWD,
+        target,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        0,
+    )
+    .ctx(|| format!("open {}", target.display()))?;
+    crate::sys::move_mount_fd(tree.as_raw_fd(), to.as_raw_fd())
+        .ctx(|| format!("bind the network namespace to {}", target.display()))
+}
+
+/// Undo [`pin_netns`]; not mounted (a kill before the mount, or done already) is nothing to do.
+pub fn unpin_netns(target: &Path) {
+    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// `stockade net-check ID`: CNI's CHECK of every plugin; for the bridge, its veth on the
