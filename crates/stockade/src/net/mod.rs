@@ -10,6 +10,9 @@
 //! - **cni** ([`cni`]): the plugins of a CNI 1.0 conflist, ADD at create, DEL at delete;
 //! - **pasta** ([`pasta`]): for unprivileged callers, `pasta` attached to the namespace.
 //!
+//! Beside any of them (or alone), runtime-spec 1.3's `linux.netDevices` ([`netdev`]): existing
+//! interfaces of the runtime's network namespace moved into the container's, and back at delete.
+//!
 //! The order, for crash consistency (a runtime can be killed at any instant and `delete --force`
 //! must remove everything): the container's state is committed first; then, under the address
 //! lock, the allocation is chosen and its [`Record`] (`net.json` in the state directory: token,
@@ -27,6 +30,7 @@
 pub mod bridge;
 pub mod cni;
 pub mod ipam;
+pub mod netdev;
 mod netlink;
 pub mod nft;
 pub mod pasta;
@@ -390,11 +394,14 @@ fn check_mode(
     Ok(())
 }
 
-/// The child's side: does the spec ask the runtime to set up its network (then it sends "N"
-/// once its network namespace exists), and with a socket inside it?
+/// The child's side: does the runtime wait for its network namespace (then it sends "N" once
+/// the namespace exists: to set up stockade's network, or to move `linux.netDevices` into a
+/// namespace made for it), and with an rtnetlink socket inside it (a bridge)?
 pub fn child_handoff(spec: &Spec) -> Option<bool> {
-    let mode = spec.annotations().as_ref()?.get(ANNOTATION)?;
-    Some(mode == "bridge")
+    match spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION)) {
+        Some(mode) => Some(mode == "bridge"),
+        None => netdev::moves_into_new_netns(spec).then_some(false),
+    }
 }
 
 /// What one container's network is made of: written before any of it exists.
