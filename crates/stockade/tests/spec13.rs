@@ -372,8 +372,9 @@ fn a_foreground_run_gives_net_devices_back_when_the_container_exits() {
     }
 }
 
-/// A network namespace joined by path is its owner's (a pod's): the device stays in it at
-/// delete, as with runc, and the runtime's namespace does not get it back.
+/// A network namespace joined by path is its owner's (a pod's): a name it has already is an
+/// error; the device stays in it at delete, as with runc, and the runtime's namespace does not
+/// get it back.
 #[test]
 fn net_devices_moved_into_a_joined_namespace_stay_there() {
     let ns = host_with_devices();
@@ -389,6 +390,20 @@ fn net_devices_moved_into_a_joined_namespace_stay_there() {
     });
     let (root, id) = (b.root.path(), unique("netdevjoin"));
     let path = b.path().to_str().unwrap().to_string();
+    // the name taken there already: an error naming the field (runtime-spec), nothing moved
+    pod.ip(&[
+        "link", "add", "eth5", "type", "veth", "peer", "name", "eth6",
+    ]);
+    let out = cmd_in_netns(&ns.path(), root, &["run", "--bundle", &path, &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("linux.netDevices.ndv0.name") && e.contains("already exists"),
+        "{e}"
+    );
+    assert_back_home(&ns, "eth5 taken");
+    assert_nothing_left(&id, root);
+    pod.ip(&["link", "del", "eth5"]);
     let out = cmd_in_netns(&ns.path(), root, &["run", "--bundle", &path, &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

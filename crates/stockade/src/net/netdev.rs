@@ -534,25 +534,36 @@ fn link_answer(r: io::Result<RouteNetlinkMessage>) -> io::Result<Option<LinkMess
     }
 }
 
-/// The device `d` in the namespace of `rtnl`: by its index (the kernel keeps it across a move
-/// when it is free) with the same hardware address, else by `name` (default: its name inside,
-/// unless a template) with that address.
+/// The device `d` in the namespace of `rtnl`. By its hardware address when it has one (the
+/// kernel keeps the index across a move only when it is free there, and a move whose rename
+/// fails with EEXIST has already moved the device, under its old name): the one with its index
+/// first, then the one called `name`, then any. Without one (all zeros, as loopback's), by
+/// `name` alone. `name` defaults to its name inside (none for a template).
 fn find(rtnl: &mut Rtnl, d: &Device, name: Option<&str>) -> io::Result<Option<LinkMessage>> {
-    // (an all-zero address, as loopback's, tells nothing apart: by name only then)
-    if d.index != 0 && d.mac.iter().any(|b| *b != 0) {
-        let mut m = LinkMessage::default();
-        m.header.index = d.index;
-        if let Some(l) = link_answer(rtnl.get(RouteNetlinkMessage::GetLink(m)))? {
-            if mac_of(&l) == d.mac {
-                return Ok(Some(l));
-            }
-        }
-    }
     let name = name.unwrap_or(&d.inside);
+    if d.mac.iter().any(|b| *b != 0) {
+        let mut same: Vec<LinkMessage> = rtnl
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) if mac_of(&l) == d.mac => Some(l),
+                _ => None,
+            })
+            .collect();
+        let pick = same
+            .iter()
+            .position(|l| l.header.index == d.index)
+            .or_else(|| {
+                same.iter()
+                    .position(|l| name_of(l).as_deref() == Some(name))
+            })
+            .or((!same.is_empty()).then_some(0));
+        return Ok(pick.map(|i| same.swap_remove(i)));
+    }
     if name.contains('%') {
         return Ok(None);
     }
-    Ok(get_link(rtnl, name)?.filter(|l| d.mac.is_empty() || mac_of(l) == d.mac))
+    get_link(rtnl, name)
 }
 
 fn mac_of(l: &LinkMessage) -> Vec<u8> {
