@@ -223,6 +223,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     } else if s != "stopped" {
         let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
+    // linux.netDevices back to the runtime's network namespace (a pinned one's; a joined one's
+    // only if the container never came to exist: no pid was ever committed)
+    crate::net::netdev::delete(&dir.dir, st.pid != 0)?;
     // veth, rules, address and ports: what the container's net.json names
     crate::net::delete(root, &dir.dir)?;
     // a learning container's profile is written, its pinned recorder removed
@@ -301,7 +304,7 @@ pub fn features() -> serde_json::Value {
                 "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
-            "netDevices": {"enabled": false},
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {"org.opencontainers.runc.version": "stockade-compatible", "org.stockade.version": env!("CARGO_PKG_VERSION")}

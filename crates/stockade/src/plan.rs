@@ -58,6 +58,8 @@ pub struct Plan<'a> {
     pub spec: Cow<'a, Spec>,
     pub ns: crate::namespaces::Plan,
     pub net: Option<crate::net::Plan>,
+    /// `linux.netDevices`: the interfaces to move in, checked against the host.
+    pub netdev: Option<crate::net::netdev::Plan>,
     pub learning: Option<crate::learn::engine::Plan>,
     /// The profile's calls outside it go to stockade's complain/enforce agent (see `agent`),
     /// which the container's listener reaches as soon as the filter is loaded.
@@ -93,6 +95,11 @@ impl<'a> Plan<'a> {
             crate::namespaces::check_joined_maps(&p, &uid_maps, &gid_maps, &o.config_file)?;
         }
         let net = crate::net::Plan::from_spec(spec, &o.config_file)?;
+        // a bridge or a CNI network names the container's end eth0
+        let eth0 = net
+            .as_ref()
+            .is_some_and(|n| n.mode != crate::net::Mode::Pasta);
+        let netdev = crate::net::netdev::Plan::from_spec(spec, &o.config_file, eth0)?;
         // learning (org.stockade.learn, --learn-dir): the spec with the learning filter
         let (learning, learning_spec) = crate::learn::engine::prepare(
             spec,
@@ -137,6 +144,7 @@ impl<'a> Plan<'a> {
             ns,
             net,
             agent_ours: watch.is_some() || learning.is_some(),
+            netdev,
             learning,
             rootless,
             layout,
@@ -249,8 +257,9 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
 }
 
 /// runtime-spec 1.2.1 and 1.3 (`process.execCPUAffinity`, `linux.memoryPolicy`,
-/// `linux.intelRdt`, `linux.netDevices`), and the LSM labels this host cannot apply: refused by
-/// field, as runc refuses them, rather than silently ignored.
+/// `linux.intelRdt`; `linux.netDevices` is checked against the host by its plan in
+/// [`Plan::make`]), and the LSM labels this host cannot apply: refused by field, as runc refuses
+/// them, rather than silently ignored.
 fn check_since_1_2(spec: &Spec, linux: &oci_spec::runtime::Linux, file: &Path) -> Result<()> {
     if let Some(a) = spec
         .process()
@@ -278,13 +287,6 @@ fn check_since_1_2(spec: &Spec, linux: &oci_spec::runtime::Linux, file: &Path) -
             file,
             "linux.intelRdt",
             format!("{why}: remove it"),
-        ));
-    }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(config_err(
-            file,
-            "linux.netDevices",
-            "moving host interfaces into the container is not supported by stockade yet: remove it (or give the container a network with org.stockade.net)",
         ));
     }
     let selinux = Path::new("/sys/fs/selinux/enforce").exists();

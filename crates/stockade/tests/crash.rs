@@ -33,8 +33,22 @@ const TEARDOWN_STAGES: &[&str] = &["container exited", "cgroup removed", "state 
 /// Start `stockade ARGS` with its stop mark at `stage`, wait until it (or a process of its)
 /// stopped there, kill the runtime with SIGKILL, and return the pids that were in the family.
 fn kill_at(root: &Path, args: &[&str], stage: &str) -> Vec<i32> {
+    kill_at_in(None, root, args, stage)
+}
+
+/// [`kill_at`], with the runtime in the network namespace `netns` (`nsenter --net`, which execs
+/// it: the pid killed is the runtime's).
+fn kill_at_in(netns: Option<&Path>, root: &Path, args: &[&str], stage: &str) -> Vec<i32> {
     let err = tempfile::NamedTempFile::new().unwrap();
-    let mut rt = Command::new(bin())
+    let mut rt = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
+    let mut rt = rt
         .arg("--root")
         .arg(root)
         .args(args)
@@ -237,5 +251,53 @@ fn create_under_the_policy_killed_at_every_stage_gives_its_id_range_back() {
         assert!(slots.is_empty(), "{stage}: id slots left: {slots:?}");
         std::fs::remove_dir_all(root.join(".ids")).unwrap();
         assert_clean(&id, root, &pids, &before, stage);
+    }
+}
+
+/// `linux.netDevices`: the runtime killed right after moving a device (its network namespace
+/// pinned, the container not yet committed) and at the commit; `delete --force` (in the same
+/// network namespace) gives the device back under its name, with its address, and leaves
+/// nothing. The "host" is a network namespace of the test's, with a veth pair in it.
+#[test]
+fn killed_after_moving_a_net_device_delete_force_gives_it_back() {
+    let ns = NetNs::new();
+    ns.ip(&[
+        "link", "add", "ndk0", "type", "veth", "peer", "name", "ndk1",
+    ]);
+    ns.ip(&["addr", "add", "10.76.0.2/24", "dev", "ndk0"]);
+    let b = Bundle::new(&["sleep", "30"], |v| {
+        v["linux"]["netDevices"] = serde_json::json!({"ndk0": {"name": "eth3"}});
+    });
+    let before = host_mounts();
+    let path = b.path().to_str().unwrap().to_string();
+    let root = b.root.path();
+    for (cmd_, stage) in [
+        ("run", "netdev: moved"),
+        ("create", "netdev: moved"),
+        ("create", "exec'd, state saved"),
+    ] {
+        let id = unique("crashnetdev");
+        let pids = kill_at_in(
+            Some(&ns.path()),
+            root,
+            &[cmd_, "--bundle", &path, &id],
+            stage,
+        );
+        assert!(
+            !ns.links().contains(&"ndk0".to_string()),
+            "{stage}: ndk0 was never moved"
+        );
+        let out = cmd_in_netns(&ns.path(), root, &["delete", "--force", &id]);
+        assert!(
+            out.status.success(),
+            "{stage}: delete --force: {}",
+            stderr(&out)
+        );
+        assert_clean(&id, root, &pids, &before, stage);
+        let addrs = ns.addrs_of("ndk0").join("\n");
+        assert!(
+            addrs.contains("inet 10.76.0.2/24"),
+            "{stage}: ndk0 not back as it was: {addrs}"
+        );
     }
 }

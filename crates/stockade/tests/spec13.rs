@@ -1,7 +1,8 @@
 //! runtime-spec 1.2.1 and 1.3: `linux.memoryPolicy` (applied with set_mempolicy, seen in
-//! /proc/self/numa_maps), `process.execCPUAffinity` (for `exec`), `linux.intelRdt` and
-//! `linux.netDevices` refused by field, a user namespace joined by path whose config maps must
-//! be its own (Kubernetes' user namespaces for pods), and `features` saying all of it.
+//! /proc/self/numa_maps), `process.execCPUAffinity` (for `exec`), `linux.intelRdt` refused by
+//! field, `linux.netDevices` (interfaces of a network namespace the test made, where the runtime
+//! runs, moved into the container's and back), a user namespace joined by path whose config maps
+//! must be its own (Kubernetes' user namespaces for pods), and `features` saying all of it.
 
 mod common;
 use common::*;
@@ -110,15 +111,11 @@ fn exec_cpu_affinity_is_applied_to_exec() {
 }
 
 #[test]
-fn intel_rdt_net_devices_and_absent_lsms_are_refused_by_field() {
+fn intel_rdt_and_absent_lsms_are_refused_by_field() {
     for (field, edit) in [
         (
             "linux.intelRdt",
             json!({"linux": {"intelRdt": {"closID": "c1", "schemata": ["L3:0=ff"]}}}),
-        ),
-        (
-            "linux.netDevices",
-            json!({"linux": {"netDevices": {"dummy0": {"name": "eth1"}}}}),
         ),
         (
             "process.apparmorProfile",
@@ -209,9 +206,316 @@ fn features_say_runtime_spec_1_3() {
     assert_eq!(v["ociVersionMax"], "1.3.0");
     assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
     assert_eq!(v["linux"]["intelRdt"]["enabled"], false);
-    assert_eq!(v["linux"]["netDevices"]["enabled"], false);
+    assert_eq!(v["linux"]["netDevices"]["enabled"], true);
     assert!(v["linux"]["memoryPolicy"]["modes"]
         .as_array()
         .unwrap()
         .contains(&json!("MPOL_BIND")));
+}
+
+/// The test's "host": a network namespace with a veth pair (`ndv0`, `ndv1`) and a macvlan on
+/// its second end (`ndm0`): two kinds of virtual device, which the kernel destroys with a
+/// namespace they are in (this kernel has no dummy driver). `ndv0` has addresses that move (a
+/// permanent IPv4 and IPv6 of global scope) and two that do not (one of link scope, one with a
+/// lifetime).
+fn host_with_devices() -> NetNs {
+    let ns = NetNs::new();
+    ns.ip(&[
+        "link", "add", "ndv0", "type", "veth", "peer", "name", "ndv1",
+    ]);
+    ns.ip(&[
+        "link", "add", "ndm0", "link", "ndv1", "type", "macvlan", "mode", "bridge",
+    ]);
+    ns.ip(&["addr", "add", "10.77.0.2/24", "dev", "ndv0"]);
+    ns.ip(&["addr", "add", "fd77::2/64", "dev", "ndv0", "nodad"]);
+    ns.ip(&[
+        "addr",
+        "add",
+        "10.77.1.2/24",
+        "dev",
+        "ndv0",
+        "scope",
+        "link",
+    ]);
+    let lifetime = ["valid_lft", "300", "preferred_lft", "300"];
+    ns.ip(&[
+        &["addr", "add", "10.77.2.2/24", "dev", "ndv0"][..],
+        &lifetime,
+    ]
+    .concat());
+    ns.ip(&["addr", "add", "10.78.0.2/24", "dev", "ndm0"]);
+    for d in ["ndv0", "ndv1", "ndm0"] {
+        ns.ip(&["link", "set", d, "up"]);
+    }
+    ns
+}
+
+/// `ndv0` and `ndm0` are on the test's host as made: names, moved addresses, up.
+fn assert_back_home(ns: &NetNs, when: &str) {
+    let links = ns.links();
+    for d in ["ndv0", "ndv1", "ndm0"] {
+        assert!(
+            links.contains(&d.to_string()),
+            "{when}: {d} missing: {links:?}"
+        );
+    }
+    let v0 = ns.addrs_of("ndv0").join("\n");
+    for a in ["inet 10.77.0.2/24", "inet6 fd77::2/64"] {
+        assert!(v0.contains(a), "{when}: ndv0 lacks {a}: {v0}");
+    }
+    let m0 = ns.addrs_of("ndm0").join("\n");
+    assert!(m0.contains("inet 10.78.0.2/24"), "{when}: ndm0: {m0}");
+    let up = ns.ip(&["-o", "link", "show", "ndv0"]);
+    assert!(up.contains(",UP"), "{when}: ndv0 is not up: {up}");
+}
+
+fn with_net_devices(args: &[&str], devices: serde_json::Value) -> Bundle {
+    Bundle::new(args, |v| v["linux"]["netDevices"] = devices)
+}
+
+/// The interface lines of `ip -o addr` output for `dev`.
+fn lines_of<'a>(text: &'a str, dev: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(dev))
+        .collect()
+}
+
+#[test]
+fn net_devices_move_in_renamed_with_their_addresses_and_come_back_at_delete() {
+    let ns = host_with_devices();
+    let b = with_net_devices(
+        &["sleep", "60"],
+        json!({"ndv0": {"name": "eth5"}, "ndm0": {}}),
+    );
+    let (root, id) = (b.root.path(), unique("netdev"));
+    let path = b.path().to_str().unwrap().to_string();
+    let out = cmd_in_netns(&ns.path(), root, &["run", "-d", "--bundle", &path, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // gone from the host meanwhile; the veth's peer stays
+    let links = ns.links();
+    assert!(
+        !links.iter().any(|l| l == "ndv0" || l == "ndm0"),
+        "{links:?}"
+    );
+    assert!(links.iter().any(|l| l == "ndv1"), "{links:?}");
+    let out = cmd_in_netns(&ns.path(), root, &["exec", &id, "ip", "-o", "addr", "show"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inside = stdout(&out);
+    let eth5 = lines_of(&inside, "eth5").join("\n");
+    assert!(eth5.contains("inet 10.77.0.2/24"), "{inside}");
+    assert!(eth5.contains("inet6 fd77::2/64"), "{inside}");
+    // only permanent addresses of global scope move (runtime-spec)
+    assert!(
+        !inside.contains("10.77.1.2") && !inside.contains("10.77.2.2"),
+        "{inside}"
+    );
+    assert!(
+        lines_of(&inside, "ndm0")
+            .join("\n")
+            .contains("inet 10.78.0.2/24"),
+        "{inside}"
+    );
+    let out = cmd_in_netns(
+        &ns.path(),
+        root,
+        &["exec", &id, "ip", "-o", "link", "show", "eth5"],
+    );
+    assert!(
+        stdout(&out).contains(",UP"),
+        "eth5 is not up: {}",
+        stdout(&out)
+    );
+    // delete --force of the running container: both back, as they were
+    let out = cmd_in_netns(&ns.path(), root, &["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_back_home(&ns, "after delete");
+    assert_nothing_left(&id, root);
+}
+
+/// A foreground run gives the devices back once its container exits; a `%d` name is numbered
+/// by the kernel. With a user namespace (the child makes its network namespace), without one
+/// (the clone makes it), and under the hardening policy (which adds a user namespace).
+#[test]
+fn a_foreground_run_gives_net_devices_back_when_the_container_exits() {
+    let ns = host_with_devices();
+    let no_userns = |v: &mut serde_json::Value| {
+        let l = v["linux"].as_object_mut().unwrap();
+        l.remove("uidMappings");
+        l.remove("gidMappings");
+        l["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "user");
+    };
+    for (how, policy, userns) in [
+        ("user namespace", "none", true),
+        ("no user namespace", "none", false),
+        ("policy", "default", false),
+    ] {
+        let b = Bundle::new(&["ip", "-o", "addr", "show"], |v| {
+            v["linux"]["netDevices"] = json!({"ndv0": {"name": "net%d"}});
+            if !userns {
+                no_userns(v);
+            }
+        });
+        let (root, id) = (b.root.path(), unique("netdevfg"));
+        let path = b.path().to_str().unwrap().to_string();
+        let args = ["--policy", policy, "run", "--bundle", &path, &id];
+        let out = cmd_in_netns(&ns.path(), root, &args);
+        assert!(out.status.success(), "{how}: {}", stderr(&out));
+        let inside = stdout(&out);
+        let net0 = lines_of(&inside, "net0").join("\n");
+        assert!(net0.contains("inet 10.77.0.2/24"), "{how}: {inside}");
+        assert_back_home(&ns, &format!("{how}: after the run"));
+        assert_nothing_left(&id, root);
+        let _ = std::fs::remove_dir_all(root.join(".ids"));
+    }
+}
+
+/// A network namespace joined by path is its owner's (a pod's): a name it has already is an
+/// error; the device stays in it at delete, as with runc, and the runtime's namespace does not
+/// get it back.
+#[test]
+fn net_devices_moved_into_a_joined_namespace_stay_there() {
+    let ns = host_with_devices();
+    let pod = NetNs::new();
+    let pod_path = pod.path();
+    let b = Bundle::new(&["ip", "-o", "addr", "show"], |v| {
+        v["linux"]["netDevices"] = json!({"ndv0": {"name": "eth5"}});
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(pod_path);
+            }
+        }
+    });
+    let (root, id) = (b.root.path(), unique("netdevjoin"));
+    let path = b.path().to_str().unwrap().to_string();
+    // the name taken there already: an error naming the field (runtime-spec), nothing moved
+    pod.ip(&[
+        "link", "add", "eth5", "type", "veth", "peer", "name", "eth6",
+    ]);
+    let out = cmd_in_netns(&ns.path(), root, &["run", "--bundle", &path, &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("linux.netDevices.ndv0.name") && e.contains("already exists"),
+        "{e}"
+    );
+    assert_back_home(&ns, "eth5 taken");
+    assert_nothing_left(&id, root);
+    pod.ip(&["link", "del", "eth5"]);
+    let out = cmd_in_netns(&ns.path(), root, &["run", "--bundle", &path, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("inet 10.77.0.2/24"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!ns.links().contains(&"ndv0".to_string()));
+    let there = pod.addrs_of("eth5").join("\n");
+    assert!(there.contains("inet 10.77.0.2/24"), "{there}");
+    assert_nothing_left(&id, root);
+}
+
+#[test]
+fn bad_net_devices_are_refused_by_field_and_nothing_moves() {
+    let ns = host_with_devices();
+    // sorted before "lo", which the kernel will not move (it belongs to its namespace): moved,
+    // then given back when the move of lo fails
+    ns.ip(&["link", "add", "ka0", "type", "veth", "peer", "name", "ka1"]);
+    ns.ip(&["addr", "add", "10.79.0.2/24", "dev", "ka0"]);
+    let no_netns = |v: &mut serde_json::Value| {
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
+    };
+    let own_path = ns.path();
+    let own_netns = move |v: &mut serde_json::Value| {
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(own_path);
+            }
+        }
+    };
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(serde_json::Value, Edit, &str, &str)> = vec![
+        (
+            json!({"nope0": {}}),
+            Box::new(|_| {}),
+            "linux.netDevices.nope0",
+            "no interface \"nope0\"",
+        ),
+        (
+            json!({"ndv0": {"name": "a/b"}}),
+            Box::new(|_| {}),
+            "linux.netDevices.ndv0.name",
+            "'/'",
+        ),
+        (
+            json!({"ndv0": {"name": "abcdefghijklmnop"}}),
+            Box::new(|_| {}),
+            "linux.netDevices.ndv0.name",
+            "1 to 15 bytes",
+        ),
+        (
+            json!({"ndv0": {"name": ".."}}),
+            Box::new(|_| {}),
+            "linux.netDevices.ndv0.name",
+            "\"..\"",
+        ),
+        (
+            json!({"ndv0": {"name": "e%s"}}),
+            Box::new(|_| {}),
+            "linux.netDevices.ndv0.name",
+            "%d",
+        ),
+        (
+            json!({"ndv0": {"name": "lo"}}),
+            Box::new(|_| {}),
+            "linux.netDevices.ndv0.name",
+            "loopback",
+        ),
+        (
+            json!({"ndv0": {"name": "x"}, "ndm0": {"name": "x"}}),
+            Box::new(|_| {}),
+            "linux.netDevices.ndv0.name",
+            "two devices",
+        ),
+        (
+            json!({"ndv0": {}}),
+            Box::new(no_netns),
+            "linux.netDevices",
+            "network namespace of the container's own",
+        ),
+        (
+            json!({"ndv0": {}}),
+            Box::new(own_netns),
+            "linux.netDevices",
+            "is the runtime's own",
+        ),
+        (
+            json!({"ka0": {}, "lo": {"name": "lo2"}}),
+            Box::new(|_| {}),
+            "linux.netDevices.lo",
+            "move \"lo\"",
+        ),
+    ];
+    for (devices, edit, field, words) in cases {
+        let b = Bundle::new(&["true"], |v| {
+            v["linux"]["netDevices"] = devices.clone();
+            edit(v);
+        });
+        let id = unique("netdevbad");
+        let path = b.path().to_str().unwrap().to_string();
+        let out = cmd_in_netns(&ns.path(), b.root.path(), &["run", "--bundle", &path, &id]);
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{devices}: {e}");
+        assert!(e.contains(field) && e.contains(words), "{devices}: {e}");
+        assert_eq!(e.matches(field).count(), 1, "{devices}: said once: {e}");
+        assert_nothing_left(&id, b.root.path());
+        assert_back_home(&ns, &devices.to_string());
+        let ka0 = ns.addrs_of("ka0").join("\n");
+        assert!(ka0.contains("inet 10.79.0.2/24"), "{devices}: ka0: {ka0}");
+    }
 }

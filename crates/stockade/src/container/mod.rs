@@ -8,13 +8,14 @@
 //! ```text
 //! runtime                                   child (clone3 into new user/pid/mnt/uts/ipc ns,
 //! Plan::make: validate, decide              born in the unified cgroup: CLONE_INTO_CGROUP)
-//! Made: state dir, net record, unified cgroup dir, recorder, fifo
+//! Made: state dir, net and netdev records, unified cgroup dir, recorder, fifo
 //! clone3 ───────────────────────────────▶   network ns (owned by its user ns), setsid
 //! write uid/gid maps                        wait for "go"
 //! open rootfs + binds as (idmapped) trees
 //! send "go" + trees (each described) ───▶   time ns; mounts, devices; pivot_root (chroot in the
 //! v1 cgroup dirs + limits                   host's mount ns); masks, ro paths; hostname, sysctls
 //! send "C" + v1 `tasks` files ──────────▶   write itself into them; cgroup ns; cgroup mounts
+//! network, netDevices moved in (after "N")
 //! compile seccomp (or take it cached)       keyring, rlimits
 //! send "F" + filter ────────────────────▶   bounding set, user, caps, no_new_privs, seccomp
 //! wait: error text, or EOF = exec'd  ◀────  execve
@@ -135,7 +136,8 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
 
 /// What a container holds on the host while it is set up and runs, in the order it is made:
 /// its state directory (written first, so a `delete` after a kill finds the rest), the
-/// network's record, the rootfs directory, the cgroup, the recorder, the exec fifo. Fields drop
+/// network's record, the record of the `linux.netDevices` to move (moved later, by the
+/// runtime's half), the rootfs directory, the cgroup, the recorder, the exec fifo. Fields drop
 /// in declaration order: the reverse of the making, the state directory last.
 struct Made {
     fifo: Option<OwnedFd>,
@@ -144,6 +146,7 @@ struct Made {
     v2_dir: Option<OwnedFd>,
     cgroup: CgroupGuard,
     rootfs_dir: PathBuf,
+    netdev: Option<crate::net::netdev::Guard>,
     net: Option<crate::net::Guard>,
     st: State,
     state_dir: StateDir,
@@ -182,6 +185,15 @@ impl Made {
             // /etc/hosts and /etc/resolv.conf: files in the state dir, bound over the image's
             plan.add_mounts(g.mounts());
         }
+        // linux.netDevices: the record names each device before any moves
+        let netdev = match &plan.netdev {
+            Some(p) => Some(crate::net::netdev::prepare(
+                p,
+                &state_dir.dir,
+                &opts.config_file,
+            )?),
+            None => None,
+        };
         let spec = &plan.spec;
         let rootfs_dir = spec::rootfs_dir(spec, plan.bundle, &state_dir.dir);
         if spec::tmpfs_root(spec) {
@@ -208,6 +220,7 @@ impl Made {
             v2_dir,
             cgroup,
             rootfs_dir,
+            netdev,
             net,
             st,
             state_dir,
@@ -243,6 +256,7 @@ impl Made {
         let Made {
             cgroup,
             host_mounts,
+            netdev,
             net,
             mut state_dir,
             ..
@@ -251,18 +265,22 @@ impl Made {
         state_dir.unlock();
         std::mem::forget(cgroup);
         std::mem::forget(host_mounts);
+        if let Some(g) = netdev {
+            g.keep();
+        }
         if let Some(g) = net {
             g.keep();
         }
         Ok(())
     }
 
-    /// The container has exited: cgroup, mounts, network, then the state (under the lock
-    /// again: a `delete` elsewhere may have taken it meanwhile, then it is gone).
+    /// The container has exited: cgroup, mounts, the moved devices, network, then the state
+    /// (under the lock again: a `delete` elsewhere may have taken it meanwhile, then it is gone).
     fn release(self, plan: &Plan, opts: &RunOptions) -> Result<()> {
         let Made {
             cgroup,
             host_mounts,
+            netdev,
             net,
             st,
             state_dir,
@@ -271,6 +289,9 @@ impl Made {
         drop(cgroup);
         drop(host_mounts);
         mark("cgroup removed");
+        if let Some(g) = netdev {
+            g.release();
+        }
         if let Some(g) = net {
             if let Err(e) = g.release() {
                 crate::diag::warn(&e.to_string());
@@ -309,9 +330,14 @@ fn exec_fifo(state_dir: &Path, (uid, gid): (Option<u32>, Option<u32>)) -> Result
 }
 
 /// The child says "N" once its network namespace exists (with an rtnetlink socket inside it, for
-/// a bridge); the runtime then sets the network up. The child gets its filter, and runs nothing
-/// of its own, only after that.
-fn net_attach(ours: &OwnedFd, g: &mut crate::net::Guard, pid: i32, proc: &ProcFs) -> Result<()> {
+/// a bridge), when the runtime has something to do there: set up the network, or move
+/// `linux.netDevices` into a namespace made for the container (done next, by the caller). The
+/// child gets its filter, and runs nothing of its own, only after that.
+fn net_attach(ours: &OwnedFd, made: &mut Made, pid: i32, proc: &ProcFs) -> Result<()> {
+    let waits = made.net.is_some() || made.netdev.as_ref().is_some_and(|d| d.waits_for_child());
+    if !waits {
+        return Ok(());
+    }
     let (buf, fd) = recv_msg(ours, "wait for the container's network namespace")?;
     match buf.first() {
         Some(b'N') => {}
@@ -322,8 +348,10 @@ fn net_attach(ours: &OwnedFd, g: &mut crate::net::Guard, pid: i32, proc: &ProcFs
         }
         _ => return Err(Error::Other("container setup: unexpected message".into())),
     }
-    g.attach(pid, fd, proc)?;
-    mark("net ready");
+    if let Some(g) = made.net.as_mut() {
+        g.attach(pid, fd, proc)?;
+        mark("net ready");
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The runtime's half of the setup, in the order the child needs it: the id maps and the trees
 //! to attach ("go"), then, while the child builds its filesystem, the cgroup (limits set, then
-//! its v1 `tasks` files: the child moves itself before its cgroup mounts) and the seccomp filter
-//! (loaded last). No user code has run. On a small machine this thread and the child are all
+//! its v1 `tasks` files: the child moves itself before its cgroup mounts), the network and the
+//! `linux.netDevices` moved in, and the seccomp filter (loaded last). No user code has run. On a small machine this thread and the child are all
 //! there is: helper threads cost more to start than the overlap saves.
 
 use std::os::fd::{OwnedFd, RawFd};
@@ -49,8 +49,12 @@ pub(super) fn setup(
         return Err(child_error(ours).unwrap_or(e));
     }
     mark("cgroup ready");
-    if let Some(g) = made.net.as_mut().filter(|g| !g.before_go()) {
-        net_attach(ours, g, pid, &proc)?;
+    if !made.net.as_ref().is_some_and(|g| g.before_go()) {
+        net_attach(ours, made, pid, &proc)?;
+    }
+    // linux.netDevices: moved into the container's network namespace, before anything of it runs
+    if let Some(d) = made.netdev.as_mut() {
+        d.move_in(pid, &proc)?;
     }
     let filter = crate::seccomp::compile(
         &plan.spec,
@@ -124,8 +128,8 @@ fn go(
     crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
         crate::hooks::state_json(plan.id, "creating", pid, plan.bundle, spec)
     })?;
-    if let Some(g) = made.net.as_mut().filter(|g| g.before_go()) {
-        net_attach(ours, g, pid, proc)?;
+    if made.net.as_ref().is_some_and(|g| g.before_go()) {
+        net_attach(ours, made, pid, proc)?;
     }
     send_go(ours, &prepared, pid)?;
     mark("go sent");

@@ -228,35 +228,10 @@ fn load_list(rec: &Record) -> Result<Value> {
     serde_json::from_slice(&text).map_err(|e| err(format!("{}: {e}", rec.conflist.display())))
 }
 
-/// Pin the container's network namespace at `STATE/netns` (a bind mount of its nsfs file), the
-/// CNI_NETNS of every call: DEL then still runs in it after the container is gone (the bridge
-/// plugin finds there the addresses whose masquerade rules it removes). The path is recorded
-/// before the mount exists; [`del`] unmounts it.
-pub fn pin_netns(netns: &std::fs::File, target: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    std::fs::File::create(target).ctx(|| format!("create {}", target.display()))?;
-    let tree = crate::sys::open_tree_fd(netns.as_raw_fd(), crate::sys::OPEN_TREE_CLONE)
-        .ctx(|| "cni: clone the network namespace's file")?;
-    let to = crate::sys::openat2(
-        libc::AT_FDCWD,
-        target,
-        libc::O_PATH | libc::O_NOFOLLOW,
-        0,
-        0,
-    )
-    .ctx(|| format!("open {}", target.display()))?;
-    crate::sys::move_mount_fd(tree.as_raw_fd(), to.as_raw_fd())
-        .ctx(|| format!("cni: bind the network namespace to {}", target.display()))?;
-    crate::diag::mark("net: cni netns pinned");
-    Ok(())
-}
-
 fn unpin_netns(rec: &Record) {
-    if rec.netns.is_empty() {
-        return;
+    if !rec.netns.is_empty() {
+        super::unpin_netns(Path::new(&rec.netns));
     }
-    // not mounted (a kill before the mount, or done already): EINVAL, nothing to do
-    let _ = nix::mount::umount2(Path::new(&rec.netns), nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// ADD, plugin by plugin, in the namespace at `rec.netns`; the final result cached in `rec`.

@@ -10,6 +10,9 @@
 //! - **cni** ([`cni`]): the plugins of a CNI 1.0 conflist, ADD at create, DEL at delete;
 //! - **pasta** ([`pasta`]): for unprivileged callers, `pasta` attached to the namespace.
 //!
+//! Beside any of them (or alone), runtime-spec 1.3's `linux.netDevices` ([`netdev`]): existing
+//! interfaces of the runtime's network namespace moved into the container's, and back at delete.
+//!
 //! The order, for crash consistency (a runtime can be killed at any instant and `delete --force`
 //! must remove everything): the container's state is committed first; then, under the address
 //! lock, the allocation is chosen and its [`Record`] (`net.json` in the state directory: token,
@@ -27,6 +30,7 @@
 pub mod bridge;
 pub mod cni;
 pub mod ipam;
+pub mod netdev;
 mod netlink;
 pub mod nft;
 pub mod pasta;
@@ -390,11 +394,14 @@ fn check_mode(
     Ok(())
 }
 
-/// The child's side: does the spec ask the runtime to set up its network (then it sends "N"
-/// once its network namespace exists), and with a socket inside it?
+/// The child's side: does the runtime wait for its network namespace (then it sends "N" once
+/// the namespace exists: to set up stockade's network, or to move `linux.netDevices` into a
+/// namespace made for it), and with an rtnetlink socket inside it (a bridge)?
 pub fn child_handoff(spec: &Spec) -> Option<bool> {
-    let mode = spec.annotations().as_ref()?.get(ANNOTATION)?;
-    Some(mode == "bridge")
+    match spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION)) {
+        Some(mode) => Some(mode == "bridge"),
+        None => netdev::moves_into_new_netns(spec).then_some(false),
+    }
 }
 
 /// What one container's network is made of: written before any of it exists.
@@ -578,7 +585,11 @@ impl Guard {
                 let netns = proc
                     .open_ns(pid, "net")
                     .ctx(|| format!("open /proc/{pid}/ns/net"))?;
-                cni::pin_netns(&netns, &pin)?;
+                // CNI_NETNS of every call: DEL then still runs in it after the container is
+                // gone (the bridge plugin finds there the addresses whose masquerade rules it
+                // removes); `cni::del` unmounts it
+                pin_netns(&netns, &pin)?;
+                crate::diag::mark("net: cni netns pinned");
                 let rec = self.record.cni.as_mut().expect("prepared");
                 let res = cni::add(rec, &id);
                 let res = res.and_then(|_| self.record.save(&self.state_dir));
@@ -637,6 +648,30 @@ pub fn teardown(root: &Path, rec: &Record) -> Result<()> {
     }
     crate::diag::mark("net: torn down");
     Ok(())
+}
+
+/// Pin a network namespace at `target` (a bind mount of its nsfs file, in the state directory):
+/// it outlives the container's processes, until [`unpin_netns`]. The caller records the path
+/// before the mount exists, so a teardown after a kill finds it.
+pub fn pin_netns(netns: &std::fs::File, target: &Path) -> Result<()> {
+    std::fs::File::create(target).ctx(|| format!("create {}", target.display()))?;
+    let tree = crate::sys::open_tree_fd(netns.as_raw_fd(), crate::sys::OPEN_TREE_CLONE)
+        .ctx(|| "clone the network namespace's file")?;
+    let to = crate::sys::openat2(
+        libc::AT_FDCWD,
+        target,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        0,
+    )
+    .ctx(|| format!("open {}", target.display()))?;
+    crate::sys::move_mount_fd(tree.as_raw_fd(), to.as_raw_fd())
+        .ctx(|| format!("bind the network namespace to {}", target.display()))
+}
+
+/// Undo [`pin_netns`]; not mounted (a kill before the mount, or done already) is nothing to do.
+pub fn unpin_netns(target: &Path) {
+    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// `stockade net-check ID`: CNI's CHECK of every plugin; for the bridge, its veth on the

@@ -123,12 +123,28 @@ impl Bundle {
 /// `stockade --root ROOT ARGS...` with stdout and stderr in files, not pipes: a container it
 /// leaves running must not hold the caller's pipe open.
 pub fn cmd(root: &Path, args: &[&str]) -> Output {
-    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-    let status = timeout()
+    let mut c = timeout();
+    c.arg(bin()).arg("--root").arg(root).args(args);
+    output_in_files(c)
+}
+
+/// The same, with the runtime in the network namespace at `netns` (its own mount namespace and
+/// everything else unchanged: `nsenter --net`, not `ip netns exec`, which remounts /sys).
+pub fn cmd_in_netns(netns: &Path, root: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", netns.display()))
+        .args(["timeout", "--kill-after=5", "120"])
         .arg(bin())
         .arg("--root")
         .arg(root)
-        .args(args)
+        .args(args);
+    output_in_files(c)
+}
+
+/// Run `c` with stdout and stderr in files (see [`cmd`]).
+fn output_in_files(mut c: Command) -> Output {
+    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+    let status = c
         .stdout(out.try_clone().unwrap())
         .stderr(err.try_clone().unwrap())
         .status()
@@ -143,6 +159,95 @@ pub fn cmd(root: &Path, args: &[&str]) -> Output {
         status,
         stdout: o,
         stderr: e,
+    }
+}
+
+/// A network namespace of the test's own (`ip netns add`), deleted when dropped with every
+/// device in it (a physical one would go to the initial namespace: tests make only virtual
+/// ones). Runtimes run in it with [`cmd_in_netns`], so "the host" is this namespace, never the
+/// machine's.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    /// Made in a mount namespace of this test thread's own (a slave of the host's, entered once
+    /// per thread, inherited by what the thread starts): `ip netns add`'s mounts and the pins
+    /// of the runtimes it runs are then no other test's (tests compare the host's mount table).
+    pub fn new() -> NetNs {
+        require_root();
+        thread_local!(static OWN_MOUNTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if !OWN_MOUNTS.get() {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+            .unwrap();
+            OWN_MOUNTS.set(true);
+        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("stk-test-{}-{n}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            stderr(&out)
+        );
+        NetNs { name }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n NAME ARGS`, which must succeed: its stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip -n {} {args:?}: {}",
+            self.name,
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// The lines of `ip -o addr show` for interface `dev` (empty if there is none).
+    pub fn addrs_of(&self, dev: &str) -> Vec<String> {
+        self.ip(&["-o", "addr", "show"])
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(dev))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The interface names in it.
+    pub fn links(&self) -> Vec<String> {
+        self.ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -196,7 +301,8 @@ pub fn assert_nothing_left(id: &str, state_root: &Path) {
         let p = entry.path().join("stockade").join(id);
         assert!(!p.exists(), "cgroup left: {}", p.display());
     }
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // this thread's: a test with a network namespace has a mount namespace of its own
+    let mi = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
     assert!(!mi.contains(id), "mount left mentioning {id}");
 }
 
@@ -281,9 +387,9 @@ pub fn poll_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) ->
 }
 
 /// The host's mount table (root and mount point of each entry), sorted, to compare before and
-/// after.
+/// after: this thread's view (see [`NetNs::new`]).
 pub fn host_mounts() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+    let mut v: Vec<String> = std::fs::read_to_string("/proc/thread-self/mountinfo")
         .unwrap()
         .lines()
         .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
