@@ -244,6 +244,41 @@ struct Agent {
     /// The profile allows `execve`/`execveat`: notified only to see the loader's, answered
     /// CONTINUE for everyone.
     exec_allowed: bool,
+    /// `--ready` (the annotation `org.stockade.seccomp.ready`): the whole-life profile, whose
+    /// calls run unlogged until the workload listens on `port`; then the kernel's (serving)
+    /// profile alone decides.
+    phase: Option<Phase>,
+}
+
+/// The startup phase of a `--ready` profile.
+struct Phase {
+    whole: stockade_seccomp::Filter,
+    ready: String,
+    port: u16,
+    /// the container's process (host pid): its network namespace is where to look
+    pid: i32,
+    serving: bool,
+}
+
+impl Phase {
+    /// Whether a socket listens on `port` in the container's network namespace.
+    fn listening(&self) -> bool {
+        ["tcp", "tcp6"].iter().any(|f| {
+            let text =
+                std::fs::read_to_string(format!("/proc/{}/net/{f}", self.pid)).unwrap_or_default();
+            text.lines().skip(1).any(|l| {
+                let mut w = l.split_whitespace();
+                let local = w.nth(1).unwrap_or_default();
+                let st = w.nth(1).unwrap_or_default();
+                st == "0A"
+                    && local
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                        == Some(self.port)
+            })
+        })
+    }
 }
 
 /// Whether `n` is a native `execve` or `execveat`.
@@ -278,6 +313,17 @@ impl Agent {
         }
         if self.exec_allowed && is_exec(n) {
             return continue_call(fd, n);
+        }
+        if let Some(p) = self.phase.as_mut().filter(|p| !p.serving) {
+            if p.listening() {
+                p.serving = true;
+                self.write_phase();
+            } else if n.arch == Arch::native().audit()
+                && allows(p.whole.eval(Arch::native(), n.nr as u32, n.args).0)
+            {
+                // a startup call of the whole-life profile, before the workload serves
+                return continue_call(fd, n);
+            }
         }
         let masks = self
             .masks
@@ -336,10 +382,29 @@ impl Agent {
         if let Some(c) = count {
             line["count"] = json!(c);
         }
+        if let Some(p) = &self.phase {
+            line["phase"] = json!(if p.serving { "serving" } else { "startup" });
+        }
         let mut text = line.to_string();
         text.push('\n');
         // one write(2) of a whole line, O_APPEND: lines of agents sharing FILE never mix; a
         // failed write (a full disk) costs the line, never the answer
+        let _ = self.events.write_all(text.as_bytes());
+    }
+
+    /// The line that says the workload is ready: from here the serving profile alone holds.
+    fn write_phase(&mut self) {
+        use std::io::Write;
+        let Some(p) = &self.phase else { return };
+        let mut text = json!({
+            "time": crate::diag::now_rfc3339(),
+            "container": self.container,
+            "event": "ready",
+            "ready": p.ready,
+            "phase": "serving",
+        })
+        .to_string();
+        text.push('\n');
         let _ = self.events.write_all(text.as_bytes());
     }
 
@@ -349,7 +414,18 @@ impl Agent {
         notif_sync_wake_up(fd);
         loop {
             let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::NONE) {
+            // in a startup phase, the switch is logged when it happens, not at the next call
+            let startup = self.phase.as_ref().is_some_and(|p| !p.serving);
+            let wait = if startup {
+                PollTimeout::from(50u16)
+            } else {
+                PollTimeout::NONE
+            };
+            if let Some(p) = self.phase.as_mut().filter(|p| !p.serving && p.listening()) {
+                p.serving = true;
+                self.write_phase();
+            }
+            match poll(&mut fds, wait) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return,
@@ -453,6 +529,48 @@ fn become_agent(keep: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether a filter's return value lets the call run (ALLOW, LOG).
+fn allows(ret: u32) -> bool {
+    matches!(ret & 0xffff_0000, 0x7fff_0000 | 0x7ffc_0000)
+}
+
+/// The `--ready` phase the annotations ask for: the whole-life profile compiled (for the
+/// container's bounding capabilities, as the kernel's was).
+fn startup_phase(spec: &Spec, pid: i32) -> Result<Option<Phase>> {
+    let ann = spec.annotations().as_ref();
+    let get = |k: &str| ann.and_then(|a| a.get(k));
+    let (Some(ready), Some(whole)) = (
+        get(crate::seccomp::ANNOTATION_READY),
+        get(crate::seccomp::ANNOTATION_STARTUP),
+    ) else {
+        return Ok(None);
+    };
+    let field = |k: &str, why: String| Error::Other(format!("annotations.{k}: {why}"));
+    let port = ready
+        .strip_prefix("tcp:")
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(|| {
+            field(
+                crate::seccomp::ANNOTATION_READY,
+                format!("{ready:?}: use tcp:PORT"),
+            )
+        })?;
+    let text = std::fs::read_to_string(whole)
+        .map_err(|e| field(crate::seccomp::ANNOTATION_STARTUP, format!("{whole}: {e}")))?;
+    let profile = stockade_seccomp::Profile::from_json(&text)
+        .map_err(|e| field(crate::seccomp::ANNOTATION_STARTUP, format!("{whole}: {e}")))?;
+    let caps = crate::seccomp::bounding_names(spec);
+    let whole = stockade_seccomp::compile(&profile.resolve(&stockade_seccomp::Context::host(caps)))
+        .map_err(|e| field(crate::seccomp::ANNOTATION_STARTUP, e.to_string()))?;
+    Ok(Some(Phase {
+        whole,
+        ready: ready.clone(),
+        port,
+        pid,
+        serving: false,
+    }))
+}
+
 /// Start the container's agent: open FILE (appending, made 0600 if new), fork it off, and
 /// return once it is set up. `loader` is the container's process (host pid), not yet exec'd.
 pub fn spawn(
@@ -480,6 +598,7 @@ pub fn spawn(
         .and_then(|l| l.seccomp().as_ref())
         .map(|s| serde_json::to_value(s).unwrap_or_default())
         .unwrap_or_default();
+    let phase = startup_phase(spec, loader)?;
     let mut agent = Agent {
         mode: watch.mode,
         container: container.to_string(),
@@ -490,6 +609,7 @@ pub fn spawn(
         exec_allowed: ["execve", "execveat"]
             .iter()
             .any(|c| profile_names(&profile).contains(c)),
+        phase,
     };
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     let source_fd = match &source {

@@ -139,6 +139,12 @@ pub struct SandboxArgs {
     /// `stockade learn update DIR --events FILE` adds them to the profile
     #[arg(long = "seccomp-events", value_name = "FILE")]
     pub seccomp_events: Option<String>,
+    /// When the workload is ready: tcp:PORT (127.0.0.1:PORT accepts, inside). For `learn`, the
+    /// test waits for it, and the calls made only before it are written apart
+    /// (seccomp-serving.json); with --learned and --seccomp-mode, those calls are denied
+    /// (enforce) or logged (complain) once it holds
+    #[arg(long, value_name = "tcp:PORT")]
+    pub ready: Option<String>,
     /// Landlock derived from the binds: read-only binds read-only (and executable), --bind,
     /// /tmp, --tmpfs and /dev read-write; every other path and every TCP port denied
     #[arg(long)]
@@ -484,6 +490,49 @@ fn seccomp_watch(a: &SandboxArgs) -> Result<Option<(String, PathBuf)>> {
     Ok(Some((mode.clone(), path)))
 }
 
+/// `--ready tcp:PORT` with `--learned DIR` and `--seccomp-mode`: the condition, the whole-life
+/// profile's path (DIR/seccomp.json) and the serving profile (DIR/seccomp-serving.json, which
+/// `learn --ready` wrote).
+fn ready_phase(a: &SandboxArgs, caps: &Value) -> Result<Option<(String, PathBuf, Value)>> {
+    let Some(r) = &a.ready else {
+        return Ok(None);
+    };
+    if r.strip_prefix("tcp:")
+        .and_then(|p| p.parse::<u16>().ok())
+        .is_none()
+    {
+        return Err(flag_err("--ready", r, "use tcp:PORT"));
+    }
+    let (Some(dir), Some(_)) = (&a.learned, &a.seccomp_mode) else {
+        return Err(flag_err(
+            "--ready",
+            r,
+            "needs --learned DIR and --seccomp-mode (the calls made only before the workload is ready are denied or logged once it is)",
+        ));
+    };
+    let serving = dir.join("seccomp-serving.json");
+    if !serving.is_file() {
+        return Err(flag_err(
+            "--ready",
+            r,
+            format!(
+                "{} has no seccomp-serving.json: learn with --ready (and --test) to write it",
+                dir.display()
+            ),
+        ));
+    }
+    let caps: Vec<String> = caps["bounding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    let profile = seccomp_profile("--ready", &serving.to_string_lossy(), &caps)?;
+    let whole = std::path::absolute(dir.join("seccomp.json"))
+        .map_err(|e| flag_err("--learned", &dir.to_string_lossy(), e.to_string()))?;
+    Ok(Some((r.clone(), whole, profile)))
+}
+
 /// The seccomp profile for `arg` (a built-in name or a file), errors naming `flag`.
 fn seccomp_profile(flag: &str, arg: &str, caps: &[String]) -> Result<Value> {
     let builtin = stockade_seccomp::builtin(arg).is_some();
@@ -823,12 +872,19 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
         .collect::<Result<_>>()?;
     let (mounts, view, symlinks) = mounts_of(a, &binds, &tmpfs, self_exe);
 
-    let (capabilities, seccomp) = privileges(a)?;
+    let (capabilities, mut seccomp) = privileges(a)?;
 
     let mut annotations = net_annotations(a)?;
     if let Some((mode, events)) = seccomp_watch(a)? {
         annotations[crate::seccomp::ANNOTATION_MODE] = json!(mode);
         annotations[crate::seccomp::ANNOTATION_EVENTS] = json!(events);
+    }
+    if let Some((ready, whole, serving)) = ready_phase(a, &capabilities)? {
+        // the kernel enforces the serving set; the agent lets the rest of the whole-life
+        // profile run until READY holds
+        seccomp = serving;
+        annotations[crate::seccomp::ANNOTATION_READY] = json!(ready);
+        annotations[crate::seccomp::ANNOTATION_STARTUP] = json!(whole);
     }
     let mut namespaces = spec::default_namespaces();
     if a.net == "host" {

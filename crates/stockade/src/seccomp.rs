@@ -265,6 +265,13 @@ pub const ANNOTATION_MODE: &str = "org.stockade.seccomp.mode";
 /// The events file: an absolute path.
 pub const ANNOTATION_EVENTS: &str = "org.stockade.seccomp.events";
 
+/// `tcp:PORT`: when the workload is ready (a listening socket on PORT in its network
+/// namespace); with [`ANNOTATION_STARTUP`], the phase switch of the agent.
+pub const ANNOTATION_READY: &str = "org.stockade.seccomp.ready";
+/// The whole-life profile (a file): until the workload is ready the agent lets the calls it
+/// allows run unlogged; the kernel's profile is the serving one.
+pub const ANNOTATION_STARTUP: &str = "org.stockade.seccomp.startup";
+
 /// What the agent does with a call outside the profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

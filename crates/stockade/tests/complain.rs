@@ -61,7 +61,12 @@ fn events(file: &Path) -> Vec<Value> {
     text.lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
-            for k in ["time", "syscall", "args", "pid", "comm", "action"] {
+            let fields: &[&str] = if v["event"] == "ready" {
+                &["time", "container", "ready", "phase"]
+            } else {
+                &["time", "syscall", "args", "pid", "comm", "action"]
+            };
+            for k in fields {
                 assert!(!v[k].is_null(), "no {k} in {l}");
             }
             v
@@ -915,3 +920,175 @@ int main(int argc, char **argv) {
   return 2;
 }
 "#;
+
+/// A server that runs a helper program at startup and on one kind of request.
+const SERVER: &str = r#"
+import http.server, socketserver, subprocess, sys
+subprocess.run(["/bin/true"], check=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 200
+        if self.path == "/exec":
+            try:
+                subprocess.run(["/bin/true"], check=True)
+            except Exception:
+                code = 500
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// The HTTP status of GET PATH on 127.0.0.1:PORT inside `pid`'s network namespace.
+fn get_in(pid: i32, port: u16, path: &str) -> String {
+    let o = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("nsenter and curl (.ci/run installs them)");
+    stdout(&o)
+}
+
+/// `learn --ready` writes the calls made after readiness as seccomp-serving.json; `sandbox
+/// --learned DIR --ready` then lets the startup-only calls run until the server listens, and
+/// denies them (logged, phase serving) once it does: the request that execs fails, the others
+/// work.
+#[test]
+fn after_ready_the_startup_only_calls_are_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, SERVER).unwrap();
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let ready = format!("tcp:{port}");
+    let test = format!("curl -sf http://127.0.0.1:{port}/ok");
+    let bind = format!("{}:/srv", dir.path().display());
+    let l = learn(
+        &["--ro-bind", &bind, "--ready", &ready, "--test", &test],
+        &["/usr/bin/python3", "/srv/server.py", &port.to_string()],
+    );
+    let serving = std::fs::read_to_string(l.path().join("seccomp-serving.json")).unwrap();
+    let report = std::fs::read_to_string(l.path().join("report.txt")).unwrap();
+    let startup_line = report
+        .lines()
+        .find(|x| x.starts_with("seccomp-serving.json allows"))
+        .unwrap_or_else(|| panic!("{report}"));
+    for c in ["execve", "bind", "listen"] {
+        assert!(
+            startup_line.contains(c),
+            "{c} not startup-only: {startup_line}"
+        );
+        assert!(!serving.contains(&format!("\"{c}\"")), "{c} in {serving}");
+    }
+    // production: enforce, the phase switch at readiness
+    let root = tempfile::tempdir().unwrap();
+    let f = dir.path().join("events.jsonl");
+    let id = unique("ready");
+    let mut sb = Command::new(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args([
+            "sandbox",
+            "--id",
+            &id,
+            "--learned",
+            p(l.path()),
+            "--ro-bind",
+            &bind,
+        ])
+        .args([
+            "--ready",
+            &ready,
+            "--seccomp-mode",
+            "enforce",
+            "--seccomp-events",
+            p(&f),
+        ])
+        .args([
+            "--",
+            "/usr/bin/python3",
+            "/srv/server.py",
+            &port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // a failed assertion below still stops the sandbox (the runtime forwards SIGTERM)
+    struct Stop(i32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let stop = Stop(sb.id() as i32);
+    let pid = poll_until("the sandbox never ran", 20, || {
+        let o = stockade(root.path(), &["state", &id]);
+        let v: Value = serde_json::from_str(&stdout(&o)).ok()?;
+        v["pid"].as_i64().filter(|p| *p > 0).map(|p| p as i32)
+    });
+    poll_until("the agent never saw the server ready", 20, || {
+        events(&f)
+            .iter()
+            .any(|e| e["event"] == "ready")
+            .then_some(())
+    });
+    assert_eq!(get_in(pid, port, "/ok"), "200");
+    assert_eq!(get_in(pid, port, "/exec"), "500");
+    assert_eq!(get_in(pid, port, "/ok"), "200");
+    let ev = events(&f);
+    let denied: Vec<&Value> = ev.iter().filter(|e| e["action"] == "denied").collect();
+    assert!(!denied.is_empty(), "{ev:?}");
+    for d in &denied {
+        assert_eq!(d["phase"], "serving", "{ev:?}");
+        let name = d["syscall"].as_str().unwrap();
+        assert!(
+            startup_line.contains(name),
+            "{name} denied, not startup-only: {ev:?}"
+        );
+    }
+    // nothing before readiness was logged: the startup calls ran under the whole-life profile
+    assert!(ev.iter().all(|e| e["phase"] != "startup"), "{ev:?}");
+    drop(stop);
+    let _ = sb.wait();
+    assert_agent_gone(&f);
+    assert_nothing_left(&id, root.path());
+    // bad input: --ready without --learned, or a DIR learned without --ready
+    let o = stockade(root.path(), &["sandbox", "--ready", &ready, "--", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--ready") && stderr(&o).contains("needs --learned"),
+        "{}",
+        stderr(&o)
+    );
+    let plain = learn(&[], LEARNED);
+    let o = stockade(
+        root.path(),
+        &[
+            "sandbox",
+            "--learned",
+            p(plain.path()),
+            "--ready",
+            &ready,
+            "--seccomp-mode",
+            "enforce",
+            "--seccomp-events",
+            p(&f),
+            "--",
+            "true",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no seccomp-serving.json"),
+        "{}",
+        stderr(&o)
+    );
+}

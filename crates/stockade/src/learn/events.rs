@@ -39,6 +39,10 @@ pub fn read(file: &Path, flag: &str) -> Result<Vec<Event>> {
         if !v.is_object() {
             return Err(at("not a JSON object".into()));
         }
+        if v["event"] == "ready" && v["syscall"].is_null() {
+            // the agent's phase switch (sandbox --ready), not a call
+            continue;
+        }
         let name = v["syscall"]
             .as_str()
             .filter(|s| !s.is_empty())

@@ -560,6 +560,17 @@ impl Recorder {
         })
     }
 
+    /// Forget which calls were seen (their recorded argument values stay): what is seen from
+    /// here on is a phase of its own (`learn --ready`: the calls made once the server serves).
+    pub fn reset_seen(&self) -> io::Result<()> {
+        let slots = arg_slots();
+        for nr in 0..MAX_NR {
+            let v = slots.get(&nr).copied().unwrap_or(0);
+            self.sys.update(&nr.to_ne_bytes(), &v.to_ne_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Whether the cgroup loaded its filter (nothing was recorded before that).
     pub fn armed(&self) -> io::Result<bool> {
         let v = self.state.lookup(&0u32.to_ne_bytes())?.unwrap_or_default();

@@ -55,9 +55,6 @@ pub struct LearnArgs {
     /// namespace once --ready holds; its exit status decides (default: the workload's own)
     #[arg(long)]
     pub test: Option<String>,
-    /// Wait until this holds before the test: tcp:PORT (connect to 127.0.0.1:PORT inside)
-    #[arg(long, value_name = "tcp:PORT")]
-    pub ready: Option<String>,
     /// Seconds --ready may take
     #[arg(long, default_value_t = 30)]
     pub ready_timeout: u64,
@@ -137,7 +134,12 @@ fn base_spec(a: &LearnArgs, exe: &Path) -> Result<Value> {
         v["root"]["path"] = json!(root);
         return Ok(v);
     }
-    let spec = crate::sandbox::build(&a.sandbox, exe)?;
+    // learn's --ready is the test's wait, not a phase of the sandbox's profile
+    let sandbox = crate::sandbox::SandboxArgs {
+        ready: None,
+        ..a.sandbox.clone()
+    };
+    let spec = crate::sandbox::build(&sandbox, exe)?;
     let mut v = serde_json::to_value(&spec).map_err(|e| Error::Other(e.to_string()))?;
     // the scenario's runs are piped, never a terminal (the sandbox gives one on a terminal)
     v["process"]["terminal"] = json!(false);
@@ -313,7 +315,7 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
         &a.seccomp_ceiling,
         &ceiling_caps,
     )?));
-    let ready_port = match &a.ready {
+    let ready_port = match &a.sandbox.ready {
         None => None,
         Some(r) => Some(
             r.strip_prefix("tcp:")
@@ -356,7 +358,7 @@ fn record(
     base: &Value,
     (ceiling_caps, learning_filter): (&[String], &Value),
     progress: &Progress,
-) -> Result<record::Observed> {
+) -> Result<(record::Observed, Option<BTreeSet<String>>)> {
     // the run's runtime names the container's cgroup to the recorder once it exists (and before
     // anything runs in it): no cgroup of learn's own around it, in every hierarchy
     unified_available()?;
@@ -371,17 +373,32 @@ fn record(
     progress.stage(format_args!(
         "recording the workload's system calls and capability checks"
     ));
+    // with --ready: what was seen until the server was ready, then a fresh phase
+    let startup: std::cell::RefCell<Option<Observed>> = Default::default();
+    let on_ready = || {
+        if let Ok(o) = recorder.observed() {
+            if recorder.reset_seen().is_ok() {
+                *startup.borrow_mut() = Some(o);
+            }
+        }
+    };
     let first = runner.run_recorded(
         &configure(base, ceiling_caps, learning_filter, None),
         Some(state_id),
+        runner.ready_port.map(|_| &on_ready as &dyn Fn()),
     )?;
     let armed = recorder
         .armed()
         .map_err(|e| Error::Other(format!("learn: {e}")))?;
-    let observed = recorder
+    let mut observed = recorder
         .observed()
         .map_err(|e| Error::Other(format!("learn: read the recording: {e}")))?;
     drop(recorder);
+    let serving = startup.into_inner().map(|before| {
+        let serving = observed.syscalls.clone();
+        observed.merge(&before);
+        serving
+    });
     if !first.ok {
         return Err(Error::Other(format!(
             "learn: the scenario fails even before any profile is applied (nothing written):\n{}",
@@ -404,7 +421,44 @@ fn record(
             observed.compat.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(observed)
+    Ok((observed, serving))
+}
+
+/// With `--ready`: `seccomp-serving.json`, the learned profile without the calls made only
+/// before the server was ready (`startup_only`), for `sandbox --learned DIR --ready`; and the
+/// report's line naming them.
+fn write_serving(
+    out: &Path,
+    learned: &profile::Learned,
+    startup_only: &BTreeSet<String>,
+) -> Result<()> {
+    let mut l = learned.clone();
+    l.allowed.retain(|a| !startup_only.contains(&a.name));
+    let mut sc = l.to_json("SCMP_ACT_ERRNO");
+    sc["comment"] = json!(format!(
+        "learned by stockade learn: the calls after --ready held (startup only, left out: {})",
+        startup_only.iter().cloned().collect::<Vec<_>>().join(" ")
+    ));
+    let io = |f: &str, e: std::io::Error| Error::Other(format!("{}: {e}", out.join(f).display()));
+    std::fs::write(
+        out.join("seccomp-serving.json"),
+        serde_json::to_string_pretty(&sc).expect("json"),
+    )
+    .map_err(|e| io("seccomp-serving.json", e))?;
+    let mut report = std::fs::OpenOptions::new()
+        .append(true)
+        .open(out.join("report.txt"))
+        .map_err(|e| io("report.txt", e))?;
+    std::io::Write::write_all(
+        &mut report,
+        format!(
+            "\nseccomp-serving.json allows {} syscalls: those made after --ready held; made only during startup (denied once the server serves, under sandbox --learned DIR --ready): {}\n",
+            l.allowed.len(),
+            startup_only.iter().cloned().collect::<Vec<_>>().join(" ")
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| io("report.txt", e))
 }
 
 /// The recording, trials, profile and verification, written to `out`.
@@ -442,7 +496,15 @@ fn learn_into(
     };
 
     // 1. record
-    let observed = record(&runner, &base, (&ceiling_caps, &learning_filter), progress)?;
+    let (observed, serving) = record(&runner, &base, (&ceiling_caps, &learning_filter), progress)?;
+    let startup_only: Option<BTreeSet<String>> = serving.map(|s| {
+        observed
+            .syscalls
+            .iter()
+            .filter(|n| !s.contains(*n))
+            .cloned()
+            .collect()
+    });
     let record_secs = runner.started.elapsed().as_secs_f64();
 
     // 2. capabilities: trial of what was checked and granted
@@ -471,6 +533,9 @@ fn learn_into(
     report.record_secs = record_secs;
     report.trial_secs = trial_secs;
     write_outputs(out, &learned, &report, &needed)?;
+    if let Some(s) = &startup_only {
+        write_serving(out, &learned, s)?;
+    }
     if a.no_verify {
         println!("{}", report.text(&learned));
         return Ok(0);
@@ -516,6 +581,9 @@ fn learn_into(
     report.verify_secs = t0.elapsed().as_secs_f64();
     report.verified = Some(verified);
     write_outputs(out, &learned, &report, &needed)?;
+    if let Some(s) = &startup_only {
+        write_serving(out, &learned, s)?;
+    }
     println!("{}", report.text(&learned));
     if !verified {
         let (_, denied, output) = report.verification.last().expect("one round");

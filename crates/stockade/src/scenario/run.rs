@@ -232,18 +232,24 @@ impl Runner<'_> {
     }
 
     pub(super) fn run(&self, spec: &Value) -> Result<Outcome> {
-        self.run_recorded(spec, None)
+        self.run_recorded(spec, None, None)
     }
 
     /// A run whose runtime names the container's cgroup to the recorder with state map `recorder`.
-    pub(super) fn run_recorded(&self, spec: &Value, recorder: Option<u32>) -> Result<Outcome> {
+    /// `on_ready` is called once `--ready` holds, before the test runs.
+    pub(super) fn run_recorded(
+        &self,
+        spec: &Value,
+        recorder: Option<u32>,
+        on_ready: Option<&dyn Fn()>,
+    ) -> Result<Outcome> {
         let n = self.runs.get();
         self.runs.set(n + 1);
         let id = format!("learn-{}-{n}", std::process::id());
         let dir = self.root.join(format!(".{id}"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Other(format!("create {}: {e}", dir.display())))?;
-        let r = self.run_in(spec, &id, &dir, recorder);
+        let r = self.run_in(spec, (&id, &dir), recorder, on_ready);
         // a foreground run that ended removed its container itself; one killed or timed out
         // left its state directory, and everything else is found from it
         if self.root.join(&id).exists() {
@@ -257,7 +263,13 @@ impl Runner<'_> {
         r
     }
 
-    fn run_in(&self, spec: &Value, id: &str, dir: &Path, recorder: Option<u32>) -> Result<Outcome> {
+    fn run_in(
+        &self,
+        spec: &Value,
+        (id, dir): (&str, &Path),
+        recorder: Option<u32>,
+        on_ready: Option<&dyn Fn()>,
+    ) -> Result<Outcome> {
         let io = |e: std::io::Error| Error::Other(format!("learn: {e}"));
         std::fs::write(dir.join("config.json"), spec.to_string()).map_err(io)?;
         let mut rt = self.stockade(&["run", "--bundle", dir.to_str().unwrap_or_default(), id]);
@@ -339,6 +351,9 @@ impl Runner<'_> {
                         tail(&tee.text(), 20)
                     )));
                 }
+            }
+            if let Some(f) = on_ready {
+                f();
             }
             let fd = netns.as_raw_fd();
             let mut t = Command::new("sh");
