@@ -121,15 +121,7 @@ pub fn observed(events: &[Event]) -> Observed {
             o.unknown_numbers.extend(nr.parse::<u32>().ok());
             continue;
         }
-        o.syscalls.insert(e.syscall.clone());
-        for (i, v) in &e.args {
-            o.args
-                .entry(e.syscall.clone())
-                .or_default()
-                .entry(*i)
-                .or_default()
-                .insert(*v);
-        }
+        o.note(&e.syscall, &e.args);
         if limited && ARG_RULES.iter().any(|(n, _)| *n == e.syscall) {
             o.args_overflow.insert(e.syscall.clone());
         }

@@ -118,6 +118,19 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// A call `name` seen, with these (argument index, value) pairs.
+    pub fn note(&mut self, name: &str, args: &[(u32, u64)]) {
+        self.syscalls.insert(name.to_string());
+        for (i, v) in args {
+            self.args
+                .entry(name.to_string())
+                .or_default()
+                .entry(*i)
+                .or_default()
+                .insert(*v);
+        }
+    }
+
     pub fn merge(&mut self, o: &Observed) {
         self.syscalls.extend(o.syscalls.iter().cloned());
         for (n, a) in &o.args {

@@ -158,15 +158,7 @@ fn fold(
             f.already.insert(e.syscall.clone());
             continue;
         }
-        o.syscalls.insert(e.syscall.clone());
-        for (i, v) in &e.args {
-            o.args
-                .entry(e.syscall.clone())
-                .or_default()
-                .entry(*i)
-                .or_default()
-                .insert(*v);
-        }
+        o.note(&e.syscall, &e.args);
         touched.insert(e.syscall.clone());
     }
     let mini = Observed {
