@@ -115,6 +115,36 @@ fn podman_annotation_learns_and_the_profile_runs_the_workload_again() {
         "{}",
         stderr(&o)
     );
+    // in production through Podman's annotations: complain lets mkdir run, enforce denies it,
+    // and both write it once to the events file
+    for (mode, ok) in [("complain", true), ("enforce", false)] {
+        let f = out.path().join(format!("{mode}.jsonl"));
+        let (m, e) = (
+            format!("org.stockade.seccomp.mode={mode}"),
+            format!("org.stockade.seccomp.events={}", f.display()),
+        );
+        let mut a = vec!["run", "--rm", "--security-opt", &sc, "--annotation", &m];
+        a.extend_from_slice(&["--annotation", &e]);
+        a.extend_from_slice(PODMAN_RUN);
+        a.extend_from_slice(&["bb", "sh", "-c", "mkdir /tmp/d && echo made"]);
+        let o = p.podman(&a);
+        assert_eq!(
+            o.status.success(),
+            ok,
+            "{mode}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let ev = std::fs::read_to_string(&f).unwrap_or_default();
+        let lines: Vec<&str> = ev.lines().collect();
+        let action = if ok { "allowed" } else { "denied" };
+        assert_eq!(lines.len(), 1, "{mode}: {ev}");
+        assert!(
+            lines[0].contains("\"syscall\":\"mkdir\"")
+                && lines[0].contains(&format!("\"action\":\"{action}\"")),
+            "{mode}: {ev}"
+        );
+    }
 }
 
 #[test]
