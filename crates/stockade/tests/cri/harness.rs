@@ -68,8 +68,100 @@ while IFS=: read -r n ctrls path; do
        for c in $(echo "$ctrls" | tr , ' '); do [ "$c" = "$ctrls" ] || ln -sf "$ctrls" "/sys/fs/cgroup/$c"; done ;;
   esac
 done < /proc/self/cgroup
-exec containerd --config "$1"
+exec "$2" --config "$1"
 "#;
+
+/// Which containerd: Debian 12's 1.6 (installed) or 2.x (Debian sid's, unpacked into
+/// /var/cache/stockade-test by tests/containerd2.sh, fetched there on first use).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Version {
+    V1_6,
+    V2,
+}
+
+impl Version {
+    /// The directory holding `containerd`, `ctr` and `containerd-shim-runc-v2`.
+    pub fn bin_dir(self) -> PathBuf {
+        match self {
+            Version::V1_6 => PathBuf::from("/usr/bin"),
+            Version::V2 => containerd2_dir().join("usr/bin"),
+        }
+    }
+}
+
+/// containerd 2.x's unpacked package (tests/containerd2.sh: cached, or fetched from Debian sid);
+/// fails loudly when it cannot be had.
+pub fn containerd2_dir() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/containerd2.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash tests/containerd2.sh");
+    assert!(
+        o.status.success(),
+        "tests/containerd2.sh could not provide containerd 2.x (it needs Debian's archive once per machine)"
+    );
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+/// The CRI part of the config: version 2's plugin names for 1.6, version 3's for 2.x.
+fn cri_config(v: Version, d: &Path, systemd_cgroup: bool) -> String {
+    let (cni, runtimes) = match v {
+        Version::V1_6 => (
+            format!(
+                r#"[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:1"
+  # root here lacks CAP_SYS_RESOURCE: the pause container's -998 is clamped to containerd's own
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{d}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+"#,
+                d = d.display()
+            ),
+            r#"plugins."io.containerd.grpc.v1.cri".containerd"#,
+        ),
+        Version::V2 => (
+            format!(
+                r#"[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "localhost/pause:1"
+# overlayfs here takes no idmapped lower layers: a hostUsers: false pod's rootfs is chowned
+# into its range instead (containerd refuses such a pod without this)
+[plugins."io.containerd.snapshotter.v1.overlayfs"]
+  slow_chown = true
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "{d}/cni"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+"#,
+                d = d.display()
+            ),
+            r#"plugins."io.containerd.cri.v1.runtime".containerd"#,
+        ),
+    };
+    format!(
+        r#"{cni}    default_runtime_name = "runc"
+    [{r}.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [{r}.runtimes.stockade]
+      runtime_type = "io.containerd.runc.v2"
+      pod_annotations = ["org.stockade.*"]
+      [{r}.runtimes.stockade.options]
+        BinaryName = "{bin}"
+        SystemdCgroup = {systemd_cgroup}
+"#,
+        r = runtimes,
+        bin = bin()
+    )
+}
 
 /// containerd with its CRI plugin, in a network namespace of its own; removed when dropped.
 pub struct Containerd {
@@ -84,14 +176,16 @@ pub struct Containerd {
     pub runtime: RuntimeServiceClient<Channel>,
     #[allow(dead_code)]
     pub images: ImageServiceClient<Channel>,
+    pub version: Version,
 }
 
 impl Containerd {
     /// On the host (cgroupfs driver), or with `systemd_cgroup` inside a systemd booted for the
     /// test: there the directory, the binaries and the CNI plugins are bound in at the same
     /// paths, so the socket, the logs and the config read the same from both sides.
-    pub fn start(systemd_cgroup: bool) -> Containerd {
+    pub fn start(version: Version, systemd_cgroup: bool) -> Containerd {
         require_root();
+        let bins = version.bin_dir();
         let t0 = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
@@ -112,32 +206,15 @@ impl Containerd {
         )
         .unwrap();
         let config = format!(
-            r#"version = 2
+            r#"version = {n}
 root = "{d}/root"
 state = "{d}/state"
 [grpc]
   address = "{d}/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/pause:1"
-  # root here lacks CAP_SYS_RESOURCE: the pause container's -998 is clamped to containerd's own
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{d}/cni"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade]
-      runtime_type = "io.containerd.runc.v2"
-      pod_annotations = ["org.stockade.*"]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade.options]
-        BinaryName = "{bin}"
-        SystemdCgroup = {systemd_cgroup}
-"#,
+{cri}"#,
+            n = if version == Version::V2 { 3 } else { 2 },
             d = d.display(),
-            bin = bin()
+            cri = cri_config(version, &d, systemd_cgroup)
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
         let (netns, child, systemd) = if systemd_cgroup {
@@ -146,12 +223,13 @@ state = "{d}/state"
                 (d.display().to_string(), d.display().to_string()),
                 ro(bin()),
                 ro("/usr/lib/cni"),
-                ro("/usr/bin/containerd"),
-                ro("/usr/bin/containerd-shim-runc-v2"),
+                ro(&bins.join("containerd").display().to_string()),
+                ro(&bins.join("containerd-shim-runc-v2").display().to_string()),
             ]);
             let o = s.sh(&format!(
-                "systemd-run --unit=stockade-containerd -p Delegate=yes sh -c 'exec /usr/bin/containerd --config {0}/config.toml >>{0}/containerd.log 2>&1'",
-                d.display()
+                "systemd-run --unit=stockade-containerd -p Delegate=yes -E PATH={1}:/usr/sbin:/usr/bin:/sbin:/bin sh -c 'exec {1}/containerd --config {0}/config.toml >>{0}/containerd.log 2>&1'",
+                d.display(),
+                bins.display()
             ));
             assert!(o.status.success(), "containerd service: {}", stderr(&o));
             (None, None, Some(s))
@@ -185,6 +263,16 @@ state = "{d}/state"
                 .arg(MOUNT_ALL_CGROUPS)
                 .arg("sh")
                 .arg(d.join("config.toml"))
+                .arg(bins.join("containerd"))
+                // the shim containerd starts is found on PATH: its own version's
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        bins.display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                )
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
@@ -232,6 +320,7 @@ state = "{d}/state"
             child,
             systemd,
             rt,
+            version,
         };
         // the CRI service answers once its plugin is up
         loop {
@@ -268,7 +357,7 @@ state = "{d}/state"
 
     pub fn ctr(&self, args: &[&str]) -> std::process::Output {
         timeout()
-            .arg("ctr")
+            .arg(self.version.bin_dir().join("ctr"))
             .arg("-a")
             .arg(self.dir.path().join("containerd.sock"))
             .args(args)
