@@ -50,7 +50,12 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<libc::pid_t> {
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // with CLONE_PARENT the kernel takes the caller's own exit signal (and refuses another)
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {

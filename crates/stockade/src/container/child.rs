@@ -47,11 +47,16 @@ pub(super) fn spawn(
         namespaces::join(*t, p)?;
         own_others.push((*t, own));
     }
-    let pid = sys::clone3(
+    let (flags, cgroup) = (
         ns.clone_flags_early_net().bits() as u64,
         made.v2_dir.as_ref().map(|f| f.as_raw_fd()),
-    )
-    .ctx(|| format!("clone3 with {:?}", ns.clone_flags_early_net()))?;
+    );
+    let pid = match &ns.pid_under_user {
+        // a pod's user namespace joined by path, a pid namespace of our own under it
+        Some(userns) => namespaces::clone_under_user(userns, flags, cgroup)?,
+        None => sys::clone3(flags, cgroup)
+            .ctx(|| format!("clone3 with {:?}", ns.clone_flags_early_net()))?,
+    };
     if pid == 0 {
         // the runtime's end: its death must reach us as a hangup (see `die_with_runtime`)
         let _ = nix::unistd::close(ours.as_raw_fd());
@@ -67,6 +72,9 @@ pub(super) fn spawn(
         unsafe { libc::_exit(1) }
     }
     made.v2_dir = None;
+    if ns.pid_under_user.is_some() {
+        mark("cloned in the joined user namespace");
+    }
     for (t, own) in own_others {
         nix::sched::setns(own, namespaces::flag(t)).ctx(|| {
             format!(
@@ -174,7 +182,10 @@ fn start(plan: &Plan, made: &Made, sock: &OwnedFd) -> Result<(rootfs::Prepared, 
 fn enter_namespaces(plan: &Plan, prepared: &mut rootfs::Prepared) -> Result<ProcFs> {
     let ns = &plan.ns;
     for (t, p) in &ns.join {
-        namespaces::join(*t, p)?;
+        // (cloned from inside it already when it has a pid namespace of our own under it)
+        if !(*t == LinuxNamespaceType::User && ns.pid_under_user.is_some()) {
+            namespaces::join(*t, p)?;
+        }
         if *t == LinuxNamespaceType::User {
             namespaces::become_root("the joined user namespace")?;
         }

@@ -549,3 +549,235 @@ pub fn cgroup_file(pid: i32, controller: &str, file: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// A pod's sandbox config as the kubelet sends it: network and IPC of the pod, PID per
+/// container, cgroup parent `parent`, and with `userns` = Some((uids, gids)) a user namespace
+/// of mode POD with those maps (`hostUsers: false`).
+pub fn pod_config(
+    name: &str,
+    logs: &Path,
+    parent: &str,
+    userns: Option<&cri::UserNamespace>,
+) -> cri::PodSandboxConfig {
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: parent.into(),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(namespace_options(userns)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The kubelet's namespace options for a pod and each of its containers.
+pub fn namespace_options(userns: Option<&cri::UserNamespace>) -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Pod as i32,
+        pid: cri::NamespaceMode::Container as i32,
+        ipc: cri::NamespaceMode::Pod as i32,
+        userns_options: userns.cloned(),
+        ..Default::default()
+    }
+}
+
+/// The kubelet's user namespace for a `hostUsers: false` pod: container 0 = host `start`, 65536
+/// ids, the same for groups.
+pub fn userns_pod(start: u32) -> cri::UserNamespace {
+    let m = vec![cri::IdMapping {
+        host_id: start,
+        container_id: 0,
+        length: 65536,
+    }];
+    cri::UserNamespace {
+        mode: cri::NamespaceMode::Pod as i32,
+        uids: m.clone(),
+        gids: m,
+    }
+}
+
+/// What a pod left to check after its removal.
+pub struct PodTrace {
+    pub ids: Vec<String>,
+    pub pids: Vec<i32>,
+    pub netns: String,
+}
+
+impl Containerd {
+    /// RunPodSandbox with the stockade handler: the pod's id, its pause pid and its network
+    /// namespace path (in containerd's mount namespace).
+    pub fn run_pod(&mut self, config: &cri::PodSandboxConfig) -> (String, i32, String) {
+        let pod = self
+            .rt
+            .block_on(self.runtime.run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: "stockade".into(),
+            }))
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}"))
+            .into_inner()
+            .pod_sandbox_id;
+        let st = self
+            .rt
+            .block_on(
+                self.runtime
+                    .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                        pod_sandbox_id: pod.clone(),
+                        verbose: true,
+                    }),
+            )
+            .unwrap()
+            .into_inner();
+        let info: serde_json::Value = serde_json::from_str(&st.info["info"]).unwrap();
+        let netns = info["runtimeSpec"]["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .and_then(|n| n["path"].as_str())
+            .unwrap_or_else(|| panic!("no pod network namespace path: {info}"))
+            .to_string();
+        (pod, Self::pid_of(&st.info), netns)
+    }
+
+    /// CreateContainer + StartContainer: its id and pid.
+    pub fn start_container(
+        &mut self,
+        pod: &str,
+        pod_config: &cri::PodSandboxConfig,
+        config: cri::ContainerConfig,
+    ) -> (String, i32) {
+        let name = config.metadata.as_ref().unwrap().name.clone();
+        let id = self
+            .rt
+            .block_on(self.runtime.create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.into(),
+                config: Some(config),
+                sandbox_config: Some(pod_config.clone()),
+            }))
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}"))
+            .into_inner()
+            .container_id;
+        self.rt
+            .block_on(self.runtime.start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            }))
+            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
+        let cs = self
+            .rt
+            .block_on(self.runtime.container_status(cri::ContainerStatusRequest {
+                container_id: id.clone(),
+                verbose: true,
+            }))
+            .unwrap()
+            .into_inner();
+        (id.clone(), Self::pid_of(&cs.info))
+    }
+
+    /// Stop and remove the pod's containers, then the pod, in the kubelet's order (the
+    /// container that made the cgroup parent, the pause one, goes last and removes it).
+    pub fn remove_pod(&mut self, pod: &str) {
+        let list = self
+            .rt
+            .block_on(self.runtime.list_containers(cri::ListContainersRequest {
+                filter: Some(cri::ContainerFilter {
+                    pod_sandbox_id: pod.into(),
+                    ..Default::default()
+                }),
+            }))
+            .unwrap_or_else(|e| panic!("ListContainers: {e}"))
+            .into_inner();
+        for ctr in list.containers {
+            self.rt
+                .block_on(self.runtime.stop_container(cri::StopContainerRequest {
+                    container_id: ctr.id.clone(),
+                    timeout: 5,
+                }))
+                .unwrap_or_else(|e| panic!("StopContainer: {e}"));
+            self.rt
+                .block_on(self.runtime.remove_container(cri::RemoveContainerRequest {
+                    container_id: ctr.id,
+                }))
+                .unwrap_or_else(|e| panic!("RemoveContainer: {e}"));
+        }
+        self.rt
+            .block_on(self.runtime.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.into(),
+            }))
+            .unwrap_or_else(|e| panic!("StopPodSandbox: {e}"));
+        self.rt
+            .block_on(
+                self.runtime
+                    .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                        pod_sandbox_id: pod.into(),
+                    }),
+            )
+            .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}"));
+    }
+
+    /// Nothing of the removed pods is left: processes, cgroups under `parent`, stockade state,
+    /// mounts in containerd's mount namespace, network namespaces.
+    pub fn assert_pods_gone(&self, parent: &str, traces: &[PodTrace]) {
+        for t in traces {
+            for pid in &t.pids {
+                assert!(
+                    !Path::new(&format!("/proc/{pid}")).exists()
+                        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                            .is_ok_and(|s| s.contains(") Z")),
+                    "process {pid} still runs"
+                );
+            }
+            let state_root = Path::new("/run/containerd/runc/k8s.io");
+            let cd = self.child.as_ref().unwrap().id();
+            let mi = std::fs::read_to_string(format!("/proc/{cd}/mountinfo")).unwrap();
+            for id in &t.ids {
+                assert!(
+                    !state_root.join(id).exists(),
+                    "stockade state left for {id}"
+                );
+                assert!(!mi.contains(id.as_str()), "mounts of {id} left: {mi}");
+            }
+            assert!(
+                !Path::new(&format!("/proc/{cd}/root{}", t.netns)).exists(),
+                "pod network namespace left: {}",
+                t.netns
+            );
+        }
+        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = h.path().join(parent.trim_start_matches('/'));
+            assert!(!p.exists(), "cgroup left: {}", p.display());
+        }
+    }
+}
+
+/// `/proc/PID/{uid_map,gid_map}` as (inside, outside, count) lines.
+pub fn id_map(pid: i32, which: &str) -> Vec<(u32, u32, u32)> {
+    std::fs::read_to_string(format!("/proc/{pid}/{which}"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<u32> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            (f[0], f[1], f[2])
+        })
+        .collect()
+}
+
+/// The real uid of `pid` on the host (`Uid:` of /proc/PID/status).
+pub fn host_uid(pid: i32) -> u32 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}

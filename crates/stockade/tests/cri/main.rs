@@ -21,6 +21,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod userns;
 
 use common::systemd::Systemd;
 use common::*;
