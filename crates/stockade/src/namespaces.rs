@@ -171,6 +171,13 @@ impl Plan {
             });
             plan.pre_join = pre;
             plan.join = rest;
+        } else if user_joined {
+            // a pod's network namespace (CNI's) may belong to the host's user namespace, which
+            // the child cannot reach from the pod's: entered before cloning, as above
+            let (pre, rest): (Vec<_>, Vec<_>) =
+                (plan.join.drain(..)).partition(|(t, _)| *t == LinuxNamespaceType::Network);
+            plan.pre_join = pre;
+            plan.join = rest;
         }
         plan
     }

@@ -184,7 +184,21 @@ impl Containerd {
     /// test: there the directory, the binaries and the CNI plugins are bound in at the same
     /// paths, so the socket, the logs and the config read the same from both sides.
     pub fn start(version: Version, systemd_cgroup: bool) -> Containerd {
+        Self::start_with_policy(version, systemd_cgroup, None)
+    }
+
+    /// With `policy`, the runtime runs under that hardening policy (STOCKADE_POLICY, which the
+    /// shim passes on; the tests' own default is `none`). On the host only.
+    pub fn start_with_policy(
+        version: Version,
+        systemd_cgroup: bool,
+        policy: Option<&str>,
+    ) -> Containerd {
         require_root();
+        assert!(
+            policy.is_none() || !systemd_cgroup,
+            "policy: on the host only"
+        );
         let bins = version.bin_dir();
         let t0 = Instant::now();
         let dir = tempfile::tempdir().unwrap();
@@ -264,6 +278,7 @@ state = "{d}/state"
                 .arg("sh")
                 .arg(d.join("config.toml"))
                 .arg(bins.join("containerd"))
+                .env("STOCKADE_POLICY", policy.unwrap_or("none"))
                 // the shim containerd starts is found on PATH: its own version's
                 .env(
                     "PATH",

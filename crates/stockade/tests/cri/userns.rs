@@ -235,3 +235,97 @@ fn host_users_false_pods_run_in_their_own_ranges_with_idmapped_volumes() {
         t_all.elapsed().as_secs_f64()
     );
 }
+
+/// No `hostUsers` asked, stockade's hardening policy on: the pause container gets a user
+/// namespace with an id range of its own (`userNamespace: auto`), and the app container, which
+/// joins the pause container's IPC and UTS namespaces, joins the user namespace that owns them
+/// (found with `NS_GET_USERNS`), with its maps; its rootfs is idmapped into it.
+#[test]
+fn under_the_policy_a_pods_containers_share_one_user_namespace() {
+    let _one = super::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Containerd::start_with_policy(Version::V2, false, Some("default"));
+    let logs = c.dir.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let parent = format!("/{}", unique("stockade-cri-polpod"));
+    let conf = pod_config("polpod", &logs, &parent, None);
+    let (pod, pause, netns) = c.run_pod(&conf);
+    let config = cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: "localhost/bb:1".into(),
+            ..Default::default()
+        }),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo hello-policy-pod; trap 'exit 0' TERM; while :; do sleep 1; done".into(),
+        ],
+        log_path: "app.log".into(),
+        linux: Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(namespace_options(None)),
+                run_as_user: Some(cri::Int64Value { value: 1000 }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (ctr, app) = c.start_container(&pod, &conf, config);
+
+    assert_eq!(
+        ns(app, "user"),
+        ns(pause, "user"),
+        "app not in the pod's user namespace"
+    );
+    assert_ne!(
+        ns(pause, "user"),
+        host_ns("user"),
+        "the pod runs in the host's user namespace"
+    );
+    for n in ["net", "ipc", "uts"] {
+        assert_eq!(ns(app, n), ns(pause, n), "{n} namespace not shared");
+    }
+    let map = id_map(pause, "uid_map");
+    assert_eq!(id_map(app, "uid_map"), map);
+    assert_eq!(id_map(app, "gid_map"), id_map(pause, "gid_map"));
+    assert!(map.len() == 1 && map[0].0 == 0 && map[0].1 != 0, "{map:?}");
+    assert_eq!(host_uid(app), map[0].1 + 1000, "runAsUser 1000 on the host");
+    assert_eq!(host_uid(pause), map[0].1, "pause's root on the host");
+    // the rootfs is idmapped: the image's root-owned files are root's inside
+    let (code, out, err) = c.exec(&ctr, &["sh", "-c", "id -u; stat -c %u /bin/busybox"]);
+    assert_eq!((code, out.as_str()), (0, "1000\n0\n"), "{err}");
+    let state_root = Path::new("/run/containerd/runc/k8s.io");
+    let o = cmd(state_root, &["policy", "explain", &ctr]);
+    assert!(
+        stdout(&o).contains("joined the user namespace that owns"),
+        "policy explain: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let log = std::fs::read_to_string(logs.join("app.log")).unwrap_or_default();
+    assert!(log.contains(" stdout F hello-policy-pod"), "{log:?}");
+
+    c.remove_pod(&pod);
+    c.assert_pods_gone(
+        &parent,
+        &[PodTrace {
+            ids: vec![pod.clone(), ctr],
+            pids: vec![pause, app],
+            netns,
+        }],
+    );
+    // the pause container's id slot is given back
+    let slots: Vec<_> = std::fs::read_dir(state_root.join(".ids"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(slots.is_empty(), "id slots left: {slots:?}");
+}
