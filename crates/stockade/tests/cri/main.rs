@@ -18,6 +18,7 @@
 //! readOnlyRootFilesystem and runAsUser hold; nothing is left after removal.
 //! It fails (never skips) when containerd or its CRI plugin cannot start.
 
+mod bench;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
