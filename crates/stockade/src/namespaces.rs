@@ -32,6 +32,11 @@ pub struct Plan {
     pub new_mount: bool,
     /// A PID namespace to join: entered by the runtime before cloning.
     pub join_pid: Option<PathBuf>,
+    /// A new PID namespace while the user namespace is joined by path (a Kubernetes pod with
+    /// `hostUsers: false`): it must be owned by that user namespace, or the container's root
+    /// could not mount its /proc. The child is cloned from inside it ([`clone_under_user`]);
+    /// holds the user namespace's path.
+    pub pid_under_user: Option<PathBuf>,
     /// With a new user namespace: the network, IPC and UTS namespaces given by path, entered by
     /// the runtime before cloning (as runc's nsexec joins before it unshares the user
     /// namespace). From inside the new user namespace the child could not join them: they
@@ -106,6 +111,7 @@ impl Plan {
             new_net: false,
             new_mount: false,
             join_pid: None,
+            pid_under_user: None,
             pre_join: vec![],
         };
         let nss = spec
@@ -113,9 +119,11 @@ impl Plan {
             .as_ref()
             .and_then(|l| l.namespaces().clone())
             .unwrap_or_default();
-        let user_joined = nss
+        let user_path = nss
             .iter()
-            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+            .find(|n| n.typ() == LinuxNamespaceType::User)
+            .and_then(|n| n.path().clone());
+        let user_joined = user_path.is_some();
         let mut order = nss.clone();
         // The user namespace is joined first, so the others are joined with its privileges.
         order.sort_by_key(|n| n.typ() != LinuxNamespaceType::User);
@@ -130,7 +138,10 @@ impl Plan {
                 }
                 (LinuxNamespaceType::Pid, None) => {
                     plan.new_pid = true;
-                    plan.clone_flags |= flag(t);
+                    match &user_path {
+                        Some(u) => plan.pid_under_user = Some(u.clone()),
+                        None => plan.clone_flags |= flag(t),
+                    }
                 }
                 (LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time, None) => {
                     plan.unshare_flags |= flag(t)
@@ -158,6 +169,13 @@ impl Plan {
                     LinuxNamespaceType::Network | LinuxNamespaceType::Ipc | LinuxNamespaceType::Uts
                 )
             });
+            plan.pre_join = pre;
+            plan.join = rest;
+        } else if user_joined {
+            // a pod's network namespace (CNI's) may belong to the host's user namespace, which
+            // the child cannot reach from the pod's: entered before cloning, as above
+            let (pre, rest): (Vec<_>, Vec<_>) =
+                (plan.join.drain(..)).partition(|(t, _)| *t == LinuxNamespaceType::Network);
             plan.pre_join = pre;
             plan.join = rest;
         }
@@ -493,6 +511,97 @@ pub fn check_joined_maps(
         }
     }
     Ok(())
+}
+
+/// `clone3` from inside the user namespace at `userns` (nsfs) with a new PID namespace owned
+/// by it: a short-lived helper joins the user namespace, unshares a PID namespace and clones
+/// with `CLONE_PARENT`, so the child is PID 1 there and still the caller's child. Returns 0 in
+/// that child (already in the user namespace) and its pid in the caller; the helper exits. For
+/// single-threaded callers (the runtime).
+pub fn clone_under_user(
+    userns: &std::path::Path,
+    flags: u64,
+    cgroup_fd: Option<std::os::fd::RawFd>,
+) -> Result<libc::pid_t> {
+    let ns = File::open(userns).ctx(|| format!("open user namespace {}", userns.display()))?;
+    let (r, w) = nix::unistd::pipe().ctx(|| "pipe")?;
+    // SAFETY: the runtime is single-threaded here; the helper joins, unshares, clones (the
+    // same as the runtime's own clone3), writes the pid and _exits; only its child goes on.
+    let helper = unsafe { libc::fork() };
+    if helper < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "fork");
+    }
+    if helper == 0 {
+        drop(r);
+        let pid = if nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER).is_err() {
+            -1
+        } else if nix::sched::unshare(CloneFlags::CLONE_NEWPID).is_err() {
+            -2
+        } else {
+            match crate::sys::clone3(flags | libc::CLONE_PARENT as u64, cgroup_fd) {
+                Ok(0) => return Ok(0),
+                Ok(pid) => pid,
+                Err(_) => -3,
+            }
+        };
+        let _ = nix::unistd::write(&w, &pid.to_ne_bytes());
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(0) }
+    }
+    drop(w);
+    let mut b = [0u8; 4];
+    let got = nix::unistd::read(&r, &mut b);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper), None);
+    let pid = i32::from_ne_bytes(b);
+    match (got, pid) {
+        (Ok(4), p) if p > 0 => Ok(p),
+        (_, p) => Err(Error::Other(format!(
+            "cannot start the container in the user namespace {}: {}",
+            userns.display(),
+            match p {
+                -1 => "setns refused",
+                -2 => "unshare of a pid namespace refused",
+                _ => "clone3 refused",
+            }
+        ))),
+    }
+}
+
+/// A user namespace with `uids`/`gids` and no process (an idmapped mount's): a short-lived
+/// child unshares it and waits while its maps are written; the namespace outlives it through
+/// the returned descriptor.
+pub fn userns_with_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<File> {
+    let (ready_r, ready_w) = nix::unistd::pipe().ctx(|| "pipe")?;
+    let (done_r, done_w) = nix::unistd::pipe().ctx(|| "pipe")?;
+    // SAFETY: the runtime is single-threaded here; the child only unshares, writes, reads and
+    // _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "fork");
+    }
+    if pid == 0 {
+        drop((ready_r, done_w));
+        let ok = nix::sched::unshare(CloneFlags::CLONE_NEWUSER).is_ok();
+        let _ = nix::unistd::write(&ready_w, if ok { b"1" } else { b"0" });
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(&done_r, &mut b);
+        // SAFETY: _exit is always safe.
+        unsafe { libc::_exit(0) }
+    }
+    drop((ready_w, done_r));
+    let mut b = [0u8; 1];
+    let made = match nix::unistd::read(&ready_r, &mut b) {
+        Ok(1) if b[0] == b'1' => crate::procfs::ProcFs::host()
+            .ctx(|| "open /proc")
+            .and_then(|proc| write_id_maps(&proc, pid, uids, gids, false))
+            .and_then(|()| {
+                File::open(format!("/proc/{pid}/ns/user")).ctx(|| "open the new user namespace")
+            }),
+        _ => Err(Error::Other("unshare of a user namespace refused".into())),
+    };
+    drop(done_w);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    made
 }
 
 /// Become uid and gid 0 of the user namespace just made or joined (`which` says which, for

@@ -174,7 +174,9 @@ impl<'a> Plan<'a> {
     /// the exec fifo).
     pub fn user_on_host(&self) -> (Option<u32>, Option<u32>) {
         let u = self.process().user();
-        if self.ns.new_user {
+        // (a user namespace joined by path with its maps given, as a Kubernetes pod's: checked
+        // equal to the namespace's own when planned)
+        if self.ns.new_user || (self.in_user_ns() && !self.uid_maps.is_empty()) {
             (
                 crate::namespaces::to_host(&self.uid_maps, u.uid()),
                 crate::namespaces::to_host(&self.gid_maps, u.gid()),

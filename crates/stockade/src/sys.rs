@@ -50,7 +50,12 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<libc::pid_t> {
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // with CLONE_PARENT the kernel takes the caller's own exit signal (and refuses another)
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {
@@ -652,4 +657,16 @@ pub fn notif_send(fd: &OwnedFd, resp: &SeccompNotifResp) -> io::Result<()> {
 pub fn notif_valid(fd: &OwnedFd, id: u64) -> bool {
     // SAFETY: NOTIF_ID_VALID reads one u64 from &id.
     unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID as _, &id) == 0 }
+}
+
+/// `ioctl(NS_GET_USERNS)`: the user namespace that owns the namespace `ns` (an nsfs file).
+pub fn ns_get_userns(ns: &impl AsRawFd) -> io::Result<OwnedFd> {
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    // SAFETY: the ioctl takes no argument and returns a new descriptor (or -1), which we own.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

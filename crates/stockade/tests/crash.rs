@@ -301,3 +301,67 @@ fn killed_after_moving_a_net_device_delete_force_gives_it_back() {
         );
     }
 }
+
+/// A Kubernetes `hostUsers: false` container (the pod's user namespace joined by path, with its
+/// maps; a volume with per-mount maps): killed at the stages of joining the pod's user
+/// namespace (the clone from inside it) and idmapping the volume, and around them, `delete
+/// --force` leaves nothing, and the pod's user namespace (held by the test) is untouched.
+#[test]
+fn a_pod_user_namespace_container_killed_at_its_stages_leaves_nothing() {
+    require_root();
+    // the pod's user namespace, as a pause container holds it: a process the test owns
+    let mut holder = Command::new("unshare")
+        .args(["--user", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux)");
+    let hp = holder.id();
+    let userns = format!("/proc/{hp}/ns/user");
+    poll_until("the holder's user namespace", 10, || {
+        (std::fs::read_link(&userns).ok()? != std::fs::read_link("/proc/self/ns/user").ok()?)
+            .then_some(())
+    });
+    let (start, size) = (65536 * 42, 65536);
+    for f in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{hp}/{f}"), format!("0 {start} {size}\n")).unwrap();
+    }
+    let vol = tempfile::tempdir().unwrap();
+    let map = serde_json::json!([{"containerID": 0, "hostID": start, "size": size}]);
+    let b = Bundle::new(&["sleep", "30"], |v| {
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}, {"type": "ipc"},
+            {"type": "uts"}, {"type": "mount"}, {"type": "network"},
+            {"type": "user", "path": userns}]);
+        v["linux"]["uidMappings"] = map.clone();
+        v["linux"]["gidMappings"] = map.clone();
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/data", "type": "bind", "source": vol.path(),
+            "options": ["rbind", "rw"], "uidMappings": map, "gidMappings": map}));
+    });
+    let before = host_mounts();
+    let path = b.path().to_str().unwrap().to_string();
+    let root = b.root.path();
+    for stage in [
+        "volume idmapped",
+        "cloned in the joined user namespace",
+        "child: go received",
+        "child: rootfs set up",
+        "child: privileges dropped",
+    ] {
+        let id = unique("crashpod");
+        let pids = kill_at(root, &["create", "--bundle", &path, &id], stage);
+        delete_force(root, &id, stage);
+        assert_clean(&id, root, &pids, &before, stage);
+        assert!(
+            Path::new(&format!("/proc/{hp}")).exists(),
+            "{stage}: the pod's user namespace holder died"
+        );
+    }
+    // and the same config still creates (the id maps and the volume as before the kills)
+    let id = unique("crashpod");
+    let out = cmd(root, &["create", "--bundle", &path, &id]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    delete_force(root, &id, "after the stages");
+    assert_clean(&id, root, &[], &before, "after the stages");
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

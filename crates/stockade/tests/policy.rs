@@ -267,12 +267,12 @@ fn policy_files_show_check_and_bad_input() {
     assert_eq!(v["privileged"]["value"], "raise");
     assert_eq!(v["privileged"]["origin"], pol.to_str().unwrap());
     assert_eq!(v["seccomp"]["origin"], "built-in");
-    // and what the floor does not reach: a pod's app containers stay host root
+    // and what the floor does not reach: a pod whose pause container has no user namespace
     assert!(
         v["notReached"]["notes"][0]
             .as_str()
             .unwrap()
-            .contains("runs as host root"),
+            .contains("they stay host root"),
         "{v}"
     );
     let check = with_policy(

@@ -157,12 +157,12 @@ fn a_user_namespace_joined_by_path_must_carry_its_own_maps() {
         maps["linux"]["uidMappings"].clone(),
         maps["linux"]["gidMappings"].clone(),
     );
-    let joined = |u: serde_json::Value, g: serde_json::Value| {
+    let joined_with = |u: serde_json::Value, g: serde_json::Value, own_pid: bool| {
         Bundle::new(&["cat", "/proc/self/uid_map"], |v| {
-            // joined as a pod's container joins its sandbox's (the pid namespace too: one made
-            // here would be owned by the host's user namespace, see docs/oci-runtime.md#limits)
+            // joined as a pod's container joins its sandbox's; the pid namespace too, or one of
+            // its own (made under the joined user namespace, so its /proc mounts)
             for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
-                if n["type"] == "user" || n["type"] == "pid" {
+                if n["type"] == "user" || (n["type"] == "pid" && !own_pid) {
                     n["path"] = json!(format!("/proc/{pid}/ns/{}", n["type"].as_str().unwrap()));
                 }
             }
@@ -170,6 +170,7 @@ fn a_user_namespace_joined_by_path_must_carry_its_own_maps() {
             v["linux"]["gidMappings"] = g;
         })
     };
+    let joined = |u, g| joined_with(u, g, false);
     // the same maps (as the kubelet hands them): runs in that namespace
     let b = joined(uids.clone(), gids.clone());
     let id = unique("joiner");
@@ -177,6 +178,13 @@ fn a_user_namespace_joined_by_path_must_carry_its_own_maps() {
     assert!(out.status.success(), "{}", stderr(&out));
     let own = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
     assert_eq!(stdout(&out), own);
+    // with a pid namespace of its own (a hostUsers: false pod's container): its /proc mounts
+    let b = joined_with(uids.clone(), gids.clone(), true);
+    let id = unique("joiner-pid");
+    let out = run_with(&b, &id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), own);
+    assert_nothing_left(&id, b.root.path());
     // other maps: refused, naming both
     let b = joined(
         json!([{"containerID": 0, "hostID": 300000, "size": 65536}]),
@@ -518,4 +526,51 @@ fn bad_net_devices_are_refused_by_field_and_nothing_moves() {
         let ka0 = ns.addrs_of("ka0").join("\n");
         assert!(ka0.contains("inet 10.79.0.2/24"), "{devices}: ka0: {ka0}");
     }
+}
+
+/// A bind mount with its own `uidMappings`/`gidMappings` (runtime-spec 1.2): idmapped with those
+/// maps (a throwaway user namespace holds them when they are not the container's): with
+/// container 0 = host 1000, a file root owns on disk shows as 1000 in a container without a
+/// user namespace (the maps take the disk's ids as the namespace's); one of the two missing is
+/// refused naming the mount.
+#[test]
+fn a_bind_with_its_own_maps_is_idmapped_with_them() {
+    let vol = tempfile::tempdir().unwrap();
+    let f = vol.path().join("f");
+    std::fs::write(&f, "x").unwrap();
+    std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
+    let map = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let with = |uids: Option<serde_json::Value>| {
+        let (vol, map) = (vol.path().to_path_buf(), map.clone());
+        Bundle::new(&["stat", "-c", "%u:%g", "/data/f"], move |v| {
+            let l = v["linux"].as_object_mut().unwrap();
+            l.remove("uidMappings");
+            l.remove("gidMappings");
+            l["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                {"type": "mount"}, {"type": "network"}]);
+            let mut m = json!({"destination": "/data", "type": "bind", "source": vol,
+                "options": ["rbind", "ro"], "gidMappings": map});
+            if let Some(u) = uids {
+                m["uidMappings"] = u;
+            }
+            v["mounts"].as_array_mut().unwrap().push(m);
+        })
+    };
+    let b = with(Some(map.clone()));
+    let id = unique("mntmap");
+    let out = run_with(&b, &id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1000:1000");
+    assert_nothing_left(&id, b.root.path());
+    // and on the host the file is still root's
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), 0);
+
+    let b = with(None);
+    let id = unique("mntmap-bad");
+    let out = run_with(&b, &id);
+    assert_ne!(out.status.code(), Some(0));
+    let e = stderr(&out);
+    assert!(e.contains("mounts[") && e.contains("uidMappings"), "{e}");
+    assert_nothing_left(&id, b.root.path());
 }

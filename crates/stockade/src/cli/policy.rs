@@ -84,7 +84,10 @@ pub fn policy_cmd(flag: Option<&str>, root: &Path, c: PolicyCmd) -> Result<i32> 
                     if out.add_user_ns {
                         println!("raise  {:<20} linux.namespaces: a user namespace with a host id range of its own (allocated at create)", "userNamespace");
                     }
-                    if out.changes.is_empty() && !out.add_user_ns {
+                    if let Some(of) = &out.join_user_of {
+                        println!("raise  {:<20} linux.namespaces: joins the user namespace that owns {of} (a pod's: its pause container's), with its maps (found at create)", "userNamespace");
+                    }
+                    if out.changes.is_empty() && !out.add_user_ns && out.join_user_of.is_none() {
                         println!("meets the policy: nothing to change");
                     }
                     Ok(0)
@@ -164,6 +167,9 @@ pub fn apply_to_create(
         log.warn(&format!("policy {}: {}: {}", c.rule, c.field, c.what));
     }
     let mut range = None;
+    if let Some(of) = &out.join_user_of {
+        join_pod_user_ns(&mut v, of, log)?;
+    }
     if out.add_user_ns {
         let rootfs = stockade::spec::rootfs_path(&spec, bundle);
         let mappable = if stockade::spec::tmpfs_root(&spec) {
@@ -207,6 +213,35 @@ pub fn apply_to_create(
         anyhow::anyhow!("{}: after the policy: {e}", file.display())
     })?;
     Ok((spec, range))
+}
+
+/// A pod's container under `userNamespace: auto`: the user namespace owning the joined
+/// namespace `of`, if not the host's, is joined (kept open for the runtime's life at
+/// /proc/self/fd/N, which the runtime and its child resolve), with its maps.
+fn join_pod_user_ns(v: &mut serde_json::Value, of: &str, log: &Log) -> Result<()> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::File::open(of).map_err(|e| anyhow::anyhow!("open {of}: {e}"))?;
+    let owner = stockade::sys::ns_get_userns(&ns)
+        .map_err(|e| anyhow::anyhow!("the user namespace owning {of} (NS_GET_USERNS): {e}"))?;
+    let host = std::fs::metadata("/proc/self/ns/user")?;
+    let own = std::fs::File::from(owner);
+    let md = own.metadata()?;
+    if (md.dev(), md.ino()) == (host.dev(), host.ino()) {
+        log.warn(&format!(
+            "policy userNamespace: linux.namespaces: NOT added: the pod's namespace {of} belongs to the host's user namespace (its pause container runs without one)"
+        ));
+        return Ok(());
+    }
+    let path = format!("/proc/self/fd/{}", own.as_raw_fd());
+    let maps = stockade::namespaces::maps_of_userns(std::path::Path::new(&path))?;
+    policy::set_joined_user_ns(v, &path, &maps, of);
+    log.warn(&format!(
+        "policy userNamespace: linux.namespaces: joined the user namespace that owns {of} (the pod's)"
+    ));
+    // the runtime's own descriptor, for its life: the plan and the child resolve the path
+    let _ = own.into_raw_fd();
+    Ok(())
 }
 
 /// The policy's ceiling and no_new_privs for an `exec` process.

@@ -47,11 +47,16 @@ pub(super) fn spawn(
         namespaces::join(*t, p)?;
         own_others.push((*t, own));
     }
-    let pid = sys::clone3(
+    let (flags, cgroup) = (
         ns.clone_flags_early_net().bits() as u64,
         made.v2_dir.as_ref().map(|f| f.as_raw_fd()),
-    )
-    .ctx(|| format!("clone3 with {:?}", ns.clone_flags_early_net()))?;
+    );
+    let pid = match &ns.pid_under_user {
+        // a pod's user namespace joined by path, a pid namespace of our own under it
+        Some(userns) => namespaces::clone_under_user(userns, flags, cgroup)?,
+        None => sys::clone3(flags, cgroup)
+            .ctx(|| format!("clone3 with {:?}", ns.clone_flags_early_net()))?,
+    };
     if pid == 0 {
         // the runtime's end: its death must reach us as a hangup (see `die_with_runtime`)
         let _ = nix::unistd::close(ours.as_raw_fd());
@@ -67,6 +72,9 @@ pub(super) fn spawn(
         unsafe { libc::_exit(1) }
     }
     made.v2_dir = None;
+    if ns.pid_under_user.is_some() {
+        mark("cloned in the joined user namespace");
+    }
     for (t, own) in own_others {
         nix::sched::setns(own, namespaces::flag(t)).ctx(|| {
             format!(
@@ -88,7 +96,7 @@ pub(super) fn spawn(
 /// The container's half: returns only on failure (Ok holds the `execve` error).
 fn child(plan: &Plan, made: &Made, sock: &OwnedFd, opts: &RunOptions) -> Result<Error> {
     let (mut prepared, host_pid) = start(plan, made, sock)?;
-    let proc = enter_namespaces(plan, &mut prepared)?;
+    let proc = enter_namespaces(plan, &made.rootfs_dir, &mut prepared)?;
     build_filesystem(plan, made, sock, prepared, &proc, host_pid)?;
     become_the_process(plan, made, sock, &proc, opts, host_pid)
 }
@@ -171,10 +179,28 @@ fn start(plan: &Plan, made: &Made, sock: &OwnedFd) -> Result<(rootfs::Prepared, 
 
 /// Join the namespaces given by path, make the rest (but cgroup: after the cgroup move), and
 /// open the private procfs every write of ours inside goes through.
-fn enter_namespaces(plan: &Plan, prepared: &mut rootfs::Prepared) -> Result<ProcFs> {
+fn enter_namespaces(
+    plan: &Plan,
+    rootfs: &std::path::Path,
+    prepared: &mut rootfs::Prepared,
+) -> Result<ProcFs> {
     let ns = &plan.ns;
+    // A mount namespace made after joining a user namespace by path: the container's root may
+    // not search the bundle's directories (a pod's, under the policy). We stand in the mount
+    // point first, as host root; the unshare below moves our working directory to its copy.
+    let user_joined = ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let stand_in_root = user_joined
+        && ns
+            .unshare_flags
+            .contains(nix::sched::CloneFlags::CLONE_NEWNS);
+    if stand_in_root {
+        nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    }
     for (t, p) in &ns.join {
-        namespaces::join(*t, p)?;
+        // (cloned from inside it already when it has a pid namespace of our own under it)
+        if !(*t == LinuxNamespaceType::User && ns.pid_under_user.is_some()) {
+            namespaces::join(*t, p)?;
+        }
         if *t == LinuxNamespaceType::User {
             namespaces::become_root("the joined user namespace")?;
         }
@@ -193,7 +219,20 @@ fn enter_namespaces(plan: &Plan, prepared: &mut rootfs::Prepared) -> Result<Proc
     {
         // a mount namespace made only now (after joining a user namespace by path): the mount
         // point the runtime opened is in the namespace we left; open it again here
-        prepared.target = None;
+        prepared.target = if stand_in_root {
+            Some(
+                sys::openat2(
+                    libc::AT_FDCWD,
+                    std::path::Path::new("."),
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    0,
+                    0,
+                )
+                .ctx(|| format!("open {} (our working directory)", rootfs.display()))?,
+            )
+        } else {
+            None
+        };
     }
     // one of our own, which no mount of the config can cover (see `procfs`)
     let proc = ProcFs::private().ctx(|| "open a private procfs")?;

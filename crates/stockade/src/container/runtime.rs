@@ -7,6 +7,7 @@
 use std::os::fd::{OwnedFd, RawFd};
 
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 
 use super::channel::{child_error, recv_msg, send_cgroup_files, send_filter, send_go};
 use super::{net_attach, Made, Plan, RunOptions};
@@ -89,13 +90,20 @@ fn go(
     if let Some(netns) = namespaces::runtime_written_netns(spec, ns) {
         namespaces::write_net_sysctls_in(spec, &netns)?;
     }
-    let userns = if ns.new_user && !rootless {
-        Some(
+    // The container's user namespace, to idmap its trees into: the child's new one, or the
+    // one it joins by path (a pod's: the volumes of every container of the pod map into it).
+    let joined_user = ns.join.iter().find(|(t, _)| *t == LinuxNamespaceType::User);
+    let userns = match (ns.new_user, joined_user) {
+        _ if rootless => None,
+        (true, _) => Some(
             std::fs::File::open(format!("/proc/{pid}/ns/user"))
                 .ctx(|| "open child's user namespace")?,
-        )
-    } else {
-        None
+        ),
+        (false, Some((_, path))) => Some(
+            std::fs::File::open(path)
+                .ctx(|| format!("open the joined user namespace {}", path.display()))?,
+        ),
+        (false, None) => None,
     };
     // Unprivileged, we may not clone mounts of the host's namespace: the child, which owns
     // its copy of it, prepares its trees itself.

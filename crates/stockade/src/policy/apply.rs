@@ -26,6 +26,10 @@ pub struct Outcome {
     /// a user namespace is to be added: the caller allocates its range ([`ids::allocate`]) and
     /// calls [`set_id_maps`]
     pub add_user_ns: bool,
+    /// a pod's container: it joins another container's IPC/UTS namespace at this path, and is
+    /// to join the user namespace that owns it (the caller finds it, `NS_GET_USERNS`, and calls
+    /// [`set_joined_user_ns`]; a namespace the host's user namespace owns adds nothing)
+    pub join_user_of: Option<String>,
 }
 
 fn namespaces(v: &Value) -> Vec<(String, bool)> {
@@ -234,11 +238,19 @@ fn user_namespace(cx: &mut Ctx) -> Result<()> {
         .filter(|(t, by_path)| *by_path && t != "user" && t != "network")
         .map(|(t, _)| t.as_str())
         .collect();
-    if !joined.is_empty() {
+    // A pod's app container joins the pause container's IPC/UTS namespaces: it joins the user
+    // namespace that owns them too (the pause container's, added by this rule), found at create.
+    let pod_ns = (cx.v["linux"]["namespaces"].as_array().into_iter().flatten())
+        .find(|n| (n["type"] == "ipc" || n["type"] == "uts") && n.get("path").is_some())
+        .and_then(|n| n["path"].as_str().map(String::from));
+    let only_pod_kinds = joined.iter().all(|t| ["ipc", "uts"].contains(t));
+    if let (Some(path), true) = (pod_ns, only_pod_kinds && !joined.is_empty()) {
+        cx.out.join_user_of = Some(path);
+    } else if !joined.is_empty() {
         cx.change(
             "linux.namespaces",
             format!(
-                "NOT added: the container joins the {} namespace(s) of another container by path (a pod), whose user namespace it would have to share",
+                "NOT added: the container joins the {} namespace(s) of another container by path, whose user namespace it would have to share",
                 joined.join(", ")
             ),
         );
@@ -566,6 +578,34 @@ pub fn apply_exec(p: &Policy, process: &mut Value, what: &Path) -> Result<Vec<Ch
 
 /// Give the config the user namespace and maps of an allocated range: container 0.. → the
 /// range; the rootfs and writable binds are idmapped by the engine.
+/// Join the user namespace at `path` (the owner of the pod's namespaces) with its `maps`
+/// (inside, outside, count: uids then gids), recorded in the annotations.
+pub fn set_joined_user_ns(v: &mut Value, path: &str, maps: &[Vec<(u32, u32, u32)>; 2], of: &str) {
+    let as_json = |m: &[(u32, u32, u32)]| {
+        json!(m
+            .iter()
+            .map(|(c, h, n)| json!({"containerID": c, "hostID": h, "size": n}))
+            .collect::<Vec<_>>())
+    };
+    if !v["linux"]["namespaces"].is_array() {
+        v["linux"]["namespaces"] = json!([]);
+    }
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user", "path": path}));
+    v["linux"]["uidMappings"] = as_json(&maps[0]);
+    v["linux"]["gidMappings"] = as_json(&maps[1]);
+    if !v["annotations"].is_object() {
+        v["annotations"] = json!({});
+    }
+    let root = maps[0].iter().find(|m| m.0 == 0).map(|m| m.1);
+    v["annotations"][format!("{ANNOTATION_PREFIX}userNamespace")] = json!(format!(
+        "linux.namespaces: joined the user namespace that owns {of} (the pod's), container 0 = host {}",
+        root.map_or("unmapped".into(), |r| r.to_string())
+    ));
+}
+
 pub fn set_id_maps(v: &mut Value, range: &ids::Range) {
     push_namespace(v, "user");
     let map = json!([{"containerID": 0, "hostID": range.start, "size": range.size}]);

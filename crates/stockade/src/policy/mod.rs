@@ -300,7 +300,7 @@ impl Policy {
         out.insert(
             "notReached".into(),
             json!({"notes": [
-                "userNamespace: a container that joins another container's IPC or UTS namespace by path (a Kubernetes pod's app containers, which join the pause container's) gets no added user namespace and runs as host root: a pod's containers would have to share one, which is not built; Kubernetes' hostUsers: false pods (a user namespace joined by path, with matching maps) run as the kubelet asks",
+                "userNamespace: a Kubernetes pod's app containers join the pause container's user namespace (found from the IPC or UTS namespace they join, NS_GET_USERNS); where the pause container has none (a rootfs that takes no idmapped mount, the host's pid namespace) they stay host root, said at create. Kubernetes' hostUsers: false pods (a user namespace joined by path, with matching maps) run as the kubelet asks",
                 "limits: an unprivileged runtime adds none (it has no cgroup to enforce them in)"
             ]}),
         );

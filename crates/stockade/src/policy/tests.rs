@@ -34,20 +34,28 @@ fn docker_like() -> Value {
     })
 }
 
-/// A pod's container joins the pause container's IPC and UTS namespaces (containerd's CRI):
-/// no user namespace is added (the pod would have to share one), and the change says why. A
-/// network namespace joined by path alone (Docker's bridge) still gets one.
+/// A pod's container joins the pause container's IPC and UTS namespaces (containerd's CRI): it
+/// is to join the user namespace that owns them (found at create), none is added. Another
+/// container's pid namespace joined by path: neither, and the change says why. A network
+/// namespace joined by path alone (Docker's bridge) still gets one.
 #[test]
-fn no_user_namespace_is_added_to_a_config_joining_namespaces_by_path() {
+fn a_pod_container_joins_the_user_namespace_of_the_namespaces_it_joins() {
     let mut v = docker_like();
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"},
         {"type": "network", "path": "/var/run/netns/cni-1"}, {"type": "ipc", "path": "/proc/42/ns/ipc"}]);
     let out = apply(&policy(), &mut v, Path::new("config.json")).unwrap();
     assert!(!out.add_user_ns);
+    assert_eq!(out.join_user_of.as_deref(), Some("/proc/42/ns/ipc"));
+
+    let mut v = docker_like();
+    v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid", "path": "/proc/42/ns/pid"}, {"type": "uts"},
+        {"type": "ipc", "path": "/proc/42/ns/ipc"}]);
+    let out = apply(&policy(), &mut v, Path::new("config.json")).unwrap();
+    assert!(!out.add_user_ns && out.join_user_of.is_none());
     assert!(
         out.changes
             .iter()
-            .any(|c| c.rule == "userNamespace" && c.what.contains("ipc")),
+            .any(|c| c.rule == "userNamespace" && c.what.contains("pid")),
         "{:?}",
         out.changes
     );

@@ -215,7 +215,14 @@ pub fn prepare(
         // Idmap when asked, or for a writable bind whose owner the container could not otherwise
         // act as. Read-only host binds stay unmapped on purpose: their files look owned by nobody,
         // so even a container root that regained CAP_SYS_ADMIN could not write them.
-        if let Some(ns) = userns {
+        let own_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+        if own_maps {
+            // per-mount maps (containerd's for a pod's volumes): asked for, so never skipped
+            let ns = mount_userns(m, i, userns, (&uid_maps, &gid_maps))?;
+            crate::diag::mark("volume idmapped");
+            idmap(&tree, &ns, recursive || o.idmap == Some(true))
+                .ctx(|| format!("mounts[{i}] {}: idmapped mount", src.display()))?;
+        } else if let Some(ns) = userns {
             let owner = fs::metadata(&src).map(|md| md.uid()).unwrap_or(0);
             let writable = !o.flags.contains(MsFlags::MS_RDONLY) && !rro;
             if o.idmap.is_some() || (writable && wants_idmap(owner, &uid_maps)) {
@@ -255,6 +262,48 @@ pub fn prepare(
         }
     }
     Ok(p)
+}
+
+/// The user namespace a mount with its own `uidMappings`/`gidMappings` is idmapped into: the
+/// container's when the maps are its own (a pod's volumes), else a throwaway one with them.
+fn mount_userns(
+    m: &oci_spec::runtime::Mount,
+    i: usize,
+    container: Option<&fs::File>,
+    (uids, gids): (
+        &[oci_spec::runtime::LinuxIdMapping],
+        &[oci_spec::runtime::LinuxIdMapping],
+    ),
+) -> Result<fs::File> {
+    let (mu, mg) = (
+        m.uid_mappings().clone().unwrap_or_default(),
+        m.gid_mappings().clone().unwrap_or_default(),
+    );
+    if mu.is_empty() || mg.is_empty() {
+        return Err(Error::Other(format!(
+            "mounts[{i}]: uidMappings and gidMappings go together (one of them is missing)"
+        )));
+    }
+    for (field, maps) in [("uidMappings", &mu), ("gidMappings", &mg)] {
+        crate::namespaces::check_id_maps(maps)
+            .map_err(|e| Error::Other(format!("mounts[{i}].{field}{e}")))?;
+    }
+    let key = |v: &[oci_spec::runtime::LinuxIdMapping]| {
+        let mut k: Vec<_> = v
+            .iter()
+            .map(|m| (m.container_id(), m.host_id(), m.size()))
+            .collect();
+        k.sort();
+        k
+    };
+    if let Some(ns) = container.filter(|_| key(&mu) == key(uids) && key(&mg) == key(gids)) {
+        return ns.try_clone().ctx(|| "dup user namespace");
+    }
+    crate::namespaces::userns_with_maps(&mu, &mg).map_err(|e| {
+        Error::Other(format!(
+            "mounts[{i}]: a user namespace for its uidMappings/gidMappings: {e}"
+        ))
+    })
 }
 
 fn idmap(tree: &OwnedFd, userns: &fs::File, recursive: bool) -> io::Result<()> {
