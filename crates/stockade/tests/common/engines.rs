@@ -36,11 +36,48 @@ pub fn import_bb(tar: &std::path::Path) -> [&str; 5] {
 pub struct Dockerd {
     pub dir: tempfile::TempDir,
     child: std::process::Child,
+    _cgroups: EngineCgroups,
+}
+
+/// The cgroup parents an engine makes in every hierarchy and leaves behind (`docker`,
+/// `libpod_parent`): those that did not exist when the test's engine started are removed (their
+/// empty directories, deepest first) when it is dropped. One in use stays (rmdir says EBUSY).
+pub struct EngineCgroups(Vec<std::path::PathBuf>);
+
+impl EngineCgroups {
+    pub fn new(name: &str) -> EngineCgroups {
+        let new = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|h| !h.file_type().is_ok_and(|t| t.is_symlink()))
+            .map(|h| h.path().join(name))
+            .filter(|p| !p.exists())
+            .collect();
+        EngineCgroups(new)
+    }
+}
+
+impl Drop for EngineCgroups {
+    fn drop(&mut self) {
+        fn rm(p: &Path) {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm(&e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(p);
+        }
+        for p in &self.0 {
+            rm(p);
+        }
+    }
 }
 
 impl Dockerd {
     pub fn start() -> Dockerd {
         require_root();
+        let cgroups = EngineCgroups::new("docker");
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
         // "stockade" exercises the engine on Docker's exact configs; "stockade-policy" runs the
@@ -75,7 +112,11 @@ impl Dockerd {
             .spawn()
             .expect("dockerd (apt-get install docker.io; .ci/run does)");
         let logfile = p("dockerd.log");
-        let d = Dockerd { dir, child };
+        let d = Dockerd {
+            dir,
+            child,
+            _cgroups: cgroups,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !d.docker(&["version"]).status.success() {
             assert!(
@@ -139,6 +180,7 @@ impl Drop for Dockerd {
 /// Podman (through conmon) with a temporary store; no systemd here, so cgroupfs and file events.
 pub struct Podman {
     pub dir: tempfile::TempDir,
+    _cgroups: EngineCgroups,
     /// the `--policy` podman passes stockade (`--runtime-flag`)
     pub policy: &'static str,
 }
@@ -153,6 +195,7 @@ impl Podman {
         require_root();
         let p = Podman {
             dir: tempfile::tempdir().unwrap(),
+            _cgroups: EngineCgroups::new("libpod_parent"),
             policy,
         };
         let tar = busybox_tar(p.dir.path());
