@@ -490,6 +490,23 @@ fn seccomp_watch(a: &SandboxArgs) -> Result<Option<(String, PathBuf)>> {
     Ok(Some((mode.clone(), path)))
 }
 
+/// The spec's annotations: the network's, complain/enforce's, and with `--ready` the phase
+/// switch's (then `seccomp` becomes the serving profile: the kernel enforces it, the agent lets
+/// the rest of the whole-life profile run until the workload is ready).
+fn annotations(a: &SandboxArgs, capabilities: &Value, seccomp: &mut Value) -> Result<Value> {
+    let mut annotations = net_annotations(a)?;
+    if let Some((mode, events)) = seccomp_watch(a)? {
+        annotations[crate::seccomp::ANNOTATION_MODE] = json!(mode);
+        annotations[crate::seccomp::ANNOTATION_EVENTS] = json!(events);
+    }
+    if let Some((ready, whole, serving)) = ready_phase(a, capabilities)? {
+        *seccomp = serving;
+        annotations[crate::seccomp::ANNOTATION_READY] = json!(ready);
+        annotations[crate::seccomp::ANNOTATION_STARTUP] = json!(whole);
+    }
+    Ok(annotations)
+}
+
 /// `--ready tcp:PORT` with `--learned DIR` and `--seccomp-mode`: the condition, the whole-life
 /// profile's path (DIR/seccomp.json) and the serving profile (DIR/seccomp-serving.json, which
 /// `learn --ready` wrote).
@@ -873,19 +890,7 @@ pub fn build(a: &SandboxArgs, self_exe: &Path) -> Result<Spec> {
     let (mounts, view, symlinks) = mounts_of(a, &binds, &tmpfs, self_exe);
 
     let (capabilities, mut seccomp) = privileges(a)?;
-
-    let mut annotations = net_annotations(a)?;
-    if let Some((mode, events)) = seccomp_watch(a)? {
-        annotations[crate::seccomp::ANNOTATION_MODE] = json!(mode);
-        annotations[crate::seccomp::ANNOTATION_EVENTS] = json!(events);
-    }
-    if let Some((ready, whole, serving)) = ready_phase(a, &capabilities)? {
-        // the kernel enforces the serving set; the agent lets the rest of the whole-life
-        // profile run until READY holds
-        seccomp = serving;
-        annotations[crate::seccomp::ANNOTATION_READY] = json!(ready);
-        annotations[crate::seccomp::ANNOTATION_STARTUP] = json!(whole);
-    }
+    let mut annotations = annotations(a, &capabilities, &mut seccomp)?;
     let mut namespaces = spec::default_namespaces();
     if a.net == "host" {
         namespaces
