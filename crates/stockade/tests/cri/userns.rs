@@ -109,13 +109,18 @@ fn host_users_false_pods_run_in_their_own_ranges_with_idmapped_volumes() {
     // pod B: runAsUser 1000, read-only root, RuntimeDefault seccomp
     let conf_b = pod_config("userns-b", &logs, &parent_b, Some(&ub));
     let (pod_b, pause_b, netns_b) = c.run_pod(&conf_b);
-    let b = app(
+    // a projected file (a service account token, as the kubelet binds it: one file, read-only)
+    let token = c.dir.path().join("token");
+    std::fs::write(&token, "tok-123\n").unwrap();
+    let mut b = app(
         "user-app",
         "echo y > /data/by-1000; trap 'exit 0' TERM; while :; do sleep 1; done",
         &vol_b,
         &ub,
         cri::LinuxContainerSecurityContext {
             run_as_user: Some(cri::Int64Value { value: 1000 }),
+            // fsGroup, as the kubelet hands it down
+            supplemental_groups: vec![2000],
             readonly_rootfs: true,
             no_new_privs: true,
             seccomp: Some(cri::SecurityProfile {
@@ -125,6 +130,14 @@ fn host_users_false_pods_run_in_their_own_ranges_with_idmapped_volumes() {
             ..Default::default()
         },
     );
+    b.mounts.push(cri::Mount {
+        container_path: "/var/run/secrets/token".into(),
+        host_path: token.to_string_lossy().into_owned(),
+        readonly: true,
+        uid_mappings: ub.uids.clone(),
+        gid_mappings: ub.gids.clone(),
+        ..Default::default()
+    });
     let (ctr_b, pid_b) = c.start_container(&pod_b, &conf_b, b);
 
     // from the host: one user namespace per pod, the pause container's, with the pod's maps
@@ -183,6 +196,22 @@ fn host_users_false_pods_run_in_their_own_ranges_with_idmapped_volumes() {
     );
     let (_, out, _) = c.exec(&ctr_b, &["id", "-u"]);
     assert_eq!(out.trim(), "1000");
+    // fsGroup's supplementary group, and the projected file readable, owned by container root
+    // (host root, idmapped), read-only
+    let (_, out, _) = c.exec(&ctr_b, &["id", "-G"]);
+    assert!(out.split_whitespace().any(|g| g == "2000"), "groups: {out}");
+    let (code, out, err) = c.exec(
+        &ctr_b,
+        &[
+            "sh",
+            "-c",
+            "cat /var/run/secrets/token; stat -c %u /var/run/secrets/token",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "tok-123\n0\n");
+    let (code, _, _) = c.exec(&ctr_b, &["sh", "-c", "echo x > /var/run/secrets/token"]);
+    assert_ne!(code, 0, "the projected file is writable");
     let (_, status, _) = c.exec(&ctr_b, &["cat", "/proc/self/status"]);
     assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
     assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{status}");
