@@ -454,3 +454,81 @@ fn bad_learning_input_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--learn-dir rel"), "{}", stderr(&o));
 }
+
+/// `org.stockade.learn.test`: at delete the learned profile is verified (`stockade learn
+/// verify`: the bundle's workload again under it, with the test): passed, UNVERIFIED goes and
+/// the report says how; failed, it stays, the report says so, and delete still succeeds.
+#[test]
+fn a_learned_container_with_a_test_is_verified_at_delete() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = prog_ids();
+    for (test, passes) in [("true", true), ("false", false)] {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("prof");
+        let d = dir.to_str().unwrap().to_string();
+        let script = format!("{WORKLOAD}; sleep 2");
+        let b = Bundle::new(&["sh", "-c", &script], |v| {
+            v["annotations"] = serde_json::json!({
+                "org.stockade.learn": d, "org.stockade.learn.test": test});
+        });
+        let id = unique("learnverify");
+        let p = b.path().to_str().unwrap();
+        assert!(cmd(b.root.path(), &["create", "--bundle", p, &id])
+            .status
+            .success());
+        assert!(cmd(b.root.path(), &["start", &id]).status.success());
+        poll_until("container never stopped", 20, || {
+            let o = cmd(b.root.path(), &["state", &id]);
+            stdout(&o).contains("\"stopped\"").then_some(())
+        });
+        let o = cmd(b.root.path(), &["delete", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report = read(&dir, "report.txt");
+        if passes {
+            assert!(!dir.join("UNVERIFIED").exists(), "{report}");
+            assert!(report.starts_with("stockade learn: VERIFIED"), "{report}");
+            assert!(report.contains("verified ("), "{report}");
+        } else {
+            assert!(dir.join("UNVERIFIED").exists(), "{report}");
+            assert!(report.contains("verification failed ("), "{report}");
+            assert!(
+                stderr(&o).contains("failed its verification"),
+                "{}",
+                stderr(&o)
+            );
+        }
+        assert_nothing_left(&id, b.root.path());
+        let left: Vec<String> = std::fs::read_dir(b.root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("learn-"))
+            .collect();
+        assert!(left.is_empty(), "the verification left {left:?}");
+    }
+    // bad input: an empty test, a ready condition without a test: named, nothing made
+    for (ann, field) in [
+        (
+            serde_json::json!({"org.stockade.learn": "/tmp/x", "org.stockade.learn.test": " "}),
+            "org.stockade.learn.test",
+        ),
+        (
+            serde_json::json!({"org.stockade.learn": "/tmp/x", "org.stockade.learn.ready": "tcp:80"}),
+            "org.stockade.learn.ready",
+        ),
+    ] {
+        let b = Bundle::new(&["true"], |v| v["annotations"] = ann.clone());
+        let id = unique("learnbad");
+        let o = cmd(
+            b.root.path(),
+            &["create", "--bundle", b.path().to_str().unwrap(), &id],
+        );
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(&format!("annotations.{field}")),
+            "{}",
+            stderr(&o)
+        );
+        assert_nothing_left(&id, b.root.path());
+    }
+    assert_no_recorder_left(&before, "verify");
+}

@@ -44,6 +44,11 @@ use crate::error::{config_err, Error, Result};
 
 /// The annotation that makes `create` learn; its value is the output directory.
 pub const ANNOTATION: &str = "org.stockade.learn";
+/// The scenario that verifies the learned profile at `delete` (`stockade learn verify`): a shell
+/// command run on the host side in the workload's network namespace.
+pub const ANNOTATION_TEST: &str = "org.stockade.learn.test";
+/// With the test: tcp:PORT, when the workload is ready for it.
+pub const ANNOTATION_READY: &str = "org.stockade.learn.ready";
 /// In the state directory: what is being learned and where it goes (written first).
 const RECORD: &str = "learn.json";
 /// In the state directory: the bpf filesystem holding the pinned recorder.
@@ -60,6 +65,11 @@ const NS_BITS: u64 = 0x7e02_0080;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
     out: PathBuf,
+    /// `org.stockade.learn.test` and `.ready`: verified at delete
+    #[serde(default)]
+    test: Option<String>,
+    #[serde(default)]
+    ready: Option<String>,
     /// the container's bounding capabilities (the ceiling is computed for them)
     caps: Vec<String>,
     started: String,
@@ -70,6 +80,8 @@ struct Record {
 pub struct Plan {
     pub out: PathBuf,
     caps: Vec<String>,
+    test: Option<String>,
+    ready: Option<String>,
     /// `learn.events` in the container's state directory (made later)
     events: PathBuf,
 }
@@ -160,7 +172,35 @@ pub fn plan(
     }
     let events = std::path::absolute(root.join(id).join(EVENTS))
         .map_err(|e| Error::Other(format!("--root {}: {e}", root.display())))?;
-    Ok(Some(Plan { out, caps, events }))
+    let ann = |k: &str| spec.annotations().as_ref().and_then(|a| a.get(k)).cloned();
+    let (test, ready) = (ann(ANNOTATION_TEST), ann(ANNOTATION_READY));
+    if test.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(config_err(
+            config_file,
+            format!("annotations.{ANNOTATION_TEST}"),
+            "empty: a shell command, the scenario that verifies the profile",
+        ));
+    }
+    if let Some(r) = &ready {
+        if test.is_none()
+            || r.strip_prefix("tcp:")
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none()
+        {
+            return Err(config_err(
+                config_file,
+                format!("annotations.{ANNOTATION_READY}"),
+                format!("{r:?}: tcp:PORT, with {ANNOTATION_TEST}"),
+            ));
+        }
+    }
+    Ok(Some(Plan {
+        out,
+        caps,
+        test,
+        ready,
+        events,
+    }))
 }
 
 fn learn_err(config_file: &Path, what: &str, msg: String) -> Error {
@@ -264,6 +304,8 @@ pub fn start(
     let io = |what: &str, e: std::io::Error| Error::Other(format!("learning: {what}: {e}"));
     let rec = Record {
         out: plan.out.clone(),
+        test: plan.test.clone(),
+        ready: plan.ready.clone(),
         caps: plan.caps.clone(),
         started: crate::diag::now_rfc3339(),
     };
@@ -382,10 +424,45 @@ pub fn finish(state_dir: &Path, id: &str) -> Result<Option<PathBuf>> {
         let calls = super::events::observed(&events);
         observed.merge(&calls);
         write(&rec, observed)?;
-        Ok(Some(rec.out))
+        Ok(Some(rec.out.clone()))
     })();
     release(state_dir);
+    if let (Ok(Some(_)), Ok(rec)) = (&result, serde_json::from_slice::<Record>(&text)) {
+        verify(&rec, state_dir);
+    }
     result
+}
+
+/// With `org.stockade.learn.test`: `stockade learn verify OUT --bundle BUNDLE --test CMD`
+/// (a process of its own: the front end's scenario runner), under the same state root; what it
+/// says of a failure goes to the runtime's warnings, and the report says it either way.
+fn verify(rec: &Record, state_dir: &Path) {
+    let Some(test) = &rec.test else { return };
+    let st: serde_json::Value = std::fs::read(state_dir.join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .unwrap_or_default();
+    let (Some(bundle), Some(root)) = (st["bundle"].as_str(), state_dir.parent()) else {
+        return;
+    };
+    let mut c = std::process::Command::new("/proc/self/exe");
+    c.arg("--root")
+        .arg(root)
+        .args(["--policy", "none", "learn", "verify"]);
+    c.arg(&rec.out).args(["--bundle", bundle, "--test", test]);
+    if let Some(r) = &rec.ready {
+        c.args(["--ready", r]);
+    }
+    crate::diag::mark("learn: verifying");
+    match c.stdin(std::process::Stdio::null()).output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => crate::diag::warn(&format!(
+            "learning: the profile in {} failed its verification (report.txt says why): {}",
+            rec.out.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => crate::diag::warn(&format!("learning: run the verification: {e}")),
+    }
 }
 
 fn write(rec: &Record, observed: super::record::Observed) -> Result<()> {

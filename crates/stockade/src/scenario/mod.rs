@@ -7,6 +7,7 @@
 
 mod run;
 pub mod update;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ pub enum LearnSub {
     /// Add the calls a profile in complain or enforce mode logged (sandbox --seccomp-events,
     /// the annotation org.stockade.seccomp.events) to what `learn --out DIR` wrote
     Update(Box<update::UpdateArgs>),
+    /// Prove a learned profile against a bundle's workload (and its test), as learn proves its
+    /// own: for profiles learned under engines
+    Verify(Box<verify::VerifyArgs>),
 }
 
 #[derive(Debug, clap::Args, Clone, Default)]
@@ -291,6 +295,9 @@ pub fn learn(cmd: &LearnCmd, root: &Path, exe: &Path) -> Result<i32> {
     }
     if let Some(LearnSub::Update(u)) = &cmd.merge {
         return update::update(u, root, exe);
+    }
+    if let Some(LearnSub::Verify(v)) = &cmd.merge {
+        return verify::verify(v, root, exe);
     }
     let a = &cmd.args;
     if a.sandbox.seccomp_mode.is_some() || a.sandbox.seccomp_events.is_some() {
