@@ -413,13 +413,15 @@ pub fn hooks(data: &[u8]) {
         return;
     };
     use stockade::hooks::Kind;
+    let plan = stockade::hooks::Plan::from_spec(&spec, "fuzz", Path::new("/b"));
     let mut n = 0;
     for kind in Kind::ALL {
         let _ = (kind.name(), kind.warn_only());
-        n += stockade::hooks::list(&spec, kind).len();
+        n += plan.list(kind).len();
+        assert_eq!(plan.has(kind), !plan.list(kind).is_empty());
     }
-    assert_eq!(stockade::hooks::any(&spec), n > 0);
-    let state = stockade::hooks::state_json("fuzz", "creating", 1, Path::new("/b"), &spec);
+    assert_eq!(plan.any(), n > 0);
+    let state = plan.state_json("creating", 1);
     let v: serde_json::Value = serde_json::from_str(&state).expect("state JSON parses");
     let want = serde_json::to_value(spec.annotations().clone().unwrap_or_default()).unwrap();
     assert_eq!(v["annotations"], want, "annotations survive into the state");

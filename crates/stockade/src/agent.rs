@@ -41,7 +41,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 use stockade_seccomp::Arch;
 
@@ -255,29 +254,85 @@ struct Phase {
     whole: stockade_seccomp::Filter,
     ready: String,
     port: u16,
-    /// the container's process (host pid): its network namespace is where to look
-    pid: i32,
+    /// A `NETLINK_SOCK_DIAG` socket in the container's network namespace.
+    diag: OwnedFd,
     serving: bool,
 }
 
 impl Phase {
-    /// Whether a socket listens on `port` in the container's network namespace.
+    /// Whether a TCP socket (v4 or v6) listens on `port` in the container's network namespace.
+    /// Asked on every notified call of the startup phase, so asked cheaply: a sock_diag dump of
+    /// the listening sockets only, which the kernel serves from its listening hash, where
+    /// `/proc/PID/net/tcp` walks every bucket of the established hash (milliseconds per read on
+    /// a machine with much memory: a workload's startup of thousands of calls took minutes).
     fn listening(&self) -> bool {
-        ["tcp", "tcp6"].iter().any(|f| {
-            let text =
-                std::fs::read_to_string(format!("/proc/{}/net/{f}", self.pid)).unwrap_or_default();
-            text.lines().skip(1).any(|l| {
-                let mut w = l.split_whitespace();
-                let local = w.nth(1).unwrap_or_default();
-                let st = w.nth(1).unwrap_or_default();
-                st == "0A"
-                    && local
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| u16::from_str_radix(p, 16).ok())
-                        == Some(self.port)
-            })
+        [libc::AF_INET, libc::AF_INET6]
+            .iter()
+            .any(|f| tcp_listens(&self.diag, *f as u8, self.port).unwrap_or(false))
+    }
+}
+
+/// A sock_diag socket made in the network namespace of `pid` (by a thread that enters it: a
+/// socket keeps the namespace it was made in).
+fn diag_socket_of(pid: i32) -> Result<OwnedFd> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .ctx(|| format!("open the network namespace of {pid}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<OwnedFd> {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .ctx(|| "enter the container's network namespace")?;
+            socket(
+                AddressFamily::Netlink,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::NetlinkSockDiag,
+            )
+            .ctx(|| "sock_diag socket")
         })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Other("sock_diag thread panicked".into())))
+    })
+}
+
+/// Whether `diag`'s namespace has a TCP socket of `family` in LISTEN on `port`: one
+/// `SOCK_DIAG_BY_FAMILY` dump (`inet_diag_req_v2`, states = LISTEN), read to its end.
+fn tcp_listens(diag: &OwnedFd, family: u8, port: u16) -> io::Result<bool> {
+    use nix::sys::socket::{recv, send, MsgFlags};
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const TCP_LISTEN: u32 = 10;
+    let mut req = Vec::with_capacity(72);
+    req.extend(72u32.to_ne_bytes());
+    req.extend(SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend(((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    req.extend([0u8; 8]); // sequence, port id
+    req.extend([family, libc::IPPROTO_TCP as u8, 0, 0]);
+    req.extend((1u32 << TCP_LISTEN).to_ne_bytes());
+    req.extend([0u8; 48]); // inet_diag_sockid: no filter
+    send(diag.as_raw_fd(), &req, MsgFlags::empty())?;
+    let mut buf = vec![0u8; 16384];
+    let mut found = false;
+    loop {
+        let n = recv(diag.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
+            let typ = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+            if typ == libc::NLMSG_DONE as u16 {
+                return Ok(found);
+            }
+            if typ == libc::NLMSG_ERROR as u16 || len < 16 {
+                return Ok(false);
+            }
+            // inet_diag_msg: family, state, timer, retrans, then the id's source port (BE)
+            if let Some(p) = buf.get(off + 20..off + 22) {
+                found |= u16::from_be_bytes([p[0], p[1]]) == port;
+            }
+            off += (len + 3) & !3;
+        }
+        if n == 0 {
+            return Ok(found);
+        }
     }
 }
 
@@ -536,13 +591,8 @@ fn allows(ret: u32) -> bool {
 
 /// The `--ready` phase the annotations ask for: the whole-life profile compiled (for the
 /// container's bounding capabilities, as the kernel's was).
-fn startup_phase(spec: &Spec, pid: i32) -> Result<Option<Phase>> {
-    let ann = spec.annotations().as_ref();
-    let get = |k: &str| ann.and_then(|a| a.get(k));
-    let (Some(ready), Some(whole)) = (
-        get(crate::seccomp::ANNOTATION_READY),
-        get(crate::seccomp::ANNOTATION_STARTUP),
-    ) else {
+fn startup_phase(plan: &crate::seccomp::Plan, pid: i32) -> Result<Option<Phase>> {
+    let Some((ready, whole)) = &plan.ready else {
         return Ok(None);
     };
     let field = |k: &str, why: String| Error::Other(format!("annotations.{k}: {why}"));
@@ -559,14 +609,14 @@ fn startup_phase(spec: &Spec, pid: i32) -> Result<Option<Phase>> {
         .map_err(|e| field(crate::seccomp::ANNOTATION_STARTUP, format!("{whole}: {e}")))?;
     let profile = stockade_seccomp::Profile::from_json(&text)
         .map_err(|e| field(crate::seccomp::ANNOTATION_STARTUP, format!("{whole}: {e}")))?;
-    let caps = crate::seccomp::bounding_names(spec);
+    let caps = plan.caps.iter().cloned();
     let whole = stockade_seccomp::compile(&profile.resolve(&stockade_seccomp::Context::host(caps)))
         .map_err(|e| field(crate::seccomp::ANNOTATION_STARTUP, e.to_string()))?;
     Ok(Some(Phase {
         whole,
         ready: ready.clone(),
         port,
-        pid,
+        diag: diag_socket_of(pid)?,
         serving: false,
     }))
 }
@@ -574,7 +624,7 @@ fn startup_phase(spec: &Spec, pid: i32) -> Result<Option<Phase>> {
 /// Start the container's agent: open FILE (appending, made 0600 if new), fork it off, and
 /// return once it is set up. `loader` is the container's process (host pid), not yet exec'd.
 pub fn spawn(
-    spec: &Spec,
+    plan: &crate::seccomp::Plan,
     watch: &Watch,
     (container, loader): (&str, i32),
     source: Source,
@@ -592,13 +642,10 @@ pub fn spawn(
                 watch.events.display()
             )
         })?;
-    let profile = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
+    let profile = (plan.profile.as_ref())
         .map(|s| serde_json::to_value(s).unwrap_or_default())
         .unwrap_or_default();
-    let phase = startup_phase(spec, loader)?;
+    let phase = startup_phase(plan, loader)?;
     let mut agent = Agent {
         mode: watch.mode,
         container: container.to_string(),
@@ -615,7 +662,8 @@ pub fn spawn(
     let source_fd = match &source {
         Source::Listener(fd) | Source::Channel(fd) => fd.as_raw_fd(),
     };
-    let keep = [source_fd, agent.events.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut keep = vec![source_fd, agent.events.as_raw_fd(), ready_w.as_raw_fd()];
+    keep.extend(agent.phase.as_ref().map(|p| p.diag.as_raw_fd()));
     // the runtime is single-threaded here (see `sys::fork_exit`); the first child only makes a
     // session of its own and forks the agent, which init (or the engine's subreaper) adopts
     // Each closure owns what the agent keeps (the source, FILE, the pipe's writing end): where
@@ -666,12 +714,12 @@ pub fn spawn(
 /// started now ([`spawn`]): from here the container's calls outside the profile wait for it.
 /// Given back when the profile's own `listenerPath` takes it (after the commit).
 pub fn on_listener(
-    spec: &Spec,
+    plan: &crate::seccomp::Plan,
     (container, loader): (&str, i32),
     fd: OwnedFd,
 ) -> Result<Option<OwnedFd>> {
-    match Watch::from_spec(spec).map_err(|(f, m)| Error::Other(format!("{f}: {m}")))? {
-        Some(w) => spawn(spec, &w, (container, loader), Source::Listener(fd)).map(|_| None),
+    match &plan.watch {
+        Some(w) => spawn(plan, w, (container, loader), Source::Listener(fd)).map(|_| None),
         None => Ok(Some(fd)),
     }
 }
@@ -682,20 +730,19 @@ pub fn on_listener(
 /// `listenerPath` of its profile ([`crate::seccomp::send_listener`]), or nothing (no NOTIFY in
 /// the profile, or the agent runs already).
 pub fn hand_off(
-    spec: &Spec,
+    plan: &crate::seccomp::Plan,
     state: &crate::state::State,
     (listener, agent_runs): (Option<OwnedFd>, bool),
     channel: &OwnedFd,
 ) -> Result<()> {
-    let watch = Watch::from_spec(spec).map_err(|(f, m)| Error::Other(format!("{f}: {m}")))?;
-    match (watch, listener) {
+    match (&plan.watch, listener) {
         (Some(_), _) if agent_runs => Ok(()),
-        (Some(w), Some(fd)) => spawn(spec, &w, (&state.id, state.pid), Source::Listener(fd)),
+        (Some(w), Some(fd)) => spawn(plan, w, (&state.id, state.pid), Source::Listener(fd)),
         (Some(w), None) => {
             let ch = channel.try_clone().ctx(|| "dup the setup channel")?;
-            spawn(spec, &w, (&state.id, state.pid), Source::Channel(ch))
+            spawn(plan, w, (&state.id, state.pid), Source::Channel(ch))
         }
-        (None, Some(fd)) => crate::seccomp::send_listener(spec, state, &fd),
+        (None, Some(fd)) => crate::seccomp::send_listener(plan, state, &fd),
         (None, None) => Ok(()),
     }
 }

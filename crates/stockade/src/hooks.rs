@@ -50,40 +50,86 @@ impl Kind {
     }
 }
 
-pub fn list(spec: &Spec, kind: Kind) -> Vec<Hook> {
-    let Some(h) = spec.hooks() else { return vec![] };
-    let l = match kind {
-        Kind::Prestart => h.prestart(),
-        Kind::CreateRuntime => h.create_runtime(),
-        Kind::CreateContainer => h.create_container(),
-        Kind::StartContainer => h.start_container(),
-        Kind::Poststart => h.poststart(),
-        Kind::Poststop => h.poststop(),
-    };
-    l.clone().unwrap_or_default()
+/// A container's hooks, read once from its spec: each kind's list, and what the state JSON on
+/// their stdin says (the container's id, bundle and annotations).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    id: String,
+    bundle: std::path::PathBuf,
+    annotations: std::collections::HashMap<String, String>,
+    lists: [Vec<Hook>; 6],
 }
 
-pub fn any(spec: &Spec) -> bool {
-    Kind::ALL.iter().any(|k| !list(spec, *k).is_empty())
-}
+impl Plan {
+    pub fn from_spec(spec: &Spec, id: &str, bundle: &std::path::Path) -> Plan {
+        let lists = Kind::ALL.map(|kind| {
+            let Some(h) = spec.hooks() else {
+                return vec![];
+            };
+            let l = match kind {
+                Kind::Prestart => h.prestart(),
+                Kind::CreateRuntime => h.create_runtime(),
+                Kind::CreateContainer => h.create_container(),
+                Kind::StartContainer => h.start_container(),
+                Kind::Poststart => h.poststart(),
+                Kind::Poststop => h.poststop(),
+            };
+            l.clone().unwrap_or_default()
+        });
+        Plan {
+            id: id.into(),
+            bundle: bundle.into(),
+            annotations: crate::spec::config_annotations(spec),
+            lists,
+        }
+    }
 
-/// The state JSON hooks read on stdin.
-pub fn state_json(
-    id: &str,
-    status: &str,
-    pid: i32,
-    bundle: &std::path::Path,
-    spec: &Spec,
-) -> String {
-    serde_json::json!({
-        "ociVersion": crate::spec::OCI_VERSION,
-        "id": id,
-        "status": status,
-        "pid": pid,
-        "bundle": bundle,
-        "annotations": crate::spec::config_annotations(spec),
-    })
-    .to_string()
+    /// The hooks of `kind`, in the order they run.
+    pub fn list(&self, kind: Kind) -> &[Hook] {
+        &self.lists[kind as usize]
+    }
+
+    pub fn has(&self, kind: Kind) -> bool {
+        !self.list(kind).is_empty()
+    }
+
+    /// The config has hooks of any kind.
+    pub fn any(&self) -> bool {
+        Kind::ALL.iter().any(|k| self.has(*k))
+    }
+
+    /// The state JSON hooks read on stdin.
+    pub fn state_json(&self, status: &str, pid: i32) -> String {
+        serde_json::json!({
+            "ociVersion": crate::spec::OCI_VERSION,
+            "id": self.id,
+            "status": status,
+            "pid": pid,
+            "bundle": self.bundle,
+            "annotations": self.annotations,
+        })
+        .to_string()
+    }
+
+    /// Run every hook of `kind`, the container's state saying `status` and `pid`. For warn-only
+    /// kinds, failures are printed and the rest still run.
+    pub fn run(&self, kind: Kind, status: &str, pid: i32) -> Result<()> {
+        let hooks = self.list(kind);
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let state = self.state_json(status, pid);
+        for (i, h) in hooks.iter().enumerate() {
+            if let Err(e) = run_one(kind, i, h, &state) {
+                if kind.warn_only() {
+                    crate::diag::warn(&e.to_string());
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn run_one(kind: Kind, i: usize, h: &Hook, state: &str) -> Result<()> {
@@ -136,23 +182,4 @@ fn run_one(kind: Kind, i: usize, h: &Hook, state: &str) -> Result<()> {
             Err(e) => return Err(Error::Other(format!("{what}: {e}"))),
         }
     }
-}
-
-/// Run every hook of `kind`. For warn-only kinds, failures are printed and the rest still run.
-pub fn run(spec: &Spec, kind: Kind, state: impl FnOnce() -> String) -> Result<()> {
-    let hooks = list(spec, kind);
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let state = state();
-    for (i, h) in hooks.iter().enumerate() {
-        if let Err(e) = run_one(kind, i, h, &state) {
-            if kind.warn_only() {
-                crate::diag::warn(&e.to_string());
-            } else {
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
 }

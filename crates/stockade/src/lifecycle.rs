@@ -96,9 +96,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     st.status = "running".into();
     dir.save(&st)?;
     if let Some(spec) = bundle_spec(root, &st) {
-        crate::hooks::run(&spec, crate::hooks::Kind::Poststart, || {
-            crate::hooks::state_json(id, "running", st.pid, &st.bundle, &spec)
-        })?;
+        crate::hooks::Plan::from_spec(&spec, id, &st.bundle).run(
+            crate::hooks::Kind::Poststart,
+            "running",
+            st.pid,
+        )?;
     }
     Ok(())
 }
@@ -245,9 +247,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     crate::idpool::release_for(root, id, st.id_slot);
     crate::idpool::release_stale_for(root, id);
     if let Some(spec) = spec {
-        crate::hooks::run(&spec, crate::hooks::Kind::Poststop, || {
-            crate::hooks::state_json(id, "stopped", 0, &st.bundle, &spec)
-        })?;
+        crate::hooks::Plan::from_spec(&spec, id, &st.bundle).run(
+            crate::hooks::Kind::Poststop,
+            "stopped",
+            0,
+        )?;
     }
     Ok(())
 }

@@ -42,6 +42,16 @@ pub struct Plan {
     /// namespace). From inside the new user namespace the child could not join them: they
     /// belong to another user namespace (an engine's, the host's).
     pub pre_join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// `linux.sysctl`, in the config's order.
+    pub sysctls: Vec<(String, String)>,
+    /// The network namespace joined by path whose `net.*` sysctls the runtime writes from
+    /// outside (see [`Plan::runtime_written_netns`]).
+    pub runtime_net_sysctls: Option<PathBuf>,
+    /// `linux.timeOffsets`: (clock, seconds, nanoseconds).
+    pub time_offsets: Vec<(String, i64, u32)>,
+    /// `hostname` and `domainname` (UTS namespace).
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
 }
 
 impl Plan {
@@ -113,7 +123,20 @@ impl Plan {
             join_pid: None,
             pid_under_user: None,
             pre_join: vec![],
+            sysctls: vec![],
+            runtime_net_sysctls: None,
+            time_offsets: vec![],
+            hostname: spec.hostname().clone(),
+            domainname: spec.domainname().clone(),
         };
+        if let Some(l) = spec.linux() {
+            plan.sysctls = (l.sysctl().iter().flatten())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            plan.time_offsets = (l.time_offsets().iter().flatten())
+                .map(|(c, o)| (c.clone(), o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)))
+                .collect();
+        }
         let nss = spec
             .linux()
             .as_ref()
@@ -179,7 +202,21 @@ impl Plan {
             plan.pre_join = pre;
             plan.join = rest;
         }
+        plan.runtime_net_sysctls = plan.runtime_written_netns();
         plan
+    }
+
+    /// The network namespace a container joins by path while it has a user namespace of its
+    /// own: that namespace belongs to another user namespace (an engine's, the host's), so the
+    /// container may not write its sysctls; the runtime does, from outside (Docker sets
+    /// `net.ipv4.ip_unprivileged_port_start` and `ping_group_range` in nearly every config).
+    fn runtime_written_netns(&self) -> Option<PathBuf> {
+        if !self.new_user || !self.sysctls.iter().any(|(k, _)| k.starts_with("net.")) {
+            return None;
+        }
+        (self.join.iter().chain(&self.pre_join))
+            .find(|(t, _)| *t == LinuxNamespaceType::Network)
+            .map(|(_, p)| p.clone())
     }
 }
 
@@ -278,16 +315,12 @@ pub fn unshare(flags: CloneFlags) -> Result<()> {
 
 /// Clock offsets of a new time namespace: written after `unshare(CLONE_NEWTIME)` and before the
 /// first process enters it (our `execve`).
-pub fn write_time_offsets(spec: &Spec, proc: &crate::procfs::ProcFs) -> Result<()> {
-    let Some(offsets) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.time_offsets().as_ref())
-    else {
+pub fn write_time_offsets(plan: &Plan, proc: &crate::procfs::ProcFs) -> Result<()> {
+    if plan.time_offsets.is_empty() {
         return Ok(());
-    };
+    }
     let mut text = String::new();
-    for (clock, off) in offsets {
+    for (clock, secs, nanos) in &plan.time_offsets {
         let id = match clock.as_str() {
             "monotonic" => "monotonic",
             "boottime" => "boottime",
@@ -297,14 +330,24 @@ pub fn write_time_offsets(spec: &Spec, proc: &crate::procfs::ProcFs) -> Result<(
                 )))
             }
         };
-        text.push_str(&format!(
-            "{id} {} {}\n",
-            off.secs().unwrap_or(0),
-            off.nanosecs().unwrap_or(0)
-        ));
+        text.push_str(&format!("{id} {secs} {nanos}\n"));
     }
     proc.write("self/timens_offsets", text.as_bytes())
         .ctx(|| "write /proc/self/timens_offsets")
+}
+
+/// `hostname` and `domainname` (UTS namespace).
+pub fn set_names(plan: &Plan) -> Result<()> {
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).ctx(|| format!("hostname {h:?}"))?;
+    }
+    if let Some(d) = &plan.domainname {
+        // SAFETY: d points to d.len() valid bytes for the duration of the call.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| format!("domainname {d:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// Sysctls a container may set: only those its own namespaces isolate (runc's list).
@@ -348,47 +391,23 @@ pub fn check_sysctl(
     Err("is not namespaced: setting it would change the host for everyone".into())
 }
 
-/// The network namespace a container joins by path while it has a user namespace of its own:
-/// that namespace belongs to another user namespace (an engine's, the host's), so the container
-/// may not write its sysctls; the runtime does, from outside (Docker sets
-/// `net.ipv4.ip_unprivileged_port_start` and `ping_group_range` in nearly every config).
-pub fn runtime_written_netns(spec: &Spec, plan: &Plan) -> Option<PathBuf> {
-    if !plan.new_user {
-        return None;
-    }
-    plan.join
-        .iter()
-        .chain(&plan.pre_join)
-        .find(|(t, _)| *t == LinuxNamespaceType::Network)
-        .map(|(_, p)| p.clone())
-        .filter(|_| {
-            spec.linux()
-                .as_ref()
-                .and_then(|l| l.sysctl().as_ref())
-                .is_some_and(|s| s.keys().any(|k| k.starts_with("net.")))
-        })
-}
-
 /// Runtime side: write the `net.*` sysctls into the network namespace at `netns`, from a thread
 /// that enters it (a sysctl file under /proc/sys/net is the opener's namespace's).
-pub fn write_net_sysctls_in(spec: &Spec, netns: &std::path::Path) -> Result<()> {
+pub fn write_net_sysctls_in(plan: &Plan) -> Result<()> {
+    let Some(netns) = plan.runtime_net_sysctls.as_deref() else {
+        return Ok(());
+    };
     let ns =
         std::fs::File::open(netns).ctx(|| format!("open network namespace {}", netns.display()))?;
-    let list: Vec<(String, String)> = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.sysctl().as_ref())
-        .into_iter()
-        .flatten()
+    let list: Vec<&(String, String)> = (plan.sysctls.iter())
         .filter(|(k, _)| k.starts_with("net."))
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     std::thread::scope(|s| {
         s.spawn(|| -> Result<()> {
             nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
                 .ctx(|| format!("enter network namespace {}", netns.display()))?;
             let proc = crate::procfs::ProcFs::host().ctx(|| "open /proc")?;
-            for (k, v) in &list {
+            for (k, v) in list {
                 let path = format!("sys/{}", k.replace('.', "/"));
                 proc.write(&path, v.as_bytes()).ctx(|| {
                     format!(
@@ -404,16 +423,11 @@ pub fn write_net_sysctls_in(spec: &Spec, netns: &std::path::Path) -> Result<()> 
     })
 }
 
-/// Child side: every sysctl, but those the runtime writes (see [`runtime_written_netns`]).
-pub fn write_sysctls(spec: &Spec, proc: &crate::procfs::ProcFs, skip_net: bool) -> Result<()> {
-    for (k, v) in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.sysctl().as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !(skip_net && k.starts_with("net.")))
-    {
+/// Child side: every sysctl, but those the runtime writes (see
+/// [`Plan::runtime_written_netns`]).
+pub fn write_sysctls(plan: &Plan, proc: &crate::procfs::ProcFs) -> Result<()> {
+    let skip_net = plan.runtime_net_sysctls.is_some();
+    for (k, v) in (plan.sysctls.iter()).filter(|(k, _)| !(skip_net && k.starts_with("net."))) {
         let path = format!("sys/{}", k.replace('.', "/"));
         proc.write(&path, v.as_bytes())
             .ctx(|| format!("linux.sysctl.{k}: write /proc/{path}"))?;

@@ -53,9 +53,11 @@ pub struct CreateOptions {
 pub struct Plan<'a> {
     pub id: &'a str,
     pub bundle: &'a Path,
-    /// The spec as it runs: the caller's, or with the learning run's filter, or with the
-    /// network's files bound in (see [`Plan::add_mounts`]).
-    pub spec: Cow<'a, Spec>,
+    /// The spec as it runs (the caller's, or with the learning run's filter): read by
+    /// [`Plan::process`] only; every subsystem's part of it is read into its plan below.
+    spec: Cow<'a, Spec>,
+    /// What the container's state records.
+    pub record: Record,
     pub ns: crate::namespaces::Plan,
     pub net: Option<crate::net::Plan>,
     /// `linux.netDevices`: the interfaces to move in, checked against the host.
@@ -73,6 +75,29 @@ pub struct Plan<'a> {
     /// `linux.uidMappings`/`gidMappings`, read once.
     pub uid_maps: Vec<LinuxIdMapping>,
     pub gid_maps: Vec<LinuxIdMapping>,
+    /// `hooks`, with what their state JSON says.
+    pub hooks: crate::hooks::Plan,
+    /// The filesystem: root, mounts, devices, masks.
+    pub rootfs: crate::rootfs::Plan,
+    /// The seccomp filter to compile (or take cached), and its agent's mode.
+    pub seccomp: crate::seccomp::Plan,
+    /// `linux.resources`: the cgroup's limits.
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// The Landlock ruleset of the annotations.
+    pub landlock: Option<crate::landlock::Config>,
+    /// `linux.memoryPolicy`: set before `execve`.
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
+}
+
+/// What the container's state directory records of its config.
+pub struct Record {
+    /// The config's annotations (the state's, and its hooks').
+    pub annotations: std::collections::HashMap<String, String>,
+    /// The policy's id slot (its host id range), given back at the end.
+    pub id_slot: Option<u32>,
+    /// The config as enforced, when it is not the bundle's file (the policy changed it, or a
+    /// front end made it): `exec`, hooks, `delete` and `policy explain` read it.
+    pub effective_config: Option<Vec<u8>>,
 }
 
 impl<'a> Plan<'a> {
@@ -82,6 +107,8 @@ impl<'a> Plan<'a> {
         validate(spec, bundle, &o.config_file)?;
         // complain/enforce (see `agent`): checked before anything is created
         let watch = crate::seccomp::watch(spec, &o.config_file, true)?;
+        let landlock = crate::landlock::Config::from_annotations(spec.annotations().as_ref())
+            .map_err(|(field, msg)| config_err(&o.config_file, field, msg))?;
         let ns = crate::namespaces::Plan::from_spec(spec);
         let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
         let joined_user = spec.linux().as_ref().and_then(|l| {
@@ -137,6 +164,21 @@ impl<'a> Plan<'a> {
         let cgroup = layout
             .as_ref()
             .map(|l| Cgroup::plan(l, cgroups_path.as_deref(), id, unit));
+        let hooks = crate::hooks::Plan::from_spec(&spec, id, bundle);
+        let rootfs = crate::rootfs::Plan::from_spec(&spec, bundle);
+        let seccomp = crate::seccomp::Plan::from_spec(&spec, &o.config_file)?;
+        let effective =
+            crate::spec::policy_changed(&spec) || !o.config_file.ends_with("config.json");
+        let record = Record {
+            annotations: crate::spec::config_annotations(&spec),
+            id_slot: crate::idpool::slot_of(&spec),
+            effective_config: effective
+                .then(|| serde_json::to_vec(&*spec).map_err(|e| Error::Other(e.to_string())))
+                .transpose()?,
+        };
+        let linux = spec.linux().as_ref();
+        let resources = linux.and_then(|l| l.resources().clone());
+        let memory_policy = linux.and_then(|l| l.memory_policy().clone());
         Ok(Plan {
             id,
             bundle,
@@ -151,6 +193,13 @@ impl<'a> Plan<'a> {
             cgroup,
             uid_maps,
             gid_maps,
+            hooks,
+            rootfs,
+            seccomp,
+            record,
+            resources,
+            landlock,
+            memory_policy,
         })
     }
 
@@ -188,11 +237,25 @@ impl<'a> Plan<'a> {
 
     /// Bind more mounts (the network's `/etc/hosts` and `/etc/resolv.conf`, files in the
     /// state directory made once it exists).
+    /// The child's side of the network hand-off: does the runtime wait for its network
+    /// namespace (then the child sends "N" once the namespace exists: to set up stockade's
+    /// network, or to move `linux.netDevices` into a namespace made for it), and with an
+    /// rtnetlink socket inside it (a bridge)?
+    pub fn net_handoff(&self) -> Option<bool> {
+        match &self.net {
+            Some(n) => Some(n.mode == crate::net::Mode::Bridge),
+            None => (self.netdev.as_ref())
+                .is_some_and(|d| matches!(d.target, crate::net::netdev::Target::New))
+                .then_some(false),
+        }
+    }
+
     pub fn add_mounts(&mut self, more: Vec<oci_spec::runtime::Mount>) {
-        let s = self.spec.to_mut();
-        let mut mounts = s.mounts().clone().unwrap_or_default();
-        mounts.extend(more);
-        s.set_mounts(Some(mounts));
+        let bundle = self.bundle;
+        (self.rootfs.mounts).extend(
+            more.into_iter()
+                .map(|m| crate::rootfs::Entry::new(m, bundle)),
+        );
     }
 }
 
@@ -332,14 +395,12 @@ fn check_since_1_2(spec: &Spec, linux: &oci_spec::runtime::Linux, file: &Path) -
     Ok(())
 }
 
-/// `process`: present, with a program, an absolute cwd; the Landlock annotation well formed.
+/// `process`: present, with a program, an absolute cwd.
 fn check_process(spec: &Spec, file: &Path) -> Result<()> {
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| config_err(file, "process", "missing"))?;
-    crate::landlock::Config::from_annotations(spec.annotations().as_ref())
-        .map_err(|(field, msg)| config_err(file, field, msg))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(config_err(
             file,

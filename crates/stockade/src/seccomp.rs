@@ -27,7 +27,45 @@ pub fn bounding_names(spec: &Spec) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A container's filter, read once from its spec: the profile, its complain/enforce mode, the
+/// bounding capabilities its conditions are resolved for, and the `--ready` phase switch's
+/// annotations (the readiness condition, the whole-life profile's file).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub profile: Option<oci_spec::runtime::LinuxSeccomp>,
+    pub watch: Option<Watch>,
+    pub caps: Vec<String>,
+    /// (`org.stockade.seccomp.ready`, `org.stockade.seccomp.startup`), both given.
+    pub ready: Option<(String, String)>,
+}
+
+impl Plan {
+    /// The spec's filter; the mode annotations checked (see [`watch`]), not the events file.
+    pub fn from_spec(spec: &Spec, file: &Path) -> Result<Plan> {
+        let ann = spec.annotations().as_ref();
+        let get = |k: &str| ann.and_then(|a| a.get(k)).cloned();
+        Ok(Plan {
+            profile: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            watch: watch(spec, file, false)?,
+            caps: bounding_names(spec),
+            ready: get(ANNOTATION_READY).zip(get(ANNOTATION_STARTUP)),
+        })
+    }
+}
+
 /// Compile `linux.seccomp` (None when the spec has none), through the cache under `root` when
+/// one is given: [`compile_plan`] of the spec's [`Plan`].
+pub fn compile(
+    spec: &Spec,
+    file: &Path,
+    quiet: bool,
+    root: Option<&Path>,
+    channel_fd: Option<i32>,
+) -> Result<Option<Filter>> {
+    compile_plan(&Plan::from_spec(spec, file)?, file, quiet, root, channel_fd)
+}
+
+/// Compile the planned profile (None when there is none), through the cache under `root` when
 /// one is given.
 ///
 /// `channel_fd` is the descriptor the child sends a NOTIFY listener back on, after the filter
@@ -38,20 +76,19 @@ pub fn bounding_names(spec: &Spec) -> Vec<String> {
 ///
 /// With the mode annotations ([`Watch`]) the profile is put in its mode here ([`apply`]); the
 /// events file was checked with the plan ([`watch`]).
-pub fn compile(
-    spec: &Spec,
+pub fn compile_plan(
+    plan: &Plan,
     file: &Path,
     quiet: bool,
     root: Option<&Path>,
     channel_fd: Option<i32>,
 ) -> Result<Option<Filter>> {
     // the events file was checked with the plan, before anything was created
-    let watch = watch(spec, file, false)?;
-    let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+    let Some(sc) = plan.profile.as_ref() else {
         return Ok(None);
     };
-    let caps = bounding_names(spec);
-    let json = profile_json(sc, watch.as_ref(), channel_fd, file)?;
+    let caps = plan.caps.clone();
+    let json = profile_json(sc, plan.watch.as_ref(), channel_fd, file)?;
     let cache = root.map(|r| Cache::new(r, &json, &caps));
     let filter = match cache.as_ref().and_then(Cache::get) {
         Some(f) => f,
@@ -231,8 +268,8 @@ pub fn profile_for_cli(arg: &str, caps: &[String]) -> Result<Profile> {
 
 /// Hand the NOTIFY listener to the agent at `listenerPath`, as runtime-spec describes: the
 /// container process state as JSON, with the descriptor in SCM_RIGHTS.
-pub fn send_listener(spec: &Spec, state: &crate::state::State, fd: &OwnedFd) -> Result<()> {
-    let sc = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+pub fn send_listener(plan: &Plan, state: &crate::state::State, fd: &OwnedFd) -> Result<()> {
+    let sc = plan.profile.as_ref();
     let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) else {
         return Err(Error::Other(
             "linux.seccomp uses SCMP_ACT_NOTIFY but sets no listenerPath".into(),

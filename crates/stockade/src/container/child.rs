@@ -104,7 +104,7 @@ fn child(plan: &Plan, made: &Made, sock: &OwnedFd, opts: &RunOptions) -> Result<
 /// Until "go": the network namespace (if the child makes it), a session, the runtime's trees;
 /// then root of the new user namespace. Returns the trees to attach and our host pid.
 fn start(plan: &Plan, made: &Made, sock: &OwnedFd) -> Result<(rootfs::Prepared, i32)> {
-    let (ns, spec) = (&plan.ns, &plan.spec);
+    let ns = &plan.ns;
     // Die with the runtime during setup.
     die_with_runtime(sock)?;
     if ns.net_made_by_child() {
@@ -113,7 +113,7 @@ fn start(plan: &Plan, made: &Made, sock: &OwnedFd) -> Result<(rootfs::Prepared, 
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
     }
-    if let Some(with_socket) = crate::net::child_handoff(spec) {
+    if let Some(with_socket) = plan.net_handoff() {
         // Our network namespace exists: the runtime sets it up (see `net`).
         if with_socket {
             let nl = socket::socket(
@@ -164,7 +164,7 @@ fn start(plan: &Plan, made: &Made, sock: &OwnedFd) -> Result<(rootfs::Prepared, 
     // The trees to attach: sent by the runtime, or (unprivileged runtime) made here, in our
     // own copy of the caller's mount namespace.
     let mut prepared = if plan.rootless {
-        rootfs::prepare(spec, &made.rootfs_dir, plan.bundle, None, None, true)?
+        rootfs::prepare(&plan.rootfs, &made.rootfs_dir, None, None, true)?
     } else {
         received
     };
@@ -238,7 +238,7 @@ fn enter_namespaces(
     let proc = ProcFs::private().ctx(|| "open a private procfs")?;
     if ns.unshare_flags.contains(time) {
         namespaces::unshare(time)?;
-        namespaces::write_time_offsets(&plan.spec, &proc)?;
+        namespaces::write_time_offsets(ns, &proc)?;
     }
     Ok(proc)
 }
@@ -253,7 +253,7 @@ fn build_filesystem(
     proc: &ProcFs,
     host_pid: i32,
 ) -> Result<()> {
-    let (ns, spec) = (&plan.ns, &*plan.spec);
+    let ns = &plan.ns;
     let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
     let mut in_cgroup = false;
     let mut cgroup_ready = || -> Result<()> {
@@ -266,27 +266,23 @@ fn build_filesystem(
         }
         Ok(())
     };
-    let mut before_pivot = || {
-        crate::hooks::run(spec, crate::hooks::Kind::CreateContainer, || {
-            crate::hooks::state_json(plan.id, "creating", host_pid, plan.bundle, spec)
-        })
-    };
+    let mut before_pivot =
+        || (plan.hooks).run(crate::hooks::Kind::CreateContainer, "creating", host_pid);
     let built = rootfs::setup(
-        spec,
+        &plan.rootfs,
         &made.rootfs_dir,
         &mut prepared,
         rootfs::InNamespaces {
             user: plan.in_user_ns(),
             host_mount: ns.host_mount_ns(),
             own_cgroup: ns.unshare_flags.contains(cgroupns),
-            create_container_hooks: !crate::hooks::list(spec, crate::hooks::Kind::CreateContainer)
-                .is_empty(),
+            create_container_hooks: plan.hooks.has(crate::hooks::Kind::CreateContainer),
         },
         &mut cgroup_ready,
         &mut before_pivot,
     )?;
     mark("child: rootfs set up");
-    names(spec)?;
+    namespaces::set_names(ns)?;
     if ns.new_net && !ns.net_made_by_child() {
         // A new network namespace has only `lo`, and it starts down; bring it up (as bwrap does).
         sys::loopback_up().ctx(|| "bring up lo in the new network namespace")?;
@@ -300,28 +296,15 @@ fn build_filesystem(
         let master = process::setup_terminal(size, true)?;
         send_fd(sock, b"T", &master)?;
     }
-    namespaces::write_sysctls(
-        spec,
-        proc,
-        namespaces::runtime_written_netns(spec, ns).is_some(),
+    namespaces::write_sysctls(ns, proc)?;
+    rootfs::finish(
+        &plan.rootfs,
+        built,
+        prepared.cgroups.as_ref(),
+        &mut cgroup_ready,
     )?;
-    rootfs::finish(spec, built, prepared.cgroups.as_ref(), &mut cgroup_ready)?;
     cgroup_ready()?;
     mark("child: masks done");
-    Ok(())
-}
-
-/// `hostname` and `domainname` (UTS namespace).
-fn names(spec: &oci_spec::runtime::Spec) -> Result<()> {
-    if let Some(h) = spec.hostname() {
-        nix::unistd::sethostname(h).ctx(|| format!("hostname {h:?}"))?;
-    }
-    if let Some(d) = spec.domainname() {
-        // SAFETY: d points to d.len() valid bytes for the duration of the call.
-        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("domainname {d:?}"));
-        }
-    }
     Ok(())
 }
 
@@ -336,20 +319,15 @@ fn become_the_process(
     opts: &RunOptions,
     host_pid: i32,
 ) -> Result<Error> {
-    let (spec, process, rootless) = (&*plan.spec, plan.process(), plan.rootless);
+    let (process, rootless) = (plan.process(), plan.rootless);
     if !opts.no_new_keyring {
         process::fresh_keyring()?;
     }
     process::set_rlimits(process)?;
-    if let Some(m) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.memory_policy().as_ref())
-    {
+    if let Some(m) = &plan.memory_policy {
         process::set_mempolicy(m)?;
     }
-    let landlock =
-        crate::landlock::Config::from_annotations(spec.annotations().as_ref()).expect("validated");
+    let landlock = &plan.landlock;
     // A Landlock ruleset implies no_new_privs (the kernel's condition without CAP_SYS_ADMIN),
     // and is enforced before the filter, so the profile need not allow Landlock's calls.
     let nnp = process.no_new_privileges().unwrap_or(false) || landlock.is_some();
@@ -400,10 +378,8 @@ fn become_the_process(
         .ctx(|| "open exec fifo")?;
         nix::unistd::write(&w, b"0").ctx(|| "write exec fifo")?;
     }
-    crate::hooks::run(spec, crate::hooks::Kind::StartContainer, || {
-        crate::hooks::state_json(plan.id, "created", host_pid, plan.bundle, spec)
-    })?;
-    if let Some(l) = &landlock {
+    (plan.hooks).run(crate::hooks::Kind::StartContainer, "created", host_pid)?;
+    if let Some(l) = landlock {
         if let Some(note) = l.enforce().map_err(Error::Other)? {
             if !opts.quiet {
                 crate::diag::warn(&note);

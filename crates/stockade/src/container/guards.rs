@@ -5,8 +5,6 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use oci_spec::runtime::Spec;
-
 use crate::cgroups::Cgroup;
 use crate::error::Result;
 use crate::rootfs;
@@ -48,11 +46,15 @@ impl CgroupGuard {
     /// The v1 directories, then every limit: returns the `tasks` files the child writes itself
     /// into before anything of the workload runs. With the systemd driver the unit is started
     /// first, with the (still blocked) child's `pid`: systemd moves it into its cgroup.
-    pub(super) fn finish(&mut self, spec: &Spec, id: &str, pid: i32) -> Result<Vec<OwnedFd>> {
+    pub(super) fn finish(
+        &mut self,
+        resources: Option<&oci_spec::runtime::LinuxResources>,
+        id: &str,
+        pid: i32,
+    ) -> Result<Vec<OwnedFd>> {
         let Some(cg) = self.cgroup.as_mut() else {
             return Ok(vec![]);
         };
-        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         cg.start_unit(id, pid, resources)?;
         cg.create_v1()?;
         if let Some(r) = resources {

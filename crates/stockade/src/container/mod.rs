@@ -92,7 +92,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     // 5. Record it; `create` stops here, leaving the container blocked on its fifo.
     made.commit(opts.create.is_some(), child)?;
     // the listener to the agent the annotations ask for, or to the profile's listenerPath
-    if let Err(e) = crate::agent::hand_off(&plan.spec, &made.st, (listener, agent_runs), &ours) {
+    if let Err(e) = crate::agent::hand_off(&plan.seccomp, &made.st, (listener, agent_runs), &ours) {
         let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
         let _ = old_mask.thread_set_mask();
@@ -104,9 +104,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
         return Ok(0);
     }
     // 6. Wait, forwarding signals; then take everything down.
-    crate::hooks::run(&plan.spec, crate::hooks::Kind::Poststart, || {
-        crate::hooks::state_json(id, "running", child.as_raw(), bundle, &plan.spec)
-    })?;
+    (plan.hooks).run(crate::hooks::Kind::Poststart, "running", child.as_raw())?;
     // a terminal without a console socket: relayed to the caller's, which goes raw meanwhile
     let relay = match pty {
         Some(master) => {
@@ -128,9 +126,7 @@ pub fn run(id: &str, bundle: &Path, spec: &Spec, opts: &RunOptions) -> Result<i3
     }
     let _ = old_mask.thread_set_mask();
     made.release(&plan, opts)?;
-    crate::hooks::run(&plan.spec, crate::hooks::Kind::Poststop, || {
-        crate::hooks::state_json(id, "stopped", 0, bundle, &plan.spec)
-    })?;
+    (plan.hooks).run(crate::hooks::Kind::Poststop, "stopped", 0)?;
     code
 }
 
@@ -154,7 +150,7 @@ struct Made {
 
 impl Made {
     fn create(plan: &mut Plan, opts: &RunOptions) -> Result<Made> {
-        let (id, spec) = (plan.id, &plan.spec);
+        let id = plan.id;
         let state_dir = StateDir::create(&opts.root, id)?;
         let st = State {
             oci_version: spec::OCI_VERSION.into(),
@@ -162,18 +158,17 @@ impl Made {
             status: "creating".into(),
             pid: 0,
             bundle: plan.bundle.to_path_buf(),
-            annotations: spec::config_annotations(spec),
+            annotations: plan.record.annotations.clone(),
             cgroup: plan.cgroup.clone(),
-            id_slot: crate::idpool::slot_of(spec),
+            id_slot: plan.record.id_slot,
             created: now_rfc3339(),
             pid_start: 0,
         };
         state_dir.save(&st)?;
         // The config as enforced, when it is not the bundle's file: the policy changed it, or a
         // front end (sandbox, learn) made it. `exec`, hooks, `delete` and `policy explain` read it.
-        if spec::policy_changed(spec) || !opts.config_file.ends_with("config.json") {
+        if let Some(text) = &plan.record.effective_config {
             let f = state_dir.dir.join(crate::state::EFFECTIVE_CONFIG);
-            let text = serde_json::to_vec(&**spec).map_err(|e| Error::Other(e.to_string()))?;
             std::fs::write(&f, text).ctx(|| format!("write {}", f.display()))?;
         }
         // The network's record (address, veth, ports) is written before any of it exists.
@@ -194,9 +189,8 @@ impl Made {
             )?),
             None => None,
         };
-        let spec = &plan.spec;
-        let rootfs_dir = spec::rootfs_dir(spec, plan.bundle, &state_dir.dir);
-        if spec::tmpfs_root(spec) {
+        let rootfs_dir = plan.rootfs.dir(&state_dir.dir);
+        if plan.rootfs.tmpfs_root {
             std::fs::create_dir(&rootfs_dir).ctx(|| format!("create {}", rootfs_dir.display()))?;
         }
         let (cgroup, v2_dir) = CgroupGuard::begin(plan.cgroup.clone(), plan.rootless, opts.quiet)?;

@@ -40,7 +40,7 @@ pub(super) fn setup(
     let tasks_files = go(plan, made, ours, pid, &proc, opts)?;
     let tasks_files = match tasks_files {
         Some(t) => t,
-        None => made.cgroup.finish(&plan.spec, plan.id, pid)?,
+        None => (made.cgroup).finish(plan.resources.as_ref(), plan.id, pid)?,
     };
     if let Some(adj) = plan.process().oom_score_adj() {
         proc.write(&format!("{pid}/oom_score_adj"), adj.to_string().as_bytes())
@@ -57,8 +57,8 @@ pub(super) fn setup(
     if let Some(d) = made.netdev.as_mut() {
         d.move_in(pid, &proc)?;
     }
-    let filter = crate::seccomp::compile(
-        &plan.spec,
+    let filter = crate::seccomp::compile_plan(
+        &plan.seccomp,
         &opts.config_file,
         opts.quiet,
         Some(&opts.root),
@@ -83,13 +83,11 @@ fn go(
     proc: &ProcFs,
     opts: &RunOptions,
 ) -> Result<Option<Vec<OwnedFd>>> {
-    let (ns, spec, rootless) = (&plan.ns, &*plan.spec, plan.rootless);
+    let (ns, rootless) = (&plan.ns, plan.rootless);
     if ns.new_user {
         namespaces::write_id_maps(proc, pid, &plan.uid_maps, &plan.gid_maps, rootless)?;
     }
-    if let Some(netns) = namespaces::runtime_written_netns(spec, ns) {
-        namespaces::write_net_sysctls_in(spec, &netns)?;
-    }
+    namespaces::write_net_sysctls_in(ns)?;
     // The container's user namespace, to idmap its trees into: the child's new one, or the
     // one it joins by path (a pod's: the volumes of every container of the pod map into it).
     let joined_user = ns.join.iter().find(|(t, _)| *t == LinuxNamespaceType::User);
@@ -111,9 +109,8 @@ fn go(
         rootfs::Prepared::default()
     } else {
         rootfs::prepare(
-            spec,
+            &plan.rootfs,
             &made.rootfs_dir,
-            plan.bundle,
             Some(pid),
             userns.as_ref(),
             plan.in_user_ns(),
@@ -127,15 +124,11 @@ fn go(
     // prestart and createRuntime hooks: the namespaces and the cgroup exist, nothing runs
     // yet (prestart, deprecated, reports "created" as runc does and runtime-tools expects)
     let mut tasks_files = None;
-    if spec.hooks().is_some() {
-        tasks_files = Some(made.cgroup.finish(spec, plan.id, pid)?);
+    if plan.hooks.any() {
+        tasks_files = Some((made.cgroup).finish(plan.resources.as_ref(), plan.id, pid)?);
     }
-    crate::hooks::run(spec, crate::hooks::Kind::Prestart, || {
-        crate::hooks::state_json(plan.id, "created", pid, plan.bundle, spec)
-    })?;
-    crate::hooks::run(spec, crate::hooks::Kind::CreateRuntime, || {
-        crate::hooks::state_json(plan.id, "creating", pid, plan.bundle, spec)
-    })?;
+    (plan.hooks).run(crate::hooks::Kind::Prestart, "created", pid)?;
+    (plan.hooks).run(crate::hooks::Kind::CreateRuntime, "creating", pid)?;
     if made.net.as_ref().is_some_and(|g| g.before_go()) {
         net_attach(ours, made, pid, proc)?;
     }
@@ -166,7 +159,7 @@ fn wait_ready(plan: &Plan, ours: &OwnedFd, pid: i32, opts: &RunOptions) -> Resul
         }
         if let Some(fd) = got {
             // the listener: its agent starts now, as the container's next calls may need it
-            handed.listener = crate::agent::on_listener(&plan.spec, (plan.id, pid), fd)?;
+            handed.listener = crate::agent::on_listener(&plan.seccomp, (plan.id, pid), fd)?;
             handed.agent_runs = handed.listener.is_none();
         }
         if n == 0 || (buf[0] == b'R' && opts.create.is_some()) {

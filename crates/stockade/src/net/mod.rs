@@ -394,16 +394,6 @@ fn check_mode(
     Ok(())
 }
 
-/// The child's side: does the runtime wait for its network namespace (then it sends "N" once
-/// the namespace exists: to set up stockade's network, or to move `linux.netDevices` into a
-/// namespace made for it), and with an rtnetlink socket inside it (a bridge)?
-pub fn child_handoff(spec: &Spec) -> Option<bool> {
-    match spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION)) {
-        Some(mode) => Some(mode == "bridge"),
-        None => netdev::moves_into_new_netns(spec).then_some(false),
-    }
-}
-
 /// What one container's network is made of: written before any of it exists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {

@@ -117,19 +117,6 @@ fn target(spec: &Spec, file: &Path) -> Result<Target> {
     Ok(Target::Joined(path.clone()))
 }
 
-/// The child's side: devices to move into a network namespace made for the container (the
-/// runtime then waits for the child's "N"). The same test as [`Plan::from_spec`]'s target.
-pub fn moves_into_new_netns(spec: &Spec) -> bool {
-    let Some(l) = spec.linux().as_ref() else {
-        return false;
-    };
-    l.net_devices().as_ref().is_some_and(|m| !m.is_empty())
-        && l.namespaces()
-            .iter()
-            .flatten()
-            .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none())
-}
-
 impl Plan {
     /// The devices `linux.netDevices` names, checked against the runtime's namespace; None when
     /// it names none. `eth0`: stockade's own network (bridge or CNI) gives the container an `eth0`.

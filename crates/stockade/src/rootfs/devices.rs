@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::{cname, resolve_in_root, symlink_at, Prepared};
 use crate::error::{Context, Error, Result};
@@ -40,16 +40,12 @@ pub(super) fn verified_null(rootfd: RawFd) -> Result<OwnedFd> {
 }
 
 pub(super) fn create_devices(
-    spec: &Spec,
+    plan: &super::Plan,
     rootfd: RawFd,
     prepared: &mut Prepared,
     in_userns: bool,
 ) -> Result<()> {
-    let has_dev_mount = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.destination() == Path::new("/dev"));
+    let has_dev_mount = plan.mounts_at("/dev");
     if in_userns {
         for (path, tree) in prepared.devices.drain(..) {
             let t = place_node(rootfd, &path, Node::MountPoint)?;
@@ -57,11 +53,7 @@ pub(super) fn create_devices(
                 .ctx(|| format!("bind device {}", path.display()))?;
         }
     } else {
-        let extra = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().clone())
-            .unwrap_or_default();
+        let extra = &plan.devices;
         let defaults = DEFAULT_DEVICES
             .iter()
             .filter(|(p, _, _)| !extra.iter().any(|d| d.path() == Path::new(p)))
@@ -93,12 +85,7 @@ pub(super) fn create_devices(
                 r => r?,
             }
         }
-        if spec
-            .mounts()
-            .iter()
-            .flatten()
-            .any(|m| m.destination() == Path::new("/dev/pts"))
-        {
+        if plan.mounts_at("/dev/pts") {
             let n = cname("ptmx")?;
             // SAFETY: dev is a valid directory descriptor and n a valid C string.
             unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };

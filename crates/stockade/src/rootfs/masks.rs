@@ -5,9 +5,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::Spec;
-
-use super::{Built, READ_ONLY_LOCKED};
+use super::{Built, Plan, READ_ONLY_LOCKED};
 use crate::error::{Context, Result};
 use crate::sys::{self, MountAttr};
 
@@ -17,24 +15,16 @@ use crate::sys::{self, MountAttr};
 /// made the cgroup, then joins it) is called as late as the masks allow, and masks or read-only
 /// paths inside a cgroup mount are applied after it.
 pub fn finish(
-    spec: &Spec,
+    plan: &Plan,
     built: Built,
     layout: Option<&crate::cgroups::Layout>,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let Built { deferred, null } = built;
-    let linux = spec.linux().as_ref();
-    let masked: Vec<&String> = linux
-        .and_then(|l| l.masked_paths().as_ref())
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut ro: Vec<String> = linux
-        .and_then(|l| l.readonly_paths().clone())
-        .unwrap_or_default();
-    let proc_sys_writable = spec.mounts().iter().flatten().any(|m| {
-        m.destination() == Path::new("/proc/sys")
-            && !m.options().iter().flatten().any(|o| o == "ro")
+    let masked = &plan.masked_paths;
+    let mut ro = plan.readonly_paths.clone();
+    let proc_sys_writable = plan.mounts.iter().any(|e| {
+        e.dest() == Path::new("/proc/sys") && !e.mount.options().iter().flatten().any(|o| o == "ro")
     });
     if !proc_sys_writable && !ro.iter().any(|p| p == "/proc/sys") && Path::new("/proc/sys").exists()
     {
@@ -48,7 +38,7 @@ pub fn finish(
         if late && !deferred.is_empty() {
             before_cgroup()?;
             for d in &deferred {
-                d.mount(spec, root.as_raw_fd(), layout)?;
+                d.mount(plan, root.as_raw_fd(), layout)?;
             }
         }
         for p in masked.iter().filter(|p| in_cgroup_mount(p) == late) {
@@ -58,12 +48,7 @@ pub fn finish(
             readonly(&root, Path::new(p))?;
         }
     }
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
+    if plan.readonly {
         let a = MountAttr {
             attr_set: sys::MOUNT_ATTR_RDONLY,
             ..Default::default()

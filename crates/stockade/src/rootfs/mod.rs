@@ -37,7 +37,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::{Mount, Spec};
+use oci_spec::runtime::Mount;
 
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, MountAttr};
@@ -47,6 +47,7 @@ mod devices;
 mod masks;
 mod options;
 pub mod overlay;
+mod plan;
 mod prepare;
 
 use cgroupfs::mount_cgroup;
@@ -55,6 +56,7 @@ use devices::{create_devices, verified_null};
 pub use masks::finish;
 use options::attr_of;
 pub use options::{mount_opts, parse_option, propagation_flag, MountOpts, Opt};
+pub use plan::{Entry, Plan};
 pub use prepare::{prepare, Prepared, Tree};
 
 /// Read-only and nothing executable, setuid or device-like: what read-only paths and a
@@ -217,19 +219,14 @@ fn bind_on_fd(src: &Path, target: &OwnedFd, recursive: bool) -> io::Result<()> {
 
 /// Child side, in the new mount namespace: build the root and pivot into it.
 pub fn setup(
-    spec: &Spec,
+    plan: &Plan,
     rootfs: &Path,
     prepared: &mut Prepared,
     ns: InNamespaces,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Built> {
-    let prop = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(propagation_flag)
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    let prop = plan.propagation;
     // pivot_root refuses shared parents: a shared (or unbindable) rootfsPropagation is applied
     // after the pivot, and until then the tree is a slave of the host's (as runc does).
     let after_pivot = prop.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE);
@@ -247,19 +244,19 @@ pub fn setup(
         .ctx(|| "make / private to the container")?;
     }
     // 1. the root itself; 2. every mount, in order
-    let root = attach_root(spec, rootfs, prepared)?;
+    let root = attach_root(plan, rootfs, prepared)?;
     let rootfd = root.as_raw_fd();
-    let mut deferred_cgroup = mount_all(spec, rootfd, prepared, before_cgroup)?;
+    let mut deferred_cgroup = mount_all(plan, rootfd, prepared, before_cgroup)?;
 
     // 3. devices; the cgroup mounts held back come after the masks (see `finish`), unless
     // createContainer hooks are to see them before pivot_root, or there is no cgroup namespace
     // (the container's own cgroups are then bound from the host's paths, gone after the pivot)
-    create_devices(spec, rootfd, prepared, ns.user)?;
+    create_devices(plan, rootfd, prepared, ns.user)?;
     let null = verified_null(rootfd)?;
     if !ns.own_cgroup || ns.create_container_hooks {
         for d in std::mem::take(&mut deferred_cgroup) {
             before_cgroup()?;
-            d.mount(spec, rootfd, prepared.cgroups.as_ref())?;
+            d.mount(plan, rootfd, prepared.cgroups.as_ref())?;
         }
     }
 
@@ -304,7 +301,7 @@ fn pivot(rootfs: &Path, prop: Option<MsFlags>) -> Result<()> {
 /// The root itself (the prepared tree, or a fresh tmpfs for `sandbox`), attached at `rootfs`
 /// through descriptors only: the bundle's directory may not be searchable by the container's
 /// root (a 0700 parent), and need not be. Returned as the root's mount, private.
-fn attach_root(spec: &Spec, rootfs: &Path, prepared: &mut Prepared) -> Result<OwnedFd> {
+fn attach_root(plan: &Plan, rootfs: &Path, prepared: &mut Prepared) -> Result<OwnedFd> {
     let target = match prepared.target.take() {
         Some(t) => t,
         None => sys::openat2(
@@ -316,7 +313,7 @@ fn attach_root(spec: &Spec, rootfs: &Path, prepared: &mut Prepared) -> Result<Ow
         )
         .ctx(|| format!("open {}", rootfs.display()))?,
     };
-    let root: OwnedFd = if crate::spec::tmpfs_root(spec) {
+    let root: OwnedFd = if plan.tmpfs_root {
         let fsfd = sys::fsopen("tmpfs").ctx(|| "fsopen tmpfs")?;
         sys::fsconfig_string(&fsfd, "mode", "0755").ctx(|| "tmpfs root mode")?;
         sys::fsconfig_string(&fsfd, "size", "1m").ctx(|| "tmpfs root size")?;
@@ -326,7 +323,7 @@ fn attach_root(spec: &Spec, rootfs: &Path, prepared: &mut Prepared) -> Result<Ow
         sys::move_mount_fd(m.as_raw_fd(), target.as_raw_fd())
             .ctx(|| format!("attach tmpfs root at {}", rootfs.display()))?;
         // the host's merged-/usr symlinks (`/bin -> usr/bin`), made in the fresh root
-        for (name, to) in crate::spec::root_symlinks(spec) {
+        for (name, to) in &plan.root_symlinks {
             nix::unistd::symlinkat(to.as_str(), &m, name.as_str())
                 .ctx(|| format!("symlink /{name} -> {to} in the tmpfs root"))?;
         }
@@ -351,16 +348,16 @@ fn attach_root(spec: &Spec, rootfs: &Path, prepared: &mut Prepared) -> Result<Ow
 /// trees, the rest made. Cgroup mounts are held back (returned) unless a later mount goes
 /// inside one.
 fn mount_all(
-    spec: &Spec,
+    plan: &Plan,
     rootfd: RawFd,
     prepared: &mut Prepared,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Vec<DeferredCgroup>> {
     let mut binds = std::mem::take(&mut prepared.binds).into_iter().peekable();
     let mut deferred_cgroup: Vec<DeferredCgroup> = vec![];
-    let mounts: Vec<_> = spec.mounts().iter().flatten().collect();
-    for (i, m) in mounts.iter().enumerate() {
-        let o = mount_opts(m);
+    let mounts = &plan.mounts;
+    for (i, e) in mounts.iter().enumerate() {
+        let (m, o) = (&e.mount, &e.opts);
         let dest = m.destination();
         if o.bind.is_some() {
             let (_, tree) = binds
@@ -376,7 +373,7 @@ fn mount_all(
                 // goes inside it.
                 let nested_later = mounts[i + 1..]
                     .iter()
-                    .any(|n| n.destination().starts_with(dest) && n.destination() != dest);
+                    .any(|n| n.dest().starts_with(dest) && n.dest() != dest);
                 if !nested_later {
                     deferred_cgroup.push(DeferredCgroup {
                         index: i,
@@ -389,7 +386,7 @@ fn mount_all(
                 before_cgroup()?;
                 mount_cgroup(rootfd, dest, o.flags, &fstype, prepared.cgroups.as_ref())?;
             } else {
-                mount_fs(rootfd, i, m, &o, &fstype)?;
+                mount_fs(rootfd, i, m, o, &fstype)?;
             }
         }
         for p in &o.propagation {
@@ -478,14 +475,13 @@ pub struct DeferredCgroup {
 impl DeferredCgroup {
     fn mount(
         &self,
-        spec: &Spec,
+        plan: &Plan,
         rootfd: RawFd,
         layout: Option<&crate::cgroups::Layout>,
     ) -> Result<()> {
         mount_cgroup(rootfd, &self.dest, self.flags, &self.fstype, layout)?;
         let i = self.index;
-        let m = &spec.mounts().as_ref().expect("deferred from mounts")[i];
-        for p in &mount_opts(m).propagation {
+        for p in &plan.mounts[i].opts.propagation {
             let t = resolve_in_root(rootfd, &self.dest, false)?;
             set_propagation(&t, *p).ctx(|| format!("mounts[{i}]: propagation"))?;
         }

@@ -77,7 +77,7 @@ pub fn propagation_flag(p: &str) -> Option<MsFlags> {
 }
 
 /// A mount entry's options, sorted into flags, filesystem data and the rest.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MountOpts {
     pub flags: MsFlags,
     pub propagation: Vec<MsFlags>,

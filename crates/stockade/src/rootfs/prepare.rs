@@ -8,12 +8,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::mount::MsFlags;
-use oci_spec::runtime::Spec;
-
-use super::{attr_of, mount_opts, overlay, DEFAULT_DEVICES};
+use super::{attr_of, overlay, Plan, DEFAULT_DEVICES};
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, MountAttr};
+use nix::mount::MsFlags;
 
 /// Detached mount trees made by the runtime in the host's mount namespace, sent to the child.
 #[derive(Default)]
@@ -95,15 +93,12 @@ fn wants_idmap(owner_uid: u32, uid_maps: &[oci_spec::runtime::LinuxIdMapping]) -
 /// The rootfs as a detached tree: idmapped into the container's user namespace when its owner
 /// is outside the range (an overlay rebuilt from idmapped layers, as overlayfs takes no idmap).
 fn rootfs_tree(
-    spec: &Spec,
+    plan: &Plan,
     rootfs: &Path,
     userns: Option<&fs::File>,
-    (uid_maps, gid_maps): (
-        &[oci_spec::runtime::LinuxIdMapping],
-        &[oci_spec::runtime::LinuxIdMapping],
-    ),
     warnings: &mut Vec<String>,
 ) -> Result<OwnedFd> {
+    let (uid_maps, gid_maps) = (&plan.uid_maps[..], &plan.gid_maps[..]);
     let mut tree = sys::open_tree(rootfs, sys::OPEN_TREE_CLONE | sys::AT_RECURSIVE)
         .ctx(|| format!("open_tree rootfs {}", rootfs.display()))?;
     if let Some(ns) = userns {
@@ -125,11 +120,7 @@ fn rootfs_tree(
                 }
                 None => idmap(&tree, ns, true),
             };
-            let added_by_policy = spec
-                .annotations()
-                .as_ref()
-                .is_some_and(|a| a.contains_key(crate::spec::POLICY_ANNOTATION_ID_SLOT));
-            if let (Err(e), true) = (&res, added_by_policy) {
+            if let (Err(e), true) = (&res, plan.idmap_required) {
                 return Err(Error::Other(format!(
                     "rootfs {}: the user namespace the policy added needs an idmapped rootfs, and {e} (run with --policy none, or a policy with userNamespace: off)",
                     rootfs.display()
@@ -152,9 +143,8 @@ fn rootfs_tree(
 /// container's user namespace (maps already written) when it has a new one and the runtime is
 /// privileged enough to idmap.
 pub fn prepare(
-    spec: &Spec,
+    plan: &Plan,
     rootfs: &Path,
-    bundle: &Path,
     child: Option<i32>,
     userns: Option<&fs::File>,
     devices_by_bind: bool,
@@ -179,27 +169,17 @@ pub fn prepare(
             .ctx(|| format!("open {}", rootfs.display()))?,
         );
     }
-    let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
-    if !crate::spec::tmpfs_root(spec) {
-        p.rootfs = Some(rootfs_tree(
-            spec,
-            rootfs,
-            userns,
-            (&uid_maps, &gid_maps),
-            &mut p.warnings,
-        )?);
+    let (uid_maps, gid_maps) = (&plan.uid_maps[..], &plan.gid_maps[..]);
+    if !plan.tmpfs_root {
+        p.rootfs = Some(rootfs_tree(plan, rootfs, userns, &mut p.warnings)?);
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let o = mount_opts(m);
-        let Some(recursive) = o.bind else { continue };
-        let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_absolute() {
-            src
-        } else {
-            bundle.join(src)
+    for (i, e) in plan.mounts.iter().enumerate() {
+        let (m, o) = (&e.mount, &e.opts);
+        let (Some(recursive), Some(src)) = (o.bind, e.bind_source.as_deref()) else {
+            continue;
         };
         let flags = sys::OPEN_TREE_CLONE | if recursive { sys::AT_RECURSIVE } else { 0 };
-        let tree = sys::open_tree(&src, flags)
+        let tree = sys::open_tree(src, flags)
             .ctx(|| format!("mounts[{i}]: bind source {}", src.display()))?;
         let rro = o.recursive_ro.unwrap_or(false);
         sys::mount_setattr_fd(tree.as_raw_fd(), recursive || rro, &attr_of(o.flags))
@@ -218,14 +198,14 @@ pub fn prepare(
         let own_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
         if own_maps {
             // per-mount maps (containerd's for a pod's volumes): asked for, so never skipped
-            let ns = mount_userns(m, i, userns, (&uid_maps, &gid_maps))?;
+            let ns = mount_userns(m, i, userns, (uid_maps, gid_maps))?;
             crate::diag::mark("volume idmapped");
             idmap(&tree, &ns, recursive || o.idmap == Some(true))
                 .ctx(|| format!("mounts[{i}] {}: idmapped mount", src.display()))?;
         } else if let Some(ns) = userns {
-            let owner = fs::metadata(&src).map(|md| md.uid()).unwrap_or(0);
+            let owner = fs::metadata(src).map(|md| md.uid()).unwrap_or(0);
             let writable = !o.flags.contains(MsFlags::MS_RDONLY) && !rro;
-            if o.idmap.is_some() || (writable && wants_idmap(owner, &uid_maps)) {
+            if o.idmap.is_some() || (writable && wants_idmap(owner, uid_maps)) {
                 if let Err(e) = idmap(&tree, ns, recursive || o.idmap == Some(true)) {
                     p.warnings.push(format!(
                         "mounts[{i}] {}: idmapped mount refused ({e}); ownership shows unmapped",
@@ -248,14 +228,7 @@ pub fn prepare(
                 .ctx(|| format!("flags on {path}"))?;
             p.devices.push((PathBuf::from(path), tree));
         }
-        for (i, d) in spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, d) in plan.devices.iter().enumerate() {
             let tree = sys::open_tree(d.path(), sys::OPEN_TREE_CLONE)
                 .ctx(|| format!("linux.devices[{i}]: in a user namespace devices are bound from the host; open {}", d.path().display()))?;
             p.devices.push((d.path().clone(), tree));
