@@ -3,7 +3,10 @@
 //! here: the spec is checked against what each subsystem accepts ([`validate`]: mount
 //! destinations and options, id maps, sysctls, resources, Landlock), every error naming the file
 //! and the JSON field; the namespaces to make and join, the network, the learning run, the
-//! cgroup and the host ids are decided once. The engine ([`crate::container`]) reads the plan.
+//! cgroup and the host ids are decided once, and each subsystem's part of the spec is read into
+//! its own plan (namespaces, rootfs, seccomp, hooks, net, netdev, learning). The engine
+//! ([`crate::container`]) reads the plan, never the spec: the spec is private here, read only
+//! for the process ([`Plan::process`]).
 
 use std::borrow::Cow;
 use std::collections::HashSet;

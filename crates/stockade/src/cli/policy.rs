@@ -156,13 +156,25 @@ pub fn apply_to_create(
     p: &Policy,
     root: &Path,
     id: &str,
-    spec: oci_spec::runtime::Spec,
+    mut spec: oci_spec::runtime::Spec,
     file: &Path,
     bundle: &Path,
     log: &Log,
 ) -> Result<(oci_spec::runtime::Spec, Option<ids::Range>)> {
+    // The seccomp profile (an engine's is hundreds of rules) stays out of the JSON round trip:
+    // the rules only ask whether there is one, which a placeholder answers.
+    let profile = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.seccomp_mut().take());
     let mut v = serde_json::to_value(&spec)?;
+    if profile.is_some() {
+        v["linux"]["seccomp"] = serde_json::json!({});
+    }
     let out = policy::apply(p, &mut v, file)?;
+    if profile.is_some() {
+        v["linux"]["seccomp"] = serde_json::Value::Null;
+    }
     for c in &out.changes {
         log.warn(&format!("policy {}: {}: {}", c.rule, c.field, c.what));
     }
@@ -206,12 +218,15 @@ pub fn apply_to_create(
             }
         }
     }
-    let spec = serde_json::from_value(v).map_err(|e| {
+    let mut spec: oci_spec::runtime::Spec = serde_json::from_value(v).map_err(|e| {
         if let Some(r) = &range {
             ids::release(root, r.slot, id);
         }
         anyhow::anyhow!("{}: after the policy: {e}", file.display())
     })?;
+    if let (Some(prof), Some(l)) = (profile, spec.linux_mut().as_mut()) {
+        l.set_seccomp(Some(prof));
+    }
     Ok((spec, range))
 }
 
