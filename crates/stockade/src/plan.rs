@@ -107,7 +107,9 @@ impl<'a> Plan<'a> {
     /// Validate, decide, warn once about what is accepted but not applied.
     pub fn make(id: &'a str, bundle: &'a Path, spec: &'a Spec, o: &RunOptions) -> Result<Plan<'a>> {
         crate::state::check_id(id)?;
-        validate(spec, bundle, &o.config_file)?;
+        // a profile found compiled in the cache was checked when it was compiled
+        let cached = crate::seccomp::cached(spec, &o.root);
+        let root = check(spec, bundle, &o.config_file, cached.is_none())?;
         // complain/enforce (see `agent`): checked before anything is created
         let watch = crate::seccomp::watch(spec, &o.config_file, true)?;
         let landlock = crate::landlock::Config::from_annotations(spec.annotations().as_ref())
@@ -137,6 +139,7 @@ impl<'a> Plan<'a> {
             (o.learn_dir.as_deref(), &o.config_file),
             o.quiet,
         )?;
+        let cached = cached.filter(|_| learning_spec.is_none());
         let spec = learning_spec.map_or(Cow::Borrowed(spec), Cow::Owned);
         let process = spec.process().as_ref().expect("validated");
         if !o.quiet {
@@ -168,8 +171,11 @@ impl<'a> Plan<'a> {
             .as_ref()
             .map(|l| Cgroup::plan(l, cgroups_path.as_deref(), id, unit));
         let hooks = crate::hooks::Plan::from_spec(&spec, id, bundle);
-        let rootfs = crate::rootfs::Plan::from_spec(&spec, bundle);
-        let seccomp = crate::seccomp::Plan::from_spec(&spec, &o.config_file)?;
+        let rootfs = crate::rootfs::Plan::from_spec(&spec, bundle, root.unwrap_or_default());
+        let seccomp = crate::seccomp::Plan {
+            cached,
+            ..crate::seccomp::Plan::from_spec(&spec, &o.config_file)?
+        };
         let effective =
             crate::spec::policy_changed(&spec) || !o.config_file.ends_with("config.json");
         let record = Record {
@@ -290,6 +296,12 @@ fn accepted_not_applied(spec: &Spec) -> Vec<String> {
 
 /// Everything that can be checked before touching the system. `file` is what errors name.
 pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
+    check(spec, bundle, file, true).map(|_| ())
+}
+
+/// [`validate`], the seccomp profile's check left out unless `seccomp`; returns the rootfs
+/// path, resolved against the bundle (None for a tmpfs root).
+fn check(spec: &Spec, bundle: &Path, file: &Path, seccomp: bool) -> Result<Option<PathBuf>> {
     let major = spec.version().split('.').next().unwrap_or("");
     if major != "1" {
         return Err(config_err(
@@ -317,11 +329,15 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
     check_process(spec, file)?;
     check_mounts(spec, root.as_deref(), file)?;
     let Some(linux) = spec.linux().as_ref() else {
-        return Ok(());
+        return Ok(root);
     };
     let seen = check_namespaces(linux, file)?;
     check_linux(linux, &seen, file)?;
-    check_since_1_2(spec, linux, file)
+    if seccomp {
+        check_seccomp(linux, file)?;
+    }
+    check_since_1_2(spec, linux, file)?;
+    Ok(root)
 }
 
 /// runtime-spec 1.2.1 and 1.3 (`process.execCPUAffinity`, `linux.memoryPolicy`,
@@ -504,7 +520,7 @@ fn check_namespaces(
 }
 
 /// The rest of `linux`: sysctls (by the namespaces listed), resources, cgroupsPath, rootfs
-/// propagation, seccomp.
+/// propagation.
 fn check_linux(
     linux: &oci_spec::runtime::Linux,
     seen: &HashSet<LinuxNamespaceType>,
@@ -549,6 +565,11 @@ fn check_linux(
             ));
         }
     }
+    Ok(())
+}
+
+/// `linux.seccomp`: a profile the compiler takes, errors naming the field.
+fn check_seccomp(linux: &oci_spec::runtime::Linux, file: &Path) -> Result<()> {
     if let Some(seccomp) = linux.seccomp() {
         let v = serde_json::to_value(seccomp).map_err(|e| Error::Other(e.to_string()))?;
         stockade_seccomp::Profile::from_value(&v).map_err(|e| {

@@ -37,6 +37,8 @@ pub struct Plan {
     pub caps: Vec<String>,
     /// (`org.stockade.seccomp.ready`, `org.stockade.seccomp.startup`), both given.
     pub ready: Option<(String, String)>,
+    /// The compiled filter, found in the cache when the plan was made (see [`cached`]).
+    pub cached: Option<Filter>,
 }
 
 impl Plan {
@@ -49,8 +51,25 @@ impl Plan {
             watch: watch(spec, file, false)?,
             caps: bounding_names(spec),
             ready: get(ANNOTATION_READY).zip(get(ANNOTATION_STARTUP)),
+            cached: None,
         })
     }
+}
+
+/// The spec's filter from the cache under `root`, for a profile compiled as written (no
+/// complain/enforce mode, no NOTIFY action: nothing added at compile time). A hit means this
+/// exact profile was parsed, checked and compiled before, so the plan need not check it again.
+pub fn cached(spec: &Spec, root: &Path) -> Option<Filter> {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    let sc = spec.linux().as_ref()?.seccomp().as_ref()?;
+    if !matches!(Watch::from_spec(spec), Ok(None))
+        || sc.default_action() == ScmpActNotify
+        || (sc.syscalls().iter().flatten()).any(|r| r.action() == ScmpActNotify)
+    {
+        return None;
+    }
+    let json = serde_json::to_string(sc).ok()?;
+    Cache::new(root, &json, &bounding_names(spec)).get()
 }
 
 /// Compile `linux.seccomp` (None when the spec has none), through the cache under `root` when
@@ -87,6 +106,28 @@ pub fn compile_plan(
     let Some(sc) = plan.profile.as_ref() else {
         return Ok(None);
     };
+    let filter = match &plan.cached {
+        Some(f) => f.clone(),
+        None => compile_cached(sc, plan, file, root, channel_fd)?,
+    };
+    if !quiet && !filter.unknown.is_empty() {
+        crate::diag::warn(&format!(
+            "linux.seccomp names syscalls no supported architecture knows (ignored): {}",
+            filter.unknown.join(", ")
+        ));
+    }
+    Ok(Some(filter))
+}
+
+/// The profile as compiled (see [`profile_json`]), from the cache under `root` or compiled
+/// (and put there).
+fn compile_cached(
+    sc: &oci_spec::runtime::LinuxSeccomp,
+    plan: &Plan,
+    file: &Path,
+    root: Option<&Path>,
+    channel_fd: Option<i32>,
+) -> Result<Filter> {
     let caps = plan.caps.clone();
     let json = profile_json(sc, plan.watch.as_ref(), channel_fd, file)?;
     let cache = root.map(|r| Cache::new(r, &json, &caps));
@@ -108,13 +149,7 @@ pub fn compile_plan(
             f
         }
     };
-    if !quiet && !filter.unknown.is_empty() {
-        crate::diag::warn(&format!(
-            "linux.seccomp names syscalls no supported architecture knows (ignored): {}",
-            filter.unknown.join(", ")
-        ));
-    }
-    Ok(Some(filter))
+    Ok(filter)
 }
 
 /// The profile's JSON as compiled (and keyed in the cache): with the watch mode's actions, and

@@ -70,15 +70,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_spec(spec: &Spec, bundle: &Path) -> Plan {
+    /// `path`: `root.path` resolved (`crate::spec::rootfs_path`), empty for a tmpfs root.
+    pub fn from_spec(spec: &Spec, bundle: &Path, path: PathBuf) -> Plan {
         let linux = spec.linux().as_ref();
         let tmpfs_root = crate::spec::tmpfs_root(spec);
         Plan {
-            path: if tmpfs_root {
-                PathBuf::new()
-            } else {
-                crate::spec::rootfs_path(spec, bundle)
-            },
+            path,
             tmpfs_root,
             root_symlinks: crate::spec::root_symlinks(spec),
             readonly: (spec.root().as_ref()).is_some_and(|r| r.readonly() == Some(true)),
