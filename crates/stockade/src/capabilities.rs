@@ -47,7 +47,7 @@ fn convert(set: &Option<Capabilities>) -> HashSet<Cap> {
 }
 
 /// The five sets of a spec, as `caps` sets (bounding, effective, permitted, inheritable,
-/// ambient), each cut to what the running kernel supports (probed once: 41 prctl calls).
+/// ambient), each cut to what the running kernel supports ([`supported`]).
 pub struct Sets {
     pub bounding: HashSet<Cap>,
     pub effective: HashSet<Cap>,
@@ -60,7 +60,7 @@ pub struct Sets {
 
 impl Sets {
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Sets {
-        let supported = caps::runtime::thread_all_supported();
+        let supported = supported();
         let only = |set: &Option<Capabilities>| -> HashSet<Cap> {
             convert(set).intersection(&supported).copied().collect()
         };
@@ -93,6 +93,17 @@ impl Sets {
             }
         }
     }
+}
+
+/// Every capability the running kernel knows. Their numbers are contiguous from 0: when it knows
+/// the highest one the `caps` crate names, it knows them all (one prctl; probing each is 41).
+fn supported() -> HashSet<Cap> {
+    let all = caps::all();
+    let top = all.iter().map(|c| c.index()).max().unwrap_or(0);
+    if crate::sys::capbset_read(top).is_ok() {
+        return all;
+    }
+    caps::runtime::thread_all_supported()
 }
 
 /// Ambient capabilities the kernel will not raise because they are not also permitted and
@@ -150,9 +161,10 @@ pub fn check_obtainable(
 
 /// Step 1, as (namespace) root: shrink the bounding set.
 pub fn drop_bounding(s: &Sets) -> Result<()> {
+    // one prctl each, without reading first (the caps crate's `drop` does: twice the calls)
     for &c in &s.supported {
         if !s.bounding.contains(&c) {
-            caps::drop(None, CapSet::Bounding, c)
+            crate::sys::capbset_drop(c.index())
                 .map_err(|e| Error::Other(format!("drop {c} from bounding set: {e}")))?;
         }
     }

@@ -91,6 +91,26 @@ pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
+/// `prctl(PR_CAPBSET_DROP, cap)`: one capability out of the bounding set (a capability already
+/// out of it stays out; EINVAL for one the kernel does not know).
+pub fn capbset_drop(cap: u8) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes the capability number and reads no memory.
+    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `prctl(PR_CAPBSET_READ, cap)`: whether the capability is in the bounding set; EINVAL for one
+/// the kernel does not know.
+pub fn capbset_read(cap: u8) -> io::Result<bool> {
+    // SAFETY: PR_CAPBSET_READ takes the capability number and reads no memory.
+    match unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) } {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        r => Ok(r == 1),
+    }
+}
+
 /// `struct mount_attr` from `<linux/mount.h>`.
 #[repr(C)]
 #[derive(Default, Debug, Clone, Copy)]
