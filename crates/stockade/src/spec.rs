@@ -97,7 +97,8 @@ pub fn load(file: &Path) -> Result<Spec> {
     if !md.is_file() {
         return Err(config_err(file, "", "not a regular file"));
     }
-    let mut text = String::new();
+    // sized from the metadata: one read (a growing buffer starts at 32 bytes: ten reads)
+    let mut text = String::with_capacity(md.len().min(MAX_CONFIG_BYTES) as usize + 1);
     f.take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(|e| config_err(file, "", format!("cannot read: {e}")))?;
