@@ -109,11 +109,9 @@ impl<'a> Plan<'a> {
         crate::state::check_id(id)?;
         // a profile found compiled in the cache was checked when it was compiled
         let cached = crate::seccomp::cached(spec, &o.root);
-        let root = check(spec, bundle, &o.config_file, cached.is_none())?;
+        let Checked { root, landlock } = check(spec, bundle, &o.config_file, cached.is_none())?;
         // complain/enforce (see `agent`): checked before anything is created
         let watch = crate::seccomp::watch(spec, &o.config_file, true)?;
-        let landlock = crate::landlock::Config::from_annotations(spec.annotations().as_ref())
-            .map_err(|(field, msg)| config_err(&o.config_file, field, msg))?;
         let ns = crate::namespaces::Plan::from_spec(spec);
         let (uid_maps, gid_maps) = crate::namespaces::id_maps(spec);
         let joined_user = spec.linux().as_ref().and_then(|l| {
@@ -244,8 +242,6 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Bind more mounts (the network's `/etc/hosts` and `/etc/resolv.conf`, files in the
-    /// state directory made once it exists).
     /// The child's side of the network hand-off: does the runtime wait for its network
     /// namespace (then the child sends "N" once the namespace exists: to set up stockade's
     /// network, or to move `linux.netDevices` into a namespace made for it), and with an
@@ -259,6 +255,8 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// Bind more mounts (the network's `/etc/hosts` and `/etc/resolv.conf`, files in the
+    /// state directory made once it exists).
     pub fn add_mounts(&mut self, more: Vec<oci_spec::runtime::Mount>) {
         let bundle = self.bundle;
         (self.rootfs.mounts).extend(
@@ -299,9 +297,16 @@ pub fn validate(spec: &Spec, bundle: &Path, file: &Path) -> Result<()> {
     check(spec, bundle, file, true).map(|_| ())
 }
 
-/// [`validate`], the seccomp profile's check left out unless `seccomp`; returns the rootfs
-/// path, resolved against the bundle (None for a tmpfs root).
-fn check(spec: &Spec, bundle: &Path, file: &Path, seccomp: bool) -> Result<Option<PathBuf>> {
+/// What checking a config yields besides its verdict.
+struct Checked {
+    /// `root.path` resolved against the bundle (None for a tmpfs root).
+    root: Option<PathBuf>,
+    /// The Landlock ruleset of the annotations.
+    landlock: Option<crate::landlock::Config>,
+}
+
+/// [`validate`], the seccomp profile's check left out unless `seccomp`.
+fn check(spec: &Spec, bundle: &Path, file: &Path, seccomp: bool) -> Result<Checked> {
     let major = spec.version().split('.').next().unwrap_or("");
     if major != "1" {
         return Err(config_err(
@@ -327,9 +332,11 @@ fn check(spec: &Spec, bundle: &Path, file: &Path, seccomp: bool) -> Result<Optio
         }
     }
     check_process(spec, file)?;
+    let landlock = crate::landlock::Config::from_annotations(spec.annotations().as_ref())
+        .map_err(|(field, msg)| config_err(file, field, msg))?;
     check_mounts(spec, root.as_deref(), file)?;
     let Some(linux) = spec.linux().as_ref() else {
-        return Ok(root);
+        return Ok(Checked { root, landlock });
     };
     let seen = check_namespaces(linux, file)?;
     check_linux(linux, &seen, file)?;
@@ -337,7 +344,7 @@ fn check(spec: &Spec, bundle: &Path, file: &Path, seccomp: bool) -> Result<Optio
         check_seccomp(linux, file)?;
     }
     check_since_1_2(spec, linux, file)?;
-    Ok(root)
+    Ok(Checked { root, landlock })
 }
 
 /// runtime-spec 1.2.1 and 1.3 (`process.execCPUAffinity`, `linux.memoryPolicy`,
